@@ -1,0 +1,53 @@
+"""`nn-harness check`: copy weights across, compare logits, loss, gradients and one step."""
+
+from __future__ import annotations
+
+from harness.cli import common
+
+HELP = "check that two backends compute the same logits, loss, gradients and update"
+EXAMPLE = "nn-harness check --backends scratch,torch --dataset digits --dims 64,32,10 --dtype float64"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help=HELP, description=HELP + ".",
+                       epilog=f"example:\n  {EXAMPLE}")
+    common.add_backends_arg(p)
+    common.add_data_args(p)
+    common.add_model_args(p)
+    common.add_optimizer_args(p)
+    common.add_tolerance_args(p)
+    common.add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from harness.compare import check_equivalence, resolve_tolerances
+    from harness.data import standardize
+    from harness.registry import make_backend
+
+    backends = common.validate_backends(args.backends, at_least=2)
+    if len(backends) != 2:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"`--backends` for check takes exactly two names (reference, "
+                          f"candidate), got {','.join(backends)}")
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
+    opt = common.optimizer_spec(args)
+    resolve_tolerances(spec.dtype, args.rtol, args.atol)
+    device = common.validate_device(args)
+    (X,) = standardize(data.X)
+    reference = make_backend(backends[0], spec, opt, device=device)
+    candidate = make_backend(backends[1], spec, opt, device=device)
+    report = check_equivalence(reference, candidate, X, data.y, rtol=args.rtol, atol=args.atol,
+                               reference_name=backends[0], candidate_name=backends[1])
+    if args.json:
+        out = report.to_dict()
+        out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),
+                         "optimizer": opt.to_dict()}
+        common.print_json(out)
+    else:
+        print(f"data: {data.name} ({len(data)} samples, standardised), dims {spec.dims}, "
+              f"{spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(report)
+    return 0 if report.passed else 1

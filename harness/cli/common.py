@@ -1,0 +1,172 @@
+"""Flags shared by the subcommands, with one meaning everywhere, and their parsing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.errors import ConfigError
+
+DEFAULT_HIDDEN = 32
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's signature
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def csv_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers like 64,32,10, got {text!r}") from None
+
+
+def csv_names(text: str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def csv_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers like 0.9,0.999, got {text!r}") from None
+
+
+def add_backends_arg(p: argparse.ArgumentParser, default: str = "scratch,torch") -> None:
+    p.add_argument("--backends", type=csv_names, default=csv_names(default), metavar="A,B",
+                   help="backends to compare: scratch, torch or package.module:Class "
+                        f"(default: {default})")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES
+
+    g = p.add_argument_group("model")
+    g.add_argument("--dims", type=csv_ints, default=None, metavar="D0,...,DL",
+                   help=f"layer widths; first = features, last = classes "
+                        f"(default: features,{DEFAULT_HIDDEN},classes of the data)")
+    g.add_argument("--activation", default="relu", metavar="NAME",
+                   help=f"hidden activation: {', '.join(ACTIVATION_NAMES)} (default: relu)")
+    g.add_argument("--dtype", default="float64", metavar="DTYPE",
+                   help=f"{' or '.join(DTYPE_NAMES)} (default: float64)")
+    g.add_argument("--seed", type=int, default=0, help="seed of parameters and batches "
+                                                        "(default: 0)")
+    g.add_argument("--device", default="cpu", metavar="DEV",
+                   help="device of the torch backend: cpu or cuda (default: cpu)")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    from harness.data import BUILTIN_DATASETS
+
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="digits", metavar="NAME",
+                   help=f"built-in data set: {', '.join(BUILTIN_DATASETS)} (default: digits)")
+
+
+def add_optimizer_args(p: argparse.ArgumentParser) -> None:
+    from harness.specs import OPTIMIZER_NAMES
+
+    g = p.add_argument_group("optimizer (torch.optim's meanings)")
+    g.add_argument("--optimizer", default="adam", metavar="NAME",
+                   help=f"{', '.join(OPTIMIZER_NAMES)} (default: adam)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
+    g.add_argument("--weight-decay", type=float, default=1e-4,
+                   help="weight decay, on every parameter (default: 1e-4)")
+    g.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default: 0)")
+    g.add_argument("--nesterov", action="store_true", help="sgd Nesterov momentum")
+    g.add_argument("--betas", type=csv_floats, default=(0.9, 0.999), metavar="B1,B2",
+                   help="adam/adamw betas (default: 0.9,0.999)")
+    g.add_argument("--eps", type=float, default=1e-8, help="adam/adamw eps (default: 1e-8)")
+
+
+def add_tolerance_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("tolerances")
+    g.add_argument("--rtol", type=float, default=None,
+                   help="relative tolerance (default: by dtype; give with --atol)")
+    g.add_argument("--atol", type=float, default=None,
+                   help="absolute tolerance (default: by dtype; give with --rtol)")
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+# ----------------------------------------------------------------------- parsing
+def load_data(args):
+    """The data set the flags name (unstandardised)."""
+    from harness.data import load_dataset
+
+    return load_dataset(args.dataset, seed=args.seed)
+
+
+def model_spec(args, dataset):
+    """A ModelSpec from the model flags, with dims checked against the data."""
+    from harness.specs import ModelSpec
+
+    dims = args.dims or (dataset.n_features, DEFAULT_HIDDEN, dataset.n_classes)
+    if len(dims) >= 2:
+        if dims[0] != dataset.n_features:
+            raise ConfigError(f"`--dims` must start with the number of features of "
+                              f"{dataset.name} ({dataset.n_features}), got {','.join(map(str, dims))}")
+        if dims[-1] != dataset.n_classes:
+            raise ConfigError(f"`--dims` must end with the number of classes of "
+                              f"{dataset.name} ({dataset.n_classes}), got {','.join(map(str, dims))}")
+    return ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed)
+
+
+def optimizer_spec(args):
+    from harness.specs import OptimizerSpec
+
+    return OptimizerSpec(name=args.optimizer, lr=args.lr, momentum=args.momentum,
+                         nesterov=args.nesterov, betas=tuple(args.betas), eps=args.eps,
+                         weight_decay=args.weight_decay)
+
+
+def validate_device(args) -> str:
+    device = getattr(args, "device", "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"`--device` must be one of cpu, cuda, got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("`--device cuda` was asked for but no CUDA device is available")
+    return device
+
+
+def validate_backends(names, *, at_least: int = 1) -> tuple[str, ...]:
+    from harness.registry import validate_backend_name
+
+    for name in names:
+        validate_backend_name(name)
+    if len(names) < at_least:
+        raise ConfigError(f"`--backends` needs at least {at_least} names, got {','.join(names)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"`--backends` names a backend twice: {','.join(names)}")
+    return tuple(names)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2, default=_json_default)
+    sys.stdout.write("\n")
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")

@@ -1,0 +1,41 @@
+"""Every exception the harness raises, in one place.
+
+Library code raises these; only the CLI turns them into messages and exit codes:
+
+* :class:`ConfigError` (and its subclasses) means bad input or usage: exit code 2.
+* :class:`NumericalError` means a computation produced NaN or inf: exit code 1.
+
+``ConfigError`` derives from :class:`ValueError` so that callers who catch
+``ValueError`` (as the ``Classifier`` protocol promises for ``set_params``) keep working.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on purpose."""
+
+
+class ConfigError(HarnessError, ValueError):
+    """Bad input or usage: an argument, a specification, a file or a data set."""
+
+
+class ParamError(ConfigError):
+    """A parameter dictionary does not fit the model (name, shape, dtype or value)."""
+
+
+class DataError(ConfigError):
+    """A data set cannot be used as given (missing column, NaN, a single class, ...)."""
+
+
+class ProtocolError(ConfigError):
+    """A user-supplied class cannot be imported or does not implement ``Classifier``."""
+
+
+class NumericalError(HarnessError, ArithmeticError):
+    """A loss or parameter became NaN or inf while running."""
+
+    def __init__(self, message: str, *, step: int | None = None, backend: str | None = None):
+        super().__init__(message)
+        self.step = step
+        self.backend = backend

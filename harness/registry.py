@@ -1,0 +1,102 @@
+"""Build a backend by name: the built-in ones, or a user's class as "module:Class"."""
+
+from __future__ import annotations
+
+import importlib
+
+from harness.errors import ConfigError, ProtocolError
+from harness.protocol import PROTOCOL_METHODS, Classifier
+from harness.specs import ModelSpec, OptimizerSpec
+
+BUILTIN_BACKENDS: tuple[str, ...] = ("scratch", "torch")
+
+
+def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
+    from scratch import MLP
+    from scratch.optimizers import make_optimizer
+
+    return MLP(spec.dims, spec.activation, spec.dtype, spec.seed,
+               optimizer=make_optimizer(**optimizer.to_dict()))
+
+
+def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
+    from torch_impl import TorchClassifier
+
+    return TorchClassifier(spec, optimizer, device=device)
+
+
+_BUILDERS = {"scratch": _scratch, "torch": _torch}
+
+
+def validate_backend_name(name: str) -> str:
+    """Refuse a name that is neither built in nor of the form "module:Class"."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"backend must be a non-empty string, got {name!r}")
+    if name in _BUILDERS:
+        return name
+    module, sep, cls = name.partition(":")
+    if not sep or not module or not cls or ":" in cls:
+        raise ConfigError(
+            f"unknown backend {name!r}; choose one of {', '.join(BUILTIN_BACKENDS)} "
+            f"or give your own class as 'package.module:ClassName'"
+        )
+    return name
+
+
+def load_user_class(name: str) -> type:
+    """Import the class named by "package.module:ClassName"."""
+    module_name, _, cls_name = validate_backend_name(name).partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import failure is the user's input problem
+        raise ProtocolError(
+            f"cannot import module {module_name!r} for backend {name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    obj = module
+    for part in cls_name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ProtocolError(f"module {module_name!r} has no attribute {cls_name!r}")
+    if not isinstance(obj, type):
+        raise ProtocolError(f"backend {name!r} is not a class (got {type(obj).__name__})")
+    return obj
+
+
+def check_protocol(model, name: str) -> None:
+    """Raise ProtocolError naming what is missing when ``model`` is not a Classifier."""
+    missing = [m for m in PROTOCOL_METHODS if not callable(getattr(model, m, None))]
+    if not hasattr(model, "dims"):
+        missing.insert(0, "dims")
+    if missing or not isinstance(model, Classifier):
+        raise ProtocolError(
+            f"backend {name!r} does not implement the Classifier protocol: "
+            f"missing {', '.join(missing) or 'attributes'}"
+        )
+
+
+def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = None, *,
+                 device: str = "cpu") -> Classifier:
+    """Build the backend ``name`` for ``spec`` with ``optimizer`` (default ``OptimizerSpec()``).
+
+    ``name`` is "scratch", "torch", or "package.module:ClassName"; a user class is
+    constructed as ``ClassName(spec, optimizer)`` and checked against the protocol.
+    ``device`` applies to the torch backend only.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise ConfigError(f"`spec` must be a ModelSpec, got {type(spec).__name__}")
+    optimizer = OptimizerSpec() if optimizer is None else optimizer
+    if not isinstance(optimizer, OptimizerSpec):
+        raise ConfigError(f"`optimizer` must be an OptimizerSpec, got {type(optimizer).__name__}")
+    validate_backend_name(name)
+    if name in _BUILDERS:
+        return _BUILDERS[name](spec, optimizer, device)
+    cls = load_user_class(name)
+    try:
+        model = cls(spec, optimizer)
+    except (ConfigError, ValueError) as exc:
+        raise ProtocolError(f"backend {name!r} refused the configuration: {exc}") from exc
+    check_protocol(model, name)
+    if tuple(model.dims) != spec.dims:
+        raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")
+    return model

@@ -1,0 +1,147 @@
+"""Specifications of a model and of its optimizer, validated at construction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+from scratch.activations import ACTIVATIONS
+
+ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
+DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw")
+
+
+def _choices(values) -> str:
+    return ", ".join(values)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: layer widths, hidden activation, dtype and initialisation seed.
+
+    Parameters
+    ----------
+    dims : sequence of int
+        ``(d_0, ..., d_L)``: number of features, hidden widths, number of classes.
+    activation : str
+        Hidden-layer activation, one of ``relu, tanh, sigmoid, leaky_relu, gelu``.
+    dtype : str
+        ``float32`` or ``float64``; kept end to end.
+    seed : int
+        Seed of the initial parameters (uniform in +-1/sqrt(fan_in), as nn.Linear).
+    """
+
+    dims: tuple[int, ...]
+    activation: str = "relu"
+    dtype: str = "float64"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            dims = tuple(self.dims)
+        except TypeError:
+            raise ConfigError(f"`dims` must be a sequence of integers, got {self.dims!r}") from None
+        if len(dims) < 2:
+            raise ConfigError(f"`dims` must have at least two entries, got {dims}")
+        for d in dims:
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+                raise ConfigError(f"`dims` entries must be positive integers, got {dims}")
+        object.__setattr__(self, "dims", tuple(int(d) for d in dims))
+        if self.activation not in ACTIVATION_NAMES:
+            raise ConfigError(
+                f"`activation` must be one of {_choices(ACTIVATION_NAMES)}, got {self.activation!r}"
+            )
+        dtype = np.dtype(self.dtype).name if _is_dtype_like(self.dtype) else self.dtype
+        if dtype not in DTYPE_NAMES:
+            raise ConfigError(f"`dtype` must be one of {_choices(DTYPE_NAMES)}, got {self.dtype!r}")
+        object.__setattr__(self, "dtype", dtype)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ConfigError(f"`seed` must be an integer, got {self.seed!r}")
+        if self.seed < 0:
+            raise ConfigError(f"`seed` must be >= 0, got {self.seed}")
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.dims) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["dims"] = list(self.dims)
+        return d
+
+
+def _is_dtype_like(value) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer with torch.optim's meanings.
+
+    ``sgd`` is torch.optim.SGD (momentum with dampening 0, optional Nesterov,
+    weight decay added to the gradient); ``adam`` is torch.optim.Adam (weight decay
+    as an L2 term added to the gradient); ``adamw`` is torch.optim.AdamW (decoupled
+    weight decay). Weight decay applies to every parameter, biases included.
+    """
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = field(default=(0.9, 0.999))
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZER_NAMES:
+            raise ConfigError(
+                f"`optimizer` must be one of {_choices(OPTIMIZER_NAMES)}, got {self.name!r}"
+            )
+        for key in ("lr", "momentum", "eps", "weight_decay"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise ConfigError(f"`{key}` must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"`{key}` must be finite, got {value}")
+            object.__setattr__(self, key, float(value))
+        if self.lr <= 0:
+            raise ConfigError(f"`lr` must be > 0, got {self.lr:g}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"`weight_decay` must be >= 0, got {self.weight_decay:g}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"`momentum` must be in [0, 1), got {self.momentum:g}")
+        if self.eps <= 0:
+            raise ConfigError(f"`eps` must be > 0, got {self.eps:g}")
+        if not isinstance(self.nesterov, bool):
+            raise ConfigError(f"`nesterov` must be True or False, got {self.nesterov!r}")
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0.0):
+            raise ConfigError(
+                f"`nesterov` needs the sgd optimizer with momentum > 0, got optimizer "
+                f"{self.name!r} with momentum {self.momentum:g}"
+            )
+        try:
+            betas = tuple(float(b) for b in self.betas)
+        except (TypeError, ValueError):
+            raise ConfigError(f"`betas` must be two numbers, got {self.betas!r}") from None
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(f"`betas` must be two numbers in [0, 1), got {self.betas!r}")
+        object.__setattr__(self, "betas", betas)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d

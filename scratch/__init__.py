@@ -1,0 +1,10 @@
+"""A multi-class MLP written from scratch on NumPy (no torch anywhere in here).
+
+Modules, one concept each: :mod:`scratch.activations`, :mod:`scratch.losses`,
+:mod:`scratch.optimizers`, :mod:`scratch.model`.
+"""
+
+from scratch.model import MLP
+from scratch.optimizers import SGD, Adam, AdamW
+
+__all__ = ["MLP", "SGD", "Adam", "AdamW"]

@@ -1,0 +1,120 @@
+"""Hidden-layer activations, each forward function beside its derivative.
+
+Every derivative takes the pre-activation ``z`` and the activation ``a = f(z)``
+(both of shape (N, d)) and returns ``da/dz`` element-wise, shape (N, d); some use
+``z``, some reuse ``a`` to save work.  The derivative at a kink (``z == 0`` for
+relu and leaky_relu) is the one torch uses: the left-hand slope.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LEAKY_SLOPE = 0.01
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    """max(z, 0), element-wise."""
+    return np.maximum(z, 0)
+
+
+def relu_grad(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """1 where z > 0, else 0."""
+    return (z > 0).astype(z.dtype)
+
+
+def leaky_relu(z: np.ndarray) -> np.ndarray:
+    """z where z > 0, else 0.01 z."""
+    return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
+
+
+def leaky_relu_grad(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """1 where z > 0, else 0.01."""
+    return np.where(z > 0, z.dtype.type(1), z.dtype.type(LEAKY_SLOPE))
+
+
+def tanh(z: np.ndarray) -> np.ndarray:
+    return np.tanh(z)
+
+
+def tanh_grad(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    # d tanh(z) / dz = 1 - tanh(z)^2
+    return 1 - a * a
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)), computed as exp(-log(1 + exp(-z))) so it never overflows."""
+    return np.exp(-np.logaddexp(0, -z))
+
+
+def sigmoid_grad(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    # d sigma(z) / dz = sigma(z) (1 - sigma(z))
+    return a * (1 - a)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function to float64 precision, with NumPy alone.
+
+    For |x| <= 3 the series erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (2n+1)!!
+    (all terms positive: no cancellation); beyond, erfc from its continued fraction
+    erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))).
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+
+    Returns
+    -------
+    ndarray of float64, same shape
+    """
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    small = np.abs(x) <= 3.0
+
+    xs = x[small]
+    term = xs.copy()
+    total = xs.copy()
+    x2 = xs * xs
+    for n in range(1, 200):  # converges in at most ~60 terms for |x| <= 3
+        term *= 2 * x2 / (2 * n + 1)
+        total += term
+        if not np.any(np.abs(term) > 1e-17 * np.abs(total)):
+            break
+    out[small] = 2 / math.sqrt(math.pi) * np.exp(-x2) * total
+
+    xl = np.abs(x[~small])
+    fraction = xl.copy()
+    for k in range(60, 0, -1):  # evaluated from the tail; 60 terms suffice for x > 3
+        fraction = xl + (k / 2) / fraction
+    erfc = np.exp(-xl * xl) / (math.sqrt(math.pi) * fraction)
+    out[~small] = np.sign(x[~small]) * (1 - erfc)
+    return out
+
+
+_SQRT_HALF = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def gelu(z: np.ndarray) -> np.ndarray:
+    """z * Phi(z), with Phi the standard normal CDF (torch's exact erf form)."""
+    phi_cdf = 0.5 * (1 + erf(z * _SQRT_HALF))
+    return (z * phi_cdf).astype(z.dtype, copy=False)
+
+
+def gelu_grad(z: np.ndarray, a: np.ndarray) -> np.ndarray:
+    # d/dz [z Phi(z)] = Phi(z) + z phi(z), with phi the standard normal density
+    phi_cdf = 0.5 * (1 + erf(z * _SQRT_HALF))
+    density = _INV_SQRT_2PI * np.exp(-0.5 * np.square(z, dtype=np.float64))
+    return (phi_cdf + z * density).astype(z.dtype, copy=False)
+
+
+#: name -> (forward, derivative); the one list of activations the project knows.
+ACTIVATIONS = {
+    "relu": (relu, relu_grad),
+    "tanh": (tanh, tanh_grad),
+    "sigmoid": (sigmoid, sigmoid_grad),
+    "leaky_relu": (leaky_relu, leaky_relu_grad),
+    "gelu": (gelu, gelu_grad),
+}

@@ -1,0 +1,144 @@
+"""The same MLP with torch.nn, autograd and torch.optim."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.layout import validate_params
+from harness.specs import ModelSpec, OptimizerSpec
+from torch_impl.layout import canonical_to_linear, linear_to_canonical
+
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.01),
+    "gelu": F.gelu,  # exact erf form (approximate="none")
+}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class TorchMLP(nn.Module):
+    """nn.Linear layers with an activation between them; the last layer gives logits."""
+
+    def __init__(self, dims: tuple[int, ...], activation: str = "relu"):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.act = _ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
+        """Logits of shape (N, d_L); with ``keep``, appends each (z, a) as it goes."""
+        h = x
+        for i, layer in enumerate(self.layers):
+            z = layer(h)
+            if i == len(self.layers) - 1:
+                if keep is not None:
+                    keep.append((z, None))
+                return z
+            h = self.act(z)
+            if keep is not None:
+                keep.append((z, h))
+        return h
+
+
+def build_torch_optimizer(spec: OptimizerSpec, params) -> torch.optim.Optimizer:
+    """torch.optim's own optimizer for ``spec``."""
+    if spec.name == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
+                               nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+    if spec.name == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
+                                weight_decay=spec.weight_decay)
+    if spec.name == "adamw":
+        return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
+                                 weight_decay=spec.weight_decay)
+    raise ValueError(f"unknown optimizer {spec.name!r}")  # OptimizerSpec already refused it
+
+
+class TorchClassifier:
+    """``Classifier`` protocol around :class:`TorchMLP` and a torch.optim optimizer.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    optimizer : OptimizerSpec, optional
+        Defaults to ``OptimizerSpec()`` (plain SGD, lr 0.01).
+    device : str
+        ``"cpu"`` or ``"cuda"``; NumPy arrays go in and come out either way.
+    """
+
+    def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None = None,
+                 device: str = "cpu"):
+        self.spec = spec
+        self.dims = spec.dims
+        self.dtype = np.dtype(spec.dtype)
+        self.device = torch.device(device)
+        self._tdtype = _DTYPES[spec.dtype]
+        self.module = TorchMLP(spec.dims, spec.activation).to(self._tdtype)
+        gen = torch.Generator().manual_seed(spec.seed)
+        with torch.no_grad():  # nn.Linear's default: uniform in +-1/sqrt(fan_in)
+            for layer in self.module.layers:
+                bound = 1.0 / math.sqrt(layer.in_features)
+                layer.weight.uniform_(-bound, bound, generator=gen)
+                layer.bias.uniform_(-bound, bound, generator=gen)
+        self.module.to(self.device)
+        self.optimizer_spec = optimizer if optimizer is not None else OptimizerSpec()
+        self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
+
+    def _x(self, x) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x, dtype=self.dtype), device=self.device)
+
+    def _y(self, y) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return linear_to_canonical(self.module.layers)
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        canonical_to_linear(validate_params(params, self.dims, self.dtype), self.module.layers)
+
+    def forward(self, x) -> np.ndarray:
+        with torch.no_grad():
+            return self.module(self._x(x)).cpu().numpy()
+
+    def loss_and_grads(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
+        self.module.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.module(self._x(x)), self._y(y))
+        loss.backward()
+        grads = linear_to_canonical(self.module.layers, grad=True)
+        self.module.zero_grad(set_to_none=True)
+        return float(loss.item()), grads
+
+    def intermediates(self, x, y) -> dict[str, np.ndarray]:
+        """Named intermediates, the same names and order as the scratch backend's."""
+        keep: list = []
+        self.module.zero_grad(set_to_none=True)
+        logits = self.module(self._x(x), keep=keep)
+        zs = [z for z, _ in keep]
+        for z in zs:
+            z.retain_grad()
+        F.cross_entropy(logits, self._y(y)).backward()
+        grads = linear_to_canonical(self.module.layers, grad=True)
+        self.module.zero_grad(set_to_none=True)
+        out: dict[str, np.ndarray] = {}
+        for i, (z, a) in enumerate(keep):
+            out[f"z{i}"] = z.detach().cpu().numpy()
+            if a is not None:
+                out[f"a{i}"] = a.detach().cpu().numpy()
+        for i in reversed(range(len(zs))):
+            out[f"dz{i}"] = zs[i].grad.detach().cpu().numpy()
+            out[f"dW{i}"] = grads[f"W{i}"]
+            out[f"db{i}"] = grads[f"b{i}"]
+        return out
+
+    def train_step(self, x, y) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.module(self._x(x)), self._y(y))
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.item())
