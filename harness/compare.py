@@ -142,8 +142,8 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
     atol_eff = atol * scale
     close = np.isclose(a64, e64, rtol=rtol, atol=atol_eff, equal_nan=False)
     diff = np.abs(a64 - e64)
-    rel = diff / np.maximum(np.abs(e64), np.finfo(np.float64).tiny)
-    rel[diff == 0] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / np.abs(e64))  # inf where expected is 0
     # the worst element is the one furthest beyond its own bound
     excess = diff / (atol_eff + rtol * np.abs(e64) + np.finfo(np.float64).tiny)
     worst_flat = int(np.argmax(excess))
