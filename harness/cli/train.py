@@ -1,0 +1,173 @@
+"""`nn-harness train`: train two backends side by side and compare their trajectories."""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+
+from harness.cli import common
+
+HELP = "train two backends side by side on identical batches and compare the trajectories"
+EXAMPLE = ("nn-harness train --backends scratch,torch --optimizer adam --lr 1e-3 "
+           "--weight-decay 1e-4 --epochs 50 --batch-size 64 --val-fraction 0.2 --out DIR")
+DESCRIPTION = HELP + """.
+
+Both backends start from the same parameters and take one optimizer step on the same
+batch at every step (shuffled per epoch from --seed). Per step the two batch losses
+and their difference are recorded; per epoch the largest parameter difference and
+each backend's training and validation loss and accuracy. Features are standardised
+with the training part's statistics.
+
+With --out DIR it writes history.csv (tidy: step, epoch, backend, quantity, value),
+summary.json, loss.png, accuracy.png and differences.png. Exit code 1 when the
+trajectories leave the tolerance (which grows with the step count, see
+harness.training) or a loss becomes NaN or inf; what was recorded is written anyway."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help=HELP, description=DESCRIPTION,
+                       epilog=f"example:\n  {EXAMPLE}")
+    common.add_backends_arg(p)
+    common.add_data_args(p)
+    common.add_model_args(p)
+    common.add_optimizer_args(p)
+    common.add_training_args(p)
+    common.add_tolerance_args(p)
+    common.add_output_args(p)
+    common.add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def _warn(message) -> None:
+    print(f"nn-harness train: warning: {message}", file=sys.stderr)
+
+
+def _check_val_fraction(value) -> float:
+    from harness.errors import ConfigError
+
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1:
+        raise ConfigError(f"`--val-fraction` must be in [0, 1), got {value}")
+    return float(value)
+
+
+def split_validation(X, y, fraction: float, seed: int):
+    """(X_train, y_train, X_val, y_val, stratified); no validation part when fraction is 0."""
+    import numpy as np
+
+    from harness.errors import DataError
+
+    if fraction == 0:
+        return X, y, None, None, False
+    n_val = math.ceil(fraction * len(y))
+    if n_val >= len(y):
+        raise DataError(f"`--val-fraction` {fraction:g} leaves no training samples out of "
+                        f"{len(y)}")
+    from sklearn.model_selection import train_test_split
+
+    try:
+        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed,
+                                                  stratify=y)
+        stratified = True
+    except ValueError:  # a class too small to appear on both sides
+        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed)
+        stratified = False
+    return X_tr, np.asarray(y_tr), X_va, np.asarray(y_va), stratified
+
+
+def run(args) -> int:
+    from harness.compare import resolve_tolerances
+    from harness.errors import ConfigError
+    from harness.io import check_output_dir
+    from harness.training import validate_training_args
+
+    # every check that needs no data comes first: bad input costs nothing
+    backends = common.validate_backends(args.backends, at_least=2)
+    if len(backends) != 2:
+        raise ConfigError(f"`--backends` for train takes exactly two names (reference, "
+                          f"candidate), got {','.join(backends)}")
+    validate_training_args(args.epochs, args.batch_size)
+    val_fraction = _check_val_fraction(args.val_fraction)
+    opt = common.optimizer_spec(args)
+    resolve_tolerances("float64", args.rtol, args.atol)
+    device = common.validate_device(args)
+    if args.out is not None:
+        check_output_dir(args.out, force=args.force)
+
+    from harness.data import standardize
+    from harness.registry import make_backend
+    from harness.training import compare_training
+
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
+    X_tr, y_tr, X_va, y_va, stratified = split_validation(data.X, data.y, val_fraction,
+                                                          spec.seed)
+    if X_va is None:
+        (X_tr,) = standardize(X_tr)
+    else:
+        X_tr, X_va = standardize(X_tr, X_va)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch_size = validate_training_args(args.epochs, args.batch_size, len(y_tr))
+    for w in caught:
+        _warn(w.message)
+    reference = make_backend(backends[0], spec, opt, device=device)
+    candidate = make_backend(backends[1], spec, opt, device=device)
+
+    from harness.progress import progress
+
+    bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
+
+    def on_epoch(epoch, step, metrics):
+        bar.update(1)
+        diff = metrics["difference"]
+        bar.set_postfix_str(f"loss {metrics[backends[0]]['epoch_loss']:.4g}, "
+                            f"param diff {diff['param_diff']:.1e}", refresh=False)
+
+    try:
+        report = compare_training(
+            reference, candidate, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size,
+            seed=spec.seed, X_val=X_va, y_val=y_va, rtol=args.rtol, atol=args.atol,
+            shuffle=args.shuffle, reference_name=backends[0], candidate_name=backends[1],
+            on_epoch=on_epoch)
+    finally:
+        bar.close()
+
+    summary = report.to_dict()
+    summary["config"] = {
+        "dataset": data.name, "n_samples": len(data), "n_train": len(y_tr),
+        "n_val": 0 if y_va is None else len(y_va), "val_fraction": val_fraction,
+        "stratified": stratified, "standardisation": "statistics of the training part",
+        **spec.to_dict(), "optimizer": opt.to_dict(), "device": device,
+    }
+    if args.out is not None:
+        summary["files"] = _write(report, summary, args.out, args.force)
+    if args.json:
+        common.print_json(summary)
+    else:
+        o = opt
+        extra = (f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}"
+                 if o.name == "sgd" else f", betas {o.betas[0]:g},{o.betas[1]:g}, eps {o.eps:g}")
+        print(f"data: {data.name} ({len(y_tr)} training, "
+              f"{0 if y_va is None else len(y_va)} validation samples, standardised), "
+              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(f"optimizer: {o.name}, lr {o.lr:g}, weight decay {o.weight_decay:g}{extra}")
+        print(report)
+        if args.out is not None:
+            print(f"wrote {', '.join(summary['files'])} to {args.out}")
+    if report.error is not None:
+        where = f"; what was recorded is in {args.out}" if args.out is not None else ""
+        print(f"nn-harness train: numerical failure: {report.error}{where}", file=sys.stderr)
+    return 0 if report.passed else 1
+
+
+def _write(report, summary, out, force) -> list[str]:
+    from harness.io import atomic_write_json, staged_dir
+    from harness.plots.training import write_training_plots
+
+    with staged_dir(out, force=force) as tmp:
+        report.history.to_csv(tmp / "history.csv", index=False)
+        paths = write_training_plots(report.history, tmp)
+        files = ["history.csv", *(p.name for p in paths.values()), "summary.json"]
+        atomic_write_json(tmp / "summary.json", {**summary, "files": files})
+    return files
