@@ -1,0 +1,73 @@
+"""`nn-harness gradcheck`: one backend's gradients against central differences of its loss."""
+
+from __future__ import annotations
+
+from harness.cli import common
+
+HELP = "check one backend's gradients against finite differences of its loss"
+EXAMPLE = ("nn-harness gradcheck --backend scratch --dataset iris --dims 4,16,3 "
+           "--activation tanh")
+DEFAULT_SAMPLES = 128
+DEFAULT_MAX_ENTRIES = 200
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "gradcheck", help=HELP,
+        description=HELP + ".\nCentral differences in float64 (a float32 model is checked "
+                    "through a float64 copy\nwhere possible); entries at a relu kink are "
+                    "skipped and counted.",
+        epilog=f"example:\n  {EXAMPLE}")
+    p.add_argument("--backend", default="scratch", metavar="NAME",
+                   help="backend to check: scratch, torch or package.module:Class "
+                        "(default: scratch)")
+    common.add_data_args(p)
+    common.add_model_args(p)
+    g = p.add_argument_group("finite differences")
+    g.add_argument("--fd-eps", type=float, default=None, metavar="EPS",
+                   help="half-width of the central difference (default: 1e-6; 1e-3 when "
+                        "the check has to run in float32)")
+    g.add_argument("--max-entries", type=int, default=DEFAULT_MAX_ENTRIES, metavar="N",
+                   help="check at most N entries of each parameter, a seeded random subset "
+                        f"(default: {DEFAULT_MAX_ENTRIES})")
+    g.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help="samples the loss is computed on, a seeded random subset of the "
+                        f"data (default: {DEFAULT_SAMPLES})")
+    common.add_tolerance_args(p)
+    common.add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from harness.batches import epoch_order
+    from harness.data import standardize
+    from harness.errors import ConfigError
+    from harness.gradcheck import gradcheck
+    from harness.registry import make_backend, validate_backend_name
+
+    validate_backend_name(args.backend)
+    if args.samples < 1:
+        raise ConfigError(f"`--samples` must be >= 1, got {args.samples}")
+    if args.max_entries < 1:
+        raise ConfigError(f"`--max-entries` must be >= 1, got {args.max_entries}")
+    if args.fd_eps is not None and not args.fd_eps > 0:
+        raise ConfigError(f"`--fd-eps` must be > 0, got {args.fd_eps:g}")
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
+    device = common.validate_device(args)
+    (X,) = standardize(data.X)
+    rows = epoch_order(len(data), 0, seed=spec.seed)[:args.samples]
+    model = make_backend(args.backend, spec, device=device)
+    report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
+                       atol=args.atol, max_entries=args.max_entries, seed=spec.seed,
+                       name=args.backend)
+    if args.json:
+        out = report.to_dict()
+        out["config"] = {"backend": args.backend, "dataset": data.name,
+                         "n_samples": len(data), **spec.to_dict()}
+        common.print_json(out)
+    else:
+        print(f"data: {data.name} ({len(data)} samples, standardised; {len(rows)} used), "
+              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(report)
+    return 0 if report.passed else 1

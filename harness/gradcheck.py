@@ -1,0 +1,568 @@
+"""Finite-difference gradient check of any ``Classifier``.
+
+For every parameter entry ``p`` that is checked, the loss the model's own
+``loss_and_grads`` returns is evaluated at ``p + eps`` and ``p - eps`` (every other
+entry fixed) and the central difference
+
+    n = (L(p + eps) - L(p - eps)) / (2 eps)
+
+is compared with the analytic gradient ``a`` the model returns at ``p``. An entry
+passes when
+
+    |a - n| <= atol * scale + rtol * max(|a|, |n|)
+
+with ``scale = max(1, |L|, max|logits|)`` at the unperturbed parameters: the
+rounding noise of a central difference is about ``u * scale / eps`` (``u`` the
+unit roundoff), so the absolute floor grows with the magnitudes the loss is
+computed from. The relative error reported is ``|a - n| / max(|a|, |n|, tiny)``,
+taken over the entries whose magnitude exceeds that floor (below it, a relative
+error measures noise, not the gradient).
+
+Precision
+---------
+Central differences need float64. A float64 model is checked as it is. A float32
+model is checked through a float64 copy of its parameters where the class allows:
+
+* the built-in classes (``scratch.MLP``, ``scratch.reference.ReferenceMLP`` and
+  ``torch_impl.TorchClassifier``, exact types) are rebuilt in float64 by the harness;
+* any class may define the optional hook ``as_float64(self) -> Classifier``,
+  returning an independent float64 instance with the same (up-cast) parameters;
+  the harness uses it when present.
+
+Otherwise (a user class without the hook, or a subclass of a built-in) the check
+runs in float32 with float32 defaults: ``eps = 1e-3``, ``rtol = 1e-2`` and
+``atol = 1e-3``. In float32 the loss carries a rounding error of about
+``6e-8 * scale`` per evaluation, so a central difference with ``eps = 1e-3`` has
+noise near ``1e-4 * scale``, and its truncation error ``eps**2 * L''' / 6`` is of
+order ``1e-7``; these bounds catch errors of the gradient's own size (a factor,
+a missing mask, most wrong derivatives) but not subtle ones: a leaky_relu
+derivative that drops the 0.01 slope, a 1% effect, passes. The report states
+which way the check ran.
+
+Defaults in float64: ``eps = 1e-6``, ``rtol = 1e-5``, ``atol = 1e-8``. The
+truncation error ``eps**2 * L''' / 6`` is near 1e-13 and the rounding noise near
+``1e-10 * scale``, both far below.
+
+Kinks
+-----
+relu and leaky_relu have a kink at 0. An entry whose perturbation moves some
+hidden pre-activation across 0 has a central difference that mixes two slopes;
+such an entry is reported as skipped and never counted as a failure. It is
+detected
+
+* from the pre-activations ``z{i}`` of ``intermediates(x, y)`` (the optional
+  :class:`harness.protocol.ExposesIntermediates` extension) at ``p + eps`` and
+  ``p - eps``: a sign change of any hidden ``z`` is a kink. Used when the model
+  exposes intermediates and its activation is relu, leaky_relu or not known
+  (read from ``model.activation`` or ``model.spec.activation``);
+* otherwise, for an entry that fails the tolerance, from the one-sided differences
+  ``f = (L(p + eps) - L(p)) / eps`` and ``b = (L(p) - L(p - eps)) / eps``. At a
+  single kink within ``eps`` the central difference is off by exactly
+  ``|f - b| / 2``; on a smooth function ``|f - b|`` is about ``eps * |L''|`` while
+  the central difference is off by only about ``eps**2 * |L'''| / 6``. The entry
+  is taken as a kink when ``|f - b|`` exceeds twice its tolerance and its error
+  ``|a - n|`` lies between ``|f - b| / 4`` and ``|f - b|``. Several kinks within
+  ``eps`` can make ``f`` and ``b`` agree. Since ``n`` is the mean of the true
+  gradient over the interval, the model's own gradient is then evaluated at
+  ``p - eps``, ``p - eps/2``, ``p``, ``p + eps/2``, ``p + eps`` (two more
+  evaluations, for failing entries only); where it varies by more than the
+  tolerance, the entry is taken as a kink when ``n`` agrees within tolerance with
+  Simpson's estimate of its mean (the gradient is consistent with the loss across
+  the interval, which merely bends), or when it is far from linear (a second
+  difference beyond a quarter of its end-to-end change) and ``n`` lies within its
+  range (kinks between the sample points). A wrong gradient (a factor, a wrong
+  derivative, a missing mask) matches none of these signatures. In this mode the
+  kinks count covers only the kinks that changed a verdict.
+
+For a large parameter, ``max_entries`` picks a seeded random subset of its
+entries; the report states how many entries of each parameter were checked.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from harness.compare import model_dtype, validate_batch
+from harness.errors import ConfigError, ProtocolError
+from harness.protocol import ExposesIntermediates
+
+#: (eps, rtol, atol) by the dtype the check computes in; see the module docstring
+GRADCHECK_DEFAULTS: dict[str, tuple[float, float, float]] = {
+    "float64": (1e-6, 1e-5, 1e-8),
+    "float32": (1e-3, 1e-2, 1e-3),
+}
+
+KINKED_ACTIVATIONS = ("relu", "leaky_relu")
+
+_TINY = np.finfo(np.float64).tiny
+
+
+@dataclass
+class ParamCheck:
+    """The verdict on one parameter (a row of the gradcheck table)."""
+
+    name: str
+    shape: tuple[int, ...]
+    size: int
+    checked: int = 0
+    kinks: int = 0
+    failed: int = 0
+    max_abs_err: float = 0.0
+    max_rel_err: float = 0.0
+    worst_index: tuple[int, ...] | None = None
+    worst_analytic: float | None = None
+    worst_numerical: float | None = None
+    worst_allowed: float | None = None
+    indices: list[tuple[int, ...]] = field(default_factory=list)
+    kink_indices: list[tuple[int, ...]] = field(default_factory=list)
+    failed_indices: list[tuple[int, ...]] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0
+
+    @property
+    def verified(self) -> int:
+        """Entries checked and not skipped as kinks."""
+        return self.checked - self.kinks
+
+    @property
+    def verdict(self) -> str:
+        if self.failed:
+            return "FAIL"
+        return "SKIP" if self.checked and not self.verified else "PASS"
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "parameter": self.name,
+            "shape": str(self.shape),
+            "entries": self.size,
+            "checked": self.checked,
+            "kinks_skipped": self.kinks,
+            "failed": self.failed,
+            "max_abs_err": self.max_abs_err,
+            "max_rel_err": self.max_rel_err,
+            "worst_index": "" if self.worst_index is None else str(self.worst_index),
+            "verdict": self.verdict,
+        }
+
+
+@dataclass
+class GradcheckReport:
+    """Outcome of :func:`gradcheck`.
+
+    Attributes
+    ----------
+    params : list of ParamCheck, one per parameter, canonical order
+    eps, rtol, atol : float, what was used
+    scale : float, the ``max(1, |L|, max|logits|)`` that multiplies ``atol``
+    model_dtype : str, the dtype of the model given
+    checked_dtype : str, the dtype the differences were computed in
+    precision : str, how: ``"float64"``, ``"float64 copy (...)"`` or ``"float32 ..."``
+    kink_detection : str, ``"pre-activations"``, ``"one-sided differences"`` or ``"none ..."``
+    """
+
+    params: list[ParamCheck]
+    eps: float
+    rtol: float
+    atol: float
+    scale: float
+    loss: float
+    n_samples: int
+    model_dtype: str
+    checked_dtype: str
+    precision: str
+    kink_detection: str
+    name: str = "model"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.params)
+
+    @property
+    def first_failure(self) -> ParamCheck | None:
+        return next((p for p in self.params if not p.passed), None)
+
+    @property
+    def table(self):
+        """One row per parameter as a pandas DataFrame."""
+        import pandas as pd
+
+        columns = ["parameter", "shape", "entries", "checked", "kinks_skipped", "failed",
+                   "max_abs_err", "max_rel_err", "worst_index", "verdict"]
+        return pd.DataFrame([p.row() for p in self.params], columns=columns)
+
+    def format_table(self) -> str:
+        header = (f"{'parameter':<10} {'shape':<10} {'checked':>12} {'kinks':>6} "
+                  f"{'failed':>6} {'max_abs_err':>11} {'max_rel_err':>11} {'verdict':>7}")
+        lines = [header, "-" * len(header)]
+        for p in self.params:
+            lines.append(
+                f"{p.name:<10} {p.shape!s:<10} {f'{p.checked}/{p.size}':>12} "
+                f"{p.kinks:>6} {p.failed:>6} {p.max_abs_err:>11.3e} {p.max_rel_err:>11.3e} "
+                f"{p.verdict:>7}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        lines = [
+            f"gradcheck: {self.name} ({self.precision}), {self.n_samples} samples, "
+            f"eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g} x scale {self.scale:.3g}, "
+            f"kinks by {self.kink_detection}",
+            self.format_table(),
+        ]
+        checked = sum(p.checked for p in self.params)
+        kinks = sum(p.kinks for p in self.params)
+        first = self.first_failure
+        if first is None:
+            lines.append(f"PASS: {checked - kinks} of {checked} checked entries agree "
+                         f"({kinks} skipped at kinks)")
+        else:
+            bad = [p for p in self.params if not p.passed]
+            lines.append(f"FAIL: {len(bad)} of {len(self.params)} parameters differ "
+                         f"({', '.join(p.name for p in bad)}); first: {first.name}")
+            lines.append(first.message)
+        lines.extend(self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_failure
+        return {
+            "check": "gradcheck",
+            "passed": self.passed,
+            "name": self.name,
+            "eps": self.eps,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "scale": self.scale,
+            "loss": _jsonable(self.loss),
+            "n_samples": self.n_samples,
+            "model_dtype": self.model_dtype,
+            "checked_dtype": self.checked_dtype,
+            "precision": self.precision,
+            "kink_detection": self.kink_detection,
+            "first_failure": None if first is None else first.name,
+            "first_failure_message": None if first is None else first.message,
+            "notes": list(self.notes),
+            "params": [
+                {**{k: _jsonable(v) for k, v in p.row().items()},
+                 "shape": list(p.shape),
+                 "worst_index": None if p.worst_index is None else list(p.worst_index),
+                 "worst_analytic": _jsonable(p.worst_analytic),
+                 "worst_numerical": _jsonable(p.worst_numerical),
+                 "kink_indices": [list(i) for i in p.kink_indices],
+                 "passed": p.passed,
+                 "message": p.message}
+                for p in self.params
+            ],
+        }
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+# ------------------------------------------------------------------ precision
+def activation_of(model) -> str | None:
+    """The hidden activation's name, when the model says (``.activation`` or ``.spec``)."""
+    act = getattr(model, "activation", None)
+    if not isinstance(act, str):
+        act = getattr(getattr(model, "spec", None), "activation", None)
+    return act if isinstance(act, str) else None
+
+
+def float64_copy(model) -> tuple[Any, str] | None:
+    """An independent float64 copy of ``model`` and how it was made, or None.
+
+    Uses the ``as_float64()`` hook when the class defines it; rebuilds the built-in
+    classes (exact types); returns None for anything else.
+    """
+    hook = getattr(model, "as_float64", None)
+    if callable(hook):
+        copy = hook()
+        if model_dtype(copy) != np.float64 or tuple(copy.dims) != tuple(model.dims):
+            raise ProtocolError(
+                f"as_float64() of {type(model).__name__} must return a float64 model with dims "
+                f"{tuple(model.dims)}, got {model_dtype(copy).name} with dims "
+                f"{tuple(getattr(copy, 'dims', ()))}")
+        return copy, "float64 copy via the class's as_float64()"
+    params = model.get_params()
+    scratch_classes = [getattr(sys.modules.get(module), cls, None)
+                       for module, cls in (("scratch.model", "MLP"),
+                                           ("scratch.reference", "ReferenceMLP"))]
+    if type(model) in [c for c in scratch_classes if c is not None]:
+        copy = type(model)(model.dims, model.activation, "float64")
+        copy.set_params(params)
+        return copy, "float64 copy of the built-in scratch MLP"
+    torch_model = sys.modules.get("torch_impl.model")
+    if torch_model is not None and type(model) is torch_model.TorchClassifier:
+        spec = replace(model.spec, dtype="float64")
+        copy = torch_model.TorchClassifier(spec, model.optimizer_spec, device=str(model.device))
+        copy.set_params(params)
+        return copy, "float64 copy of the built-in torch classifier"
+    return None
+
+
+# --------------------------------------------------------------------- checks
+def _validate(eps, rtol, atol, max_entries, seed) -> None:
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
+                            or not math.isfinite(eps) or eps <= 0):
+        raise ConfigError(f"`eps` must be > 0, got {eps}")
+    if (rtol is None) != (atol is None):
+        raise ConfigError(f"give both `rtol` and `atol` or neither, got rtol={rtol}, atol={atol}")
+    for key, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            raise ConfigError(f"`{key}` must be a finite number >= 0, got {value!r}")
+    if max_entries is not None and (isinstance(max_entries, bool)
+                                    or not isinstance(max_entries, (int, np.integer))
+                                    or max_entries < 1):
+        raise ConfigError(f"`max_entries` must be a positive integer or None, got {max_entries!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"`seed` must be an integer >= 0, got {seed!r}")
+
+
+def _entry(grads, name: str, flat: int) -> float:
+    """One entry of a gradient dict, NaN when it is missing or malformed."""
+    try:
+        return float(np.asarray(grads[name]).reshape(-1)[flat])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return math.nan
+
+
+def _bends_around(g: list[float], numerical: float, allowed: float, atol: float,
+                  rtol: float) -> bool:
+    """Whether the gradients ``g`` at p - eps, p - eps/2, p, p + eps/2, p + eps show a
+    loss that bends within the interval in a way that explains ``numerical``.
+
+    ``numerical`` is the mean slope over the interval, that is the mean of the true
+    gradient there. Either it agrees with Simpson's estimate of the mean of ``g``
+    (the model's gradient is consistent with its loss across the interval, only not
+    linear: many kinks, or strong curvature), or ``g`` is far from linear (some second
+    difference beyond a quarter of its end-to-end change) and ``numerical`` lies within
+    its range (a few kinks between the sample points).
+    """
+    if not all(math.isfinite(v) for v in g):
+        return False
+    lo, hi = min(g), max(g)
+    if hi - lo <= allowed:  # the gradient hardly changes: nothing bends
+        return False
+    simpson = (g[0] + 4 * g[1] + 2 * g[2] + 4 * g[3] + g[4]) / 12
+    if abs(numerical - simpson) <= atol + rtol * max(abs(numerical), abs(simpson)):
+        return True
+    bend = max(abs(g[i - 1] - 2 * g[i] + g[i + 1]) for i in range(1, len(g) - 1))
+    return (bend > max(allowed, abs(g[-1] - g[0]) / 4)
+            and lo - allowed <= numerical <= hi + allowed)
+
+
+def _hidden_signs(model, x, y, first: int, n_hidden: int) -> list[np.ndarray]:
+    """Signs of the hidden pre-activations z_first .. z_{n_hidden - 1}."""
+    inter = model.intermediates(x, y)
+    return [np.asarray(inter[f"z{i}"]) > 0 for i in range(first, n_hidden) if f"z{i}" in inter]
+
+
+def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = None,
+              rtol: float | None = None, max_entries: int | None = None, seed: int = 0,
+              name: str | None = None) -> GradcheckReport:
+    """Check ``model``'s analytic gradients against central differences of its loss.
+
+    Parameters
+    ----------
+    model : Classifier
+        Any class implementing the protocol (built-in or the user's own).
+    x : ndarray of shape (N, d_0)
+    y : ndarray of int, shape (N,)
+    eps : float, optional
+        Half-width of the central difference; default 1e-6 (float64), 1e-3 when the
+        check runs in float32 (see the module docstring).
+    rtol, atol : float, optional
+        Both or neither; defaults from :data:`GRADCHECK_DEFAULTS`.
+    max_entries : int, optional
+        Check at most this many entries of each parameter, a random subset drawn
+        from ``seed``; default: every entry.
+    seed : int
+        Seed of that subset.
+    name : str, optional
+        The model's name in the report.
+
+    Returns
+    -------
+    GradcheckReport
+        ``.passed``, ``.table`` (pandas), ``.to_dict()``, printable.
+
+    The model's parameters are perturbed in place and restored before returning.
+    """
+    from harness.registry import check_protocol
+
+    name = name or type(model).__name__
+    check_protocol(model, name)
+    _validate(eps, rtol, atol, max_entries, seed)
+    dims = tuple(model.dims)
+    x, y = validate_batch(x, y, dims)
+    original_dtype = model_dtype(model)
+
+    if original_dtype == np.float64:
+        target, precision = model, "float64"
+    else:
+        made = float64_copy(model)
+        if made is None:
+            target = model
+            precision = (f"{original_dtype.name}, no float64 copy available: "
+                         f"{original_dtype.name} tolerances")
+        else:
+            target, precision = made
+    dtype = model_dtype(target)
+    key = "float64" if dtype == np.float64 else "float32"
+    d_eps, d_rtol, d_atol = GRADCHECK_DEFAULTS[key]
+    eps = float(d_eps if eps is None else eps)
+    rtol, atol = (d_rtol, d_atol) if rtol is None else (float(rtol), float(atol))
+    x = x.astype(dtype)
+
+    n_hidden = len(dims) - 2
+    activation = activation_of(model)
+    if isinstance(target, ExposesIntermediates):
+        if activation is None or activation in KINKED_ACTIVATIONS:
+            kink_mode = "pre-activations"
+        else:
+            kink_mode = f"none needed ({activation} is smooth)"
+    else:
+        kink_mode = "one-sided differences"
+    if n_hidden == 0 and kink_mode == "pre-activations":
+        kink_mode = "none needed (no hidden layer)"
+
+    original = target.get_params()
+    notes: list[str] = []
+    try:
+        with np.errstate(all="ignore"):
+            checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol, atol=atol,
+                                        max_entries=max_entries, seed=seed, kink_mode=kink_mode,
+                                        n_hidden=n_hidden)
+    finally:
+        target.set_params(original)
+    for p in checks:
+        if p.checked and not p.verified:
+            notes.append(f"note: every checked entry of {p.name} sat on a kink; nothing "
+                         f"verified there (try another seed or a smaller eps)")
+    return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
+                           original_dtype.name, dtype.name, precision, kink_mode, name, notes)
+
+
+def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden):
+    loss0, grads = model.loss_and_grads(x, y)
+    loss0 = float(loss0)
+    logits = np.asarray(model.forward(x), dtype=np.float64)
+    finite_logits = logits[np.isfinite(logits)]
+    scale = max(1.0, abs(loss0) if math.isfinite(loss0) else 1.0,
+                float(np.abs(finite_logits).max()) if finite_logits.size else 1.0)
+    atol_eff = atol * scale
+    use_z = kink_mode == "pre-activations"
+    one_sided = kink_mode == "one-sided differences"
+    rng = np.random.default_rng(seed)
+    work = {k: np.array(v, copy=True) for k, v in params.items()}
+    checks: list[ParamCheck] = []
+
+    def loss_at() -> tuple[float, Any]:
+        model.set_params(work)
+        loss, g = model.loss_and_grads(x, y)
+        return float(loss), g
+
+    for pname, value in params.items():
+        check = ParamCheck(pname, tuple(value.shape), int(value.size))
+        checks.append(check)
+        analytic = grads.get(pname) if isinstance(grads, dict) else None
+        if analytic is None:
+            check.failed = check.checked = check.size
+            check.max_abs_err = check.max_rel_err = math.inf
+            check.message = f"{pname}: loss_and_grads returned no gradient for it"
+            continue
+        analytic = np.asarray(analytic)
+        if analytic.shape != value.shape:
+            check.failed = check.checked = check.size
+            check.max_abs_err = check.max_rel_err = math.inf
+            check.message = (f"{pname}: gradient has shape {analytic.shape}, expected "
+                             f"{value.shape}")
+            continue
+        if max_entries is not None and value.size > max_entries:
+            flat_indices = np.sort(rng.choice(value.size, size=int(max_entries), replace=False))
+        else:
+            flat_indices = np.arange(value.size)
+        entry = work[pname].reshape(-1)  # a view: writes go into work[pname]
+        # parameters of layer k move z_k and above only; the output layer moves no hidden z
+        layer = int(pname[1:]) if pname[:1] in "Wb" and pname[1:].isdigit() else 0
+        watch_z = use_z and layer < n_hidden
+        worst_excess = -1.0
+        for flat in flat_indices:
+            flat = int(flat)
+            index = tuple(int(i) for i in np.unravel_index(flat, value.shape))
+            orig = entry[flat]
+            plus = (orig + value.dtype.type(eps)).astype(value.dtype)
+            minus = (orig - value.dtype.type(eps)).astype(value.dtype)
+            entry[flat] = plus
+            loss_p, grads_p = loss_at()
+            z_p = _hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
+            entry[flat] = minus
+            loss_m, grads_m = loss_at()
+            z_m = _hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
+            entry[flat] = orig
+            step = float(plus) - float(minus)
+            numerical = (loss_p - loss_m) / step
+            a = float(analytic.reshape(-1)[flat])
+            check.checked += 1
+            check.indices.append(index)
+            diff = abs(a - numerical)
+            allowed = atol_eff + rtol * max(abs(a), abs(numerical))
+            finite = math.isfinite(a) and math.isfinite(numerical)
+            kink = False
+            if finite and watch_z:
+                kink = any(bool(np.any(zp != zm)) for zp, zm in zip(z_p, z_m))
+            elif finite and one_sided and diff > allowed:
+                fwd = (loss_p - loss0) / (float(plus) - float(orig))
+                bwd = (loss0 - loss_m) / (float(orig) - float(minus))
+                spread = abs(fwd - bwd)
+                kink = spread > 2 * allowed and spread / 4 <= diff <= spread
+                if not kink:  # several kinks: the model's gradient across the interval
+                    g = [_entry(grads_m, pname, flat)]
+                    for half in (minus, plus):
+                        entry[flat] = ((orig + half) / 2).astype(value.dtype)
+                        g.append(_entry(loss_at()[1], pname, flat))
+                        g.append(a if half is minus else _entry(grads_p, pname, flat))
+                    entry[flat] = orig
+                    kink = _bends_around(g, numerical, allowed, atol_eff, rtol)
+            if kink:
+                check.kinks += 1
+                check.kink_indices.append(index)
+                continue
+            if not finite:
+                diff, excess = math.inf, math.inf
+            else:
+                excess = diff / max(allowed, _TINY)
+                check.max_abs_err = max(check.max_abs_err, diff)
+                if max(abs(a), abs(numerical)) > atol_eff:
+                    check.max_rel_err = max(check.max_rel_err,
+                                            diff / max(abs(a), abs(numerical), _TINY))
+            if not finite or diff > allowed:
+                check.failed += 1
+                check.failed_indices.append(index)
+                if not finite:
+                    check.max_abs_err = check.max_rel_err = math.inf
+            if excess > worst_excess:
+                worst_excess = excess
+                check.worst_index = index
+                check.worst_analytic, check.worst_numerical = a, float(numerical)
+                check.worst_allowed = allowed
+        if check.failed:
+            check.message = (
+                f"{pname}: {check.failed} of {check.checked} checked entries differ "
+                f"({check.kinks} skipped at kinks); worst at index {check.worst_index}: "
+                f"analytic {check.worst_analytic:.6e}, numerical {check.worst_numerical:.6e} "
+                f"(|difference| {abs(check.worst_analytic - check.worst_numerical):.3e}, "
+                f"allowed {check.worst_allowed:.3e})")
+    return checks, loss0, scale
