@@ -1,0 +1,119 @@
+"""`nn-harness cv`: k-fold cross-validation of every backend on the same folds."""
+
+from __future__ import annotations
+
+from harness.cli import common
+
+HELP = "k-fold cross-validation of the backends on the same folds, side by side"
+EXAMPLE = ("nn-harness cv --dataset digits --folds 5 --epochs 100 --optimizer adam --lr 1e-3 "
+           "--weight-decay 1e-4 --out cv-digits")
+DESCRIPTION = f"""{HELP}.
+
+In every fold each backend starts from the same initial parameters (--seed) and
+trains on the same batches of the fold's training part only; features are
+standardised with the statistics of the fold's training part only. Reports, per
+fold and backend, the final training loss, training and validation accuracy,
+macro-F1 and training time; mean and standard deviation over folds; and how often
+the backends' validation predictions agree.
+
+Data: --dataset (default digits; synthetic takes --n-samples, --n-features,
+--n-classes) or your own --data FILE.csv --target COLUMN, or --data FILE.npz with
+arrays X and y. Labels may be strings or any integers; the tables use their names.
+
+With --out DIR it writes folds.csv (one row per fold x backend), summary.csv (one
+row per backend), agreement.csv (one row per fold), curves.csv (loss and accuracy
+per epoch), predictions.csv (validation predictions, original labels),
+config.json, cv_accuracy.png and cv_loss_curves.png; all or nothing."""
+
+OUTPUT_FILES = ("folds.csv", "summary.csv", "agreement.csv", "curves.csv", "predictions.csv",
+                "config.json", "cv_accuracy.png", "cv_loss_curves.png")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("cv", help=HELP, description=DESCRIPTION,
+                       epilog=f"example:\n  {EXAMPLE}\n\nexit codes: 0 done, 1 agreement "
+                              f"below --min-agreement or a numerical failure, 2 bad input")
+    common.add_backends_arg(p)
+    common.add_data_args(p)
+    common.add_model_args(p)
+    common.add_optimizer_args(p)
+    g = p.add_argument_group("cross-validation")
+    g.add_argument("--folds", type=int, default=5, help="number of folds, 2..samples (default: 5)")
+    g.add_argument("--no-stratify", dest="stratify", action="store_false",
+                   help="plain KFold instead of StratifiedKFold (which needs every class to "
+                        "have at least --folds members)")
+    g.add_argument("--split-seed", type=int, default=42,
+                   help="random_state of the shuffled fold split (default: 42)")
+    g.add_argument("--min-agreement", type=float, default=None, metavar="FRAC",
+                   help="exit 1 when fewer than this fraction of validation predictions "
+                        "are identical across backends (default: report only)")
+    common.add_training_args(p, val_fraction=None)  # the folds are the validation sets
+    common.add_output_args(p)
+    common.add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from harness.cv import cross_validate
+    from harness.errors import ConfigError
+    from harness.io import check_output_dir
+
+    backends = common.validate_backends(args.backends, at_least=1)
+    if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
+        raise ConfigError(f"`--min-agreement` must be between 0 and 1, got {args.min_agreement:g}")
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
+    opt = common.optimizer_spec(args)
+    device = common.validate_device(args)
+    if args.out is not None:
+        check_output_dir(args.out, force=args.force)  # refuse before training, not after
+    report = cross_validate(backends, data.X, data.y, spec=spec, optimizer=opt,
+                            folds=args.folds, stratified=args.stratify, seed=args.split_seed,
+                            epochs=args.epochs, batch_size=args.batch_size,
+                            shuffle=args.shuffle, device=device,
+                            class_names=data.class_names, quiet=args.quiet)
+    report.config["dataset"] = data.name
+    if args.out is not None:
+        write_outputs(report, args.out, force=args.force)
+
+    passed = (args.min_agreement is None or len(backends) < 2
+              or report.agreement_fraction >= args.min_agreement)
+    if args.json:
+        out = report.to_dict()
+        out["out"] = args.out
+        out["passed"] = passed
+        common.print_json(out)
+    else:
+        print(f"data: {data.name} ({len(data)} samples, {data.n_features} features, "
+              f"{data.n_classes} classes: {_classes(data.class_names)}), dims {spec.dims}, "
+              f"{spec.activation}, {spec.dtype}, {opt.name} lr {opt.lr:g} weight decay "
+              f"{opt.weight_decay:g}")
+        print(report)
+        if args.out is not None:
+            print(f"wrote {', '.join(OUTPUT_FILES)} to {args.out}")
+        if not passed:
+            print(f"FAIL: agreement {report.agreement_fraction:.4f} is below "
+                  f"--min-agreement {args.min_agreement:g}")
+    return 0 if passed else 1
+
+
+def _classes(names, shown: int = 10) -> str:
+    text = ", ".join(names[:shown])
+    return text + (f", ... ({len(names)} in all)" if len(names) > shown else "")
+
+
+def write_outputs(report, out, *, force: bool = False) -> None:
+    """Every table and figure of ``report`` into ``out``, atomically."""
+    from harness.io import atomic_write_json, staged_dir
+    from harness.plots.cv import plot_fold_accuracy, plot_loss_curves
+
+    with staged_dir(out, force=force) as tmp:
+        report.table.to_csv(tmp / "folds.csv", index=False)
+        report.summary.to_csv(tmp / "summary.csv", index=False)
+        report.agreement.to_csv(tmp / "agreement.csv", index=False)
+        report.curves.to_csv(tmp / "curves.csv", index=False)
+        report.predictions_table().to_csv(tmp / "predictions.csv", index=False)
+        atomic_write_json(tmp / "config.json", {**report.config,
+                                                "class_names": report.class_names})
+        plot_fold_accuracy(report, tmp / "cv_accuracy.png")
+        plot_loss_curves(report, tmp / "cv_loss_curves.png")

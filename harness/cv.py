@@ -1,0 +1,430 @@
+"""K-fold cross-validation of several backends on the same folds, side by side.
+
+The workflow it reproduces, once for every backend::
+
+    for train, val in KFold(n_splits=k, shuffle=True, random_state=42).split(X, y):
+        model = fresh model; optimizer = Adam(..., weight_decay=...)
+        for epoch in range(epochs):
+            for batch in batches(train): loss = cross_entropy(model(X[batch]), y[batch]); step
+        accuracies.append(accuracy(model(X[val]), y[val]))
+
+but with every backend of a fold starting from the same initial parameters and
+training on the same batches, so that any difference between them is the
+implementations' and not the data's or the seed's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.data import encode_labels, fit_standardizer
+from harness.errors import ConfigError, DataError, NumericalError
+from harness.params import copy_params
+from harness.registry import make_backend, validate_backend_name
+from harness.specs import ModelSpec, OptimizerSpec
+from harness.training import train_side_by_side
+
+#: metrics of one fold and backend, the columns of :attr:`CVReport.table` after the keys
+METRICS = ("train_loss", "train_acc", "val_acc", "train_f1", "val_f1", "train_time_s")
+#: columns of :attr:`CVReport.curves`
+CURVE_COLUMNS = ("fold", "backend", "epoch", "epoch_loss", "train_loss", "train_acc",
+                 "val_loss", "val_acc")
+
+
+class _Timed:
+    """A backend whose ``train_step`` calls are timed; everything else passes through."""
+
+    def __init__(self, model):
+        self.model = model
+        self.dims = model.dims
+        self.seconds = 0.0
+
+    def train_step(self, x, y):
+        t0 = time.perf_counter()
+        try:
+            return self.model.train_step(x, y)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def forward(self, x):
+        return self.model.forward(x)
+
+    def loss_and_grads(self, x, y):
+        return self.model.loss_and_grads(x, y)
+
+    def get_params(self):
+        return self.model.get_params()
+
+    def set_params(self, params):
+        self.model.set_params(params)
+
+
+@dataclass
+class CVReport:
+    """Outcome of :func:`cross_validate`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per fold x backend: ``fold`` (1..k), ``backend``, ``n_train``,
+        ``n_val``, ``train_loss`` (mean cross-entropy on the fold's whole training
+        part after the last epoch), ``train_acc``, ``val_acc``, ``train_f1``,
+        ``val_f1`` (macro-F1), ``train_time_s`` (seconds spent in ``train_step``).
+    agreement : DataFrame
+        One row per fold: ``n_val``, ``n_identical`` (validation samples on which every
+        backend predicts the same class), ``agreement`` (their fraction) and
+        ``val_acc_diff`` (largest minus smallest validation accuracy of the backends).
+    curves : DataFrame
+        One row per fold x backend x epoch: ``epoch_loss`` (mean of the epoch's batch
+        losses, each taken before its update), then after the epoch ``train_loss``,
+        ``train_acc`` (the fold's whole training part), ``val_loss`` and ``val_acc``.
+    splits : list of (train_indices, val_indices), one pair per fold, into X
+    predictions : list of dict backend -> validation predictions (class indices), per fold
+    backends : tuple of str
+    class_names : list of str
+    config : dict
+        Everything needed to rerun it.
+    y : ndarray of int64, shape (N,)
+        The labels as class indices (``class_names[y[i]]`` is the original label).
+    """
+
+    table: Any
+    agreement: Any
+    curves: Any
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    predictions: list[dict[str, np.ndarray]]
+    backends: tuple[str, ...]
+    class_names: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+    y: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def folds(self) -> int:
+        return len(self.splits)
+
+    @property
+    def summary(self):
+        """One row per backend: mean and standard deviation (ddof=1) over the folds."""
+        import pandas as pd
+
+        rows = []
+        for name in self.backends:
+            part = self.table[self.table["backend"] == name]
+            row: dict[str, Any] = {"backend": name, "folds": len(part)}
+            for metric in METRICS:
+                values = part[metric].to_numpy(dtype=float)
+                row[f"{metric}_mean"] = float(values.mean())
+                row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @property
+    def agreement_fraction(self) -> float:
+        """Fraction of all validation predictions (every fold) identical across backends."""
+        return float(self.agreement["n_identical"].sum() / self.agreement["n_val"].sum())
+
+    @property
+    def max_val_acc_diff(self) -> float:
+        """Largest difference in validation accuracy between backends, over the folds."""
+        return float(self.agreement["val_acc_diff"].max())
+
+    def predictions_table(self):
+        """One row per validation sample and fold: its row in X, true and predicted labels
+        (original class names) of each backend."""
+        import pandas as pd
+
+        names = np.asarray(self.class_names, dtype=object)
+        frames = []
+        for k, ((_, val), preds) in enumerate(zip(self.splits, self.predictions), start=1):
+            frame = {"fold": k, "sample": val, "true": names[self.y[val]]}
+            for b in self.backends:
+                frame[f"pred_{b}"] = names[preds[b]]
+            frames.append(pd.DataFrame(frame))
+        return pd.concat(frames, ignore_index=True)
+
+    def __str__(self) -> str:
+        s = self.summary
+        lines = [f"{self.folds}-fold cross-validation ({self.config.get('splitter', '')}), "
+                 f"{self.config.get('epochs')} epochs, batch size "
+                 f"{self.config.get('batch_size')}; mean +- std over folds"]
+        w = max(14, *(len(b) for b in self.backends))
+        header = f"{'backend':<{w}} {'val_acc':>17} {'val_f1':>17} {'train_acc':>17} " \
+                 f"{'train_loss':>10} {'time_s':>8}"
+        lines += [header, "-" * len(header)]
+        for _, r in s.iterrows():
+            lines.append(
+                f"{r['backend']:<{w}} {r['val_acc_mean']:>8.4f} +- {r['val_acc_std']:.4f} "
+                f"{r['val_f1_mean']:>8.4f} +- {r['val_f1_std']:.4f} "
+                f"{r['train_acc_mean']:>8.4f} +- {r['train_acc_std']:.4f} "
+                f"{r['train_loss_mean']:>10.4g} {r['train_time_s_mean']:>8.2f}")
+        if len(self.backends) > 1:
+            n = int(self.agreement["n_val"].sum())
+            same = int(self.agreement["n_identical"].sum())
+            lines.append(f"agreement: {same} of {n} validation predictions identical "
+                         f"({self.agreement_fraction:.2%}); largest validation accuracy "
+                         f"difference in a fold {self.max_val_acc_diff:.4f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "class_names": list(self.class_names),
+            "folds": self.table.to_dict(orient="records"),
+            "summary": self.summary.to_dict(orient="records"),
+            "agreement": self.agreement.to_dict(orient="records"),
+            "agreement_fraction": self.agreement_fraction if len(self.backends) > 1 else None,
+            "max_val_acc_diff": self.max_val_acc_diff if len(self.backends) > 1 else None,
+        }
+
+
+# ---------------------------------------------------------------------- checks
+def _check_int(name: str, value, minimum: int, maximum: int | None = None,
+               what: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"`{name}` must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}{what}" if maximum is not None \
+            else f">= {minimum}"
+        raise ConfigError(f"`{name}` must be {bound}, got {value}")
+    return int(value)
+
+
+def _check_xy(X, y, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise DataError(f"`X` must be a non-empty 2-D array (samples x features), "
+                        f"got shape {X.shape}")
+    if X.dtype.kind not in "fiub":
+        raise DataError(f"`X` must hold numbers, got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"`X` must be finite; X[{r}, {c}] is "
+                        f"{'NaN' if np.isnan(X[r, c]) else 'infinite'} (row {r}, column {c})")
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise DataError(f"`y` must have shape ({X.shape[0]},) to match X, got {y.shape}")
+    if class_names is None:
+        y, class_names = encode_labels(y)
+    else:
+        class_names = [str(c) for c in class_names]
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= len(class_names):
+            raise DataError(f"with `class_names`, `y` must hold class indices in "
+                            f"0..{len(class_names) - 1}")
+        y = y.astype(np.int64)
+    present = np.unique(y)
+    if len(present) < 2:
+        raise DataError(f"`y` has a single class ({class_names[int(present[0])]!r}); "
+                        f"a classifier needs at least two")
+    return X, y, class_names
+
+
+def _log_loss(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean softmax cross-entropy, computed in float64 through log-sum-exp."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
+
+
+# ------------------------------------------------------------------------ main
+def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
+                   optimizer: OptimizerSpec, folds: int = 5, stratified: bool = True,
+                   seed: int = 42, epochs: int, batch_size: int, shuffle: bool = True,
+                   device: str = "cpu", class_names: Sequence[str] | None = None,
+                   quiet: bool = False) -> CVReport:
+    """Cross-validate every backend on the same ``folds`` folds of (X, y).
+
+    For each fold:
+
+    * features are standardised with the mean and scale of the fold's training part
+      only, then cast to ``spec.dtype``;
+    * a fresh model of every backend is built; the first backend's initial parameters
+      (``spec.seed``, the same in every fold) are copied into the others;
+    * every backend trains ``epochs`` epochs on the fold's training part only, in
+      lockstep on the same batches (:func:`harness.training.train_side_by_side`, batch
+      order seeded by ``spec.seed + k`` in fold ``k``), with cross-entropy and
+      ``optimizer``;
+    * the models are scored on the fold's training and validation parts.
+
+    Parameters
+    ----------
+    backends : sequence of str
+        Backend names (``scratch``, ``torch``, ``package.module:Class``); the first one
+        provides the initial parameters.
+    X : array of shape (N, D), finite numbers, unstandardised
+    y : array of shape (N,)
+        Labels of any kind (strings, arbitrary integers), mapped to 0..C-1 in sorted
+        order; or class indices when ``class_names`` is given.
+    spec : ModelSpec
+        ``dims`` must start with D and end with C.
+    optimizer : OptimizerSpec
+    folds : int
+        Number of folds, 2..N.
+    stratified : bool
+        ``StratifiedKFold`` (each class needs at least ``folds`` members) or ``KFold``;
+        both shuffled with ``random_state=seed``.
+    seed : int
+        ``random_state`` of the fold split.
+    epochs, batch_size : int
+        A batch size above a fold's training part is clamped to it.
+    shuffle : bool
+        Reshuffle the batches every epoch (False: the training part's order).
+    device : str
+        Device of the torch backend.
+    class_names : sequence of str, optional
+        Names of the classes when ``y`` already holds indices 0..C-1.
+    quiet : bool
+        No progress bar (there is none anyway when stderr is not a terminal).
+
+    Raises
+    ------
+    ConfigError, DataError
+        Bad arguments or data, before any training.
+    NumericalError
+        A training loss became NaN or inf.
+    """
+    names = tuple(backends) if not isinstance(backends, str) else (backends,)
+    if not names:
+        raise ConfigError("`backends` must name at least one backend")
+    for name in names:
+        validate_backend_name(name)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"`backends` names a backend twice: {', '.join(names)}")
+    if not isinstance(spec, ModelSpec):
+        raise ConfigError(f"`spec` must be a ModelSpec, got {type(spec).__name__}")
+    if not isinstance(optimizer, OptimizerSpec):
+        raise ConfigError(f"`optimizer` must be an OptimizerSpec, got {type(optimizer).__name__}")
+    X, y, class_names = _check_xy(X, y, class_names)
+    n = X.shape[0]
+    n_classes = len(class_names)
+    if spec.dims[0] != X.shape[1]:
+        raise ConfigError(f"`spec.dims` must start with the number of features "
+                          f"({X.shape[1]}), got {spec.dims}")
+    if spec.dims[-1] != n_classes:
+        raise ConfigError(f"`spec.dims` must end with the number of classes "
+                          f"({n_classes}), got {spec.dims}")
+    folds = _check_int("folds", folds, 2, n, " (the number of samples)")
+    epochs = _check_int("epochs", epochs, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    seed = _check_int("seed", seed, 0)
+    for flag, value in (("stratified", stratified), ("shuffle", shuffle)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"`{flag}` must be True or False, got {value!r}")
+    counts = np.bincount(y, minlength=n_classes)
+    if stratified:
+        k = int(np.argmin(counts))
+        if counts[k] < folds:
+            raise DataError(
+                f"class {class_names[k]!r} has {counts[k]} member{'s' if counts[k] != 1 else ''}"
+                f", fewer than the {folds} folds of stratified splitting; use fewer folds or "
+                f"unstratified splitting")
+
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = (StratifiedKFold if stratified else KFold)(
+        n_splits=folds, shuffle=True, random_state=seed)
+    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)]
+
+    from harness.progress import progress
+
+    dtype = spec.np_dtype
+    rows: list[dict[str, Any]] = []
+    curve_rows: list[dict[str, Any]] = []
+    agreement_rows: list[dict[str, Any]] = []
+    predictions: list[dict[str, np.ndarray]] = []
+    bar = progress(total=folds * epochs, desc="cv", quiet=quiet)
+    try:
+        for k, (tr, va) in enumerate(splits, start=1):
+            bar.set_description(f"cv fold {k}/{folds}")
+            mean, scale = fit_standardizer(X[tr])
+            X_tr = ((X[tr] - mean) / scale).astype(dtype)
+            X_va = ((X[va] - mean) / scale).astype(dtype)
+            y_tr, y_va = y[tr], y[va]
+
+            models = {name: make_backend(name, spec, optimizer, device=device)
+                      for name in names}
+            first = models[names[0]]
+            for name in names[1:]:
+                copy_params(first, models[name])
+
+            timed = {name: _Timed(model) for name, model in models.items()}
+
+            def on_epoch(epoch, step, metrics, k=k):
+                for name, m in metrics.items():
+                    curve_rows.append({
+                        "fold": k, "backend": name, "epoch": epoch,
+                        "epoch_loss": m["epoch_loss"], "train_loss": m["train_loss"],
+                        "train_acc": m["train_accuracy"], "val_loss": m["val_loss"],
+                        "val_acc": m["val_accuracy"]})
+                bar.update(1)
+
+            log = train_side_by_side(timed, X_tr, y_tr, epochs=epochs,
+                                     batch_size=min(batch_size, len(tr)), seed=spec.seed + k,
+                                     shuffle=shuffle, X_val=X_va, y_val=y_va,
+                                     on_epoch=on_epoch)
+            if log.error is not None:
+                err = log.error
+                raise NumericalError(f"fold {k} of {folds}: {err}", step=err.step,
+                                     backend=err.backend)
+            seconds = {name: t.seconds for name, t in timed.items()}
+
+            preds = {}
+            for name, model in models.items():
+                row = _score(model, X_tr, y_tr, X_va, y_va)
+                preds[name] = row.pop("val_pred")
+                rows.append({"fold": k, "backend": name, "n_train": len(tr), "n_val": len(va),
+                             **row, "train_time_s": seconds[name]})
+            predictions.append(preds)
+            stacked = np.stack([preds[name] for name in names])
+            identical = int(np.all(stacked == stacked[0], axis=0).sum())
+            accs = [r["val_acc"] for r in rows[-len(names):]]
+            agreement_rows.append({"fold": k, "n_val": len(va), "n_identical": identical,
+                                   "agreement": identical / len(va),
+                                   "val_acc_diff": max(accs) - min(accs)})
+    finally:
+        bar.close()
+
+    import pandas as pd
+
+    config = {
+        "backends": list(names), "n_samples": n, "n_features": int(X.shape[1]),
+        "n_classes": n_classes, "folds": folds,
+        "splitter": f"{'Stratified' if stratified else ''}KFold(n_splits={folds}, "
+                    f"shuffle=True, random_state={seed})",
+        "stratified": stratified, "seed": seed, "epochs": epochs, "batch_size": batch_size,
+        "shuffle": shuffle,
+        "model": spec.to_dict(), "optimizer": optimizer.to_dict(), "device": device,
+        "standardisation": "per fold, with the fold's training part's mean and scale",
+    }
+    report = CVReport(
+        table=pd.DataFrame(rows, columns=["fold", "backend", "n_train", "n_val", *METRICS]),
+        agreement=pd.DataFrame(agreement_rows, columns=["fold", "n_val", "n_identical",
+                                                        "agreement", "val_acc_diff"]),
+        curves=pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS)),
+        splits=splits, predictions=predictions, backends=names,
+        class_names=list(class_names), config=config, y=y)
+    return report
+
+
+def _score(model, X_tr, y_tr, X_va, y_va) -> dict[str, Any]:
+    from sklearn.metrics import f1_score
+
+    logits_tr = model.forward(X_tr)
+    logits_va = model.forward(X_va)
+    pred_tr = np.argmax(logits_tr, axis=1)
+    pred_va = np.argmax(logits_va, axis=1)
+    return {
+        "train_loss": _log_loss(logits_tr, y_tr),
+        "train_acc": float(np.mean(pred_tr == y_tr)),
+        "val_acc": float(np.mean(pred_va == y_va)),
+        "train_f1": float(f1_score(y_tr, pred_tr, average="macro", zero_division=0)),
+        "val_f1": float(f1_score(y_va, pred_va, average="macro", zero_division=0)),
+        "val_pred": pred_va.astype(np.int64),
+    }
