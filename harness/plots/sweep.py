@@ -1,0 +1,63 @@
+"""Sweep plots: the largest gradient error against network size, one series per dtype."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.plots import MARKERS, pyplot, save, style
+
+#: errors of exactly zero are drawn at this floor (log axis)
+ZERO_FLOOR = 1e-18
+
+_METRICS = {
+    "grad_max_abs_err": "largest |gradient difference|, backend vs backend",
+    "gradcheck_max_abs_err": "largest |analytic - finite difference|",
+}
+
+
+def plot_grad_error_vs_size(table, path) -> Path | None:
+    """Scatter of the largest gradient error against the number of parameters, per dtype.
+
+    One panel per error the table holds (between the two backends; against finite
+    differences when the sweep ran the gradient check). Passing configurations are
+    filled markers, failing ones hollow, and each dtype has its own colour and marker.
+    Error rows (no verdict) are left out. Returns the PNG path, or None when no row has
+    a gradient error to draw.
+    """
+    metrics = [m for m in _METRICS if m in table.columns and table[m].notna().any()]
+    rows = table[table["status"] == "ok"] if "status" in table.columns else table
+    metrics = [m for m in metrics if rows[m].notna().any()]
+    if not metrics:
+        return None
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.4), squeeze=False,
+                             layout="constrained")
+    dtypes = sorted(rows["dtype"].dropna().unique())
+    for ax, metric in zip(axes[0], metrics):
+        for i, dtype in enumerate(dtypes):
+            sub = rows[(rows["dtype"] == dtype) & rows[metric].notna()]
+            if not len(sub):
+                continue
+            x = sub["n_params"].astype(float).to_numpy()
+            y = sub[metric].astype(float).clip(lower=ZERO_FLOOR).to_numpy()
+            ok = sub["passed"].astype("boolean").fillna(False).to_numpy(bool)
+            st = style(i)
+            marker = MARKERS[i % len(MARKERS)]
+            ax.scatter(x[ok], y[ok], marker=marker, color=st["color"], s=28, alpha=0.8,
+                       label=f"{dtype} pass ({int(ok.sum())})")
+            if (~ok).any():
+                ax.scatter(x[~ok], y[~ok], marker=marker, facecolors="none",
+                           edgecolors=st["color"], s=48, linewidths=1.4,
+                           label=f"{dtype} fail ({int((~ok).sum())})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("network size (parameters)")
+        ax.set_ylabel(_METRICS[metric])
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    n = len(rows)
+    fig.suptitle(f"largest gradient error vs network size ({n} configuration"
+                 f"{'s' if n != 1 else ''}; zero drawn at {ZERO_FLOOR:g})", fontsize=10)
+    out = Path(path)
+    save(fig, out)
+    return out
