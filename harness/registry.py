@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from harness.errors import ConfigError, ProtocolError
 from harness.protocol import PROTOCOL_METHODS, Classifier
@@ -46,6 +48,9 @@ def validate_backend_name(name: str) -> str:
 def load_user_class(name: str) -> type:
     """Import the class named by "package.module:ClassName"."""
     module_name, _, cls_name = validate_backend_name(name).partition(":")
+    # like `python -m`, find the user's modules in the current folder
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's input problem

@@ -68,8 +68,25 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     from harness.data import BUILTIN_DATASETS
 
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="digits", metavar="NAME",
+    g.add_argument("--dataset", default="digits", metavar="NAME", action=_StoreExplicit,
                    help=f"built-in data set: {', '.join(BUILTIN_DATASETS)} (default: digits)")
+    g.add_argument("--data", default=None, metavar="FILE",
+                   help="your own data instead of --dataset: a CSV file with a header row "
+                        "(labels in --target) or an .npz file with arrays X and y")
+    g.add_argument("--target", default=None, metavar="COLUMN",
+                   help="label column of the --data CSV file (default: its last column); "
+                        "labels may be strings or any integers")
+    for flag, default in (("samples", 1000), ("features", 20), ("classes", 3)):
+        g.add_argument(f"--n-{flag}", type=int, default=None, metavar="N",
+                       help=f"size of --dataset synthetic: number of {flag} (default: {default})")
+
+
+class _StoreExplicit(argparse.Action):
+    """Store the value and remember that it was given (so --data can refuse it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"_{self.dest}_given", True)
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
@@ -100,12 +117,70 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    """--threads N: one thread count for NumPy's BLAS (threadpoolctl) and torch."""
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads for NumPy's BLAS and for torch alike (default: all cores)")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """--device cpu|cuda, for commands without the model flag group."""
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="device of the torch backend: cpu or cuda (default: cpu)")
+
+
+def add_training_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_size: int = 64,
+                      val_fraction: float | None = 0.2) -> None:
+    """--epochs, --batch-size, --no-shuffle and (unless ``val_fraction`` is None) --val-fraction.
+
+    Values are checked by the library (harness.training.validate_training_args), not here.
+    """
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
+    g.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"samples per batch; the last batch of an epoch may be smaller "
+                        f"(default: {batch_size})")
+    g.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                   help="keep the data's order in every epoch (default: reshuffle each "
+                        "epoch from --seed)")
+    if val_fraction is not None:
+        g.add_argument("--val-fraction", type=float, default=val_fraction, metavar="FRAC",
+                       help=f"share of the samples held out (stratified) for validation, "
+                            f"in [0, 1); 0: none (default: {val_fraction:g})")
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """--out DIR, --force, --quiet."""
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="write tables, plots and a summary to this folder (default: print only)")
+    g.add_argument("--force", action="store_true", help="replace --out if it is not empty")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 # ----------------------------------------------------------------------- parsing
 def load_data(args):
-    """The data set the flags name (unstandardised)."""
-    from harness.data import load_dataset
+    """The data set the flags name (unstandardised): --data FILE, else --dataset."""
+    from harness.data import load_data_file, load_dataset
 
-    return load_dataset(args.dataset, seed=args.seed)
+    data_file = getattr(args, "data", None)
+    target = getattr(args, "target", None)
+    size = {k: getattr(args, k, None) for k in ("n_samples", "n_features", "n_classes")}
+    given = [f"--{k.replace('_', '-')}" for k, v in size.items() if v is not None]
+    if data_file is None:
+        if target is not None:
+            raise ConfigError("`--target` names the label column of a --data CSV file; "
+                              "give --data FILE too")
+        if given and args.dataset != "synthetic":
+            raise ConfigError(f"`{given[0]}` sizes --dataset synthetic; it does not apply "
+                              f"to --dataset {args.dataset}")
+        return load_dataset(args.dataset, seed=getattr(args, "seed", 0), **size)
+    if getattr(args, "_dataset_given", False):
+        raise ConfigError("give either --data FILE or --dataset NAME, not both")
+    if given:
+        raise ConfigError(f"`{given[0]}` sizes --dataset synthetic; it does not apply "
+                          f"to --data")
+    return load_data_file(data_file, target=target)
 
 
 def model_spec(args, dataset):
