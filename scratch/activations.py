@@ -4,6 +4,9 @@ Every derivative takes the pre-activation ``z`` and the activation ``a = f(z)``
 (both of shape (N, d)) and returns ``da/dz`` element-wise, shape (N, d); some use
 ``z``, some reuse ``a`` to save work.  The derivative at a kink (``z == 0`` for
 relu and leaky_relu) is the one torch uses: the left-hand slope.
+
+Every function keeps the dtype of ``z`` (float32 stays float32). At the end,
+:func:`activate_inplace` applies an activation in place for the fast model.
 """
 
 from __future__ import annotations
@@ -118,3 +121,47 @@ ACTIVATIONS = {
     "leaky_relu": (leaky_relu, leaky_relu_grad),
     "gelu": (gelu, gelu_grad),
 }
+
+
+# ------------------------------------------------------------ in place, for scratch.model
+def relu_inplace(z: np.ndarray, zeros: np.ndarray, mask: np.ndarray | None = None
+                 ) -> np.ndarray | None:
+    """Overwrite ``z`` with max(z, 0); with ``mask``, fill it with relu'(z) = (z > 0).
+
+    Parameters
+    ----------
+    z : ndarray of shape (N, d)
+        Pre-activations; overwritten with the activations.
+    zeros : ndarray of z's dtype, all zero, of shape (N, d) or 0-d
+        A preallocated zero: on small arrays NumPy's ufuncs run about twice as fast
+        against a full zero array as against the Python scalar 0; on big ones a 0-d
+        zero is as fast and costs no memory.
+    mask : bool ndarray of shape (N, d), optional
+        Receives z > 0, the derivative the backward pass multiplies by.
+
+    Returns
+    -------
+    mask (or None without one)
+    """
+    if mask is not None:
+        np.greater(z, zeros, out=mask)
+    np.maximum(z, zeros, out=z)
+    return mask
+
+
+def activate_inplace(name: str, z: np.ndarray, zeros: np.ndarray | None = None,
+                     mask: np.ndarray | None = None, need_deriv: bool = True
+                     ) -> np.ndarray | None:
+    """Overwrite ``z`` (N, d) with a = f(z) and return f'(z), for dz = dL/da * f'(z).
+
+    relu works in place in the caller's buffers (``zeros``, ``mask``: see
+    :func:`relu_inplace`); the other activations call the functions above, which
+    allocate. Returns None when ``need_deriv`` is False (a forward pass only).
+    """
+    if name == "relu":
+        return relu_inplace(z, zeros, mask if need_deriv else None)
+    f, f_grad = ACTIVATIONS[name]
+    a = f(z)
+    deriv = f_grad(z, a) if need_deriv else None
+    np.copyto(z, a)
+    return deriv

@@ -1,0 +1,151 @@
+"""`nn-harness bench`: time the backends side by side over a grid of sizes."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli import common
+
+HELP = "time forward, loss_and_grads, train_step and an epoch of each backend, side by side"
+EXAMPLE = """nn-harness bench                                  # the default grid, all cores
+  nn-harness bench --quick --threads 1              # a short run
+  nn-harness bench --dims 64,32,10 --batch-sizes 64,1797 --dtypes float32
+  nn-harness bench --grid 64,32,10:64,1797 --grid 784,256,10:128
+  nn-harness bench --config bench.toml --out reports/bench
+  nn-harness bench --compare reports/bench/bench-A/bench.json reports/bench/bench-B/bench.json"""
+
+DEFAULT_OUT = "reports/bench"
+
+
+def grid_entry(text: str) -> list[tuple[tuple[int, ...], int]]:
+    """``64,32,10:64,1797`` -> [((64, 32, 10), 64), ((64, 32, 10), 1797)]."""
+    dims_text, sep, sizes_text = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(
+            f"expected DIMS:BATCH_SIZES like 64,32,10:64,1797, got {text!r}")
+    dims = common.csv_ints(dims_text)
+    sizes = common.csv_ints(sizes_text)
+    return [(dims, b) for b in sizes]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help=HELP, description=HELP + ".",
+                       epilog=f"examples:\n  {EXAMPLE}")
+    g = p.add_argument_group("what to measure")
+    g.add_argument("--grid", type=grid_entry, action="append", default=None,
+                   metavar="DIMS:BATCHES",
+                   help="a network and its batch sizes, e.g. 784,256,10:128; repeat the flag "
+                        "for more (default: 64,32,10:64,1797 784,256,10:128 "
+                        "784,1024,1024,10:512 2048,2048,2048,10:1024)")
+    g.add_argument("--dims", type=common.csv_ints, action="append", default=None,
+                   metavar="D0,...,DL", help="a network; repeat for more; each is measured "
+                                             "at every --batch-sizes")
+    g.add_argument("--batch-sizes", type=common.csv_ints, default=None, metavar="B,...",
+                   help="batch sizes of every --dims (default: 64)")
+    g.add_argument("--config", default=None, metavar="FILE.toml",
+                   help="grid and settings from a TOML file; flags given here win")
+    g.add_argument("--dtypes", type=common.csv_names, default=None, metavar="DTYPES",
+                   help="float32, float64 or both (default: float32,float64)")
+    g.add_argument("--ops", type=common.csv_names, default=None, metavar="OPS",
+                   help="forward, loss_and_grads, train_step, epoch (default: all)")
+    common.add_backends_arg(g)
+    g.add_argument("--optimizer", default=None, metavar="NAME",
+                   help="optimizer of train_step and epoch: sgd, adam, adamw (default: sgd)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01)")
+    g.add_argument("--epoch-samples", type=int, default=None, metavar="N",
+                   help="samples in the timed epoch (default: 1797, the digits set)")
+    g.add_argument("--no-memory", dest="memory", action="store_false", default=None,
+                   help="skip the peak-memory measurement of train_step")
+    g.add_argument("--peak-size", type=int, default=None, metavar="N",
+                   help="side of the square matmuls that measure the machine's peak "
+                        "(default: 4096)")
+    t = p.add_argument_group("how")
+    common.add_threads_arg(t)
+    common.add_device_arg(t)
+    t.add_argument("--repeats", type=int, default=None, metavar="N",
+                   help="rounds; each measures every backend once, in turn (default: 5)")
+    t.add_argument("--min-time", type=float, default=None, metavar="SECONDS",
+                   help="timed seconds per measurement and round (default: 0.1)")
+    t.add_argument("--quick", action="store_true",
+                   help="a short run: two small grid points, brief measurements")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help=f"every run is kept in its own time-stamped folder here "
+                        f"(default: {DEFAULT_OUT})")
+    o.add_argument("--no-save", dest="save", action="store_false",
+                   help="print only; write nothing")
+    o.add_argument("--no-plots", dest="plots", action="store_false", help="save no figures")
+    o.add_argument("--strict", action="store_true",
+                   help="exit with 1 when a target of the fast scratch backend is missed")
+    o.add_argument("--quiet", action="store_true", help="no progress lines")
+    common.add_json_arg(o)
+    o.add_argument("--compare", nargs=2, default=None, metavar=("OLD.json", "NEW.json"),
+                   help="print the change per row between two saved runs and exit")
+    p.set_defaults(func=run)
+
+
+def build_config(args):
+    """BenchConfig from defaults < --quick < --config file < flags."""
+    from harness.bench import BenchConfig, load_config_file
+    from harness.errors import ConfigError
+
+    kw: dict = {}
+    if args.config:
+        kw.update(load_config_file(args.config))
+    if args.grid and args.dims:
+        raise ConfigError("give the grid either as --grid DIMS:BATCHES or as --dims with "
+                          "--batch-sizes, not both")
+    if args.batch_sizes and not args.dims:
+        raise ConfigError("`--batch-sizes` goes with --dims (or use --grid DIMS:BATCHES)")
+    if args.grid:
+        kw["grid"] = tuple(point for entry in args.grid for point in entry)
+    elif args.dims:
+        sizes = args.batch_sizes or (64,)
+        kw["grid"] = tuple((dims, b) for dims in args.dims for b in sizes)
+    flags = {"dtypes": args.dtypes, "ops": args.ops, "optimizer": args.optimizer,
+             "lr": args.lr, "epoch_samples": args.epoch_samples, "memory": args.memory,
+             "peak_size": args.peak_size, "threads": args.threads, "repeats": args.repeats,
+             "min_time": args.min_time}
+    kw.update({k: v for k, v in flags.items() if v is not None})
+    if args.device != "cpu" or "device" not in kw:
+        kw["device"] = args.device
+    backends = common.validate_backends(args.backends)
+    kw["backends"] = backends
+    if kw.get("optimizer", "sgd") not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"`--optimizer` must be one of sgd, adam, adamw, got {kw['optimizer']!r}")
+    try:
+        return BenchConfig.quick(**kw) if args.quick else BenchConfig(**kw)
+    except TypeError as exc:  # a wrongly typed value from the TOML file
+        raise ConfigError(f"bad bench setting: {exc}") from None
+
+
+def run(args) -> int:
+    from harness import bench
+
+    if args.compare:
+        old, new = (bench.load_run(p) for p in args.compare)
+        table = bench.compare_runs(old, new)
+        if args.json:
+            common.print_json({"old": args.compare[0], "new": args.compare[1],
+                               "rows": table.to_dict(orient="records")})
+        else:
+            print(f"old: {args.compare[0]} ({old.machine.get('date')})")
+            print(f"new: {args.compare[1]} ({new.machine.get('date')})")
+            print(bench.format_comparison(table))
+        return 0
+    config = build_config(args)
+    common.validate_device(args)
+    result = bench.run_bench(config, log=None if args.quiet else bench._log_stderr)
+    saved = bench.save_run(result, args.out, plots=args.plots) if args.save else None
+    if args.json:
+        out = result.to_dict()
+        out.pop("times_s", None)
+        out["saved_to"] = None if saved is None else str(saved)
+        common.print_json(out)
+    else:
+        print(bench.format_result(result))
+        if saved is not None:
+            print(f"\nsaved: {saved}/bench.csv, bench.json"
+                  + (" and plots" if args.plots else ""))
+    missed = [t for t in result.targets if not t["passed"]]
+    return 1 if (args.strict and missed) else 0

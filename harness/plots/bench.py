@@ -1,0 +1,196 @@
+"""Figures of a benchmark run (:mod:`harness.bench`).
+
+* ``time_vs_batch.png``: train_step time against batch size, one panel per network;
+* ``ratio.png``: the time of every other backend over torch's, per grid point;
+* ``gflops.png``: achieved GFLOP/s of train_step against the measured matmul peak;
+* ``memory.png``: peak memory of a train_step per backend, and what it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from harness.plots import HATCHES, MARKERS, pyplot, save, style
+
+
+def _series(table):
+    """(backend, device) pairs in order of appearance, torch on the CPU last."""
+    pairs = list(dict.fromkeys(zip(table["backend"], table["device"])))
+    return pairs
+
+
+def _name(backend: str, device: str) -> str:
+    return backend if device == "cpu" else f"{backend} ({device})"
+
+
+def _tick(dims: str, batch, dtype: str | None = None) -> str:
+    """A tick label, the dims broken over lines so that neighbours do not overlap."""
+    lines, line = [], ""
+    for part in str(dims).split("-"):
+        if line and len(line) + len(part) + 1 > 10:
+            lines.append(line + "-")
+            line = part
+        else:
+            line = f"{line}-{part}" if line else part
+    lines.append(line)
+    lines.append(f"batch {batch}")
+    if dtype:
+        lines.append(dtype)
+    return "\n".join(lines)
+
+
+def _points(table):
+    """Grid points (dims, batch, dtype) in the order measured."""
+    return list(dict.fromkeys(zip(table["dims"], table["batch_size"], table["dtype"])))
+
+
+def plot_time_vs_batch(table, path, op: str = "train_step") -> Path:
+    """Median time of ``op`` against batch size, one panel per network, log-log."""
+    plt = pyplot()
+    t = table[table["op"] == op]
+    nets = list(dict.fromkeys(t["dims"]))
+    fig, axes = plt.subplots(1, max(1, len(nets)), figsize=(4.2 * max(1, len(nets)), 3.6),
+                             squeeze=False)
+    dtypes = list(dict.fromkeys(t["dtype"]))
+    for ax, dims in zip(axes[0], nets):
+        for i, (backend, device) in enumerate(_series(t)):
+            for j, dtype in enumerate(dtypes):
+                s = t[(t["dims"] == dims) & (t["backend"] == backend) & (t["device"] == device)
+                      & (t["dtype"] == dtype)].sort_values("batch_size")
+                if s.empty:
+                    continue
+                st = style(i)
+                st["marker"] = MARKERS[j % len(MARKERS)]
+                ax.errorbar(s["batch_size"], s["median_s"] * 1e3,
+                            yerr=[(s["median_s"] - s["q25_s"]) * 1e3,
+                                  (s["q75_s"] - s["median_s"]) * 1e3],
+                            label=f"{_name(backend, device)}, {dtype}", capsize=2, **st)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"dims {dims}", fontsize=9)
+        ax.set_xlabel("batch size")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel(f"{op} time (ms), median and IQR")
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle(f"{op}: time per call against batch size")
+    save(fig, path)
+    return Path(path)
+
+
+def plot_ratio(table, path, op: str = "train_step") -> Path:
+    """Time of each non-reference backend over torch on the CPU, per grid point."""
+    plt = pyplot()
+    t = table[(table["op"] == op) & ~((table["backend"] == "torch") & (table["device"] == "cpu"))]
+    points = _points(t)
+    series = _series(t)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
+    width = 0.8 / max(1, len(series))
+    for i, (backend, device) in enumerate(series):
+        xs, ys = [], []
+        for k, (dims, batch, dtype) in enumerate(points):
+            s = t[(t["dims"] == dims) & (t["batch_size"] == batch) & (t["dtype"] == dtype)
+                  & (t["backend"] == backend) & (t["device"] == device)]
+            if not s.empty and math.isfinite(s["ratio_to_torch_cpu"].iloc[0]):
+                xs.append(k + (i - (len(series) - 1) / 2) * width)
+                ys.append(float(s["ratio_to_torch_cpu"].iloc[0]))
+        bars = ax.bar(xs, ys, width=width, color=style(i)["color"], hatch=HATCHES[i % len(HATCHES)],
+                      edgecolor="black", linewidth=0.5, label=_name(backend, device))
+        for bar, y in zip(bars, ys):
+            ax.annotate(f"{y:.3g}", (bar.get_x() + bar.get_width() / 2, y), ha="center",
+                        va="bottom", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=1, label="torch (CPU) = 1")
+    ax.axhline(0.25, color="gray", linestyle="--", linewidth=1, label="0.25 (smallest-size target)")
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
+    ax.set_ylabel(f"{op} time / torch's")
+    ax.set_title(f"{op}: time relative to torch eager on the CPU (lower is faster)")
+    ax.legend(fontsize=7)
+    save(fig, path)
+    return Path(path)
+
+
+def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
+    """Achieved GFLOP/s of ``op`` per backend, one panel per dtype, matmul peaks as lines."""
+    plt = pyplot()
+    t = table[table["op"] == op]
+    dtypes = list(dict.fromkeys(t["dtype"]))
+    fig, axes = plt.subplots(1, max(1, len(dtypes)), figsize=(6.0 * max(1, len(dtypes)), 3.8),
+                             squeeze=False)
+    series = _series(t)
+    width = 0.8 / max(1, len(series))
+    for ax, dtype in zip(axes[0], dtypes):
+        td = t[t["dtype"] == dtype]
+        points = list(dict.fromkeys(zip(td["dims"], td["batch_size"])))
+        for i, (backend, device) in enumerate(series):
+            xs, ys = [], []
+            for k, (dims, batch) in enumerate(points):
+                s = td[(td["dims"] == dims) & (td["batch_size"] == batch)
+                       & (td["backend"] == backend) & (td["device"] == device)]
+                if not s.empty:
+                    xs.append(k + (i - (len(series) - 1) / 2) * width)
+                    ys.append(float(s["gflops"].iloc[0]))
+            ax.bar(xs, ys, width=width, color=style(i)["color"], hatch=HATCHES[i % len(HATCHES)],
+                   edgecolor="black", linewidth=0.5, label=_name(backend, device))
+        for j, p in enumerate(x for x in peaks if x["dtype"] == dtype):
+            ax.axhline(p["gflops"], color="black", linestyle=["-", "--", ":"][j % 3], linewidth=1,
+                       label=f"matmul peak, {p['library']} ({p['size']}^3): {p['gflops']:.0f}")
+        ax.set_xticks(range(len(points)))
+        ax.set_xticklabels([_tick(d, b) for d, b in points], fontsize=7)
+        ax.set_title(f"{op}, {dtype}", fontsize=9)
+        ax.set_ylabel("GFLOP/s")
+        ax.legend(fontsize=7)
+    fig.suptitle("achieved GFLOP/s against the machine's matmul peak")
+    save(fig, path)
+    return Path(path)
+
+
+def plot_memory(table, path) -> Path:
+    """Peak memory of a train_step per backend, with the need as a black tick."""
+    plt = pyplot()
+    t = table[(table["op"] == "train_step") & table["peak_mem_bytes"].notna()]
+    points = _points(t)
+    series = _series(t)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
+    width = 0.8 / max(1, len(series))
+    for i, (backend, device) in enumerate(series):
+        xs, ys, needs = [], [], []
+        for k, (dims, batch, dtype) in enumerate(points):
+            s = t[(t["dims"] == dims) & (t["batch_size"] == batch) & (t["dtype"] == dtype)
+                  & (t["backend"] == backend) & (t["device"] == device)]
+            if not s.empty:
+                xs.append(k + (i - (len(series) - 1) / 2) * width)
+                ys.append(float(s["peak_mem_bytes"].iloc[0]) / 2**20)
+                needs.append(float(s["need_mem_bytes"].iloc[0]) / 2**20)
+        bars = ax.bar(xs, ys, width=width, color=style(i)["color"],
+                      hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                      label=_name(backend, device))
+        ax.scatter(xs, needs, marker="_", s=300, color="black",
+                   label="needed (params, grads, state, activations)" if i == 0 else None)
+        for bar, y, need in zip(bars, ys, needs):
+            ax.annotate(f"{y / need:.2f}x", (bar.get_x() + bar.get_width() / 2, y),
+                        ha="center", va="bottom", fontsize=6)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
+    ax.set_ylabel("peak memory of a train_step (MiB)")
+    ax.set_title("memory of one training step (label: measured / needed)")
+    ax.legend(fontsize=7)
+    save(fig, path)
+    return Path(path)
+
+
+def plot_all(result, folder) -> list[Path]:
+    """Every figure of ``result`` (a BenchResult) into ``folder``."""
+    folder = Path(folder)
+    table = result.table
+    out = []
+    if table.empty:
+        return out
+    op = "train_step" if (table["op"] == "train_step").any() else table["op"].iloc[0]
+    out.append(plot_time_vs_batch(table, folder / "time_vs_batch.png", op))
+    out.append(plot_ratio(table, folder / "ratio.png", op))
+    out.append(plot_gflops(table, result.peaks, folder / "gflops.png", op))
+    if table["peak_mem_bytes"].notna().any():
+        out.append(plot_memory(table, folder / "memory.png"))
+    return out

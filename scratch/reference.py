@@ -1,0 +1,149 @@
+"""The straightforward MLP, for learners: every step is one NumPy expression.
+
+Layer i computes z_i = a_i @ W_i + b_i, then a_{i+1} = f(z_i) for hidden layers;
+the last layer's z is the logits. Parameters use the canonical layout
+``W{i}`` of shape (d_i, d_{i+1}) and ``b{i}`` of shape (d_{i+1},).
+
+Every array here is fresh: nothing is reused between calls, nothing is written in
+place except the optimizer's update of the parameters. :class:`scratch.model.MLP`
+computes exactly the same numbers in preallocated buffers; read this file first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.layout import param_shapes, validate_params
+from scratch.activations import ACTIVATIONS
+from scratch.losses import cross_entropy_grad
+from scratch.optimizers import SGD
+
+
+class ReferenceMLP:
+    """A from-scratch MLP classifier that implements the ``Classifier`` protocol.
+
+    Parameters
+    ----------
+    dims : tuple of int
+        ``(d_0, ..., d_L)``: features, hidden widths, classes.
+    activation : str
+        Hidden activation, a key of ``scratch.activations.ACTIVATIONS``.
+    dtype : str
+        ``"float32"`` or ``"float64"``; parameters, activations and gradients keep it.
+    seed : int
+        Initial parameters are uniform in +-1/sqrt(d_i), as torch.nn.Linear's default.
+    optimizer : object with ``step(params, grads)``, optional
+        Defaults to ``SGD(lr=0.01)``.
+    """
+
+    def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None):
+        self.dims = tuple(int(d) for d in dims)
+        self.activation = activation
+        self.dtype = np.dtype(dtype)
+        self.f, self.f_grad = ACTIVATIONS[activation]
+        self.optimizer = optimizer if optimizer is not None else SGD(lr=0.01)
+        rng = np.random.default_rng(seed)
+        self.params: dict[str, np.ndarray] = {}
+        for name, shape in param_shapes(self.dims).items():
+            fan_in = self.dims[int(name[1:])]
+            bound = 1.0 / np.sqrt(fan_in)
+            self.params[name] = rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.dims) - 1
+
+    # ----------------------------------------------------------------- parameters
+    def get_params(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters, canonical layout."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Replace the parameters with copies of ``params`` (validated, cast to dtype)."""
+        self.params = validate_params(params, self.dims, self.dtype)
+
+    # ------------------------------------------------------------------- forward
+    def _forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Run the network, keeping what backprop needs.
+
+        Returns
+        -------
+        acts : list of L arrays, acts[i] of shape (N, d_i): the input of layer i
+        zs : list of L arrays, zs[i] of shape (N, d_{i+1}); zs[-1] are the logits
+        """
+        acts, zs = [x], []
+        for i in range(self.n_layers):
+            z = acts[-1] @ self.params[f"W{i}"] + self.params[f"b{i}"]
+            zs.append(z)
+            if i < self.n_layers - 1:
+                acts.append(self.f(z))
+        return acts, zs
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits of shape (N, d_L) for inputs of shape (N, d_0)."""
+        _, zs = self._forward(np.asarray(x, dtype=self.dtype))
+        return zs[-1]
+
+    # ------------------------------------------------------------------ backward
+    def _backward(self, acts, zs, dlogits) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        """Backpropagate dL/dlogits through every layer.
+
+        dW_i = a_i^T @ dz_i        (d_i, d_{i+1})
+        db_i = sum over rows of dz_i   (d_{i+1},)
+        dz_{i-1} = (dz_i @ W_i^T) * f'(z_{i-1})
+
+        Returns
+        -------
+        grads : dict of parameter gradients, canonical layout
+        dzs : list of L arrays, dzs[i] = dL/dz_i of shape (N, d_{i+1})
+        """
+        grads: dict[str, np.ndarray] = {}
+        dzs: list[np.ndarray] = [None] * self.n_layers  # type: ignore[list-item]
+        dz = dlogits
+        for i in reversed(range(self.n_layers)):
+            dzs[i] = dz
+            grads[f"W{i}"] = acts[i].T @ dz
+            grads[f"b{i}"] = dz.sum(axis=0)
+            if i > 0:
+                dz = (dz @ self.params[f"W{i}"].T) * self.f_grad(zs[i - 1], acts[i])
+        return {k: grads[k] for k in self.params}, dzs
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean softmax cross-entropy on (x, y) and its gradient for every parameter.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, d_0)
+        y : ndarray of int, shape (N,)
+        """
+        acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
+        loss, dlogits = cross_entropy_grad(zs[-1], np.asarray(y))
+        grads, _ = self._backward(acts, zs, dlogits)
+        return loss, grads
+
+    def intermediates(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Named intermediates of one forward and backward pass, in computation order.
+
+        ``z{i}`` pre-activations (N, d_{i+1}); ``a{i}`` hidden activations f(z_i);
+        then, from the output layer down, ``dz{i}``, ``dW{i}``, ``db{i}``.
+        """
+        acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
+        _, dlogits = cross_entropy_grad(zs[-1], np.asarray(y))
+        grads, dzs = self._backward(acts, zs, dlogits)
+        out: dict[str, np.ndarray] = {}
+        for i in range(self.n_layers):
+            out[f"z{i}"] = zs[i]
+            if i < self.n_layers - 1:
+                out[f"a{i}"] = acts[i + 1]
+        for i in reversed(range(self.n_layers)):
+            out[f"dz{i}"] = dzs[i]
+            out[f"dW{i}"] = grads[f"W{i}"]
+            out[f"db{i}"] = grads[f"b{i}"]
+        return out
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer update on the batch; returns the loss before the update."""
+        loss, grads = self.loss_and_grads(x, y)
+        self.optimizer.step(self.params, grads)
+        return loss
