@@ -33,7 +33,7 @@ EXAMPLES = """examples:
   nn-harness cv --dataset digits --folds 5 --epochs 100 --out cv-digits   # 5-fold CV, both
   nn-harness cv --data mine.csv --target label --folds 10               # your own CSV
   nn-harness sweep examples/sweep_small.toml   # grid of comparisons on Dask, resumable
-  nn-harness bench --threads 2                  # timings side by side, saved under bench-runs/
+  nn-harness bench --threads 2                  # timings side by side, saved under reports/bench/
 
 exit codes: 0 pass, 1 a mismatch was found, 2 bad input or usage"""
 
