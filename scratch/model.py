@@ -72,21 +72,8 @@ class Workspace:
 class MLP(ReferenceMLP):
     """A from-scratch MLP classifier that implements the ``Classifier`` protocol.
 
-    Same constructor, parameters and results as :class:`scratch.reference.ReferenceMLP`,
-    computed in preallocated buffers.
-
-    Parameters
-    ----------
-    dims : tuple of int
-        ``(d_0, ..., d_L)``: features, hidden widths, classes.
-    activation : str
-        Hidden activation, a key of ``scratch.activations.ACTIVATIONS``.
-    dtype : str
-        ``"float32"`` or ``"float64"``; parameters, activations and gradients keep it.
-    seed : int
-        Initial parameters are uniform in +-1/sqrt(d_i), as torch.nn.Linear's default.
-    optimizer : object with ``step(params, grads)``, optional
-        Defaults to ``SGD(lr=0.01)``.
+    Same constructor (``dims, activation, dtype, seed, optimizer``), parameters and
+    results as :class:`scratch.reference.ReferenceMLP`, computed in preallocated buffers.
     """
 
     #: how many batch sizes keep their buffers (an epoch has a full and a last batch)
