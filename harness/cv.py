@@ -16,7 +16,7 @@ implementations' and not the data's or the seed's.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,7 +238,8 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
                    optimizer: OptimizerSpec, folds: int = 5, stratified: bool = True,
                    seed: int = 42, epochs: int, batch_size: int, shuffle: bool = True,
                    device: str = "cpu", class_names: Sequence[str] | None = None,
-                   quiet: bool = False) -> CVReport:
+                   quiet: bool = False, init_params: dict | None = None,
+                   on_fold: Callable[[int, CVReport], None] | None = None) -> CVReport:
     """Cross-validate every backend on the same ``folds`` folds of (X, y).
 
     For each fold:
@@ -282,6 +283,12 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         Names of the classes when ``y`` already holds indices 0..C-1.
     quiet : bool
         No progress bar (there is none anyway when stderr is not a terminal).
+    init_params : dict, optional
+        Initial parameters (canonical layout) for every fold instead of the seeded
+        initialisation, e.g. from a weight file (:mod:`harness.weights`).
+    on_fold : callable, optional
+        ``on_fold(k, report)`` after fold ``k``: ``report`` covers folds 1..k (for
+        writing partial results as they come).
 
     Raises
     ------
@@ -317,6 +324,10 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     for flag, value in (("stratified", stratified), ("shuffle", shuffle)):
         if not isinstance(value, bool):
             raise ConfigError(f"`{flag}` must be True or False, got {value!r}")
+    if init_params is not None:
+        from harness.layout import validate_params
+
+        init_params = validate_params(init_params, spec.dims, spec.np_dtype)
     counts = np.bincount(y, minlength=n_classes)
     if stratified:
         k = int(np.argmin(counts))
@@ -331,6 +342,18 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     splitter = (StratifiedKFold if stratified else KFold)(
         n_splits=folds, shuffle=True, random_state=seed)
     splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)]
+
+    config = {
+        "backends": list(names), "n_samples": n, "n_features": int(X.shape[1]),
+        "n_classes": n_classes, "folds": folds,
+        "splitter": f"{'Stratified' if stratified else ''}KFold(n_splits={folds}, "
+                    f"shuffle=True, random_state={seed})",
+        "stratified": stratified, "seed": seed, "epochs": epochs, "batch_size": batch_size,
+        "shuffle": shuffle,
+        "model": spec.to_dict(), "optimizer": optimizer.to_dict(), "device": device,
+        "standardisation": "per fold, with the fold's training part's mean and scale",
+        "initialisation": "seeded" if init_params is None else "given parameters",
+    }
 
     from harness.progress import progress
 
@@ -351,6 +374,8 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
             models = {name: make_backend(name, spec, optimizer, device=device)
                       for name in names}
             first = models[names[0]]
+            if init_params is not None:
+                first.set_params(init_params)
             for name in names[1:]:
                 copy_params(first, models[name])
 
@@ -388,29 +413,26 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
             agreement_rows.append({"fold": k, "n_val": len(va), "n_identical": identical,
                                    "agreement": identical / len(va),
                                    "val_acc_diff": max(accs) - min(accs)})
+            if on_fold is not None:
+                on_fold(k, _report(rows, agreement_rows, curve_rows, splits[:k], predictions,
+                                   names, class_names, config, y))
     finally:
         bar.close()
+    return _report(rows, agreement_rows, curve_rows, splits, predictions, names, class_names,
+                   config, y)
 
+
+def _report(rows, agreement_rows, curve_rows, splits, predictions, names, class_names,
+            config, y) -> CVReport:
     import pandas as pd
 
-    config = {
-        "backends": list(names), "n_samples": n, "n_features": int(X.shape[1]),
-        "n_classes": n_classes, "folds": folds,
-        "splitter": f"{'Stratified' if stratified else ''}KFold(n_splits={folds}, "
-                    f"shuffle=True, random_state={seed})",
-        "stratified": stratified, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-        "shuffle": shuffle,
-        "model": spec.to_dict(), "optimizer": optimizer.to_dict(), "device": device,
-        "standardisation": "per fold, with the fold's training part's mean and scale",
-    }
-    report = CVReport(
+    return CVReport(
         table=pd.DataFrame(rows, columns=["fold", "backend", "n_train", "n_val", *METRICS]),
         agreement=pd.DataFrame(agreement_rows, columns=["fold", "n_val", "n_identical",
                                                         "agreement", "val_acc_diff"]),
         curves=pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS)),
-        splits=splits, predictions=predictions, backends=names,
-        class_names=list(class_names), config=config, y=y)
-    return report
+        splits=list(splits), predictions=list(predictions), backends=names,
+        class_names=list(class_names), config=dict(config), y=y)
 
 
 def _score(model, X_tr, y_tr, X_va, y_va) -> dict[str, Any]:

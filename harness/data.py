@@ -272,6 +272,11 @@ def _encode_array_labels(labels: np.ndarray, where) -> tuple[np.ndarray, list[st
             i = int(np.argmax(frac))
             raise DataError(f"{where(i)} is the label {labels[i]:g}; labels must be integers "
                             f"or strings, not fractional numbers")
+        huge = ~(np.abs(labels) < 2.0**53)  # beyond, floats are no longer exact integers
+        if huge.any():
+            i = int(np.argmax(huge))
+            raise DataError(f"{where(i)} is the label {labels[i]:g}, too large to be an "
+                            f"integer class label; write labels as strings or small integers")
         labels = labels.astype(np.int64)
     elif labels.dtype.kind not in "iubUS":
         raise DataError(f"{where(0).split('[')[0]} must hold integer or string labels, "
@@ -360,9 +365,23 @@ def _stem(p: Path) -> str:
 
 # ---------------------------------------------------------------- standardisation
 def fit_standardizer(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and scales of ``X_train``; a constant column gets scale 1."""
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
+    """Column means and scales of ``X_train``; a constant column gets scale 1.
+
+    Raises
+    ------
+    DataError
+        A column whose values are so large (beyond about 1e150) that its standard
+        deviation overflows float64: it would silently become a column of zeros.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X_train.mean(axis=0)
+        std = X_train.std(axis=0)
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if bad.any():
+        j = int(np.argmax(bad))
+        biggest = float(np.max(np.abs(X_train[:, j])))
+        raise DataError(f"feature column {j} holds values up to {biggest:.3g}, too large to "
+                        f"standardise in float64 (its variance overflows); rescale it")
     std[std == 0] = 1.0
     return mean, std
 
@@ -371,3 +390,34 @@ def standardize(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     """Standardise ``X_train`` and ``others`` with statistics of ``X_train`` only."""
     mean, std = fit_standardizer(X_train)
     return [(X - mean) / std for X in (X_train, *others)]
+
+
+def split_validation(X: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Hold out ``ceil(fraction * N)`` samples for validation, stratified where possible.
+
+    Returns ``(X_train, y_train, X_val, y_val, stratified)``; ``X_val`` and ``y_val``
+    are None when ``fraction`` is 0. The split is scikit-learn's ``train_test_split``
+    with ``random_state=seed``, stratified by ``y`` unless a class is too small to
+    appear on both sides (then ``stratified`` is False).
+
+    Raises
+    ------
+    DataError
+        The fraction leaves no training samples.
+    """
+    if fraction == 0:
+        return X, y, None, None, False
+    n_val = math.ceil(fraction * len(y))
+    if n_val >= len(y):
+        raise DataError(f"`--val-fraction` {fraction:g} leaves no training samples out of "
+                        f"{len(y)}")
+    from sklearn.model_selection import train_test_split
+
+    try:
+        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed,
+                                                  stratify=y)
+        stratified = True
+    except ValueError:  # a class too small to appear on both sides
+        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed)
+        stratified = False
+    return X_tr, np.asarray(y_tr), X_va, np.asarray(y_va), stratified

@@ -24,6 +24,10 @@ class ParamError(ConfigError):
     """A parameter dictionary does not fit the model (name, shape, dtype or value)."""
 
 
+class WeightsError(ParamError):
+    """A weights file cannot be used: unreadable, or its tensors do not fit the model."""
+
+
 class DataError(ConfigError):
     """A data set cannot be used as given (missing column, NaN, a single class, ...)."""
 

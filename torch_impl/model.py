@@ -1,8 +1,17 @@
-"""The same MLP with torch.nn, autograd and torch.optim."""
+"""The same MLP with torch.nn, autograd and torch.optim.
+
+Deterministic: building a :class:`TorchClassifier` turns on
+``torch.use_deterministic_algorithms(True)`` (process-wide), so that an operation
+without a deterministic implementation raises instead of varying from run to run;
+on CUDA, cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` for that, set here (``:4096:8``)
+unless the environment sets it. On the CPU every operation used here is
+deterministic for a given thread count anyway.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -21,6 +30,15 @@ _ACTIVATIONS = {
     "gelu": F.gelu,  # exact erf form (approximate="none")
 }
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# before the first cuBLAS handle exists; deterministic cuBLAS needs a fixed workspace
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def use_deterministic_algorithms() -> None:
+    """Deterministic torch: the same inputs give the same bits, run after run."""
+    if not torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(True)
 
 
 class TorchMLP(nn.Module):
@@ -74,6 +92,7 @@ class TorchClassifier:
 
     def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None = None,
                  device: str = "cpu"):
+        use_deterministic_algorithms()
         self.spec = spec
         self.dims = spec.dims
         self.dtype = np.dtype(spec.dtype)

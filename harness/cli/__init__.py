@@ -1,14 +1,19 @@
 """The `nn-harness` command line.
 
 Exit codes: 0 pass, 1 a mismatch (or a numerical failure) was found, 2 bad input
-or usage. Library errors are turned into one-line messages here and nowhere else.
+or usage, 130 interrupted (Ctrl-C or SIGTERM). Library errors are turned into
+one-line messages here and nowhere else; where a command kept partial results
+(``harness.io.staged_dir(keep_partial=True)``), the message says where they are.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 
 from harness.cli.common import OneLineErrorParser
 
@@ -21,6 +26,7 @@ SUBCOMMANDS = [
     "harness.cli.cv",
     "harness.cli.sweep",
     "harness.cli.bench",
+    "harness.cli.export",
 ]
 
 EXAMPLES = """examples:
@@ -69,6 +75,34 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every command cleans up the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only)."""
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise Terminated
+
+        with contextlib.suppress(ValueError, OSError):
+            old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _partial_note(exc: BaseException) -> str:
+    from harness.io import partial_path_of
+
+    path = partial_path_of(exc)
+    return "" if path is None else f"; partial results are in {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from harness.errors import ConfigError, NumericalError
 
@@ -77,17 +111,30 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    name = f"nn-harness {args.command}"
     try:
-        return int(args.func(args))
+        with _sigterm_as_interrupt():
+            return int(args.func(args))
     except ConfigError as exc:
-        print(f"nn-harness {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"{name}: error: {_one_line(exc)}{_partial_note(exc)}", file=sys.stderr)
         return 2
     except NumericalError as exc:
-        print(f"nn-harness {args.command}: numerical failure: {_one_line(exc)}", file=sys.stderr)
+        print(f"{name}: numerical failure: {_one_line(exc)}{_partial_note(exc)}",
+              file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"nn-harness {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
+        print(f"{name}: interrupted{how}{_partial_note(exc)}", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"{name}: error: out of memory: the network or the data is too large for this "
+              f"machine", file=sys.stderr)
+        return 2
+    except OSError as exc:  # cannot read or write a file: disk full, permissions, ...
+        where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"{name}: error: {_one_line(exc.strerror or exc)}{where}{_partial_note(exc)}",
+              file=sys.stderr)
+        return 2
 
 
 def entry() -> None:

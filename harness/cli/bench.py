@@ -15,6 +15,9 @@ EXAMPLE = """nn-harness bench                                  # the default gri
   nn-harness bench --compare reports/bench/bench-A/bench.json reports/bench/bench-B/bench.json"""
 
 DEFAULT_OUT = "reports/bench"
+#: the optimizer every subcommand defaults to (harness.cli.common.add_optimizer_args)
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_LR = 1e-3
 
 
 def grid_entry(text: str) -> list[tuple[tuple[int, ...], int]]:
@@ -38,20 +41,26 @@ def register(sub) -> None:
                         "for more (default: 64,32,10:64,1797 784,256,10:128 "
                         "784,1024,1024,10:512 2048,2048,2048,10:1024)")
     g.add_argument("--dims", type=common.csv_ints, action="append", default=None,
-                   metavar="D0,...,DL", help="a network; repeat for more; each is measured "
-                                             "at every --batch-sizes")
+                   metavar="D0,...,DL", help="layer widths of a network, as everywhere; bench "
+                                             "measures a grid, so repeat the flag for more "
+                                             "networks; each is measured at every "
+                                             "--batch-sizes")
     g.add_argument("--batch-sizes", type=common.csv_ints, default=None, metavar="B,...",
                    help="batch sizes of every --dims (default: 64)")
     g.add_argument("--config", default=None, metavar="FILE.toml",
                    help="grid and settings from a TOML file; flags given here win")
     g.add_argument("--dtypes", type=common.csv_names, default=None, metavar="DTYPES",
-                   help="float32, float64 or both (default: float32,float64)")
+                   help="float32, float64 or both (default: float32,float64); plural where "
+                        "the other subcommands take one --dtype, since bench measures a grid")
     g.add_argument("--ops", type=common.csv_names, default=None, metavar="OPS",
                    help="forward, loss_and_grads, train_step, epoch (default: all)")
     common.add_backends_arg(g)
     g.add_argument("--optimizer", default=None, metavar="NAME",
-                   help="optimizer of train_step and epoch: sgd, adam, adamw (default: sgd)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.01)")
+                   help=f"optimizer of train_step and epoch: sgd, adam, adamw (default: "
+                        f"{DEFAULT_OPTIMIZER}, as in every subcommand; its other "
+                        f"hyper-parameters keep torch.optim's defaults)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 1e-3)")
     g.add_argument("--epoch-samples", type=int, default=None, metavar="N",
                    help="samples in the timed epoch (default: 1797, the digits set)")
     g.add_argument("--no-memory", dest="memory", action="store_false", default=None,
@@ -89,6 +98,7 @@ def build_config(args):
     from harness.bench import BenchConfig, load_config_file
     from harness.errors import ConfigError
 
+    common.validate_threads(args)
     kw: dict = {}
     if args.config:
         kw.update(load_config_file(args.config))
@@ -107,6 +117,8 @@ def build_config(args):
              "peak_size": args.peak_size, "threads": args.threads, "repeats": args.repeats,
              "min_time": args.min_time}
     kw.update({k: v for k, v in flags.items() if v is not None})
+    kw.setdefault("optimizer", DEFAULT_OPTIMIZER)  # flag > --config file > the shared default
+    kw.setdefault("lr", DEFAULT_LR)
     if args.device != "cpu" or "device" not in kw:
         kw["device"] = args.device
     backends = common.validate_backends(args.backends)

@@ -14,8 +14,10 @@ def register(sub) -> None:
     common.add_backends_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
+    common.add_init_from_arg(p)
     common.add_optimizer_args(p)
     common.add_tolerance_args(p)
+    common.add_threads_arg(p)
     common.add_json_arg(p)
     p.set_defaults(func=run)
 
@@ -23,7 +25,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from harness.compare import check_equivalence, resolve_tolerances
     from harness.data import standardize
-    from harness.registry import make_backend
 
     backends = common.validate_backends(args.backends, at_least=2)
     if len(backends) != 2:
@@ -31,20 +32,22 @@ def run(args) -> int:
 
         raise ConfigError(f"`--backends` for check takes exactly two names (reference, "
                           f"candidate), got {','.join(backends)}")
+    opt = common.optimizer_spec(args)
+    common.validate_threads(args)
+    device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    opt = common.optimizer_spec(args)
     resolve_tolerances(spec.dtype, args.rtol, args.atol)
-    device = common.validate_device(args)
     (X,) = standardize(data.X)
-    reference = make_backend(backends[0], spec, opt, device=device)
-    candidate = make_backend(backends[1], spec, opt, device=device)
-    report = check_equivalence(reference, candidate, X, data.y, rtol=args.rtol, atol=args.atol,
-                               reference_name=backends[0], candidate_name=backends[1])
+    with common.threads(args, backends):
+        reference, candidate = common.build_models(backends, spec, opt, args, device=device)
+        report = check_equivalence(reference, candidate, X, data.y, rtol=args.rtol,
+                                   atol=args.atol, reference_name=backends[0],
+                                   candidate_name=backends[1])
     if args.json:
         out = report.to_dict()
         out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),
-                         "optimizer": opt.to_dict()}
+                         "optimizer": opt.to_dict(), "init_from": args.init_from}
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised), dims {spec.dims}, "

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 
 DEFAULT_HIDDEN = 32
 
@@ -117,10 +117,20 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def add_threads_arg(p: argparse.ArgumentParser) -> None:
+def add_threads_arg(p: argparse.ArgumentParser, default_help: str = "all cores") -> None:
     """--threads N: one thread count for NumPy's BLAS (threadpoolctl) and torch."""
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="threads for NumPy's BLAS and for torch alike (default: all cores)")
+                   help=f"threads for NumPy's BLAS and for torch alike (default: "
+                        f"{default_help})")
+
+
+def add_init_from_arg(p: argparse.ArgumentParser) -> None:
+    """--init-from FILE: start from a weight file instead of the seeded initialisation."""
+    p.add_argument("--init-from", default=None, metavar="FILE",
+                   help="initial parameters from a weight file (.safetensors as `nn-harness "
+                        "export` writes, or .npz; W0,b0,W1,b1,... in the canonical layout) "
+                        "instead of the seeded initialisation; --dims default to the file's, "
+                        "and its dtype must be --dtype")
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:
@@ -180,14 +190,66 @@ def load_data(args):
     if given:
         raise ConfigError(f"`{given[0]}` sizes --dataset synthetic; it does not apply "
                           f"to --data")
-    return load_data_file(data_file, target=target)
+    data = load_data_file(data_file, target=target)
+    from harness.data import fit_standardizer
+
+    try:  # every command standardises: refuse data that cannot be, before any work
+        fit_standardizer(data.X)
+    except DataError as exc:
+        raise DataError(f"{data_file}: {exc}") from None
+    return data
+
+
+def read_init(args):
+    """The weight file of --init-from, read and checked on its own (once), or None."""
+    path = getattr(args, "init_from", None)
+    if path is None:
+        return None
+    cached = getattr(args, "_init_weights", None)
+    if cached is None:
+        from harness.errors import WeightsError
+        from harness.weights import read_weights
+
+        try:
+            cached = read_weights(path)
+        except WeightsError as exc:
+            raise WeightsError(f"`--init-from`: {exc}") from None
+        args._init_weights = cached
+    return cached
+
+
+def initial_params(args, spec):
+    """The --init-from parameters for ``spec`` (dims and dtype checked), or None."""
+    weights = read_init(args)
+    if weights is None:
+        return None
+    from harness.errors import WeightsError
+    from harness.weights import fit_weights
+
+    try:
+        return fit_weights(weights, spec.dims, spec.dtype)
+    except WeightsError as exc:
+        raise WeightsError(f"`--init-from`: {exc}") from None
 
 
 def model_spec(args, dataset):
-    """A ModelSpec from the model flags, with dims checked against the data."""
+    """A ModelSpec from the model flags, with dims checked against the data.
+
+    Without --dims the widths are those of the --init-from file, if any, else
+    features, 32, classes. A given --init-from file must fit the spec (dims, dtype).
+    """
     from harness.specs import ModelSpec
 
-    dims = args.dims or (dataset.n_features, DEFAULT_HIDDEN, dataset.n_classes)
+    weights = read_init(args)
+    if args.dims is None and weights is not None:
+        dims = weights.dims
+        if dims[0] != dataset.n_features or dims[-1] != dataset.n_classes:
+            raise ConfigError(f"`--init-from`: {weights.label} holds a network with dims "
+                              f"{','.join(map(str, dims))}, which does not fit "
+                              f"{dataset.name} ({dataset.n_features} features, "
+                              f"{dataset.n_classes} classes)")
+    else:
+        dims = args.dims or (dataset.n_features, DEFAULT_HIDDEN, dataset.n_classes)
     if len(dims) >= 2:
         if dims[0] != dataset.n_features:
             raise ConfigError(f"`--dims` must start with the number of features of "
@@ -195,7 +257,54 @@ def model_spec(args, dataset):
         if dims[-1] != dataset.n_classes:
             raise ConfigError(f"`--dims` must end with the number of classes of "
                               f"{dataset.name} ({dataset.n_classes}), got {','.join(map(str, dims))}")
-    return ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed)
+    spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed)
+    initial_params(args, spec)  # refuse a file that does not fit, before any work
+    return spec
+
+
+def build_models(names, spec, optimizer, args, *, device: str = "cpu") -> list:
+    """One model per backend name; the first starts from --init-from when given.
+
+    (Every comparison copies the first model's parameters into the others.)
+    """
+    from harness.registry import make_backend
+
+    models = [make_backend(name, spec, optimizer, device=device) for name in names]
+    params = initial_params(args, spec)
+    if params is not None and models:
+        models[0].set_params(params)
+    return models
+
+
+def threads(args, backends=None):
+    """Context: --threads for NumPy's BLAS and torch (default: all cores)."""
+    from harness.threads import limit_threads
+
+    return limit_threads(getattr(args, "threads", None), backends=backends)
+
+
+def validate_threads(args) -> int | None:
+    from harness.threads import validate_threads as check
+
+    return check(getattr(args, "threads", None))
+
+
+def output_folder(out, *, force: bool, keep_partial: bool, what: str = "run"):
+    """Context: the staged folder of ``out`` (see harness.io.staged_dir), or None without it."""
+    import contextlib
+
+    if out is None:
+        return contextlib.nullcontext(None)
+    from harness.io import staged_dir
+
+    return staged_dir(out, force=force, keep_partial=keep_partial, what=what)
+
+
+def positive_int(flag: str, value, minimum: int = 1) -> int:
+    """``value`` of ``flag`` as an int >= ``minimum``, or a ConfigError naming the flag."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"`{flag}` must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 def optimizer_spec(args):

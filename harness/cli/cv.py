@@ -23,7 +23,12 @@ arrays X and y. Labels may be strings or any integers; the tables use their name
 With --out DIR it writes folds.csv (one row per fold x backend), summary.csv (one
 row per backend), agreement.csv (one row per fold), curves.csv (loss and accuracy
 per epoch), predictions.csv (validation predictions, original labels),
-config.json, cv_accuracy.png and cv_loss_curves.png; all or nothing."""
+config.json, cv_accuracy.png and cv_loss_curves.png, all at once when done.
+Interrupted (Ctrl-C, SIGTERM) or stopped by a numerical failure, it keeps the
+tables of the finished folds in DIR.partial and says so.
+
+Training defaults are train's: 50 epochs per fold, batch size 64 (--epochs,
+--batch-size); there is no --val-fraction, the folds are the validation sets."""
 
 OUTPUT_FILES = ("folds.csv", "summary.csv", "agreement.csv", "curves.csv", "predictions.csv",
                 "config.json", "cv_accuracy.png", "cv_loss_curves.png")
@@ -36,6 +41,7 @@ def register(sub) -> None:
     common.add_backends_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
+    common.add_init_from_arg(p)
     common.add_optimizer_args(p)
     g = p.add_argument_group("cross-validation")
     g.add_argument("--folds", type=int, default=5, help="number of folds, 2..samples (default: 5)")
@@ -48,33 +54,32 @@ def register(sub) -> None:
                    help="exit 1 when fewer than this fraction of validation predictions "
                         "are identical across backends (default: report only)")
     common.add_training_args(p, val_fraction=None)  # the folds are the validation sets
+    common.add_threads_arg(p)
     common.add_output_args(p)
     common.add_json_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from harness.cv import cross_validate
     from harness.errors import ConfigError
     from harness.io import check_output_dir
+    from harness.training import validate_training_args
 
     backends = common.validate_backends(args.backends, at_least=1)
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise ConfigError(f"`--min-agreement` must be between 0 and 1, got {args.min_agreement:g}")
-    data = common.load_data(args)
-    spec = common.model_spec(args, data)
+    common.positive_int("--split-seed", args.split_seed, 0)
+    validate_training_args(args.epochs, args.batch_size)
     opt = common.optimizer_spec(args)
     device = common.validate_device(args)
+    common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)  # refuse before training, not after
-    report = cross_validate(backends, data.X, data.y, spec=spec, optimizer=opt,
-                            folds=args.folds, stratified=args.stratify, seed=args.split_seed,
-                            epochs=args.epochs, batch_size=args.batch_size,
-                            shuffle=args.shuffle, device=device,
-                            class_names=data.class_names, quiet=args.quiet)
-    report.config["dataset"] = data.name
-    if args.out is not None:
-        write_outputs(report, args.out, force=args.force)
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
+    init = common.initial_params(args, spec)
+    with common.threads(args, backends) as n_threads:
+        report = _cross_validate(args, backends, data, spec, opt, device, init, n_threads)
 
     passed = (args.min_agreement is None or len(backends) < 2
               or report.agreement_fraction >= args.min_agreement)
@@ -97,23 +102,55 @@ def run(args) -> int:
     return 0 if passed else 1
 
 
+def _cross_validate(args, backends, data, spec, opt, device, init, n_threads):
+    """Cross-validate; with --out, in a staged folder that keeps the finished folds."""
+    from harness.cv import cross_validate
+
+    with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
+        def on_fold(k, partial):
+            if tmp is not None:  # what the finished folds found, kept if interrupted
+                _write_tables(partial, tmp, complete=False, name=data.name)
+
+        report = cross_validate(backends, data.X, data.y, spec=spec, optimizer=opt,
+                                folds=args.folds, stratified=args.stratify,
+                                seed=args.split_seed, epochs=args.epochs,
+                                batch_size=args.batch_size, shuffle=args.shuffle,
+                                device=device, class_names=data.class_names, quiet=args.quiet,
+                                init_params=init, on_fold=on_fold)
+        report.config["dataset"] = data.name
+        report.config["init_from"] = args.init_from
+        report.config["threads"] = n_threads
+        if tmp is not None:
+            write_outputs(report, tmp)
+    return report
+
+
 def _classes(names, shown: int = 10) -> str:
     text = ", ".join(names[:shown])
     return text + (f", ... ({len(names)} in all)" if len(names) > shown else "")
 
 
-def write_outputs(report, out, *, force: bool = False) -> None:
-    """Every table and figure of ``report`` into ``out``, atomically."""
-    from harness.io import atomic_write_json, staged_dir
+def _write_tables(report, folder, *, complete: bool, name: str | None = None) -> None:
+    """The CSV tables and config.json of ``report`` into ``folder``, each file atomically."""
+    from harness.io import atomic_write_json, atomic_write_text
+
+    for file, frame in (("folds.csv", report.table), ("summary.csv", report.summary),
+                        ("agreement.csv", report.agreement), ("curves.csv", report.curves),
+                        ("predictions.csv", report.predictions_table())):
+        atomic_write_text(folder / file, frame.to_csv(index=False))
+    config = {**report.config, "class_names": report.class_names}
+    if name is not None:
+        config.setdefault("dataset", name)
+    if not complete:
+        config["complete"] = False
+        config["folds_done"] = report.folds
+    atomic_write_json(folder / "config.json", config)
+
+
+def write_outputs(report, folder) -> None:
+    """Every table and figure of ``report`` into ``folder`` (the staged output folder)."""
     from harness.plots.cv import plot_fold_accuracy, plot_loss_curves
 
-    with staged_dir(out, force=force) as tmp:
-        report.table.to_csv(tmp / "folds.csv", index=False)
-        report.summary.to_csv(tmp / "summary.csv", index=False)
-        report.agreement.to_csv(tmp / "agreement.csv", index=False)
-        report.curves.to_csv(tmp / "curves.csv", index=False)
-        report.predictions_table().to_csv(tmp / "predictions.csv", index=False)
-        atomic_write_json(tmp / "config.json", {**report.config,
-                                                "class_names": report.class_names})
-        plot_fold_accuracy(report, tmp / "cv_accuracy.png")
-        plot_loss_curves(report, tmp / "cv_loss_curves.png")
+    _write_tables(report, folder, complete=True)
+    plot_fold_accuracy(report, folder / "cv_accuracy.png")
+    plot_loss_curves(report, folder / "cv_loss_curves.png")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from harness.cli import common
 
 HELP = "check one backend's gradients against finite differences of its loss"
@@ -19,10 +21,12 @@ def register(sub) -> None:
                     "skipped and counted.",
         epilog=f"example:\n  {EXAMPLE}")
     p.add_argument("--backend", default="scratch", metavar="NAME",
-                   help="backend to check: scratch, torch or package.module:Class "
-                        "(default: scratch)")
+                   help="the one backend to check (one model, hence --backend; the commands "
+                        "that compare take --backends A,B): scratch, torch or "
+                        "package.module:Class (default: scratch)")
     common.add_data_args(p)
     common.add_model_args(p)
+    common.add_init_from_arg(p)
     g = p.add_argument_group("finite differences")
     g.add_argument("--fd-eps", type=float, default=None, metavar="EPS",
                    help="half-width of the central difference (default: 1e-6; 1e-3 when "
@@ -34,37 +38,43 @@ def register(sub) -> None:
                    help="samples the loss is computed on, a seeded random subset of the "
                         f"data (default: {DEFAULT_SAMPLES})")
     common.add_tolerance_args(p)
+    common.add_threads_arg(p)
     common.add_json_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from harness.batches import epoch_order
+    from harness.compare import resolve_tolerances
     from harness.data import standardize
     from harness.errors import ConfigError
     from harness.gradcheck import gradcheck
-    from harness.registry import make_backend, validate_backend_name
+    from harness.registry import validate_backend_name
 
     validate_backend_name(args.backend)
     if args.samples < 1:
         raise ConfigError(f"`--samples` must be >= 1, got {args.samples}")
     if args.max_entries < 1:
         raise ConfigError(f"`--max-entries` must be >= 1, got {args.max_entries}")
-    if args.fd_eps is not None and not args.fd_eps > 0:
-        raise ConfigError(f"`--fd-eps` must be > 0, got {args.fd_eps:g}")
+    if args.fd_eps is not None and not (args.fd_eps > 0 and math.isfinite(args.fd_eps)):
+        raise ConfigError(f"`--fd-eps` must be a finite number > 0, got {args.fd_eps:g}")
+    resolve_tolerances("float64", args.rtol, args.atol)
+    common.validate_threads(args)
+    device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    device = common.validate_device(args)
     (X,) = standardize(data.X)
     rows = epoch_order(len(data), 0, seed=spec.seed)[:args.samples]
-    model = make_backend(args.backend, spec, device=device)
-    report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
-                       atol=args.atol, max_entries=args.max_entries, seed=spec.seed,
-                       name=args.backend)
+    with common.threads(args, [args.backend]):
+        (model,) = common.build_models([args.backend], spec, None, args, device=device)
+        report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
+                           atol=args.atol, max_entries=args.max_entries, seed=spec.seed,
+                           name=args.backend)
     if args.json:
         out = report.to_dict()
         out["config"] = {"backend": args.backend, "dataset": data.name,
-                         "n_samples": len(data), **spec.to_dict()}
+                         "n_samples": len(data), **spec.to_dict(),
+                         "init_from": args.init_from}
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {len(rows)} used), "

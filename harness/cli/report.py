@@ -47,7 +47,7 @@ backends. --rtol/--atol apply to the equivalence check and the trajectories in
 --dtype; the float32 drift run uses float32 defaults."""
 EXIT_CODES = """exit codes: 0 every check passed, 1 a check failed (a mismatch or a numerical
 failure; the report is written), 2 bad input or usage (nothing written), 130
-interrupted (nothing left behind)"""
+interrupted by Ctrl-C or SIGTERM (nothing left behind)"""
 
 
 def register(sub) -> None:
@@ -56,9 +56,11 @@ def register(sub) -> None:
     common.add_backends_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
+    common.add_init_from_arg(p)
     common.add_optimizer_args(p)
     common.add_tolerance_args(p)
     common.add_training_args(p, epochs=EPOCHS, batch_size=BATCH_SIZE, val_fraction=0.2)
+    common.add_threads_arg(p, default_help="1 for the checks, all cores for the benchmark")
     g = p.add_argument_group("cross-validation")
     g.add_argument("--folds", type=int, default=FOLDS,
                    help=f"number of folds, 2..samples (default: {FOLDS})")
@@ -99,25 +101,29 @@ def run(args: argparse.Namespace) -> int:
     from harness.report import ReportSettings, build_report, default_out, validate_settings
 
     backends = common.validate_backends(args.backends, at_least=2)
-    data = common.load_data(args)
-    spec = common.model_spec(args, data)
     opt = common.optimizer_spec(args)
     device = common.validate_device(args)
+    threads = common.validate_threads(args)
+    if args.out is not None:
+        check_output_dir(args.out, force=args.force)
+    data = common.load_data(args)
+    spec = common.model_spec(args, data)
     settings = ReportSettings(
         spec=spec, optimizer=opt, backends=backends, rtol=args.rtol, atol=args.atol,
         epochs=args.epochs, batch_size=args.batch_size, shuffle=args.shuffle,
         val_fraction=args.val_fraction, folds=args.folds, stratify=args.stratify,
         split_seed=args.split_seed, min_agreement=args.min_agreement,
         gradcheck_samples=args.samples, gradcheck_max_entries=args.max_entries,
-        drift=args.drift, bench="quick" if args.bench else None, device=device)
+        drift=args.drift, bench="quick" if args.bench else None, device=device,
+        threads=threads, init_params=common.initial_params(args, spec),
+        init_from=args.init_from)
     validate_settings(settings, data)
     out = args.out if args.out is not None else default_out(data.name)
     check_output_dir(out, force=args.force)  # refuse before running anything
 
     command = command_line(args)
-    with _terminate_as_interrupt():
-        outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,
-                               command=command)
+    outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,
+                           command=command)
     if args.json:
         common.print_json({"passed": outcome.passed, "exit_code": outcome.exit_code,
                            "path": str(outcome.path), "index": str(outcome.index),
@@ -150,26 +156,3 @@ def command_line(args: argparse.Namespace) -> list[str]:
         else:
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return words
-
-
-class _terminate_as_interrupt:
-    """Within the block, SIGTERM raises KeyboardInterrupt, so the staged folder is cleaned."""
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            def handler(signum, frame):
-                raise KeyboardInterrupt
-
-            self._old = signal.signal(signal.SIGTERM, handler)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-        return False

@@ -20,9 +20,11 @@ each backend's training and validation loss and accuracy. Features are standardi
 with the training part's statistics.
 
 With --out DIR it writes history.csv (tidy: step, epoch, backend, quantity, value),
-summary.json, loss.png, accuracy.png and differences.png. Exit code 1 when the
-trajectories leave the tolerance (which grows with the step count, see
-harness.training) or a loss becomes NaN or inf; what was recorded is written anyway."""
+summary.json, loss.png, accuracy.png and differences.png, all at once when done.
+Interrupted (Ctrl-C, SIGTERM), it keeps what the finished epochs measured in
+DIR.partial and says so. Exit code 1 when the trajectories leave the tolerance
+(which grows with the step count, see harness.training) or a loss becomes NaN or
+inf; what was recorded is written anyway."""
 
 
 def register(sub) -> None:
@@ -31,9 +33,11 @@ def register(sub) -> None:
     common.add_backends_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
+    common.add_init_from_arg(p)
     common.add_optimizer_args(p)
     common.add_training_args(p)
     common.add_tolerance_args(p)
+    common.add_threads_arg(p)
     common.add_output_args(p)
     common.add_json_arg(p)
     p.set_defaults(func=run)
@@ -49,30 +53,6 @@ def _check_val_fraction(value) -> float:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1:
         raise ConfigError(f"`--val-fraction` must be in [0, 1), got {value}")
     return float(value)
-
-
-def split_validation(X, y, fraction: float, seed: int):
-    """(X_train, y_train, X_val, y_val, stratified); no validation part when fraction is 0."""
-    import numpy as np
-
-    from harness.errors import DataError
-
-    if fraction == 0:
-        return X, y, None, None, False
-    n_val = math.ceil(fraction * len(y))
-    if n_val >= len(y):
-        raise DataError(f"`--val-fraction` {fraction:g} leaves no training samples out of "
-                        f"{len(y)}")
-    from sklearn.model_selection import train_test_split
-
-    try:
-        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed,
-                                                  stratify=y)
-        stratified = True
-    except ValueError:  # a class too small to appear on both sides
-        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed)
-        stratified = False
-    return X_tr, np.asarray(y_tr), X_va, np.asarray(y_va), stratified
 
 
 def run(args) -> int:
@@ -91,12 +71,11 @@ def run(args) -> int:
     opt = common.optimizer_spec(args)
     resolve_tolerances("float64", args.rtol, args.atol)
     device = common.validate_device(args)
+    common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
 
-    from harness.data import standardize
-    from harness.registry import make_backend
-    from harness.training import compare_training
+    from harness.data import split_validation, standardize
 
     data = common.load_data(args)
     spec = common.model_spec(args, data)
@@ -111,37 +90,21 @@ def run(args) -> int:
         batch_size = validate_training_args(args.epochs, args.batch_size, len(y_tr))
     for w in caught:
         _warn(w.message)
-    reference = make_backend(backends[0], spec, opt, device=device)
-    candidate = make_backend(backends[1], spec, opt, device=device)
-
-    from harness.progress import progress
-
-    bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
-
-    def on_epoch(epoch, step, metrics):
-        bar.update(1)
-        diff = metrics["difference"]
-        bar.set_postfix_str(f"loss {metrics[backends[0]]['epoch_loss']:.4g}, "
-                            f"param diff {diff['param_diff']:.1e}", refresh=False)
-
-    try:
-        report = compare_training(
-            reference, candidate, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size,
-            seed=spec.seed, X_val=X_va, y_val=y_va, rtol=args.rtol, atol=args.atol,
-            shuffle=args.shuffle, reference_name=backends[0], candidate_name=backends[1],
-            on_epoch=on_epoch)
-    finally:
-        bar.close()
-
-    summary = report.to_dict()
-    summary["config"] = {
+    config = {
         "dataset": data.name, "n_samples": len(data), "n_train": len(y_tr),
         "n_val": 0 if y_va is None else len(y_va), "val_fraction": val_fraction,
         "stratified": stratified, "standardisation": "statistics of the training part",
         **spec.to_dict(), "optimizer": opt.to_dict(), "device": device,
+        "init_from": args.init_from,
     }
-    if args.out is not None:
-        summary["files"] = _write(report, summary, args.out, args.force)
+
+    with common.threads(args, backends) as n_threads:
+        # a class that cannot be built is bad input: refused before anything is written
+        reference, candidate = common.build_models(backends, spec, opt, args, device=device)
+        config["threads"] = n_threads
+        summary, report = _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va,
+                                 y_va, batch_size, config)
+
     if args.json:
         common.print_json(summary)
     else:
@@ -150,7 +113,8 @@ def run(args) -> int:
                  if o.name == "sgd" else f", betas {o.betas[0]:g},{o.betas[1]:g}, eps {o.eps:g}")
         print(f"data: {data.name} ({len(y_tr)} training, "
               f"{0 if y_va is None else len(y_va)} validation samples, standardised), "
-              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
+              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}"
+              + (f", from {args.init_from}" if args.init_from else ""))
         print(f"optimizer: {o.name}, lr {o.lr:g}, weight decay {o.weight_decay:g}{extra}")
         print(report)
         if args.out is not None:
@@ -161,13 +125,81 @@ def run(args) -> int:
     return 0 if report.passed else 1
 
 
-def _write(report, summary, out, force) -> list[str]:
-    from harness.io import atomic_write_json, staged_dir
+def _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va, y_va, batch_size,
+           config):
+    """Train side by side; with --out, in a staged folder that keeps finished epochs."""
+    from harness.progress import progress
+    from harness.training import compare_training
+
+    with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
+        bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
+        partial = _PartialHistory(tmp, config, args.epochs)
+
+        def on_epoch(epoch, step, metrics):
+            bar.update(1)
+            diff = metrics["difference"]
+            bar.set_postfix_str(f"loss {metrics[backends[0]]['epoch_loss']:.4g}, "
+                                f"param diff {diff['param_diff']:.1e}", refresh=False)
+            partial.add(epoch, step, metrics)
+
+        try:
+            report = compare_training(
+                reference, candidate, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size,
+                seed=spec.seed, X_val=X_va, y_val=y_va, rtol=args.rtol, atol=args.atol,
+                shuffle=args.shuffle, reference_name=backends[0], candidate_name=backends[1],
+                on_epoch=on_epoch)
+        finally:
+            bar.close()
+        summary = report.to_dict()
+        summary["config"] = config
+        summary["complete"] = True
+        if tmp is not None:
+            summary["files"] = _write(report, summary, tmp)
+    return summary, report
+
+
+class _PartialHistory:
+    """Keeps what the finished epochs measured in the staged folder, for an interruption.
+
+    After every epoch, ``history.csv`` (the per-epoch rows so far, same columns as the
+    full history) and ``summary.json`` (``complete`` false, ``epochs_done``) are
+    rewritten atomically; the finished run overwrites both with the full results.
+    """
+
+    def __init__(self, folder, config, epochs):
+        self.folder = folder
+        self.config = config
+        self.epochs = epochs
+        self.rows: list[tuple] = []
+
+    def add(self, epoch, step, metrics) -> None:
+        if self.folder is None:
+            return
+        import csv
+        import io
+
+        from harness.io import atomic_write_json, atomic_write_text
+
+        for backend, values in metrics.items():
+            for quantity, value in values.items():
+                self.rows.append((step, epoch, backend, quantity, repr(float(value))))
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(("step", "epoch", "backend", "quantity", "value"))
+        writer.writerows(self.rows)
+        atomic_write_text(self.folder / "history.csv", text.getvalue())
+        atomic_write_json(self.folder / "summary.json", {
+            "complete": False, "epochs_done": epoch, "epochs": self.epochs, "steps_done": step,
+            "note": "interrupted: history.csv holds the per-epoch measurements of the "
+                    "finished epochs only", "config": self.config})
+
+
+def _write(report, summary, folder) -> list[str]:
+    from harness.io import atomic_write_json, atomic_write_text
     from harness.plots.training import write_training_plots
 
-    with staged_dir(out, force=force) as tmp:
-        report.history.to_csv(tmp / "history.csv", index=False)
-        paths = write_training_plots(report.history, tmp)
-        files = ["history.csv", *(p.name for p in paths.values()), "summary.json"]
-        atomic_write_json(tmp / "summary.json", {**summary, "files": files})
+    atomic_write_text(folder / "history.csv", report.history.to_csv(index=False))
+    paths = write_training_plots(report.history, folder)
+    files = ["history.csv", *(p.name for p in paths.values()), "summary.json"]
+    atomic_write_json(folder / "summary.json", {**summary, "files": files})
     return files

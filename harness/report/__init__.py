@@ -28,7 +28,8 @@ when all of them do. The benchmark is a measurement (INFO) and never fails a rep
 
 The correctness stages (1 to 5) run with one thread for NumPy's BLAS and for torch:
 their matrices are tiny, and extra threads only add synchronisation (and on a busy
-machine, many times the run time). The benchmark uses its own thread setting.
+machine, many times the run time). The benchmark uses every core. ``threads`` in
+the settings (``--threads``) sets both.
 
 ``results.json`` (schema version 1) holds: ``schema``, ``schema_version``, ``name``,
 ``created`` (ISO 8601), ``elapsed_s``, ``harness_version``, ``command``, ``passed``,
@@ -48,7 +49,6 @@ import datetime as _dt
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -108,9 +108,18 @@ class ReportSettings:
         Run the float32 drift run (only when ``spec.dtype`` is float64).
     bench : BenchConfig, "quick" or None
         The benchmark to run; "quick" is :meth:`harness.bench.BenchConfig.quick` for
-        the two backends, with this report's network and batch size added to its grid
-        when they are not in it; None skips it.
+        the two backends and this report's optimizer and learning rate, with this
+        report's network and batch size added to its grid when they are not in it;
+        None skips it.
     device : "cpu" or "cuda" (torch backend)
+    threads : int, optional
+        Threads of NumPy's BLAS and torch in every stage; None: one for the checks
+        (stages 1 to 5) and every core for the benchmark.
+    init_params : dict, optional
+        Initial parameters (canonical layout) of every model instead of the seeded
+        initialisation; cast to float32 for the drift run.
+    init_from : str, optional
+        Where ``init_params`` came from (recorded in the report).
     """
 
     spec: Any
@@ -131,9 +140,13 @@ class ReportSettings:
     drift: bool = True
     bench: Any = "quick"
     device: str = "cpu"
+    threads: int | None = None
+    init_params: dict | None = field(default=None, repr=False)
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("spec", "optimizer", "bench")}
+        d = {k: v for k, v in asdict(self).items()
+             if k not in ("spec", "optimizer", "bench", "init_params")}
         d["backends"] = list(self.backends)
         d["model"] = self.spec.to_dict()
         d["optimizer"] = self.optimizer.to_dict()
@@ -202,6 +215,13 @@ def validate_settings(settings: ReportSettings, data) -> None:
             raise ConfigError(f"`{flag}` must be >= 1, got {value}")
     if s.device not in ("cpu", "cuda"):
         raise ConfigError(f"`--device` must be one of cpu, cuda, got {s.device!r}")
+    from harness.threads import validate_threads
+
+    validate_threads(s.threads)
+    if s.init_params is not None:
+        from harness.layout import validate_params
+
+        validate_params(s.init_params, s.spec.dims, s.spec.dtype)
     if s.bench is not None and not isinstance(s.bench, str):
         from harness.bench import BenchConfig
 
@@ -287,21 +307,6 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "data"
 
 
-@contextlib.contextmanager
-def single_thread():
-    """One thread for NumPy's BLAS and for torch within the block."""
-    import threadpoolctl
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpoolctl.threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def jsonable(obj):
     """``obj`` with NumPy and pandas scalars made plain and non-finite floats as strings."""
     if isinstance(obj, dict):
@@ -358,23 +363,6 @@ def _csv(frame, tmp: Path, rel: str, files: list[str]) -> None:
     files.append(rel)
 
 
-def _split(X, y, fraction: float, seed: int):
-    """(X_train, y_train, X_val, y_val, stratified) with ``fraction`` held out."""
-    if fraction == 0:
-        return X, y, None, None, False
-    from sklearn.model_selection import train_test_split
-
-    n_val = math.ceil(fraction * len(y))
-    try:
-        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed,
-                                                  stratify=y)
-        stratified = True
-    except ValueError:  # a class too small to appear on both sides
-        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_val, random_state=seed)
-        stratified = False
-    return X_tr, np.asarray(y_tr), X_va, np.asarray(y_va), stratified
-
-
 def _sci(x) -> str:
     from harness.report.render import sci
 
@@ -404,7 +392,10 @@ class _Run:
         from harness.registry import make_backend
 
         spec = self.s.spec if dtype is None else replace(self.s.spec, dtype=dtype)
-        return make_backend(name, spec, self.s.optimizer, device=self.s.device)
+        model = make_backend(name, spec, self.s.optimizer, device=self.s.device)
+        if self.s.init_params is not None:  # set_params casts to the model's dtype
+            model.set_params(self.s.init_params)
+        return model
 
     # 1 -------------------------------------------------------------- equivalence
     def equivalence(self) -> StageResult:
@@ -473,12 +464,12 @@ class _Run:
 
     # 3, 4 ---------------------------------------------------------- training
     def _trajectory(self, dtype: str, folder: str, *, tolerances: bool):
-        from harness.data import standardize
+        from harness.data import split_validation, standardize
         from harness.training import compare_training
 
         s = self.s
-        X_tr, y_tr, X_va, y_va, stratified = _split(self.data.X, self.y, s.val_fraction,
-                                                    s.spec.seed)
+        X_tr, y_tr, X_va, y_va, stratified = split_validation(self.data.X, self.y,
+                                                              s.val_fraction, s.spec.seed)
         if X_va is None:
             (X_tr,) = standardize(X_tr)
         else:
@@ -659,7 +650,9 @@ class _Run:
             if point not in grid:
                 grid += (point,)
             config = BenchConfig.quick(grid=grid, backends=tuple(self.s.backends),
-                                       device=self.s.device)
+                                       device=self.s.device, threads=self.s.threads,
+                                       optimizer=self.s.optimizer.name,
+                                       lr=self.s.optimizer.lr)
         with _native_stderr(self.log) as log:
             result = run_bench(config, log=lambda m: log(f"      bench: {m}"))
         files: list[str] = []
@@ -803,13 +796,16 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
     """
     from harness.io import check_output_dir, staged_dir
     from harness.registry import make_backend
+    from harness.threads import limit_threads
 
     started = time.perf_counter()
     validate_settings(settings, data)
     out = Path(out)
     check_output_dir(out, force=force)
     for name in settings.backends:  # a class that cannot be built is bad input: refuse now
-        make_backend(name, settings.spec, settings.optimizer, device=settings.device)
+        model = make_backend(name, settings.spec, settings.optimizer, device=settings.device)
+        if settings.init_params is not None:
+            model.set_params(settings.init_params)
     say = (lambda m: None) if quiet else (log or _stderr)
     created = _dt.datetime.now().astimezone()
 
@@ -824,37 +820,32 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
     if settings.bench is None:
         plan = [p for p in plan if p[0] != "bench"]
 
-    with staged_dir(out, force=force) as tmp:
-        try:
-            _readable(tmp)
-            run = _Run(settings, data, tmp, say, quiet)
-            results: dict[str, StageResult] = {}
-            for k, (key, label) in enumerate(plan, start=1):
-                say(f"[{k}/{len(plan)}] {label} ...")
-                t0 = time.perf_counter()
-                if key == "bench":
+    # staged: an interrupted or failed run leaves nothing behind, and a folder someone
+    # else filled meanwhile is kept (a ConfigError)
+    correctness_threads = settings.threads or 1
+    with staged_dir(out, force=force, keep_partial=False, what="report") as tmp:
+        run = _Run(settings, data, tmp, say, quiet)
+        results: dict[str, StageResult] = {}
+        for k, (key, label) in enumerate(plan, start=1):
+            say(f"[{k}/{len(plan)}] {label} ...")
+            t0 = time.perf_counter()
+            if key == "bench":
+                stage = getattr(run, key)()
+            else:
+                with limit_threads(correctness_threads, backends=settings.backends):
                     stage = getattr(run, key)()
-                else:
-                    with single_thread():
-                        stage = getattr(run, key)()
-                stage.seconds = time.perf_counter() - t0
-                for v in stage.verdicts:
-                    if v.seconds is None:
-                        v.seconds = stage.seconds
-                results[key] = stage
-                say(f"[{k}/{len(plan)}] {label}: "
-                    f"{', '.join(_short(v) for v in stage.verdicts)} "
-                    f"({stage.seconds:.1f} s)")
-            say("writing the report ...")
-            machine = _machine(results.get("bench"))
-            outcome = _write(tmp, out, data, settings, results, machine, created,
-                             started, command)
-            if not force and out.exists() and any(out.iterdir()):
-                raise ConfigError(f"`--out` {str(out)!r} was created by someone else while "
-                                  f"this report ran; it is kept, and this report is dropped")
-        except BaseException:
-            _empty(tmp)  # an interrupted or failed run leaves nothing behind
-            raise
+            stage.seconds = time.perf_counter() - t0
+            for v in stage.verdicts:
+                if v.seconds is None:
+                    v.seconds = stage.seconds
+            results[key] = stage
+            say(f"[{k}/{len(plan)}] {label}: "
+                f"{', '.join(_short(v) for v in stage.verdicts)} "
+                f"({stage.seconds:.1f} s)")
+        say("writing the report ...")
+        machine = _machine(results.get("bench"), correctness_threads)
+        outcome = _write(tmp, out, data, settings, results, machine, created,
+                         started, command)
     outcome.path = out
     return outcome
 
@@ -863,31 +854,37 @@ def _short(v: Verdict) -> str:
     return v.verdict if v.key.count(":") == 0 else f"{v.key.split(':', 1)[1]} {v.verdict}"
 
 
-def _readable(tmp: Path) -> None:
-    """mkdtemp makes the folder private (0700); a report is as readable as any file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)
-
-
-def _empty(folder: Path) -> None:
-    for child in list(folder.iterdir()):
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                child.unlink()
-
-
-def _machine(bench: StageResult | None) -> dict[str, Any]:
-    from harness.bench import default_threads, machine_info
+def _machine(bench: StageResult | None, threads: int) -> dict[str, Any]:
+    from harness.bench import machine_info
 
     if bench is not None and bench.view is not None:
         info = dict(bench.view["machine"])
     else:
-        info = machine_info(default_threads())
-    info["threads_correctness_stages"] = 1
+        info = machine_info(threads)
+    info["threads_correctness_stages"] = threads
+    # the order threadpoolctl lists libraries in varies from run to run, and with it
+    # which OpenBLAS (NumPy's or SciPy's) came first: name NumPy's own, list them sorted
+    mine = _numpy_blas()
+    if mine is not None:
+        info["numpy_blas"] = f"{mine['internal_api']} {mine['version']}"
+        info["numpy_blas_core_type"] = mine.get("architecture")
+    if isinstance(info.get("threadpools"), list):
+        info["threadpools"] = sorted(info["threadpools"], key=lambda lib: (
+            str(lib.get("user_api")), str(lib.get("file")), str(lib.get("version"))))
     return info
+
+
+def _numpy_blas() -> dict[str, Any] | None:
+    """The BLAS library NumPy itself loaded (the one in its wheel's numpy.libs), if found."""
+    import threadpoolctl
+
+    root = Path(np.__file__).resolve().parent
+    for lib in threadpoolctl.threadpool_info():
+        where = Path(str(lib.get("filepath", ""))).resolve().parent
+        if lib.get("user_api") == "blas" and (where == root.parent / "numpy.libs"
+                                              or root in where.parents):
+            return lib
+    return None
 
 
 def _write(tmp: Path, out: Path, data, settings: ReportSettings,
