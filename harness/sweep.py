@@ -1173,8 +1173,11 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
         A part file is written when this many rows are buffered or this much time has
         passed since the last, and always at the end or on an interruption.
     max_in_flight : int, optional
-        Tasks submitted at once (default four per worker thread, at least 16); more are
-        submitted as these finish.
+        Tasks submitted at once (default one per worker thread); more are submitted as
+        these finish. Each submission is its own task group, so the scheduler sends
+        every submitted task to a worker at once: with more tasks in flight than
+        threads, a worker that dies takes the tasks waiting on it down too (each would
+        become a KilledWorker row).
     connect_timeout : float
         Seconds to wait for the scheduler, and for a first worker.
 
@@ -1220,7 +1223,7 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
             store.write_plan(plan)
             _execute(client, todo, store, outcome, progress=progress, on_row=on_row,
                      writer=_Writer(store, flush_rows, flush_seconds),
-                     window=max_in_flight or max(4 * threads, 16))
+                     window=max_in_flight or threads)
         store.compact()
     outcome.table = _ordered(store.read(), plan.hashes)
     outcome.elapsed_s = time.perf_counter() - t_start

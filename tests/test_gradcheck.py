@@ -294,7 +294,7 @@ def test_cli_json_for_float32_torch(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--fd-eps", "0"], "`--fd-eps` must be > 0, got 0"),
+    (["--fd-eps", "0"], "`--fd-eps` must be a finite number > 0, got 0"),
     (["--samples", "0"], "`--samples` must be >= 1, got 0"),
     (["--max-entries", "0"], "`--max-entries` must be >= 1, got 0"),
     (["--backend", "jax"], "unknown backend 'jax'"),
