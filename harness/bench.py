@@ -323,15 +323,15 @@ def machine_info(threads: int, device: str = "cpu") -> dict[str, Any]:
     import threadpoolctl
     import torch
 
-    libs = []
-    for info in threadpoolctl.threadpool_info():
-        libs.append({k: info.get(k) for k in ("user_api", "internal_api", "version",
-                                               "architecture", "threading_layer",
-                                               "num_threads")}
-                    | {"file": os.path.basename(str(info.get("filepath", "")))})
-    blas = [lib for lib in libs if lib["user_api"] == "blas"]
-    numpy_blas = next((lib for lib in blas if "openblas" in str(lib["internal_api"])
-                       or "numpy" in str(lib.get("file"))), blas[0] if blas else None)
+    pools = threadpoolctl.threadpool_info()
+    libs = sorted(({k: info.get(k) for k in ("user_api", "internal_api", "version",
+                                             "architecture", "threading_layer", "num_threads")}
+                   | {"file": os.path.basename(str(info.get("filepath", "")))}
+                   for info in pools),
+                  key=lambda lib: (str(lib["user_api"]), lib["file"], str(lib["version"])))
+    # threadpoolctl lists libraries in no fixed order, SciPy's OpenBLAS among them when
+    # SciPy is loaded: name the one NumPy itself loaded (from its wheel's numpy.libs)
+    numpy_blas = _numpy_blas(pools)
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -340,7 +340,7 @@ def machine_info(threads: int, device: str = "cpu") -> dict[str, Any]:
         "threads": threads,
         "numpy_blas": None if numpy_blas is None else
         f"{numpy_blas['internal_api']} {numpy_blas['version']}",
-        "numpy_blas_core_type": None if numpy_blas is None else numpy_blas["architecture"],
+        "numpy_blas_core_type": None if numpy_blas is None else numpy_blas.get("architecture"),
         "threadpools": libs,
         "torch_blas": "mkl" if torch.backends.mkl.is_available() else "other",
         "torch_cpu_capability": _torch_cpu_capability(),
@@ -355,6 +355,19 @@ def machine_info(threads: int, device: str = "cpu") -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda_version"] = torch.version.cuda
     return info
+
+
+def _numpy_blas(pools: list[dict]) -> dict[str, Any] | None:
+    """The BLAS library NumPy loaded: the one in its wheel's numpy.libs or its package."""
+    from pathlib import Path
+
+    root = Path(np.__file__).resolve().parent
+    blas = [lib for lib in pools if lib.get("user_api") == "blas"]
+    for lib in blas:
+        where = Path(str(lib.get("filepath", ""))).resolve().parent
+        if where == root.parent / "numpy.libs" or root in where.parents:
+            return lib
+    return blas[0] if len(blas) == 1 else None
 
 
 def _torch_cpu_capability() -> str | None:

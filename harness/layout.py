@@ -11,7 +11,7 @@ backend relies on this module, and it never imports torch.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

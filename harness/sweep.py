@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
+from datetime import UTC
 
 #: bump when the meaning of a configuration's fields changes (old rows then stop matching)
 HASH_VERSION = 1
@@ -771,9 +772,9 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def error_row(config: dict[str, Any], error_type: str, message: str, *,

@@ -214,7 +214,7 @@ class TrainingLog:
     def final(self) -> dict[str, dict[str, float]]:
         """Per backend, the measurements of the last completed epoch (empty if none)."""
         out: dict[str, dict[str, float]] = {name: {} for name in self.backends}
-        for step, epoch, backend, quantity, value in self.rows:
+        for _step, epoch, backend, quantity, value in self.rows:
             if epoch == self.epochs_done and quantity != "loss" and backend in out:
                 out[backend][quantity] = value
         return out

@@ -3,7 +3,8 @@
 Every class implements the ``Classifier`` protocol and (but for
 :class:`GradsWithoutIntermediates`) the ``intermediates`` extension, and plugs in as
 ``"tests.broken_backends:ClassName"`` (constructed as ``ClassName(spec, optimizer)``).
-:class:`Opaque` at the end is not broken: it wraps any model behind the bare protocol. They share :class:`HookedMLP`, a correct MLP
+:class:`Opaque` at the end is not broken: it wraps any model behind the bare protocol.
+They share :class:`HookedMLP`, a correct MLP
 whose forward and backward passes are spelled out step by step with one overridable
 method per step, so that each bug is a few lines and shows up the same way in
 ``forward``, ``loss_and_grads``, ``intermediates`` and ``train_step``.

@@ -161,7 +161,7 @@ def test_the_page_lists_its_files_and_enough_rows():
 
     every = {name.rsplit(".", 1)[1] for name in SUBCOMMANDS}
     assert every <= commands, every - commands
-    for what, cmd, message in ROWS:
+    for _what, cmd, message in ROWS:
         assert cmd.startswith("nn-harness "), cmd
         assert message.startswith("nn-harness"), message
     assert len({cmd for _, cmd, _ in ROWS}) == len(ROWS)  # no row twice

@@ -155,8 +155,8 @@ def test_duplicates_and_huge_features_through_check_cv_and_gradcheck(tmp_path, c
     rows = np.concatenate([x] * 3) * np.array([1e7, 1.0, 1e-7, 3.0])  # duplicates, scales
     labels = np.concatenate([y] * 3)
     path = tmp_path / "odd.csv"
-    lines = ["a,b,c,d,label"] + [",".join(repr(float(v)) for v in r) + f",k{l}"
-                                 for r, l in zip(rows, labels)]
+    lines = ["a,b,c,d,label"] + [",".join(repr(float(v)) for v in r) + f",k{lab}"
+                                 for r, lab in zip(rows, labels)]
     path.write_text("\n".join(lines) + "\n")
     assert main(["check", "--data", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 
-def linear_to_canonical(layers: "list[nn.Linear] | nn.ModuleList", *, grad: bool = False
+def linear_to_canonical(layers: list[nn.Linear] | nn.ModuleList, *, grad: bool = False
                         ) -> dict[str, np.ndarray]:
     """Parameters (or, with ``grad=True``, their ``.grad``) as canonical NumPy copies."""
     out: dict[str, np.ndarray] = {}
@@ -25,7 +25,7 @@ def linear_to_canonical(layers: "list[nn.Linear] | nn.ModuleList", *, grad: bool
     return out
 
 
-def canonical_to_linear(params: dict[str, np.ndarray], layers: "list[nn.Linear] | nn.ModuleList"
+def canonical_to_linear(params: dict[str, np.ndarray], layers: list[nn.Linear] | nn.ModuleList
                         ) -> None:
     """Copy canonical ``params`` into the layers' weights and biases, in place."""
     with torch.no_grad():

@@ -862,29 +862,7 @@ def _machine(bench: StageResult | None, threads: int) -> dict[str, Any]:
     else:
         info = machine_info(threads)
     info["threads_correctness_stages"] = threads
-    # the order threadpoolctl lists libraries in varies from run to run, and with it
-    # which OpenBLAS (NumPy's or SciPy's) came first: name NumPy's own, list them sorted
-    mine = _numpy_blas()
-    if mine is not None:
-        info["numpy_blas"] = f"{mine['internal_api']} {mine['version']}"
-        info["numpy_blas_core_type"] = mine.get("architecture")
-    if isinstance(info.get("threadpools"), list):
-        info["threadpools"] = sorted(info["threadpools"], key=lambda lib: (
-            str(lib.get("user_api")), str(lib.get("file")), str(lib.get("version"))))
     return info
-
-
-def _numpy_blas() -> dict[str, Any] | None:
-    """The BLAS library NumPy itself loaded (the one in its wheel's numpy.libs), if found."""
-    import threadpoolctl
-
-    root = Path(np.__file__).resolve().parent
-    for lib in threadpoolctl.threadpool_info():
-        where = Path(str(lib.get("filepath", ""))).resolve().parent
-        if lib.get("user_api") == "blas" and (where == root.parent / "numpy.libs"
-                                              or root in where.parents):
-            return lib
-    return None
 
 
 def _write(tmp: Path, out: Path, data, settings: ReportSettings,
