@@ -35,13 +35,13 @@ EXAMPLES = """examples:
   nn-harness check                      # scratch vs torch on digits, float64
   nn-harness check --dtype float32 --activation gelu --dims 64,32,16,10
   nn-harness gradcheck --backend scratch --dims 64,32,10 --activation tanh  # finite differences
-  nn-harness train --optimizer adam --lr 1e-3 --epochs 50 --out train-digits  # side by side
-  nn-harness cv --dataset digits --folds 5 --epochs 100 --out cv-digits   # 5-fold CV, both
+  nn-harness train --optimizer adam --lr 1e-3 --epochs 50 --out reports/train  # side by side
+  nn-harness cv --dataset digits --folds 5 --epochs 100 --out reports/cv  # 5-fold CV, both
   nn-harness cv --data mine.csv --target label --folds 10               # your own CSV
   nn-harness sweep examples/sweep_small.toml   # grid of comparisons on Dask, resumable
   nn-harness bench --threads 2                  # timings side by side, saved under reports/bench/
 
-exit codes: 0 pass, 1 a mismatch was found, 2 bad input or usage"""
+exit codes: 0 pass, 1 a mismatch was found, 2 bad input or usage, 130 interrupted"""
 
 
 def build_parser() -> argparse.ArgumentParser:
