@@ -25,3 +25,18 @@ def batch():
         return rng.normal(size=(n, d)) * scale, rng.integers(0, c, size=n)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module of tiny models.
+
+    Per-step work is far below what a second thread pays for, and a machine shared
+    with other jobs makes torch's spinning worker threads 10-50x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

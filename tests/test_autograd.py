@@ -28,12 +28,7 @@ ACTIVATIONS = ["relu", "tanh", "sigmoid", "leaky_relu", "gelu"]
 DIMS = (5, 8, 8, 8, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

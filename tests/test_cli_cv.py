@@ -18,14 +18,7 @@ from scratch.optimizers import make_optimizer
 FAST = ["--epochs", "2", "--batch-size", "32", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Contrarian(MLP):

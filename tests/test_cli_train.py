@@ -9,7 +9,6 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 
 from harness.cli import main
 from scratch import MLP
@@ -26,13 +25,7 @@ class ScratchWithoutBiasCorrection(MLP):
                              weight_decay=optimizer.weight_decay))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: one thread avoids oversubscribing a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IRIS = ["train", "--dataset", "iris", "--epochs", "6", "--batch-size", "16"]

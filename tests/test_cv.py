@@ -15,15 +15,7 @@ from harness.specs import ModelSpec, OptimizerSpec
 ADAM = OptimizerSpec("adam", lr=1e-3, weight_decay=1e-4)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matrices: one thread is faster and does not fight other processes for cores."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def id_data(n=90, classes=3, seed=0):

@@ -18,14 +18,7 @@ from tests.broken_backends import GradTimesN, HookedMLP, Opaque
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "leaky_relu", "gelu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def kinked_relu_model(batch, k=2):

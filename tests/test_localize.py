@@ -21,14 +21,7 @@ DIMS = (5, 8, 8, 8, 3)
 TOL = dict(rtol=1e-7, atol=1e-12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scratch_and(cls, activation="relu", dims=DIMS, seed=3):

@@ -30,14 +30,7 @@ OPTIMIZERS = [OptimizerSpec(), OptimizerSpec("sgd", lr=0.05, momentum=0.9),
               OptimizerSpec("adamw", lr=1e-2, weight_decay=1e-2)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @st.composite
