@@ -203,14 +203,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         dims = [64, 32, 10]
         batch_sizes = [64, 1797]
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError("reading a TOML file needs Python 3.11 or the tomli "
-                              "package") from None
+    import tomllib  # the project requires Python 3.11
     path = Path(path)
     try:
         with open(path, "rb") as fh:

@@ -555,14 +555,7 @@ def plan_from_dict(doc: dict, *, source: str = "<dict>") -> SweepPlan:
 
 def load_plan(path: str | os.PathLike) -> SweepPlan:
     """Read, validate and expand a grid file (TOML); see the README's sweep section."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise ConfigError("reading a grid file needs Python 3.11 (tomllib) or the "
-                              "tomli package") from None
+    import tomllib  # the project requires Python 3.11
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"grid file {str(p)!r} does not exist" if not p.exists()
