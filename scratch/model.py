@@ -47,6 +47,8 @@ class Workspace:
         where both run at memory speed and a full array would only cost memory.
     ones : ndarray of shape (N,)
         For the bias gradients, db_i = 1^T @ dz_i.
+    logits : ndarray of shape (N, C)
+        a_{L-1} @ W_{L-1}, before the bias.
     logits_t : ndarray of shape (C, N)
         The logits, transposed; the loss overwrites them with dz_{L-1}^T.
     loss_buffers : dict of (N,) work arrays of the loss
@@ -64,6 +66,7 @@ class Workspace:
         self.zeros = [(np.zeros((n, d), dtype) if n * d <= self.SMALL else np.zeros((), dtype))
                       if relu else None for d in hidden]
         self.ones = np.ones(n, dtype)
+        self.logits = np.empty((n, dims[-1]), dtype)
         self.logits_t = np.empty((dims[-1], n), dtype)
         self.loss_buffers = dict(row_max=np.empty(n, dtype), row_sum=np.empty(n, dtype),
                                  columns=np.arange(n), flat_index=np.empty(n, np.intp))
@@ -150,10 +153,11 @@ class MLP(ReferenceMLP):
         last = self.n_layers - 1
         a = self._hidden_forward(x, ws, keep)
 
-        # logits, transposed: z_{L-1}^T = W^T @ a^T + b, shape (C, N)
+        # logits z_{L-1} = a @ W + b: BLAS makes the (N, C) product faster than its
+        # transpose; the bias is added while copying it into the transposed (C, N) buffer
         z_t = ws.logits_t
-        np.matmul(self.params[f"W{last}"].T, a.T, out=z_t)
-        np.add(z_t, self.params[f"b{last}"][:, None], out=z_t)
+        np.matmul(a, self.params[f"W{last}"], out=ws.logits)
+        np.add(ws.logits.T, self.params[f"b{last}"][:, None], out=z_t)
         if keep is not None:
             keep[f"z{last}"] = z_t.T.copy()
         loss = softmax_cross_entropy_t(z_t, y, **ws.loss_buffers)  # z_t <- dz_{L-1}^T

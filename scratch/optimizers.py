@@ -5,6 +5,11 @@ with the same keys and shapes, keeping whatever state it needs per parameter (as
 torch.optim keeps ``optimizer.state[p]``). Arrays keep their dtype: a float32
 parameter stays float32, and so do its buffers.
 
+Each rule is written once, in ``_update``, for one block of a parameter: a large
+parameter is updated ``BLOCK`` elements at a time (see :func:`blocks`), so an update
+needs two small work arrays and no temporary the size of the parameter (Adam written
+on whole arrays makes four of them). Block by block or whole, the bits are the same.
+
 The rules are those of the pseudo-code in torch.optim's documentation, with the
 defaults torch uses here (``dampening=0``, ``amsgrad=False``, ``maximize=False``).
 They agree with torch.optim up to rounding: torch fuses some multiply-adds (one
@@ -18,26 +23,53 @@ import math
 
 import numpy as np
 
-#: elements per block of :func:`sub_scaled_`: large enough to amortise NumPy's
-#: per-call cost, small enough (128 kB in float32) to stay in cache
+#: elements per block of an update: large enough to amortise NumPy's per-call cost,
+#: small enough (128 kB in float32) for the block and its work arrays to stay in cache
 BLOCK = 1 << 15
 
 
-def sub_scaled_(p: np.ndarray, scale: float, g: np.ndarray) -> None:
-    """``p -= scale * g`` in place, with no temporary the size of ``p``.
+def blocks(*arrays: np.ndarray | None):
+    """Matching flat slices of same-shaped C-contiguous arrays, ``BLOCK`` elements each.
 
-    Large arrays are updated block by block through a small work array; every
-    element is rounded exactly as ``p -= scale * g`` rounds it.
+    An update written for one block touches each element once per operation while the
+    block sits in cache, and needs work arrays of ``BLOCK`` elements only, never one
+    the size of a parameter. The slices are views: writing to them writes the arrays.
+    A ``None`` among the arrays yields ``None`` in its place.
+
+    Yields
+    ------
+    tuple of ndarray (or None), each of shape (k,) with k <= BLOCK
     """
-    if p.size <= BLOCK or not (p.flags.c_contiguous and g.flags.c_contiguous):
-        p -= scale * g
-        return
-    p_flat, g_flat = p.reshape(-1), g.reshape(-1)  # views
-    work = np.empty(BLOCK, dtype=p.dtype)
-    for start in range(0, p_flat.size, BLOCK):
-        stop = min(start + BLOCK, p_flat.size)
-        w = np.multiply(g_flat[start:stop], scale, out=work[:stop - start])
-        np.subtract(p_flat[start:stop], w, out=p_flat[start:stop])
+    present = [a for a in arrays if a is not None]
+    for a in present:
+        if not a.flags.c_contiguous:
+            raise ValueError(f"an array updated block by block must be C-contiguous, "
+                             f"got one of shape {a.shape} with strides {a.strides}")
+    flat = [None if a is None else a.reshape(-1) for a in arrays]  # views
+    for start in range(0, present[0].size, BLOCK):
+        yield tuple(None if f is None else f[start:start + BLOCK] for f in flat)
+
+
+class Work:
+    """``count`` reusable work arrays of up to ``BLOCK`` elements each.
+
+    ``work.like(block)`` returns them with the shape and dtype of ``block``: views of
+    the same memory every time, made once per shape.
+    """
+
+    def __init__(self, count: int):
+        self.count = count
+        self._memory: dict[np.dtype, list[np.ndarray]] = {}
+        self._views: dict[tuple, list[np.ndarray]] = {}
+
+    def like(self, block: np.ndarray) -> list[np.ndarray]:
+        key = (block.dtype, block.shape)
+        views = self._views.get(key)
+        if views is None:
+            memory = self._memory.setdefault(
+                block.dtype, [np.empty(BLOCK, block.dtype) for _ in range(self.count)])
+            views = self._views[key] = [m[:block.size].reshape(block.shape) for m in memory]
+        return views
 
 
 class SGD:
@@ -70,34 +102,62 @@ class SGD:
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.buffers: dict[str, np.ndarray] = {}
+        self._work = Work(2)
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         for name, p in params.items():
             g = grads[name]
-            if self.weight_decay != 0:
-                g = g + self.weight_decay * p
+            buf = None
+            first = False
             if self.momentum != 0:
                 buf = self.buffers.get(name)
                 if buf is None:
-                    buf = self.buffers[name] = g.copy()
-                else:
-                    buf *= self.momentum
-                    buf += g
-                g = g + self.momentum * buf if self.nesterov else buf
-            sub_scaled_(p, self.lr, g)  # p -= lr * g
+                    buf = self.buffers[name] = np.empty_like(p)
+                    first = True
+            if p.size <= BLOCK:  # one block: the arrays as they are
+                self._update(p, g, buf, first)
+            else:
+                for pb, gb, bb in blocks(p, g, buf):
+                    self._update(pb, gb, bb, first)
+
+    def _update(self, p: np.ndarray, g: np.ndarray, buf: np.ndarray | None,
+                first: bool) -> None:
+        """The rule on one block; ``buf`` is the momentum buffer's block (None without)."""
+        w, u = self._work.like(p)
+        if self.weight_decay != 0:
+            np.multiply(p, self.weight_decay, out=w)
+            g = np.add(g, w, out=w)  # g <- g + weight_decay * p
+        if self.momentum != 0:
+            if first:
+                buf[...] = g  # b <- g
+            else:
+                buf *= self.momentum
+                buf += g  # b <- momentum * b + g
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=u)
+                g = np.add(g, u, out=w)  # g <- g + momentum * b
+            else:
+                g = buf
+        np.multiply(g, self.lr, out=u)
+        p -= u  # p <- p - lr * g
 
 
-def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
+def lerp_(start: np.ndarray, end: np.ndarray, weight: float,
+          work: np.ndarray | None = None) -> None:
     """start <- start + weight * (end - start), in place, rounded as torch.lerp rounds.
 
     torch uses ``end - (end - start) * (1 - weight)`` when weight >= 0.5, so that
-    weight 1 gives ``end`` exactly (Adam with beta1 = 0).
+    weight 1 gives ``end`` exactly (Adam with beta1 = 0). ``work``, of the shape of
+    ``start``, holds the difference (a new array without it).
     """
+    diff = np.subtract(end, start, out=work)
     if weight < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        np.subtract(end, (end - start) * (1 - weight), out=start)
+        diff *= 1 - weight
+        np.subtract(end, diff, out=start)
 
 
 class Adam:
@@ -136,6 +196,7 @@ class Adam:
         self.steps: dict[str, int] = {}
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
+        self._work = Work(2)
 
     @property
     def t(self) -> int:
@@ -147,22 +208,39 @@ class Adam:
         for name, p in params.items():
             g = grads[name]
             t = self.steps[name] = self.steps.get(name, 0) + 1
-            if self.weight_decay != 0:
-                if self.decoupled:
-                    p *= 1 - self.lr * self.weight_decay  # AdamW: shrink p itself
-                else:
-                    g = g + self.weight_decay * p  # Adam: L2 term in the gradient
             if name not in self.m:
                 self.m[name] = np.zeros_like(p)
                 self.v[name] = np.zeros_like(p)
             m, v = self.m[name], self.v[name]
-            lerp_(m, g, 1 - self.beta1)  # m <- beta1 m + (1 - beta1) g
-            v *= self.beta2
-            v += (1 - self.beta2) * g * g
-            bias_correction1 = 1 - self.beta1 ** t
-            bias_correction2_sqrt = math.sqrt(1 - self.beta2 ** t)
-            denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
-            p -= (self.lr / bias_correction1) * m / denom
+            if p.size <= BLOCK:  # one block: the arrays as they are
+                self._update(p, g, m, v, t)
+            else:
+                for pb, gb, mb, vb in blocks(p, g, m, v):
+                    self._update(pb, gb, mb, vb, t)
+
+    def _update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                t: int) -> None:
+        """The rule on one block of a parameter, its gradient and its two moments."""
+        w, u = self._work.like(p)
+        if self.weight_decay != 0:
+            if self.decoupled:
+                p *= 1 - self.lr * self.weight_decay  # AdamW: shrink p itself
+            else:
+                np.multiply(p, self.weight_decay, out=w)
+                g = np.add(g, w, out=w)  # Adam: g <- g + weight_decay * p
+        lerp_(m, g, 1 - self.beta1, work=u)  # m <- beta1 m + (1 - beta1) g
+        v *= self.beta2
+        np.multiply(g, 1 - self.beta2, out=u)
+        u *= g
+        v += u  # v <- beta2 v + (1 - beta2) g^2
+        bias_correction1 = 1 - self.beta1 ** t
+        bias_correction2_sqrt = math.sqrt(1 - self.beta2 ** t)
+        denom = np.sqrt(v, out=u)
+        denom /= bias_correction2_sqrt
+        denom += self.eps  # sqrt(v) / sqrt(1 - beta2^t) + eps
+        step = np.multiply(m, self.lr / bias_correction1, out=w)
+        step /= denom
+        p -= step  # p <- p - lr / (1 - beta1^t) * m / denom
 
 
 class AdamW(Adam):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.specs import OptimizerSpec
+from scratch import optimizers
 from scratch.optimizers import SGD, Adam, AdamW, make_optimizer
 from torch_impl import build_torch_optimizer
 
@@ -196,3 +199,64 @@ def test_a_wrong_rule_is_caught_by_the_step_by_step_comparison():
     with pytest.raises(AssertionError, match="step 1 param W0"):
         run_side_by_side(spec, np.float64,
                          optimizer=DecoupledAdam(lr=1e-2, weight_decay=0.1))
+
+
+ALL_RULES = [OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.01),
+             OptimizerSpec("sgd", lr=0.05, momentum=0.5, nesterov=True),
+             OptimizerSpec("sgd", lr=0.05, weight_decay=0.1),
+             OptimizerSpec("adam", lr=1e-2, weight_decay=0.1),
+             OptimizerSpec("adamw", lr=1e-2, betas=(0.0, 0.9), weight_decay=0.5)]
+
+
+def _steps(spec, dtype, steps=4):
+    """Parameters after ``steps`` updates of a large and a small parameter."""
+    rng = np.random.default_rng(3)
+    params = {"W0": rng.standard_normal((301, 7)).astype(dtype),
+              "b0": rng.standard_normal(7).astype(dtype)}
+    opt = make_optimizer(**spec.to_dict())
+    for _ in range(steps):
+        opt.step(params, {k: (rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 1))
+                          .astype(dtype) for k, v in params.items()})
+    return params, opt
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("spec", ALL_RULES, ids=lambda s: f"{s.name}-{s.momentum}-{s.nesterov}")
+def test_block_by_block_updates_equal_whole_array_updates_bit_for_bit(spec, dtype, monkeypatch):
+    """Blocks of 64 elements (W0 has 2107: 33 blocks, the last one partial) give the
+    very bits of one block per parameter, state included."""
+    whole, whole_opt = _steps(spec, dtype)
+    monkeypatch.setattr(optimizers, "BLOCK", 64)
+    blocked, blocked_opt = _steps(spec, dtype)
+    for k in whole:
+        np.testing.assert_array_equal(blocked[k], whole[k], err_msg=k)
+    state = ("buffers",) if spec.name == "sgd" else ("m", "v")
+    for attr in state:
+        for k, v in getattr(whole_opt, attr).items():
+            np.testing.assert_array_equal(getattr(blocked_opt, attr)[k], v, err_msg=f"{attr} {k}")
+
+
+@pytest.mark.parametrize("spec", ALL_RULES, ids=lambda s: f"{s.name}-{s.momentum}-{s.nesterov}")
+def test_an_update_makes_no_temporary_of_parameter_size(spec):
+    """After the first step (which creates the state), a step allocates at most its
+    work arrays: a few blocks, far below the 4 MB parameter."""
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((1024, 1024)).astype(np.float32)}
+    grads = {"W": rng.standard_normal((1024, 1024)).astype(np.float32)}
+    opt = make_optimizer(**spec.to_dict())
+    opt.step(params, grads)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        opt.step(params, grads)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < params["W"].nbytes / 8, peak
+
+
+def test_block_by_block_refuses_a_non_contiguous_parameter():
+    p = np.ones((512, 256), np.float32)[:, ::2]  # a strided view
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        SGD(lr=0.1).step({"W": p}, {"W": np.ones_like(p)})
