@@ -1,7 +1,9 @@
 """Benchmarks of the backends side by side.
 
 For every grid point (layer widths, batch size, dtype) and every backend, this
-times ``forward``, ``loss_and_grads``, ``train_step`` and one epoch, all in one
+times ``forward``, ``loss_and_grads``, ``train_step``, one epoch, and the matrix
+products of one training step alone (``matmuls``, through NumPy for the scratch
+backend and through torch for torch: the floor a step cannot go below), all in one
 process, with the same thread count for everyone (threadpoolctl for NumPy's BLAS,
 ``torch.set_num_threads`` for torch), in alternation: each of ``repeats`` rounds
 measures every backend once, in turn, so that a change in the machine's load hits
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.threads import default_threads, limit_threads
 
 #: the default grid: (dims, batch size)
 DEFAULT_GRID: tuple[tuple[tuple[int, ...], int], ...] = (
@@ -55,7 +58,11 @@ DEFAULT_GRID: tuple[tuple[tuple[int, ...], int], ...] = (
 #: what ``--quick`` measures: the two smallest points, briefly
 QUICK_GRID: tuple[tuple[tuple[int, ...], int], ...] = DEFAULT_GRID[:1] + DEFAULT_GRID[2:3]
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
-OPS: tuple[str, ...] = ("forward", "loss_and_grads", "train_step", "epoch")
+OPS: tuple[str, ...] = ("forward", "loss_and_grads", "train_step", "epoch", "matmuls")
+#: the library whose matrix products each built-in backend uses (``matmuls`` rows and
+#: the own-library matmul peak)
+BACKEND_LIBRARY = {("scratch", "cpu"): "numpy", ("torch", "cpu"): "torch",
+                   ("torch", "cuda"): "torch-cuda"}
 BACKENDS: tuple[str, ...] = ("scratch", "torch")
 #: the targets the fast scratch backend is held to (issue 6)
 SMALL_POINT = ((64, 32, 10), 64, "float32")
@@ -97,7 +104,8 @@ class BenchConfig:
     epoch_samples : int
         Samples in the epoch (the default is the digits set's 1797); the last
         batch may be partial.
-    optimizer, lr : the optimizer of train_step and epoch (sgd: plain SGD)
+    optimizer, lr, momentum, weight_decay : the optimizer of train_step and epoch,
+        with torch.optim's meanings (its other settings keep torch's defaults)
     activation, seed : of every model
     memory : bool
         Measure the peak memory of a train_step.
@@ -116,6 +124,8 @@ class BenchConfig:
     epoch_samples: int = 1797
     optimizer: str = "sgd"
     lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
     activation: str = "relu"
     seed: int = 0
     memory: bool = True
@@ -165,6 +175,14 @@ class BenchConfig:
         if not self.backends:
             raise ConfigError("no backends to measure")
         object.__setattr__(self, "backends", tuple(self.backends))
+        self.optimizer_spec()  # refuses a bad optimizer setting now, before any work
+
+    def optimizer_spec(self):
+        """The :class:`harness.specs.OptimizerSpec` of train_step and epoch."""
+        from harness.specs import OptimizerSpec
+
+        return OptimizerSpec(name=self.optimizer, lr=self.lr, momentum=self.momentum,
+                             weight_decay=self.weight_decay)
 
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
@@ -182,19 +200,12 @@ class BenchConfig:
         return d
 
 
-def default_threads() -> int:
-    """Cores this process may run on (all of them, unless restricted)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a bench TOML file into BenchConfig keyword arguments.
 
     Keys: ``threads``, ``dtypes``, ``repeats``, ``min_time``, ``ops``, ``backends``,
-    ``device``, ``epoch_samples``, ``optimizer``, ``lr``, ``activation``, ``seed``,
+    ``device``, ``epoch_samples``, ``optimizer``, ``lr``, ``momentum``,
+    ``weight_decay``, ``activation``, ``seed``,
     ``memory``, ``peak_size``, and ``[[grid]]`` tables with ``dims`` and
     ``batch_sizes``::
 
@@ -260,7 +271,7 @@ def epoch_batches(n_samples: int, batch: int) -> list[int]:
 def op_flops(op: str, dims: tuple[int, ...], n: int, epoch_samples: int) -> int:
     if op == "forward":
         return forward_flops(dims, n)
-    if op in ("loss_and_grads", "train_step"):
+    if op in ("loss_and_grads", "train_step", "matmuls"):
         return train_flops(dims, n)
     return sum(train_flops(dims, b) for b in epoch_batches(epoch_samples, n))
 
@@ -530,6 +541,45 @@ def _matmul_fns(s: int, dtype: str, device: str):
     return fns, devices
 
 
+def matmul_skeleton(library: str, dims: tuple[int, ...], n: int,
+                    dtype: str) -> Callable[[], Any]:
+    """The matrix products of one training step, and nothing else, through ``library``.
+
+    Forward ``a_i @ W_i`` for every layer; backward ``a_i^T @ dz_i`` for every layer
+    and ``dz_i @ W_i^T`` for every layer but the first: the ``train_flops`` of the
+    step, into preallocated outputs, on random data. ``library`` is "numpy", "torch"
+    or "torch-cuda". Its time is the floor of a train_step with that library's BLAS.
+    """
+    rng = np.random.default_rng(0)
+    shapes = list(zip(dims[:-1], dims[1:]))
+    a = [rng.standard_normal((n, d_in)).astype(dtype) for d_in, _ in shapes]
+    w = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    dz = [rng.standard_normal((n, d_out)).astype(dtype) for _, d_out in shapes]
+    z = [np.empty((n, d_out), dtype) for _, d_out in shapes]
+    dw = [np.empty(s, dtype) for s in shapes]
+    da = [np.empty((n, d_in), dtype) for d_in, _ in shapes]
+    mm = np.matmul
+    if library != "numpy":
+        import torch
+
+        def to(v):
+            v = torch.from_numpy(v)
+            return v.cuda() if library == "torch-cuda" else v
+
+        a, w, dz, z, dw, da = ([to(v) for v in group] for group in (a, w, dz, z, dw, da))
+        mm = torch.matmul
+    layers = range(len(shapes))
+
+    def step():
+        for i in layers:
+            mm(a[i], w[i], out=z[i])
+        for i in reversed(layers):
+            mm(a[i].T, dz[i], out=dw[i])
+            if i > 0:
+                mm(dz[i], w[i].T, out=da[i])
+    return step
+
+
 def peak_by_device_dtype(peaks: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """{device: {dtype: best GFLOP/s over the libraries}}."""
     out: dict[str, dict[str, float]] = {}
@@ -537,6 +587,11 @@ def peak_by_device_dtype(peaks: list[dict[str, Any]]) -> dict[str, dict[str, flo
         d = out.setdefault(row["device"], {})
         d[row["dtype"]] = max(d.get(row["dtype"], 0.0), row["gflops"])
     return out
+
+
+def peak_by_library_dtype(peaks: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """{(library, dtype): GFLOP/s}."""
+    return {(row["library"], row["dtype"]): row["gflops"] for row in peaks}
 
 
 # ------------------------------------------------------------------ memory
@@ -656,46 +711,39 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
               ) -> BenchResult:
     """Measure everything ``config`` asks for; see the module docstring."""
     import pandas as pd
-    import threadpoolctl
     import torch
 
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.specs import ModelSpec
 
     log = log or (lambda message: None)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("`--device cuda` was asked for but no CUDA device is available")
-    threads = config.threads or default_threads()
     series = _series_names(config)
-    optimizer = OptimizerSpec(name=config.optimizer, lr=config.lr)
+    optimizer = config.optimizer_spec()
 
     records: list[dict[str, Any]] = []
     times: dict[str, list[float]] = {}
     others = CpuShare().start()
-    with threadpoolctl.threadpool_limits(limits=threads):
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            machine = machine_info(threads, config.device)
-            log(f"matmul peak: {config.peak_size}x{config.peak_size}, "
-                f"{', '.join(config.dtypes)}")
-            peaks = matmul_peaks(config.peak_size, config.dtypes, threads=threads,
-                                 device=config.device, min_time=max(config.min_time, 0.2))
-            n_points = len(config.grid) * len(config.dtypes)
-            k = 0
-            for dims, batch in config.grid:
-                for dtype in config.dtypes:
-                    k += 1
-                    log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype}")
-                    spec = ModelSpec(dims, activation=config.activation, dtype=dtype,
-                                     seed=config.seed)
-                    records.extend(_bench_point(spec, batch, config, series, optimizer,
-                                                threads, times))
-            machine["load_average_after"] = _loadavg()
-            machine["other_processes_cpu_share"] = others.stop()
-        finally:
-            torch.set_num_threads(old_threads)
+    with limit_threads(config.threads) as threads:
+        machine = machine_info(threads, config.device)
+        log(f"matmul peak: {config.peak_size}x{config.peak_size}, "
+            f"{', '.join(config.dtypes)}")
+        peaks = matmul_peaks(config.peak_size, config.dtypes, threads=threads,
+                             device=config.device, min_time=max(config.min_time, 0.2))
+        n_points = len(config.grid) * len(config.dtypes)
+        k = 0
+        for dims, batch in config.grid:
+            for dtype in config.dtypes:
+                k += 1
+                log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype}")
+                spec = ModelSpec(dims, activation=config.activation, dtype=dtype,
+                                 seed=config.seed)
+                records.extend(_bench_point(spec, batch, config, series, optimizer,
+                                            threads, times))
+        machine["load_average_after"] = _loadavg()
+        machine["other_processes_cpu_share"] = others.stop()
     table = pd.DataFrame(records)
-    table = add_derived_columns(table, peak_by_device_dtype(peaks))
+    table = add_derived_columns(table, peak_by_device_dtype(peaks), peak_by_library_dtype(peaks))
     result = BenchResult(table, machine, config.to_dict() | {"threads": threads}, peaks,
                          times=times)
     result.targets = evaluate_targets(result.table)
@@ -729,7 +777,6 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
     for m in list(models.values())[1:]:
         copy_params(first, m)  # the same starting point everywhere
     initial = first.get_params()
-    devices = {_label(b, d): d for b, d in series}
     epoch_counter = {name: 0 for name in models}
 
     def restore(name):
@@ -751,15 +798,38 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
                 model.train_step(X[idx], Y[idx])
         return epoch
 
+    # matmuls are measured in the same rounds as train_step, so that "train_step minus
+    # its matmuls" compares times taken under the same machine load
+    groups = [[op] for op in config.ops if op != "matmuls"]
+    if "matmuls" in config.ops:
+        if "train_step" in config.ops:
+            next(g for g in groups if g[0] == "train_step").append("matmuls")
+        else:
+            groups.append(["matmuls"])
     rows = []
-    for op in config.ops:
-        fns = {name: op_fn(op, name) for name in models}
-        timings = measure_alternating(
-            fns, threads=threads, repeats=config.repeats, min_time=config.min_time,
-            devices=devices, before_round=restore if op in ("train_step", "epoch") else None)
-        for backend, device in series:
-            name = _label(backend, device)
-            t = timings[name]
+    for group in groups:
+        fns, devices, owners = {}, {}, {}
+        for op in group:
+            for backend, device in series:
+                name = _label(backend, device)
+                if op != "matmuls":
+                    fn = op_fn(op, name)
+                elif (backend, device) in BACKEND_LIBRARY:  # a built-in: its library is known
+                    fn = matmul_skeleton(BACKEND_LIBRARY[(backend, device)], dims, batch, dtype)
+                else:
+                    continue
+                key = f"{name} {op}"
+                fns[key], devices[key], owners[key] = fn, device, (backend, device, op, name)
+
+        def before_round(key, owners=owners):
+            if owners[key][2] in ("train_step", "epoch"):
+                restore(owners[key][3])
+
+        timings = measure_alternating(fns, threads=threads, repeats=config.repeats,
+                                      min_time=config.min_time, devices=devices,
+                                      before_round=before_round)
+        for key, t in timings.items():
+            backend, device, op, _ = owners[key]
             row = {"backend": backend, "device": device, "dims": dims_label(dims),
                    "batch_size": batch, "dtype": dtype, "op": op, "median_s": t.median,
                    "iqr_s": t.iqr, "q25_s": t.q25, "q75_s": t.q75, "n_blocks": len(t.times),
@@ -787,17 +857,28 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
     return rows
 
 
-def add_derived_columns(table, peaks: dict[str, dict[str, float]]):
-    """GFLOP/s, fraction of the matmul peak, and the time ratio to torch on the CPU."""
+def add_derived_columns(table, peaks: dict[str, dict[str, float]],
+                        library_peaks: dict[tuple[str, str], float] | None = None):
+    """GFLOP/s, fractions of the matmul peaks, and the time ratio to torch on the CPU.
+
+    ``peak_gflops`` is the machine's: the best of the libraries on the row's device
+    and dtype. ``library_peak_gflops`` is that of the library the backend multiplies
+    with (NumPy's BLAS for scratch), NaN for a backend whose library is unknown.
+    """
     import pandas as pd
 
     if table.empty:
         return table
+    library_peaks = library_peaks or {}
     table = table.copy()
     table["gflops"] = table["gflop"] / table["median_s"]
     table["peak_gflops"] = [peaks.get(dev, {}).get(dt, math.nan)
                             for dev, dt in zip(table["device"], table["dtype"])]
     table["fraction_of_peak"] = table["gflops"] / table["peak_gflops"]
+    table["library_peak_gflops"] = [
+        library_peaks.get((BACKEND_LIBRARY.get((b, dev)), dt), math.nan)
+        for b, dev, dt in zip(table["backend"], table["device"], table["dtype"])]
+    table["fraction_of_library_peak"] = table["gflops"] / table["library_peak_gflops"]
     ref = table[(table["backend"] == "torch") & (table["device"] == "cpu")]
     ref = ref.set_index(["dims", "batch_size", "dtype", "op"])["median_s"]
     keys = pd.MultiIndex.from_frame(table[["dims", "batch_size", "dtype", "op"]])
@@ -808,7 +889,8 @@ def add_derived_columns(table, peaks: dict[str, dict[str, float]]):
             table[col] = math.nan
     columns = ["backend", "device", "dims", "batch_size", "dtype", "op", "median_s", "iqr_s",
                "q25_s", "q75_s", "n_blocks", "ratio_to_torch_cpu", "gflop", "gflops",
-               "peak_gflops", "fraction_of_peak", "peak_mem_bytes", "need_mem_bytes",
+               "peak_gflops", "fraction_of_peak", "library_peak_gflops",
+               "fraction_of_library_peak", "peak_mem_bytes", "need_mem_bytes",
                "mem_ratio", "threads"]
     return table[columns]
 
@@ -834,11 +916,16 @@ def evaluate_targets(table, backend: str = "scratch") -> list[dict[str, Any]]:
     for _, row in mine.iterrows():
         point = (parse_dims_label(row["dims"]), int(row["batch_size"]), row["dtype"])
         if point == LARGE_POINT and math.isfinite(row["fraction_of_peak"]):
-            out.append({"target": f"train_step GFLOP/s of {backend} / float32 matmul peak",
-                        "point": f"{row['dims']} batch {row['batch_size']} {row['dtype']}",
-                        "value": float(row["fraction_of_peak"]), "limit": PEAK_FRACTION_LIMIT,
-                        "kind": "at least",
-                        "passed": bool(row["fraction_of_peak"] >= PEAK_FRACTION_LIMIT)})
+            target = {"target": f"train_step GFLOP/s of {backend} / float32 matmul peak",
+                      "point": f"{row['dims']} batch {row['batch_size']} {row['dtype']}",
+                      "value": float(row["fraction_of_peak"]), "limit": PEAK_FRACTION_LIMIT,
+                      "kind": "at least",
+                      "passed": bool(row["fraction_of_peak"] >= PEAK_FRACTION_LIMIT)}
+            own = row.get("fraction_of_library_peak", math.nan)
+            if own is not None and math.isfinite(own):
+                target["note"] = (f"{own:.3f} of the peak of its own library "
+                                  f"({BACKEND_LIBRARY.get((backend, 'cpu'))})")
+            out.append(target)
     for _, row in mine.iterrows():
         ratio, need = row.get("mem_ratio"), row.get("need_mem_bytes")
         if ratio is None or need is None or not math.isfinite(ratio) or not math.isfinite(need):
@@ -938,6 +1025,8 @@ def compare_runs(old: BenchResult, new: BenchResult):
 def _fmt_time(s: float) -> str:
     if s is None or not math.isfinite(s):
         return "-"
+    if s < 0:  # a difference of two medians can be
+        return "-" + _fmt_time(-s)
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if s >= scale:
             return f"{s / scale:.3g} {unit}"
@@ -970,14 +1059,19 @@ def format_result(result: BenchResult) -> str:
     if t.empty:
         return "\n".join(lines + ["no measurements"])
     header = (f"{'op':<15}{'dims':<20}{'batch':>6} {'dtype':<8}{'backend':<12}"
-              f"{'median':>10}{'IQR':>10}{'GFLOP/s':>9}{'% peak':>8}{'x torch':>9}")
+              f"{'median':>10}{'IQR':>10}{'GFLOP/s':>9}{'% peak':>8}{'% own':>7}{'x torch':>9}")
     lines += [header, "-" * len(header)]
     for _, r in t.iterrows():
+        own = r.get("fraction_of_library_peak", math.nan)
         lines.append(
             f"{r['op']:<15}{r['dims']:<20}{r['batch_size']:>6} {r['dtype']:<8}"
             f"{_label(r['backend'], r['device']):<12}{_fmt_time(r['median_s']):>10}"
             f"{_fmt_time(r['iqr_s']):>10}{_fmt(r['gflops'], '.1f'):>9}"
-            f"{_fmt(100 * r['fraction_of_peak'], '.0f'):>8}{_fmt(r['ratio_to_torch_cpu'], '.3f'):>9}")
+            f"{_fmt(100 * r['fraction_of_peak'], '.0f'):>8}{_fmt(100 * own, '.0f'):>7}"
+            f"{_fmt(r['ratio_to_torch_cpu'], '.3f'):>9}")
+    lines += ["", "% peak: of the best matmul measured above; % own: of the matmul of the "
+              "backend's own library (NumPy's BLAS for scratch)"]
+    lines += _beyond_matmuls(t)
     mem = t[(t["op"] == "train_step") & t["peak_mem_bytes"].notna()]
     if not mem.empty:
         lines += ["", "peak memory of a train_step (MiB): measured / needed = ratio"]
@@ -989,9 +1083,42 @@ def format_result(result: BenchResult) -> str:
     if result.targets:
         lines += ["", "targets:"]
         for tg in result.targets:
+            note = f"; {tg['note']}" if tg.get("note") else ""
             lines.append(f"  {'PASS' if tg['passed'] else 'FAIL'}  {tg['target']} at "
-                         f"{tg['point']}: {tg['value']:.3f} ({tg['kind']} {tg['limit']:g})")
+                         f"{tg['point']}: {tg['value']:.3f} ({tg['kind']} {tg['limit']:g}{note})")
     return "\n".join(lines)
+
+
+def beyond_matmuls(table):
+    """Per point and backend: train_step, its matrix products alone, and the rest.
+
+    A DataFrame with the key columns but ``op``, then ``train_step_s``, ``matmuls_s``
+    and ``rest_s`` (their difference: activations, loss, bias terms, the optimizer,
+    Python); empty unless the table has both ops.
+    """
+    import pandas as pd
+
+    keys = ["backend", "device", "dims", "batch_size", "dtype"]
+    step = table[table["op"] == "train_step"][keys + ["median_s"]]
+    mats = table[table["op"] == "matmuls"][keys + ["median_s"]]
+    if step.empty or mats.empty:
+        return pd.DataFrame(columns=keys + ["train_step_s", "matmuls_s", "rest_s"])
+    out = step.rename(columns={"median_s": "train_step_s"}).merge(
+        mats.rename(columns={"median_s": "matmuls_s"}), on=keys, how="inner", sort=False)
+    out["rest_s"] = out["train_step_s"] - out["matmuls_s"]
+    return out.reset_index(drop=True)
+
+
+def _beyond_matmuls(table) -> list[str]:
+    rows = beyond_matmuls(table)
+    if rows.empty:
+        return []
+    lines = ["", "train_step = its matrix products alone + everything else (median times):"]
+    for _, r in rows.iterrows():
+        lines.append(f"  {r['dims']:<20} batch {r['batch_size']:>5} {r['dtype']:<8} "
+                     f"{_label(r['backend'], r['device']):<12}{_fmt_time(r['train_step_s']):>10}"
+                     f" = {_fmt_time(r['matmuls_s']):>9} + {_fmt_time(r['rest_s']):>9}")
+    return lines
 
 
 def _load_warning(machine: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ take many times longer per step than with one. Every subcommand that computes ta
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterable, Iterator
 
@@ -17,9 +18,10 @@ from harness.errors import ConfigError
 
 def default_threads() -> int:
     """Cores this process may run on (all of them, unless restricted)."""
-    from harness.bench import default_threads as cores
-
-    return cores()
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def validate_threads(threads) -> int | None:

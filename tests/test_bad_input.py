@@ -224,7 +224,8 @@ def test_shared_flags_have_the_same_default_everywhere():
         for flag, action in _flags(sub).items():
             if flag in ("-h", "--help") or flag in DEFAULT_DIFFERS:
                 continue
-            if name == "bench" and action.default is None and flag in ("--optimizer", "--lr"):
+            if name == "bench" and action.default is None and flag in (
+                    "--optimizer", "--lr", "--momentum", "--weight-decay"):
                 continue  # None so that a --config file can set them; checked below
             if flag in seen:
                 assert action.default == seen[flag][0], (flag, name, seen[flag][1])
@@ -234,11 +235,14 @@ def test_shared_flags_have_the_same_default_everywhere():
     from harness.cli import bench
 
     train = _flags(choices["train"])
-    assert (bench.DEFAULT_OPTIMIZER, bench.DEFAULT_LR) == (train["--optimizer"].default,
-                                                          train["--lr"].default)
+    assert (bench.DEFAULT_OPTIMIZER, bench.DEFAULT_LR, bench.DEFAULT_MOMENTUM,
+            bench.DEFAULT_WEIGHT_DECAY) == (train["--optimizer"].default, train["--lr"].default,
+                                            train["--momentum"].default,
+                                            train["--weight-decay"].default)
     args = build_parser_args(["bench", "--quick", "--no-save"])
     config = bench.build_config(args)
-    assert (config.optimizer, config.lr) == ("adam", 1e-3)
+    assert (config.optimizer, config.lr, config.momentum, config.weight_decay) == (
+        "adam", 1e-3, 0.0, 1e-4)
     assert "(default: adam" in _flags(choices["bench"])["--optimizer"].help
     for flag in ("--dtypes", "--dims"):  # plural or repeatable: bench measures a grid
         assert "grid" in _flags(choices["bench"])[flag].help

@@ -47,7 +47,7 @@ def test_memory_need_counts_params_grads_state_and_activations():
 
 def test_tiny_run_has_every_row_and_column(tiny_result):
     t = tiny_result.table
-    assert len(t) == 2 * 4  # two backends, four operations
+    assert len(t) == 2 * 5  # two backends, five operations
     assert set(t["op"]) == set(bench.OPS)
     assert set(t["backend"]) == {"scratch", "torch"}
     assert (t["median_s"] > 0).all() and (t["iqr_s"] >= 0).all()
@@ -268,7 +268,7 @@ def test_cuda_rows_beside_the_cpu_ones(tmp_path):
     result = bench.run_bench(BenchConfig(**TINY, device="cuda"))
     t = result.table
     cuda = t[t["device"] == "cuda"]
-    assert set(cuda["backend"]) == {"torch"} and len(cuda) == 4
+    assert set(cuda["backend"]) == {"torch"} and len(cuda) == 5
     assert (cuda["median_s"] > 0).all() and np.isfinite(cuda["ratio_to_torch_cpu"]).all()
     assert (cuda[cuda["op"] == "train_step"]["peak_mem_bytes"] > 0).all()
     assert any(p["device"] == "cuda" for p in result.peaks)
@@ -286,3 +286,105 @@ def test_timing_uses_torch_benchmark_and_alternates():
     assert set(out) == {"a", "b"}
     assert all(t.median > 0 and t.iqr >= 0 and len(t.times) >= 3 for t in out.values())
     assert math.isfinite(out["a"].q75)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+@pytest.mark.parametrize("dims", [(8, 6, 3), (5, 7, 4, 2), (4, 3)])
+def test_matmul_skeleton_does_the_matrix_products_of_a_train_step(library, dims, monkeypatch):
+    """Its products add up to train_flops, by the stated rule, and each has the shapes
+    of one of the step's: x W, a^T dz, dz W^T."""
+    import torch
+
+    n = 5
+    seen = []
+    module = np if library == "numpy" else torch
+    real = module.matmul
+
+    def recording(a, b, out=None):
+        seen.append((tuple(a.shape), tuple(b.shape), tuple(out.shape)))
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(module, "matmul", recording)
+    bench.matmul_skeleton(library, dims, n, "float32")()
+    flops = sum(2 * a[0] * a[1] * b[1] for a, b, _ in seen)
+    assert flops == bench.train_flops(dims, n)
+    layers = list(zip(dims[:-1], dims[1:]))
+    expected = [((n, i), (i, o), (n, o)) for i, o in layers]
+    for k, (i, o) in reversed(list(enumerate(layers))):
+        expected.append(((i, n), (n, o), (i, o)))
+        if k > 0:
+            expected.append(((n, o), (o, i), (n, i)))
+    assert seen == expected
+
+
+def test_train_step_is_split_into_its_matmuls_and_the_rest():
+    import pandas as pd
+
+    base = dict(device="cpu", dims="8-6-3", batch_size=5, dtype="float32")
+    table = pd.DataFrame([
+        dict(base, backend="scratch", op="train_step", median_s=3.0e-3),
+        dict(base, backend="scratch", op="matmuls", median_s=2.0e-3),
+        dict(base, backend="torch", op="train_step", median_s=4.0e-3),
+        dict(base, backend="torch", op="matmuls", median_s=1.5e-3),
+        dict(base, backend="scratch", op="forward", median_s=1.0e-3),
+    ])
+    split = bench.beyond_matmuls(table).set_index("backend")
+    assert split.loc["scratch", "rest_s"] == pytest.approx(1.0e-3)
+    assert split.loc["torch", "rest_s"] == pytest.approx(2.5e-3)
+    text = "\n".join(bench._beyond_matmuls(table))
+    assert "3 ms =      2 ms +      1 ms" in text
+    assert bench.beyond_matmuls(table[table["op"] != "matmuls"]).empty
+
+
+def test_train_step_and_its_matmuls_are_timed_in_the_same_rounds(monkeypatch):
+    groups = []
+    real = bench.measure_alternating
+
+    def recording(fns, **kw):
+        groups.append(sorted(fns))
+        return real(fns, **kw)
+
+    monkeypatch.setattr(bench, "measure_alternating", recording)
+    bench.run_bench(BenchConfig(**(TINY | dict(ops=("train_step", "matmuls", "forward")))))
+    point_groups = [g for g in groups if any(" " in name for name in g)]  # not the peaks
+    assert ["scratch matmuls", "scratch train_step", "torch matmuls",
+            "torch train_step"] in point_groups
+    assert ["scratch forward", "torch forward"] in point_groups
+
+
+def test_each_backend_is_also_judged_against_its_own_librarys_peak(tiny_result):
+    t = tiny_result.table
+    peaks = {(p["library"], p["dtype"]): p["gflops"] for p in tiny_result.peaks}
+    scratch, torch_rows = t[t["backend"] == "scratch"], t[t["backend"] == "torch"]
+    assert (scratch["library_peak_gflops"] == peaks[("numpy", "float32")]).all()
+    assert (torch_rows["library_peak_gflops"] == peaks[("torch", "float32")]).all()
+    np.testing.assert_allclose(t["fraction_of_library_peak"],
+                               t["gflops"] / t["library_peak_gflops"])
+    assert (t["peak_gflops"] == max(peaks.values())).all()  # the machine's: the best one
+
+
+def test_the_peak_target_names_the_fraction_of_the_own_library_peak():
+    import pandas as pd
+
+    row = dict(backend="scratch", device="cpu", dims="2048-2048-2048-10", batch_size=1024,
+               dtype="float32", op="train_step", ratio_to_torch_cpu=1.05,
+               fraction_of_peak=0.84, fraction_of_library_peak=0.88, mem_ratio=1.0,
+               need_mem_bytes=1e8)
+    peak = next(t for t in bench.evaluate_targets(pd.DataFrame([row]))
+                if "GFLOP" in t["target"])
+    assert peak["value"] == 0.84 and not peak["passed"]
+    assert peak["note"] == "0.880 of the peak of its own library (numpy)"
+
+
+def test_bench_optimizer_takes_momentum_and_weight_decay():
+    from harness.cli import build_parser
+    from harness.cli.bench import build_config
+
+    args = build_parser().parse_args(["bench", "--optimizer", "sgd", "--momentum", "0.9",
+                                      "--weight-decay", "0.01", "--lr", "0.1"])
+    spec = build_config(args).optimizer_spec()
+    assert (spec.name, spec.lr, spec.momentum, spec.weight_decay) == ("sgd", 0.1, 0.9, 0.01)
+    with pytest.raises(ConfigError, match="weight_decay"):
+        BenchConfig(weight_decay=-1.0)
+    with pytest.raises(ConfigError, match="momentum"):
+        BenchConfig(optimizer="sgd", momentum=1.5)

@@ -18,6 +18,8 @@ DEFAULT_OUT = "reports/bench"
 #: the optimizer every subcommand defaults to (harness.cli.common.add_optimizer_args)
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LR = 1e-3
+DEFAULT_MOMENTUM = 0.0
+DEFAULT_WEIGHT_DECAY = 1e-4
 
 
 def grid_entry(text: str) -> list[tuple[tuple[int, ...], int]]:
@@ -53,14 +55,19 @@ def register(sub) -> None:
                    help="float32, float64 or both (default: float32,float64); plural where "
                         "the other subcommands take one --dtype, since bench measures a grid")
     g.add_argument("--ops", type=common.csv_names, default=None, metavar="OPS",
-                   help="forward, loss_and_grads, train_step, epoch (default: all)")
+                   help="forward, loss_and_grads, train_step, epoch, matmuls (the matrix "
+                        "products of a train_step alone) (default: all)")
     common.add_backends_arg(g)
     g.add_argument("--optimizer", default=None, metavar="NAME",
                    help=f"optimizer of train_step and epoch: sgd, adam, adamw (default: "
-                        f"{DEFAULT_OPTIMIZER}, as in every subcommand; its other "
-                        f"hyper-parameters keep torch.optim's defaults)")
+                        f"{DEFAULT_OPTIMIZER}, as in every subcommand; the settings without "
+                        f"a flag here keep torch.optim's defaults)")
     g.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 1e-3)")
+    g.add_argument("--momentum", type=float, default=None,
+                   help="sgd momentum (default: 0)")
+    g.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay, on every parameter (default: 1e-4)")
     g.add_argument("--epoch-samples", type=int, default=None, metavar="N",
                    help="samples in the timed epoch (default: 1797, the digits set)")
     g.add_argument("--no-memory", dest="memory", action="store_false", default=None,
@@ -113,12 +120,15 @@ def build_config(args):
         sizes = args.batch_sizes or (64,)
         kw["grid"] = tuple((dims, b) for dims in args.dims for b in sizes)
     flags = {"dtypes": args.dtypes, "ops": args.ops, "optimizer": args.optimizer,
-             "lr": args.lr, "epoch_samples": args.epoch_samples, "memory": args.memory,
+             "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+             "epoch_samples": args.epoch_samples, "memory": args.memory,
              "peak_size": args.peak_size, "threads": args.threads, "repeats": args.repeats,
              "min_time": args.min_time}
     kw.update({k: v for k, v in flags.items() if v is not None})
     kw.setdefault("optimizer", DEFAULT_OPTIMIZER)  # flag > --config file > the shared default
     kw.setdefault("lr", DEFAULT_LR)
+    kw.setdefault("momentum", DEFAULT_MOMENTUM)
+    kw.setdefault("weight_decay", DEFAULT_WEIGHT_DECAY)
     if args.device != "cpu" or "device" not in kw:
         kw["device"] = args.device
     backends = common.validate_backends(args.backends)
