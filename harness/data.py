@@ -152,6 +152,10 @@ def load_dataset(name: str = "digits", *, seed: int = 0, n_samples: int | None =
     for key, value in size.items():
         if value is not None:
             raise DataError(f"`{key}` applies to the synthetic data set only, not {name!r}")
+    if name == "digits":
+        fast = _read_bundled_digits()
+        if fast is not None:
+            return fast
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
@@ -160,6 +164,29 @@ def load_dataset(name: str = "digits", *, seed: int = 0, n_samples: int | None =
         f"x{i}" for i in range(bunch.data.shape[1])]
     return Dataset(name, np.asarray(bunch.data, dtype=np.float64),
                    np.asarray(bunch.target, dtype=np.int64), names, features)
+
+
+def _read_bundled_digits() -> Dataset | None:
+    """scikit-learn's bundled digits file, read without importing scikit-learn.
+
+    Importing ``sklearn.datasets`` takes about a second and the default of every
+    command is the digits set; the file is where ``load_digits`` reads it, 64 pixel
+    columns and the label. None when it is not there (``load_digits`` is used then).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():
+        return None
+    data = np.loadtxt(path, delimiter=",")
+    if data.ndim != 2 or data.shape[1] != 65:
+        return None
+    features = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+    return Dataset("digits", np.ascontiguousarray(data[:, :-1], dtype=np.float64),
+                   data[:, -1].astype(np.int64), [str(k) for k in range(10)], features)
 
 
 # -------------------------------------------------------------------------- files

@@ -198,3 +198,27 @@ def test_npz_refuses_target_and_garbage(tmp_path):
     garbage = write(tmp_path, "not a zip archive", "garbage.npz")
     with pytest.raises(DataError, match="not a readable .npz file"):
         load_data_file(garbage)
+
+
+def test_digits_read_directly_equal_scikit_learns_load_digits():
+    from sklearn.datasets import load_digits
+
+    ours, theirs = load_dataset("digits"), load_digits()
+    np.testing.assert_array_equal(ours.X, theirs.data)
+    np.testing.assert_array_equal(ours.y, theirs.target)
+    assert ours.X.dtype == np.float64 and ours.y.dtype == np.int64
+    assert ours.class_names == [str(k) for k in theirs.target_names]
+    assert ours.feature_names == list(theirs.feature_names)
+
+
+def test_digits_fall_back_to_scikit_learn_when_the_bundled_file_is_not_found(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sklearn" else real(name, *a))
+    from harness import data
+
+    assert data._read_bundled_digits() is None
+    d = load_dataset("digits")
+    assert d.X.shape == (1797, 64) and d.class_names[9] == "9"
