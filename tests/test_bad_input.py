@@ -282,3 +282,16 @@ def test_a_file_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, monkeypa
     assert code == 2
     assert err.count("\n") == 1 and "No space left on device" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_messages_name_the_flag_but_keep_a_config_files_key(tmp_path):
+    """The library names its parameter (`weight_decay`); the CLI names the flag the user
+    can fix (`--weight-decay`), unless the value may have come from a file."""
+    code, _, err = run_in_process(["bench", "--weight-decay", "-1", "--no-save"])
+    assert code == 2 and "`--weight-decay` must be >= 0, got -1" in err
+    path = tmp_path / "bench.toml"
+    path.write_text("weight_decay = -1.0\n")
+    code, _, err = run_in_process(["bench", "--config", str(path), "--no-save"])
+    assert code == 2 and "`weight_decay` must be >= 0, got -1" in err
+    code, _, err = run_in_process(["check", "--rtol", "1e-5"])  # --atol was not typed
+    assert code == 2 and "give both `--rtol` and `--atol` or neither" in err

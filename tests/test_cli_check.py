@@ -49,10 +49,10 @@ def test_check_exits_1_on_a_mismatch_and_names_the_quantity(capsys):
         (["--dataset", "mnist"], "unknown dataset 'mnist'; choose one of digits, iris"),
         (["--dims", "60,32,10"], "`--dims` must start with the number of features of digits (64)"),
         (["--dims", "64,32,9"], "`--dims` must end with the number of classes of digits (10)"),
-        (["--dtype", "float16"], "`dtype` must be one of float32, float64, got 'float16'"),
-        (["--activation", "swish"], "`activation` must be one of relu, tanh, sigmoid"),
+        (["--dtype", "float16"], "`--dtype` must be one of float32, float64, got 'float16'"),
+        (["--activation", "swish"], "`--activation` must be one of relu, tanh, sigmoid"),
         (["--dims", "64,x,10"], "expected comma-separated integers"),
-        (["--lr", "-1"], "`lr` must be > 0, got -1"),
+        (["--lr", "-1"], "`--lr` must be > 0, got -1"),
         (["--backends", "scratch"], "`--backends` needs at least 2 names"),
     ],
 )

@@ -182,8 +182,8 @@ def _bad_csv(tmp_path, kind):
     ("text", [], "bad.csv: non-numeric value '5,1' in data row 4, column 'sepal_length'"),
     ("rare", [], "class 'virginica' has 4 members, fewer than the 5 folds of stratified "
                  "splitting"),
-    ("ok", ["--folds", "1"], "`folds` must be between 2 and 150 (the number of samples), got 1"),
-    ("ok", ["--folds", "151"], "`folds` must be between 2 and 150 (the number of samples), "
+    ("ok", ["--folds", "1"], "`--folds` must be between 2 and 150 (the number of samples), got 1"),
+    ("ok", ["--folds", "151"], "`--folds` must be between 2 and 150 (the number of samples), "
                                "got 151"),
     ("empty", [], "is empty"),
     ("single", [], "bad.csv (target column 'species') has a single class ('setosa')"),
@@ -191,7 +191,7 @@ def _bad_csv(tmp_path, kind):
     ("ok", ["--n-samples", "50"], "`--n-samples` sizes --dataset synthetic; it does not apply "
                                   "to --data"),
     ("ok", ["--min-agreement", "1.5"], "`--min-agreement` must be between 0 and 1, got 1.5"),
-    ("ok", ["--epochs", "0"], "`epochs` must be >= 1, got 0"),
+    ("ok", ["--epochs", "0"], "`--epochs` must be >= 1, got 0"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, kind, extra, message):
     path = _bad_csv(tmp_path, kind)
@@ -239,5 +239,5 @@ def test_real_entry_point_exit_codes_and_quiet_stderr():
     assert code == 0 and err == "" and "2-fold cross-validation" in out
     code, out, err = run_cli("--dataset", "iris", "--folds", "0")
     assert code == 2 and out == ""
-    assert err == "nn-harness cv: error: `folds` must be between 2 and 150 (the number of " \
+    assert err == "nn-harness cv: error: `--folds` must be between 2 and 150 (the number of " \
                   "samples), got 0\n"

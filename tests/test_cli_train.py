@@ -74,20 +74,20 @@ def test_json_summary_without_out_writes_nothing(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--lr", "0"], "`lr` must be > 0, got 0"),
-    (["--lr", "-1"], "`lr` must be > 0, got -1"),
-    (["--weight-decay", "-0.1"], "`weight_decay` must be >= 0, got -0.1"),
-    (["--optimizer", "sgd", "--momentum", "1"], "`momentum` must be in [0, 1), got 1"),
-    (["--optimizer", "sgd", "--momentum", "-0.5"], "`momentum` must be in [0, 1), got -0.5"),
-    (["--optimizer", "sgd", "--nesterov"], "`nesterov` needs the sgd optimizer with momentum > 0"),
-    (["--betas", "0.9,1.0"], "`betas` must be two numbers in [0, 1)"),
-    (["--betas=-0.1,0.9"], "`betas` must be two numbers in [0, 1)"),
-    (["--epochs", "0"], "`epochs` must be >= 1, got 0"),
-    (["--batch-size", "0"], "`batch_size` must be >= 1, got 0"),
-    (["--optimizer", "rmsprop"], "`optimizer` must be one of sgd, adam, adamw, got 'rmsprop'"),
+    (["--lr", "0"], "`--lr` must be > 0, got 0"),
+    (["--lr", "-1"], "`--lr` must be > 0, got -1"),
+    (["--weight-decay", "-0.1"], "`--weight-decay` must be >= 0, got -0.1"),
+    (["--optimizer", "sgd", "--momentum", "1"], "`--momentum` must be in [0, 1), got 1"),
+    (["--optimizer", "sgd", "--momentum", "-0.5"], "`--momentum` must be in [0, 1), got -0.5"),
+    (["--optimizer", "sgd", "--nesterov"], "`--nesterov` needs the sgd optimizer with momentum > 0"),
+    (["--betas", "0.9,1.0"], "`--betas` must be two numbers in [0, 1)"),
+    (["--betas=-0.1,0.9"], "`--betas` must be two numbers in [0, 1)"),
+    (["--epochs", "0"], "`--epochs` must be >= 1, got 0"),
+    (["--batch-size", "0"], "`--batch-size` must be >= 1, got 0"),
+    (["--optimizer", "rmsprop"], "`--optimizer` must be one of sgd, adam, adamw, got 'rmsprop'"),
     (["--val-fraction", "1"], "`--val-fraction` must be in [0, 1), got 1.0"),
     (["--backends", "scratch"], "`--backends` needs at least 2 names"),
-    (["--rtol", "1e-3"], "give both `rtol` and `atol` or neither"),
+    (["--rtol", "1e-3"], "give both `--rtol` and `--atol` or neither"),
 ])
 def test_bad_input_exits_2_with_one_line_before_any_work(flags, message, tmp_path, capsys,
                                                          monkeypatch):

@@ -291,7 +291,7 @@ def test_cli_json_for_float32_torch(capsys):
     (["--samples", "0"], "`--samples` must be >= 1, got 0"),
     (["--max-entries", "0"], "`--max-entries` must be >= 1, got 0"),
     (["--backend", "jax"], "unknown backend 'jax'"),
-    (["--rtol", "1e-3"], "give both `rtol` and `atol` or neither"),
+    (["--rtol", "1e-3"], "give both `--rtol` and `--atol` or neither"),
     (["--dims", "4,8,2"], "`--dims` must end with the number of classes of iris (3)"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(args, message, capsys):

@@ -392,18 +392,18 @@ def test_a_mismatch_fails_the_report_with_exit_1_and_the_page_says_where(tmp_pat
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--folds", "1"], "`folds` must be an integer >= 2, got 1"),
+        (["--folds", "1"], "`--folds` must be an integer >= 2, got 1"),
         (["--folds", "60"], "class 'setosa' has 50 members, fewer than the 60 folds"),
         (["--min-agreement", "1.5"], "`--min-agreement` must be between 0 and 1, got 1.5"),
         (["--val-fraction", "1"], "`--val-fraction` must be in [0, 1), got 1.0"),
         (["--samples", "0"], "`--samples` must be >= 1, got 0"),
-        (["--epochs", "0"], "`epochs` must be >= 1, got 0"),
+        (["--epochs", "0"], "`--epochs` must be >= 1, got 0"),
         (["--backends", "scratch"], "`--backends` needs at least 2 names"),
         (["--backends", "scratch,torch,scratch"], "`--backends` names a backend twice"),
         (["--backends", "scratch,tests.user_models:WrappedScratch,torch"],
          "`--backends` for report takes exactly two names"),
         (["--dims", "4,8,4"], "`--dims` must end with the number of classes of iris (3)"),
-        (["--rtol", "1e-3"], "give both `rtol` and `atol` or neither"),
+        (["--rtol", "1e-3"], "give both `--rtol` and `--atol` or neither"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import re
 import signal
 import sys
 import threading
@@ -96,6 +97,28 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, old)
 
 
+def _as_flags(message: str, argv: list[str], options: set[str], from_file: bool) -> str:
+    """Library names in ``message`` (`` `weight_decay` ``) as the command's flags
+    (`` `--weight-decay` ``). When settings may also come from a file (``from_file``),
+    only the flags the user typed are named so: the others may be the file's keys."""
+    typed = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    flags = typed if from_file else typed | options
+
+    def flag(match):
+        option = "--" + match.group(1).replace("_", "-")
+        return f"`{option}`" if option in flags else match.group(0)
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", flag, message)
+
+
+def _options_of(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The option strings of ``command``'s own parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return set(action.choices[command]._option_string_actions)
+    return set()
+
+
 def _partial_note(exc: BaseException) -> str:
     from harness.io import partial_path_of
 
@@ -112,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = f"nn-harness {args.command}"
+    typed = list(sys.argv[1:] if argv is None else argv)
+    from_file = args.command == "sweep" or getattr(args, "config", None) is not None
     try:
         with _sigterm_as_interrupt():
             return int(args.func(args))
     except ConfigError as exc:
-        print(f"{name}: error: {_one_line(exc)}{_partial_note(exc)}", file=sys.stderr)
+        message = _as_flags(_one_line(exc), typed, _options_of(parser, args.command), from_file)
+        print(f"{name}: error: {message}{_partial_note(exc)}", file=sys.stderr)
         return 2
     except NumericalError as exc:
         print(f"{name}: numerical failure: {_one_line(exc)}{_partial_note(exc)}",
