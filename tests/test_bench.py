@@ -152,7 +152,8 @@ def test_plots_are_written(tiny_result, tmp_path):
 
     paths = plot_all(tiny_result, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["gflops.png", "memory.png", "ratio.png", "time_vs_batch.png"]
+    assert names == ["breakdown.png", "gflops.png", "memory.png", "ratio.png",
+                     "time_vs_batch.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
 

@@ -3,7 +3,8 @@
 * ``time_vs_batch.png``: train_step time against batch size, one panel per network;
 * ``ratio.png``: the time of every other backend over torch's, per grid point;
 * ``gflops.png``: achieved GFLOP/s of train_step against the measured matmul peak;
-* ``memory.png``: peak memory of a train_step per backend, and what it needs.
+* ``memory.png``: peak memory of a train_step per backend, and what it needs;
+* ``breakdown.png``: each train_step split into its matrix products and the rest.
 """
 
 from __future__ import annotations
@@ -145,6 +146,47 @@ def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
     return Path(path)
 
 
+def plot_breakdown(table, path) -> Path:
+    """train_step of each backend split into its matrix products and everything else,
+    per grid point, as a fraction of torch's train_step there (the matmuls solid, the
+    rest lighter and hatched)."""
+    from harness.bench import beyond_matmuls
+
+    plt = pyplot()
+    split = beyond_matmuls(table)
+    split = split[split["device"] == "cpu"]
+    points = list(dict.fromkeys(zip(split["dims"], split["batch_size"], split["dtype"])))
+    series = list(dict.fromkeys(split["backend"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
+    width = 0.8 / max(1, len(series))
+    for i, backend in enumerate(series):
+        xs, mats, rests = [], [], []
+        for k, (dims, batch, dtype) in enumerate(points):
+            at = split[(split["dims"] == dims) & (split["batch_size"] == batch)
+                       & (split["dtype"] == dtype)]
+            mine, ref = at[at["backend"] == backend], at[at["backend"] == "torch"]
+            if mine.empty or ref.empty:
+                continue
+            scale = float(ref["train_step_s"].iloc[0])
+            xs.append(k + (i - (len(series) - 1) / 2) * width)
+            mats.append(float(mine["matmuls_s"].iloc[0]) / scale)
+            rests.append(max(0.0, float(mine["rest_s"].iloc[0])) / scale)
+        color = style(i)["color"]
+        ax.bar(xs, mats, width=width, color=color, edgecolor="black", linewidth=0.5,
+               label=f"{backend}: matrix products")
+        ax.bar(xs, rests, width=width, bottom=mats, color=color, alpha=0.35, hatch="//",
+               edgecolor="black", linewidth=0.5, label=f"{backend}: everything else")
+    ax.axhline(1.0, color="black", linewidth=1, label="torch's train_step = 1")
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
+    ax.set_ylabel("time / torch's train_step")
+    ax.set_title("train_step: its matrix products and everything else (activations, loss, "
+                 "optimizer, Python)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    save(fig, path)
+    return Path(path)
+
+
 def plot_memory(table, path) -> Path:
     """Peak memory of a train_step per backend, with the need as a black tick."""
     plt = pyplot()
@@ -193,4 +235,7 @@ def plot_all(result, folder) -> list[Path]:
     out.append(plot_gflops(table, result.peaks, folder / "gflops.png", op))
     if table["peak_mem_bytes"].notna().any():
         out.append(plot_memory(table, folder / "memory.png"))
+    if (table["op"] == "matmuls").any() and (table["op"] == "train_step").any() and (
+            table["backend"] == "torch").any():
+        out.append(plot_breakdown(table, folder / "breakdown.png"))
     return out

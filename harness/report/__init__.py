@@ -349,7 +349,8 @@ def records(frame) -> list[dict[str, Any]]:
 
 
 #: figures drawn across the page's width; the others sit two to a row
-_WIDE = {"loss.png", "drift.png", "cv_loss_curves.png", "time_vs_batch.png", "gflops.png"}
+_WIDE = {"loss.png", "drift.png", "cv_loss_curves.png", "time_vs_batch.png", "gflops.png",
+         "breakdown.png"}
 
 
 def _figure(path: str, title: str, caption: str) -> dict[str, Any]:
@@ -652,7 +653,9 @@ class _Run:
             config = BenchConfig.quick(grid=grid, backends=tuple(self.s.backends),
                                        device=self.s.device, threads=self.s.threads,
                                        optimizer=self.s.optimizer.name,
-                                       lr=self.s.optimizer.lr)
+                                       lr=self.s.optimizer.lr,
+                                       momentum=self.s.optimizer.momentum,
+                                       weight_decay=self.s.optimizer.weight_decay)
         with _native_stderr(self.log) as log:
             result = run_bench(config, log=lambda m: log(f"      bench: {m}"))
         files: list[str] = []
@@ -670,7 +673,11 @@ class _Run:
                  "memory.png": ("Memory of one training step",
                                 ("Peak memory of a train_step per backend, with what its "
                                  "parameters, gradients, optimizer state and activations "
-                                 "need."))}
+                                 "need.")),
+                 "breakdown.png": ("Matrix products and the rest",
+                                   ("Each train_step split into its matrix products alone "
+                                    "(timed in the same rounds) and everything else, as a "
+                                    "fraction of torch's train_step."))}
         figures = []
         for path in plot_all(result, self.tmp / "bench"):
             rel = f"bench/{path.name}"
