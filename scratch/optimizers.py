@@ -51,24 +51,25 @@ def blocks(*arrays: np.ndarray | None):
 
 
 class Work:
-    """``count`` reusable work arrays of up to ``BLOCK`` elements each.
+    """Reusable work arrays of up to ``BLOCK`` elements each, made on first use.
 
-    ``work.like(block)`` returns them with the shape and dtype of ``block``: views of
-    the same memory every time, made once per shape.
+    ``work.like(block, k)`` returns ``k`` of them with the shape and dtype of
+    ``block``: views of the same memory every time, made once per shape.
     """
 
-    def __init__(self, count: int):
-        self.count = count
+    def __init__(self):
         self._memory: dict[np.dtype, list[np.ndarray]] = {}
         self._views: dict[tuple, list[np.ndarray]] = {}
 
-    def like(self, block: np.ndarray) -> list[np.ndarray]:
-        key = (block.dtype, block.shape)
+    def like(self, block: np.ndarray, k: int) -> list[np.ndarray]:
+        key = (block.dtype, block.shape, k)
         views = self._views.get(key)
         if views is None:
-            memory = self._memory.setdefault(
-                block.dtype, [np.empty(BLOCK, block.dtype) for _ in range(self.count)])
-            views = self._views[key] = [m[:block.size].reshape(block.shape) for m in memory]
+            memory = self._memory.setdefault(block.dtype, [])
+            while len(memory) < k:
+                memory.append(np.empty(BLOCK, block.dtype))
+            views = self._views[key] = [m[:block.size].reshape(block.shape)
+                                        for m in memory[:k]]
         return views
 
 
@@ -102,7 +103,7 @@ class SGD:
         self.nesterov = nesterov
         self.weight_decay = weight_decay
         self.buffers: dict[str, np.ndarray] = {}
-        self._work = Work(2)
+        self._work = Work()
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
@@ -124,7 +125,10 @@ class SGD:
     def _update(self, p: np.ndarray, g: np.ndarray, buf: np.ndarray | None,
                 first: bool) -> None:
         """The rule on one block; ``buf`` is the momentum buffer's block (None without)."""
-        w, u = self._work.like(p)
+        if self.weight_decay != 0 or self.nesterov:
+            w, u = self._work.like(p, 2)
+        else:  # one work array is enough (less memory for the plain rule)
+            (u,) = self._work.like(p, 1)
         if self.weight_decay != 0:
             np.multiply(p, self.weight_decay, out=w)
             g = np.add(g, w, out=w)  # g <- g + weight_decay * p
@@ -196,7 +200,7 @@ class Adam:
         self.steps: dict[str, int] = {}
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
-        self._work = Work(2)
+        self._work = Work()
 
     @property
     def t(self) -> int:
@@ -221,7 +225,7 @@ class Adam:
     def _update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                 t: int) -> None:
         """The rule on one block of a parameter, its gradient and its two moments."""
-        w, u = self._work.like(p)
+        w, u = self._work.like(p, 2)
         if self.weight_decay != 0:
             if self.decoupled:
                 p *= 1 - self.lr * self.weight_decay  # AdamW: shrink p itself

@@ -389,3 +389,18 @@ def test_bench_optimizer_takes_momentum_and_weight_decay():
         BenchConfig(weight_decay=-1.0)
     with pytest.raises(ConfigError, match="momentum"):
         BenchConfig(optimizer="sgd", momentum=1.5)
+
+
+def test_targets_say_how_much_of_torchs_step_the_matrix_products_alone_take():
+    import pandas as pd
+
+    base = dict(device="cpu", dims="784-1024-1024-10", batch_size=512, dtype="float32",
+                fraction_of_peak=0.5, mem_ratio=math.nan, need_mem_bytes=math.nan)
+    table = pd.DataFrame([
+        dict(base, backend="scratch", op="train_step", median_s=22e-3, ratio_to_torch_cpu=1.1),
+        dict(base, backend="torch", op="train_step", median_s=20e-3, ratio_to_torch_cpu=1.0),
+        dict(base, backend="scratch", op="matmuls", median_s=19.6e-3, ratio_to_torch_cpu=1.2),
+    ])
+    (target,) = [t for t in bench.evaluate_targets(table) if "time" in t["target"]]
+    assert not target["passed"]
+    assert target["note"] == "its matrix products alone take 0.980 of torch's train_step"
