@@ -557,7 +557,7 @@ def matmul_skeleton(library: str, dims: tuple[int, ...], n: int,
     dz = [rng.standard_normal((n, d_out)).astype(dtype) for _, d_out in shapes]
     z = [np.empty((n, d_out), dtype) for _, d_out in shapes]
     dw = [np.empty(s, dtype) for s in shapes]
-    da = [np.empty((n, d_in), dtype) for d_in, _ in shapes]
+    da = [np.empty((n, d_in), dtype) for d_in, _ in shapes[1:]]  # none for the first layer
     mm = np.matmul
     if library != "numpy":
         import torch
@@ -576,7 +576,7 @@ def matmul_skeleton(library: str, dims: tuple[int, ...], n: int,
         for i in reversed(layers):
             mm(a[i].T, dz[i], out=dw[i])
             if i > 0:
-                mm(dz[i], w[i].T, out=da[i])
+                mm(dz[i], w[i].T, out=da[i - 1])
     return step
 
 
