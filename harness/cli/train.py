@@ -85,7 +85,7 @@ def run(args) -> int:
     _, y_tr, _, y_va, split = training_rows(config, data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        batch_size = validate_training_args(args.epochs, args.batch_size, len(y_tr))
+        validate_training_args(args.epochs, args.batch_size, len(y_tr))  # warns if clamped
     for w in caught:
         _warn(w.message)
     # a class that cannot be built is bad input: refused before anything is written
