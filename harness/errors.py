@@ -43,3 +43,18 @@ class NumericalError(HarnessError, ArithmeticError):
         super().__init__(message)
         self.step = step
         self.backend = backend
+
+
+class BackendRaised(HarnessError):
+    """The code under test raised inside one of its protocol methods.
+
+    Not bad input and not a harness bug: a finding about the backend. The checks
+    layer turns it into a FAIL with the method, the exception and the innermost frame
+    in the backend's own file. ``original`` is the exception the backend raised.
+    """
+
+    def __init__(self, backend: str, method: str, original: BaseException):
+        super().__init__(f"{backend}.{method} raised {type(original).__name__}: {original}")
+        self.backend = backend
+        self.method = method
+        self.original = original

@@ -23,13 +23,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from harness.compare import check_equivalence, resolve_tolerances
-    from harness.data import standardize
+    from harness.checks import run_equivalence
+    from harness.errors import ConfigError
 
     backends = common.validate_backends(args.backends, at_least=2)
     if len(backends) != 2:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"`--backends` for check takes exactly two names (reference, "
                           f"candidate), got {','.join(backends)}")
     opt = common.optimizer_spec(args)
@@ -37,20 +35,15 @@ def run(args) -> int:
     device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    resolve_tolerances(spec.dtype, args.rtol, args.atol)
-    (X,) = standardize(data.X)
-    with common.threads(args, backends):
-        reference, candidate = common.build_models(backends, spec, opt, args, device=device)
-        report = check_equivalence(reference, candidate, X, data.y, rtol=args.rtol,
-                                   atol=args.atol, reference_name=backends[0],
-                                   candidate_name=backends[1])
+    config = common.check_config(args, backends, spec, opt, device=device)
+    result = run_equivalence(config, data)
     if args.json:
-        out = report.to_dict()
+        out = result.to_dict()
         out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),
                          "optimizer": opt.to_dict(), "init_from": args.init_from}
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised), dims {spec.dims}, "
               f"{spec.activation}, {spec.dtype}, seed {spec.seed}")
-        print(report)
-    return 0 if report.passed else 1
+        print(result.text())
+    return 0 if result.passed else 1

@@ -276,6 +276,28 @@ def build_models(names, spec, optimizer, args, *, device: str = "cpu") -> list:
     return models
 
 
+def check_config(args, backends, spec, optimizer, *, device: str = "cpu", **settings):
+    """The :class:`harness.checks.CheckConfig` of a command: its flags, and ``settings``.
+
+    Tolerances, --init-from, --threads and the device come from the flags shared by
+    every command; the caller passes what is its own (epochs, folds, ...).
+    """
+    from harness.checks import CheckConfig
+
+    settings.setdefault("rtol", getattr(args, "rtol", None))
+    settings.setdefault("atol", getattr(args, "atol", None))
+    settings.setdefault("threads", getattr(args, "threads", None))
+    return CheckConfig(tuple(backends), spec, optimizer if optimizer is not None else
+                       _default_optimizer(), init_params=initial_params(args, spec),
+                       device=device, **settings)
+
+
+def _default_optimizer():
+    from harness.specs import OptimizerSpec
+
+    return OptimizerSpec()
+
+
 def threads(args, backends=None):
     """Context: --threads for NumPy's BLAS and torch (default: all cores)."""
     from harness.threads import limit_threads

@@ -77,14 +77,23 @@ def run(args) -> int:
         check_output_dir(args.out, force=args.force)  # refuse before training, not after
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    init = common.initial_params(args, spec)
-    with common.threads(args, backends) as n_threads:
-        report = _cross_validate(args, backends, data, spec, opt, device, init, n_threads)
+    config = common.check_config(
+        args, backends, spec, opt, device=device, epochs=args.epochs,
+        batch_size=args.batch_size, shuffle=args.shuffle, folds=args.folds,
+        stratified=args.stratify, split_seed=args.split_seed, min_agreement=args.min_agreement)
+    result = _cross_validate(args, config, data)
+    report = result.report
+    if report is None:  # a backend raised: the finding is the result
+        if args.json:
+            common.print_json({**result.to_dict(), "out": args.out})
+        else:
+            print(result.text())
+        return 1
 
-    passed = (args.min_agreement is None or len(backends) < 2
-              or report.agreement_fraction >= args.min_agreement)
+    passed = result.passed
     if args.json:
         out = report.to_dict()
+        out.update({k: v for k, v in result.to_dict().items() if k not in out})
         out["out"] = args.out
         out["passed"] = passed
         common.print_json(out)
@@ -93,7 +102,7 @@ def run(args) -> int:
               f"{data.n_classes} classes: {_classes(data.class_names)}), dims {spec.dims}, "
               f"{spec.activation}, {spec.dtype}, {opt.name} lr {opt.lr:g} weight decay "
               f"{opt.weight_decay:g}")
-        print(report)
+        print(result.text())
         if args.out is not None:
             print(f"wrote {', '.join(OUTPUT_FILES)} to {args.out}")
         if not passed:
@@ -102,27 +111,23 @@ def run(args) -> int:
     return 0 if passed else 1
 
 
-def _cross_validate(args, backends, data, spec, opt, device, init, n_threads):
+def _cross_validate(args, config, data):
     """Cross-validate; with --out, in a staged folder that keeps the finished folds."""
-    from harness.cv import cross_validate
+    from harness.checks import run_cv
 
     with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         def on_fold(k, partial):
             if tmp is not None:  # what the finished folds found, kept if interrupted
                 _write_tables(partial, tmp, complete=False, name=data.name)
 
-        report = cross_validate(backends, data.X, data.y, spec=spec, optimizer=opt,
-                                folds=args.folds, stratified=args.stratify,
-                                seed=args.split_seed, epochs=args.epochs,
-                                batch_size=args.batch_size, shuffle=args.shuffle,
-                                device=device, class_names=data.class_names, quiet=args.quiet,
-                                init_params=init, on_fold=on_fold)
-        report.config["dataset"] = data.name
-        report.config["init_from"] = args.init_from
-        report.config["threads"] = n_threads
-        if tmp is not None:
-            write_outputs(report, tmp)
-    return report
+        result = run_cv(config, data, quiet=args.quiet, on_fold=on_fold,
+                        raise_numerical=True)
+        if result.report is not None:
+            result.report.config["init_from"] = args.init_from
+            result.report.config["threads"] = config.resolved_threads
+            if tmp is not None:
+                write_outputs(result.report, tmp)
+    return result
 
 
 def _classes(names, shown: int = 10) -> str:

@@ -44,11 +44,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from harness.batches import epoch_order
+    from harness.checks import run_gradcheck
     from harness.compare import resolve_tolerances
-    from harness.data import standardize
     from harness.errors import ConfigError
-    from harness.gradcheck import gradcheck
     from harness.registry import validate_backend_name
 
     validate_backend_name(args.backend)
@@ -63,21 +61,21 @@ def run(args) -> int:
     device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    (X,) = standardize(data.X)
-    rows = epoch_order(len(data), 0, seed=spec.seed)[:args.samples]
-    with common.threads(args, [args.backend]):
-        (model,) = common.build_models([args.backend], spec, None, args, device=device)
-        report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
-                           atol=args.atol, max_entries=args.max_entries, seed=spec.seed,
-                           name=args.backend)
+    opt = common.optimizer_spec(args) if hasattr(args, "optimizer") else None
+    config = common.check_config(
+        args, [args.backend], spec, opt, device=device, gradcheck_samples=args.samples,
+        gradcheck_max_entries=args.max_entries, gradcheck_eps=args.fd_eps,
+        gradcheck_rtol=args.rtol, gradcheck_atol=args.atol, rtol=None, atol=None)
+    result = run_gradcheck(config, data)
+    n_used = result.settings.get("n_samples", 0)
     if args.json:
-        out = report.to_dict()
+        out = result.to_dict()
         out["config"] = {"backend": args.backend, "dataset": data.name,
                          "n_samples": len(data), **spec.to_dict(),
                          "init_from": args.init_from}
         common.print_json(out)
     else:
-        print(f"data: {data.name} ({len(data)} samples, standardised; {len(rows)} used), "
+        print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "
               f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
-        print(report)
-    return 0 if report.passed else 1
+        print(result.text())
+    return 0 if result.passed else 1

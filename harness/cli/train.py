@@ -56,6 +56,8 @@ def _check_val_fraction(value) -> float:
 
 
 def run(args) -> int:
+    from harness.checks import preflight
+    from harness.checks.run import training_rows
     from harness.compare import resolve_tolerances
     from harness.errors import ConfigError
     from harness.io import check_output_dir
@@ -75,87 +77,72 @@ def run(args) -> int:
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
 
-    from harness.data import split_validation, standardize
-
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    X_tr, y_tr, X_va, y_va, stratified = split_validation(data.X, data.y, val_fraction,
-                                                          spec.seed)
-    if X_va is None:
-        (X_tr,) = standardize(X_tr)
-    else:
-        X_tr, X_va = standardize(X_tr, X_va)
+    config = common.check_config(args, backends, spec, opt, device=device, epochs=args.epochs,
+                                 batch_size=args.batch_size, shuffle=args.shuffle,
+                                 val_fraction=val_fraction)
+    _, y_tr, _, y_va, split = training_rows(config, data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        batch_size = validate_training_args(args.epochs, args.batch_size, len(y_tr))
+        validate_training_args(args.epochs, args.batch_size, len(y_tr))  # warns if clamped
     for w in caught:
         _warn(w.message)
-    config = {
-        "dataset": data.name, "n_samples": len(data), "n_train": len(y_tr),
-        "n_val": 0 if y_va is None else len(y_va), "val_fraction": val_fraction,
-        "stratified": stratified, "standardisation": "statistics of the training part",
+    # a class that cannot be built is bad input: refused before anything is written
+    preflight(config)
+    run_config = {
+        "dataset": data.name, "n_samples": len(data), **{k: split[k] for k in (
+            "n_train", "n_val", "val_fraction", "stratified")},
+        "standardisation": "statistics of the training part",
         **spec.to_dict(), "optimizer": opt.to_dict(), "device": device,
-        "init_from": args.init_from,
+        "init_from": args.init_from, "threads": config.resolved_threads,
     }
-
-    with common.threads(args, backends) as n_threads:
-        # a class that cannot be built is bad input: refused before anything is written
-        reference, candidate = common.build_models(backends, spec, opt, args, device=device)
-        config["threads"] = n_threads
-        summary, report = _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va,
-                                 y_va, batch_size, config)
+    summary, result = _train(args, config, run_config, data)
+    report = result.report
 
     if args.json:
         common.print_json(summary)
     else:
-        o = opt
-        extra = (f", momentum {o.momentum:g}{' nesterov' if o.nesterov else ''}"
-                 if o.name == "sgd" else f", betas {o.betas[0]:g},{o.betas[1]:g}, eps {o.eps:g}")
         print(f"data: {data.name} ({len(y_tr)} training, "
               f"{0 if y_va is None else len(y_va)} validation samples, standardised), "
               f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}"
               + (f", from {args.init_from}" if args.init_from else ""))
-        print(f"optimizer: {o.name}, lr {o.lr:g}, weight decay {o.weight_decay:g}{extra}")
-        print(report)
+        print(result.text())
         if args.out is not None:
             print(f"wrote {', '.join(summary['files'])} to {args.out}")
-    if report.error is not None:
+    if report is not None and report.error is not None:
         where = f"; what was recorded is in {args.out}" if args.out is not None else ""
         print(f"nn-harness train: numerical failure: {report.error}{where}", file=sys.stderr)
-    return 0 if report.passed else 1
+    return 0 if result.passed else 1
 
 
-def _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va, y_va, batch_size,
-           config):
+def _train(args, config, run_config, data):
     """Train side by side; with --out, in a staged folder that keeps finished epochs."""
+    from harness.checks import run_training
     from harness.progress import progress
-    from harness.training import compare_training
 
     with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
-        partial = _PartialHistory(tmp, config, args.epochs)
+        partial = _PartialHistory(tmp, run_config, args.epochs)
 
         def on_epoch(epoch, step, metrics):
             bar.update(1)
             diff = metrics["difference"]
-            bar.set_postfix_str(f"loss {metrics[backends[0]]['epoch_loss']:.4g}, "
+            first = next(k for k in metrics if k != "difference")
+            bar.set_postfix_str(f"loss {metrics[first]['epoch_loss']:.4g}, "
                                 f"param diff {diff['param_diff']:.1e}", refresh=False)
             partial.add(epoch, step, metrics)
 
         try:
-            report = compare_training(
-                reference, candidate, X_tr, y_tr, epochs=args.epochs, batch_size=batch_size,
-                seed=spec.seed, X_val=X_va, y_val=y_va, rtol=args.rtol, atol=args.atol,
-                shuffle=args.shuffle, reference_name=backends[0], candidate_name=backends[1],
-                on_epoch=on_epoch)
+            result = run_training(config, data, on_epoch=on_epoch)
         finally:
             bar.close()
-        summary = report.to_dict()
-        summary["config"] = config
+        summary = result.to_dict()
+        summary["config"] = run_config
         summary["complete"] = True
-        if tmp is not None:
-            summary["files"] = _write(report, summary, tmp)
-    return summary, report
+        if tmp is not None and result.report is not None:
+            summary["files"] = _write(result.report, summary, tmp)
+    return summary, result
 
 
 class _PartialHistory:

@@ -1,0 +1,96 @@
+"""A plug-in backend behind a guard: its exceptions become findings, not crashes.
+
+A user's class may raise anywhere (a NumPy reduction used for ``maximum``, a shape it
+did not expect). Wrapped by :class:`Guarded`, every protocol method that raises
+raises :class:`harness.errors.BackendRaised` instead, naming the backend and the
+method, with the original exception attached; the checks layer turns that into a
+FAIL row with the innermost frame in the user's own file. Built-in backends are not
+wrapped: the harness trusts them, and their exceptions are bugs to see whole.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import traceback
+
+from harness.errors import BackendRaised, HarnessError
+
+#: the methods a guard watches
+GUARDED_METHODS = ("forward", "loss_and_grads", "get_params", "set_params", "train_step",
+                   "intermediates", "as_float64")
+
+
+class Guarded:
+    """``model`` with every protocol method's exceptions turned into BackendRaised.
+
+    Attributes other than the guarded methods are the model's own (read through).
+    """
+
+    def __init__(self, model, name: str):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_name", name)
+
+    @property
+    def wrapped(self):
+        """The model itself."""
+        return self._model
+
+    def __getattr__(self, attr):
+        value = getattr(self._model, attr)
+        if attr in GUARDED_METHODS and callable(value):
+            name = self._name
+
+            def call(*args, **kwargs):
+                try:
+                    return value(*args, **kwargs)
+                except HarnessError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any failure of the code under test
+                    raise BackendRaised(name, attr, exc) from exc
+
+            call.__name__ = attr
+            return call
+        return value
+
+    def __setattr__(self, attr, value):
+        setattr(self._model, attr, value)
+
+    def __repr__(self) -> str:
+        return f"Guarded({self._model!r})"
+
+
+def unwrap(model):
+    """The model behind a guard (or ``model`` itself)."""
+    return model.wrapped if isinstance(model, Guarded) else model
+
+
+_OWN_DIRS = tuple(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))
+                  for m in (sys.modules[__name__],))
+
+
+def _is_library(filename: str) -> bool:
+    """True for frames in the harness, the standard library or installed packages."""
+    path = os.path.abspath(filename)
+    if path.startswith(_OWN_DIRS[0] + os.sep + "harness" + os.sep):
+        return True
+    if "site-packages" in path or "dist-packages" in path:
+        return True
+    stdlib = os.path.dirname(os.__file__)
+    return path.startswith(stdlib + os.sep) or filename.startswith("<")
+
+
+def user_frame(exc: BaseException) -> tuple[str, str] | None:
+    """``("file.py:LINE", source line)`` of the innermost frame of ``exc`` in user code.
+
+    User code is anything outside the harness, the standard library and installed
+    packages (NumPy's internals are skipped, so a bad ``max(x, 0)`` points at the
+    user's line, not at NumPy's reduction). None when there is no such frame.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if not _is_library(frame.filename):
+            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0)
+            return f"{os.path.basename(frame.filename)}:{frame.lineno}", (line or "").strip()
+    return None

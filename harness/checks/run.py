@@ -1,0 +1,496 @@
+"""Running the checks: build the backends, prepare the data, run, shape the result.
+
+Each ``run_<check>(config, data)`` returns one :class:`CheckResult`; :func:`run_checks`
+runs several in order and returns a :class:`CheckRun`. ``data`` is a
+:class:`harness.data.Dataset` (features not yet standardised): each check prepares
+its own rows the way it is documented to (standardised over the rows it uses, a
+seeded subset where the configuration asks for one).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from harness.checks.config import CHECKS, CheckConfig
+from harness.checks.guard import Guarded, user_frame
+from harness.checks.result import (
+    FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun, Finding, Verdict,
+)
+from harness.errors import BackendRaised, ConfigError, NumericalError
+
+
+def _sci(x) -> str:
+    x = float(x)
+    return "-" if not math.isfinite(x) else f"{x:.3g}" if x == 0 else f"{x:.2e}"
+
+
+def _max(values) -> float | None:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return max(vals) if vals else None
+
+
+# ------------------------------------------------------------------ building
+def build_model(config: CheckConfig, name: str, *, dtype: str | None = None,
+                init: bool = True):
+    """One model of backend ``name`` for ``config`` (another ``dtype`` if given).
+
+    A user's class is wrapped in a :class:`~harness.checks.guard.Guarded`, so that an
+    exception it raises becomes a finding. With ``init``, the model starts from
+    ``config.init_params`` when they are given.
+    """
+    from harness.registry import make_backend
+
+    cfg = config if dtype is None or dtype == config.spec.dtype else config.with_dtype(dtype)
+    model = make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
+    if ":" in name:
+        model = Guarded(model, name)
+    if init and cfg.init_params is not None:
+        model.set_params(cfg.init_params)
+    return model
+
+
+def build_models(config: CheckConfig, names: Sequence[str] | None = None, *,
+                 dtype: str | None = None) -> list:
+    """One model per backend name (default: the configuration's), in order."""
+    return [build_model(config, n, dtype=dtype) for n in (names or config.backends)]
+
+
+def _threads(config: CheckConfig, n: int | None = None):
+    from harness.threads import limit_threads
+
+    return limit_threads(config.threads if n is None else n, backends=config.backends)
+
+
+# ------------------------------------------------------------------ data
+def _shuffled_head(X: np.ndarray, y: np.ndarray, n: int | None):
+    """All rows when ``n`` is None, else the first ``n`` of a fixed seeded shuffle."""
+    if n is None:
+        return X, y
+    order = np.random.default_rng(0).permutation(len(y))[:n]
+    return X[order].copy(), y[order].copy()
+
+
+def check_rows(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the equivalence and gradient checks: standardised, then a subset."""
+    from harness.data import standardize
+
+    (X,) = standardize(data.X)
+    return _shuffled_head(X, data.y, config.check_samples)
+
+
+def training_rows(config: CheckConfig, data):
+    """``(X_train, y_train, X_val, y_val, split)`` of the training trajectory.
+
+    With ``val_fraction`` > 0 a seeded (stratified where possible) part is held out and
+    features are standardised with the training part's statistics; else everything
+    is standardised together. ``train_samples`` then keeps a seeded subset.
+    """
+    from harness.data import split_validation, standardize
+
+    if config.val_fraction > 0:
+        X_tr, y_tr, X_va, y_va, stratified = split_validation(
+            data.X, data.y, config.val_fraction, config.spec.seed)
+    else:
+        X_tr, y_tr, X_va, y_va, stratified = data.X, data.y, None, None, False
+    if X_va is None:
+        (X_tr,) = standardize(X_tr)
+    else:
+        X_tr, X_va = standardize(X_tr, X_va)
+    X_tr, y_tr = _shuffled_head(X_tr, y_tr, config.train_samples)
+    split = {"n_train": len(y_tr), "n_val": 0 if y_va is None else len(y_va),
+             "val_fraction": config.val_fraction, "stratified": stratified}
+    return X_tr, y_tr, X_va, y_va, split
+
+
+# ------------------------------------------------------------------ findings
+def finding_of(exc: BackendRaised) -> Finding:
+    """A :class:`Finding` for an exception raised by the code under test."""
+    original = exc.original
+    frame = user_frame(original)
+    where, source = frame if frame is not None else (None, None)
+    return Finding(exc.backend, exc.method, type(original).__name__,
+                   " ".join(str(original).split()), where, source)
+
+
+def _raised(check: str, title: str, exc: BackendRaised, config: CheckConfig,
+            seconds: float, **kw) -> CheckResult:
+    finding = finding_of(exc)
+    verdict = Verdict(check, title, FAIL, f"the code under test raised: {finding}", seconds)
+    return CheckResult(check, [verdict], settings=_settings(config), findings=[finding],
+                       header=config.describe(), seconds=seconds, **kw)
+
+
+def _settings(config: CheckConfig, **extra) -> dict:
+    return {"backends": list(config.backends), **config.spec.to_dict(),
+            "optimizer": config.optimizer.to_dict(), "device": config.device, **extra}
+
+
+# ------------------------------------------------------------------ checks
+def run_equivalence(config: CheckConfig, data) -> CheckResult:
+    """Copy the reference's weights into the candidate; compare everything once."""
+    from harness.compare import check_equivalence
+
+    ref_name, cand_name = config.pair("the equivalence check")
+    x, y = check_rows(config, data)
+    title = f"Equivalence: {cand_name} against {ref_name}, {config.spec.dtype}"
+    t0 = time.perf_counter()
+    try:
+        with _threads(config):
+            reference, candidate = build_models(config, (ref_name, cand_name))
+            report = check_equivalence(reference, candidate, x, y, rtol=config.rtol,
+                                       atol=config.atol, reference_name=ref_name,
+                                       candidate_name=cand_name)
+    except BackendRaised as exc:
+        return _raised("equivalence", title, exc, config, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    rows = report.rows
+    n_bad = sum(not r.passed for r in rows)
+    worst = max((r.max_abs_err for r in rows), default=0.0)
+    if report.passed:
+        summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
+                   f"one optimizer step); largest absolute difference {_sci(worst)}")
+    else:
+        summary = f"{n_bad} of {len(rows)} quantities differ; first: {report.first_failure.quantity}"
+        if report.divergence and report.divergence.get("message"):
+            summary += f"; first divergence: {report.divergence['message']}"
+    grads = [r for r in rows if r.quantity.startswith("grads[")]
+    first = report.first_failure
+    fields = {
+        "equivalence_first_failure": None if first is None else first.quantity,
+        "equivalence_max_abs_err": _max(r.max_abs_err for r in rows),
+        "equivalence_max_rel_err": _max(r.max_rel_err for r in rows),
+        "grad_max_abs_err": _max(r.max_abs_err for r in grads),
+        "grad_max_rel_err": _max(r.max_rel_err for r in grads),
+        "equivalence_quantities": len(rows),
+        "equivalence_entries": sum(r.n_elements for r in rows),
+        "equivalence_excused": sum(getattr(r, "n_excused", r.n_ignored) for r in rows),
+        "equivalence_divergence": (report.divergence or {}).get("message"),
+    }
+    verdict = Verdict("equivalence", title, PASS if report.passed else FAIL, summary, seconds)
+    return CheckResult("equivalence", [verdict], report,
+                       settings=_settings(config, n_samples=len(y)), fields=fields,
+                       header=config.describe(), seconds=seconds)
+
+
+def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None) -> CheckResult:
+    """Every named backend's gradients against central finite differences of its loss."""
+    from harness.batches import epoch_order
+    from harness.gradcheck import gradcheck
+
+    names = tuple(names or config.backends)
+    X, y = check_rows(config, data)
+    rows = epoch_order(len(y), 0, seed=config.spec.seed)
+    if config.gradcheck_samples is not None:
+        rows = rows[:config.gradcheck_samples]
+    else:
+        rows = np.arange(len(y))
+    x, y = X[rows], y[rows]
+    verdicts, reports, findings = [], {}, []
+    t_all = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        title = f"Gradient check: {name}"
+        try:
+            with _threads(config):
+                (model,) = build_models(config, (name,))
+                report = gradcheck(model, x, y, eps=config.gradcheck_eps,
+                                   rtol=config.gradcheck_rtol, atol=config.gradcheck_atol,
+                                   max_entries=config.gradcheck_max_entries,
+                                   seed=config.spec.seed, name=name)
+        except BackendRaised as exc:
+            f = finding_of(exc)
+            findings.append(f)
+            verdicts.append(Verdict(f"gradcheck:{name}", title, FAIL,
+                                    f"the code under test raised: {f}",
+                                    time.perf_counter() - t0))
+            continue
+        reports[name] = report
+        verdicts.append(Verdict(f"gradcheck:{name}", title, _gradcheck_status(report),
+                                _gradcheck_summary(report), time.perf_counter() - t0))
+    seconds = time.perf_counter() - t_all
+    params = [(n, p) for n, r in reports.items() for p in r.params]
+    failed = [(n, p) for n, p in params if not p.passed]
+    first = None
+    if failed:
+        first = f"{failed[0][0]} {failed[0][1].name}" if len(names) > 1 else failed[0][1].name
+    elif findings:
+        first = f"{findings[0].backend} {findings[0].method}"
+    fields = {
+        "gradcheck_first_failure": first,
+        "gradcheck_max_abs_err": _max(p.max_abs_err for _, p in params),
+        "gradcheck_max_rel_err": _max(p.max_rel_err for _, p in params),
+        "gradcheck_checked": sum(p.checked for _, p in params),
+        "gradcheck_skipped": sum(p.kinks for _, p in params),
+    }
+    report = reports[names[0]] if len(names) == 1 and reports else (reports or None)
+    return CheckResult("gradcheck", verdicts, report,
+                       settings=_settings(config, n_samples=len(y), checked=list(names)),
+                       fields=fields, findings=findings, header=config.describe(),
+                       seconds=seconds)
+
+
+def _gradcheck_status(report) -> str:
+    status = getattr(report, "status", None)
+    if isinstance(status, str) and status in (PASS, FAIL, NOT_CHECKED):
+        return status
+    return PASS if report.passed else FAIL
+
+
+def _gradcheck_summary(report) -> str:
+    checked = sum(p.checked for p in report.params)
+    kinks = sum(p.kinks for p in report.params)
+    total = sum(p.size for p in report.params)
+    if report.passed:
+        return (f"{checked - kinks} of {checked} checked entries (of {total}) agree with "
+                f"central differences; {kinks} skipped at kinks")
+    bad = [p.name for p in report.params if not p.passed]
+    return (f"{len(bad)} of {len(report.params)} parameters differ from central differences "
+            f"({', '.join(bad)})")
+
+
+def _trajectory_summary(report) -> str:
+    if report.error is not None:
+        return f"numerical failure: {report.error}"
+    if report.first_divergence is not None:
+        return f"first divergence at {report.first_divergence}"
+    return (f"within tolerance for all {report.steps} steps; largest loss difference "
+            f"{_sci(report.max_loss_diff)}, largest parameter difference "
+            f"{_sci(report.max_param_diff)}")
+
+
+def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
+                on_epoch: Callable | None = None):
+    from harness.training import compare_training
+
+    ref_name, cand_name = config.pair("a training comparison")
+    if ref_name == cand_name:
+        ref_name, cand_name = f"{ref_name} (reference)", f"{cand_name} (candidate)"
+    X_tr, y_tr, X_va, y_va, split = training_rows(config, data)
+    cfg = config.with_dtype(dtype)
+    with _threads(config), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data: clamped
+        reference, candidate = build_models(cfg, config.pair("a training comparison"))
+        report = compare_training(
+            reference, candidate, X_tr, y_tr, epochs=config.epochs,
+            batch_size=config.batch_size, seed=config.spec.seed, X_val=X_va, y_val=y_va,
+            rtol=cfg.rtol if tolerances else None, atol=cfg.atol if tolerances else None,
+            shuffle=config.shuffle, reference_name=ref_name, candidate_name=cand_name,
+            on_epoch=on_epoch)
+    return report, split
+
+
+def _diverged_note(report) -> str | None:
+    """Why an agreeing trajectory proves little (both diverged), or None."""
+    try:
+        from harness.sanity import training_diverged
+    except ImportError:  # pragma: no cover - added with the newcomer fixes
+        return None
+    return training_diverged(report)
+
+
+def _trajectory_fields(prefix: str, report) -> dict:
+    div = report.first_divergence
+    step = div.step if div is not None else (report.error.step if report.error is not None
+                                             else None)
+    message = str(div) if div is not None else (str(report.error) if report.error is not None
+                                                else None)
+    if prefix == "training":
+        return {"training_steps": report.steps, "first_divergence_step": step,
+                "training_divergence": message,
+                "training_max_loss_diff": report.max_loss_diff,
+                "training_max_param_diff": report.max_param_diff}
+    return {"drift_steps": report.steps, "drift_max_param_diff": report.max_param_diff,
+            "drift_max_loss_diff": report.max_loss_diff}
+
+
+def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None) -> CheckResult:
+    """Train reference and candidate side by side on identical batches; compare."""
+    ref_name, cand_name = config.pair("a training comparison")
+    dtype = config.spec.dtype
+    title = (f"Training trajectories: {cand_name} against {ref_name}, {dtype}, "
+             f"{config.epochs} epochs")
+    t0 = time.perf_counter()
+    try:
+        report, split = _trajectory(config, data, dtype, tolerances=True, on_epoch=on_epoch)
+    except BackendRaised as exc:
+        return _raised("training", title, exc, config, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    status = PASS if report.passed else FAIL
+    summary = _trajectory_summary(report)
+    notes = []
+    diverged = _diverged_note(report) if report.passed else None
+    if diverged:
+        status, summary = WARN, f"{summary}; but {diverged}"
+        notes.append(f"WARN: {diverged}")
+    verdict = Verdict("training", title, status, summary, seconds)
+    return CheckResult("training", [verdict], report,
+                       settings=_settings(config, **split, epochs=config.epochs,
+                                          batch_size=config.batch_size),
+                       fields=_trajectory_fields("training", report), notes=notes,
+                       header=config.describe(), seconds=seconds)
+
+
+def run_drift(config: CheckConfig, data) -> CheckResult | None:
+    """The training workload again in float32, judged by float32's tolerance.
+
+    Only for a float64 configuration (None otherwise): the float64 trajectory says
+    whether the update rules agree; this one shows how far float32 rounding carries
+    two correct implementations apart on the same workload.
+    """
+    if config.spec.dtype != "float64":
+        return None
+    title = "float32 drift: the same workload in float32"
+    t0 = time.perf_counter()
+    try:
+        report, split = _trajectory(config, data, "float32", tolerances=False)
+    except BackendRaised as exc:
+        return _raised("drift", title, exc, config, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    crossed = [d for d in report.to_dict()["drift"] if d["param_diff_step"] is not None]
+    where = (f"; parameter difference first exceeded {crossed[-1]['threshold']:.0e} at step "
+             f"{crossed[-1]['param_diff_step']}" if crossed else "")
+    if report.passed:
+        summary = (f"float32 trajectories stay within the float32 tolerance for all "
+                   f"{report.steps} steps; largest parameter difference "
+                   f"{_sci(report.max_param_diff)}{where}")
+    elif report.error is not None:
+        summary = _trajectory_summary(report)
+    else:
+        summary = (_trajectory_summary(report) + " (the float64 run tells float32 drift "
+                   "from a wrong update rule)")
+    verdict = Verdict("drift", title, PASS if report.passed else FAIL, summary, seconds)
+    return CheckResult("drift", [verdict], report,
+                       settings=_settings(config, **split, dtype="float32"),
+                       fields=_trajectory_fields("drift", report),
+                       header=config.describe(), seconds=seconds)
+
+
+def run_cv(config: CheckConfig, data, *, quiet: bool = True,
+           on_fold: Callable | None = None, raise_numerical: bool = False) -> CheckResult:
+    """k-fold cross-validation of every backend on the same folds.
+
+    A NaN or inf loss makes a FAIL result, or, with ``raise_numerical``, raises the
+    :class:`~harness.errors.NumericalError` (a caller that keeps partial results).
+    """
+    from harness.cv import cross_validate
+
+    title = f"{config.folds}-fold cross-validation, {config.epochs} epochs per fold"
+    t0 = time.perf_counter()
+    try:
+        with _threads(config):
+            report = cross_validate(
+                list(config.backends), data.X, data.y, spec=config.spec,
+                optimizer=config.optimizer, folds=config.folds, stratified=config.stratified,
+                seed=config.split_seed, epochs=config.epochs, batch_size=config.batch_size,
+                shuffle=config.shuffle, device=config.device, class_names=data.class_names,
+                quiet=quiet, init_params=config.init_params, on_fold=on_fold)
+    except BackendRaised as exc:
+        return _raised("cv", title, exc, config, time.perf_counter() - t0)
+    except NumericalError as exc:
+        if raise_numerical:
+            raise
+        seconds = time.perf_counter() - t0
+        verdict = Verdict("cv", title, FAIL, f"numerical failure: {exc}", seconds)
+        return CheckResult("cv", [verdict], None, settings=_settings(config),
+                           notes=[f"numerical failure: {exc}"], header=config.describe(),
+                           seconds=seconds)
+    seconds = time.perf_counter() - t0
+    report.config["dataset"] = data.name
+    multi = len(config.backends) > 1
+    agreement = report.agreement_fraction if multi else math.nan
+    n = int(report.agreement["n_val"].sum()) if multi else 0
+    same = int(report.agreement["n_identical"].sum()) if multi else 0
+    summary_rows = report.summary.to_dict("records")
+    accs = ", ".join(f"{r['backend']} {r['val_acc_mean']:.4f} ± {r['val_acc_std']:.4f}"
+                     for r in summary_rows)
+    if not multi or config.min_agreement is None:
+        status = PASS
+        summary = f"validation accuracy {accs}"
+        if multi:
+            summary += f"; {same} of {n} validation predictions identical ({agreement:.2%})"
+    else:
+        passed = bool(agreement >= config.min_agreement)
+        status = PASS if passed else FAIL
+        summary = (f"validation accuracy {accs}; {same} of {n} validation predictions "
+                   f"identical ({agreement:.2%}, {'at least' if passed else 'below'} the "
+                   f"{config.min_agreement:.0%} required)")
+    fields = {"cv_agreement": agreement, "cv_n_val": n, "cv_n_identical": same,
+              "cv_max_val_acc_diff": report.max_val_acc_diff if multi else None}
+    verdict = Verdict("cv", title, status, summary, seconds)
+    return CheckResult("cv", [verdict], report, settings=_settings(
+        config, folds=config.folds, epochs=config.epochs, min_agreement=config.min_agreement),
+        fields=fields, header=config.describe(), seconds=seconds)
+
+
+def run_bench(config: CheckConfig, data=None, *, log: Callable[[str], None] | None = None
+              ) -> CheckResult | None:
+    """The benchmark ``config.bench`` describes: a measurement (INFO), never a failure."""
+    if config.bench is None:
+        return None
+    from harness.bench import run_bench as measure
+
+    t0 = time.perf_counter()
+    result = measure(config.bench, log=log)
+    seconds = time.perf_counter() - t0
+    table = result.table
+    others = [b for b in config.backends if b != "torch"]
+    ratio = None
+    summary = f"{len(table)} measurements; a measurement and not a check"
+    if others and "ratio_to_torch_cpu" in table:
+        small = table[(table["op"] == "train_step") & (table["backend"] == others[-1])
+                      & (table["device"] == "cpu")]
+        if len(small) and math.isfinite(float(small["ratio_to_torch_cpu"].iloc[0])):
+            r = small.iloc[0]
+            ratio = float(r["ratio_to_torch_cpu"])
+            summary = (f"{others[-1]} train_step takes {ratio:.3g}x torch's time at "
+                       f"{r['dims']} batch {r['batch_size']} {r['dtype']}; {len(table)} "
+                       f"measurements, a measurement and not a check")
+    verdict = Verdict("bench", "Benchmark", INFO, summary, seconds)
+    return CheckResult("bench", [verdict], result, settings=config.bench.to_dict(),
+                       fields={"bench_measurements": len(table),
+                               "bench_ratio_to_torch": ratio}, seconds=seconds)
+
+
+_RUNNERS: dict[str, Callable] = {
+    "equivalence": run_equivalence, "gradcheck": run_gradcheck, "training": run_training,
+    "drift": run_drift, "cv": run_cv, "bench": run_bench,
+}
+
+
+def run_check(check: str, config: CheckConfig, data, **kw) -> CheckResult | None:
+    """Run the check named ``check`` (one of :data:`CHECKS`); None when it does not apply."""
+    if check not in _RUNNERS:
+        raise ConfigError(f"`check` must be one of {', '.join(CHECKS)}, got {check!r}")
+    return _RUNNERS[check](config, data, **kw)
+
+
+def run_checks(config: CheckConfig, data, checks: Sequence[str] = ("equivalence",), *,
+               on_result: Callable[[CheckResult], None] | None = None,
+               options: dict[str, dict] | None = None) -> CheckRun:
+    """Run ``checks`` in :data:`CHECKS` order on ``data``; a :class:`CheckRun`.
+
+    ``on_result`` is called after each check (progress); ``options`` passes keyword
+    arguments to a check's runner (e.g. ``{"bench": {"log": print}}``). Checks that
+    do not apply (drift in float32, bench without a configuration) are left out.
+    """
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise ConfigError(f"`checks` must be among {', '.join(CHECKS)}, got {unknown[0]!r}")
+    options = options or {}
+    t0 = time.perf_counter()
+    results = []
+    for check in CHECKS:
+        if check not in checks:
+            continue
+        result = run_check(check, config, data, **options.get(check, {}))
+        if result is None:
+            continue
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return CheckRun(config, results, time.perf_counter() - t0)
