@@ -1,6 +1,6 @@
 """The report page in a real browser: headless Chromium, from disk, network off.
 
-Driven over the DevTools protocol (harness.report.browser): console errors, uncaught
+Driven over the DevTools protocol (tests/browser.py): console errors, uncaught
 exceptions and the browser's own error log are collected, every request is recorded,
 and every image is decoded. Skipped when no Chromium is installed (`.ci/run` installs
 Debian's chromium when it is missing). Screenshots go to tests/artifacts/ (not in git).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.browser import find_chromium, inspect_page
+from tests.browser import find_chromium, inspect_page
 
 pytestmark = [
     pytest.mark.browser,

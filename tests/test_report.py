@@ -392,7 +392,7 @@ def test_a_mismatch_fails_the_report_with_exit_1_and_the_page_says_where(tmp_pat
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--folds", "1"], "`--folds` must be an integer >= 2, got 1"),
+        (["--folds", "1"], "`--folds` must be >= 2, got 1"),
         (["--folds", "60"], "class 'setosa' has 50 members, fewer than the 60 folds"),
         (["--min-agreement", "1.5"], "`--min-agreement` must be between 0 and 1, got 1.5"),
         (["--val-fraction", "1"], "`--val-fraction` must be in [0, 1), got 1.0"),

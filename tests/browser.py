@@ -17,7 +17,7 @@ collects
 
 Used by the browser test of the report page, and to take the README's picture::
 
-    python -m harness.report.browser reports/NAME/index.html --screenshot docs/report.png
+    python -m tests.browser reports/NAME/index.html --screenshot docs/report.png
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def inspect_page(path: str | os.PathLike, *, screenshot: str | os.PathLike | Non
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m harness.report.browser",
+    p = argparse.ArgumentParser(prog="python -m tests.browser",
                                 description="Load a page offline in headless Chromium; print "
                                             "console errors, requests and images.")
     p.add_argument("page")
