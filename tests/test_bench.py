@@ -101,8 +101,8 @@ def test_targets_are_judged_on_the_issue_points():
 
 
 def test_runs_are_saved_in_new_folders_and_never_overwritten(tiny_result, tmp_path):
-    a = bench.save_run(tiny_result, tmp_path, plots=False)
-    b = bench.save_run(tiny_result, tmp_path, plots=False)
+    a = bench.save_run(tiny_result, tmp_path)
+    b = bench.save_run(tiny_result, tmp_path)
     assert a != b and a.parent == b.parent == tmp_path
     for folder in (a, b):
         assert (folder / "bench.csv").is_file() and (folder / "bench.json").is_file()
@@ -332,20 +332,24 @@ def test_train_step_is_split_into_its_matmuls_and_the_rest():
     split = bench.beyond_matmuls(table).set_index("backend")
     assert split.loc["scratch", "rest_s"] == pytest.approx(1.0e-3)
     assert split.loc["torch", "rest_s"] == pytest.approx(2.5e-3)
-    text = "\n".join(bench._beyond_matmuls(table))
+    from harness.bench.format import _beyond_matmuls
+
+    text = "\n".join(_beyond_matmuls(table))
     assert "3 ms =      2 ms +      1 ms" in text
     assert bench.beyond_matmuls(table[table["op"] != "matmuls"]).empty
 
 
 def test_train_step_and_its_matmuls_are_timed_in_the_same_rounds(monkeypatch):
+    from harness.bench import timing
+
     groups = []
-    real = bench.measure_alternating
+    real = timing.measure_alternating
 
     def recording(fns, **kw):
         groups.append(sorted(fns))
         return real(fns, **kw)
 
-    monkeypatch.setattr(bench, "measure_alternating", recording)
+    monkeypatch.setattr(timing, "measure_alternating", recording)
     bench.run_bench(BenchConfig(**(TINY | dict(ops=("train_step", "matmuls", "forward")))))
     point_groups = [g for g in groups if any(" " in name for name in g)]  # not the peaks
     assert ["scratch matmuls", "scratch train_step", "torch matmuls",

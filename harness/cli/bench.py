@@ -143,6 +143,7 @@ def build_config(args):
 
 def run(args) -> int:
     from harness import bench
+    from harness.bench.format import _log_stderr
 
     if args.compare:
         old, new = (bench.load_run(p) for p in args.compare)
@@ -157,8 +158,12 @@ def run(args) -> int:
         return 0
     config = build_config(args)
     common.validate_device(args)
-    result = bench.run_bench(config, log=None if args.quiet else bench._log_stderr)
-    saved = bench.save_run(result, args.out, plots=args.plots) if args.save else None
+    result = bench.run_bench(config, log=None if args.quiet else _log_stderr)
+    saved = bench.save_run(result, args.out) if args.save else None
+    if saved is not None and args.plots:
+        from harness.plots.bench import plot_all
+
+        plot_all(result, saved)
     if args.json:
         out = result.to_dict()
         out.pop("times_s", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from harness.bench import beyond_matmuls
 from harness.plots import HATCHES, MARKERS, pyplot, save, style
 
 
@@ -150,8 +151,6 @@ def plot_breakdown(table, path) -> Path:
     """train_step of each backend split into its matrix products and everything else,
     per grid point, as a fraction of torch's train_step there (the matmuls solid, the
     rest lighter and hatched)."""
-    from harness.bench import beyond_matmuls
-
     plt = pyplot()
     split = beyond_matmuls(table)
     split = split[split["device"] == "cpu"]
