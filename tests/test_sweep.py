@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class FaultyMLP(MLP):
     """The scratch MLP behind the plug-in constructor, with faults chosen by the seed.
 
-    seed 7: ``loss_and_grads`` raises. seed 8: the process dies when constructed inside
+    seed 6: the constructor raises. seed 7: ``loss_and_grads`` raises. seed 8: the process dies when constructed inside
     a Dask worker (never in the test process). seed 9: the gradient of ``b0`` is halved,
     so the equivalence check and the gradient check fail. seed 10: from the third call
     on, ``train_step`` takes its step twice, so the training trajectories part
@@ -52,6 +52,8 @@ class FaultyMLP(MLP):
     """
 
     def __init__(self, spec, optimizer):
+        if spec.seed == 6:
+            raise RuntimeError("injected construction fault")
         if spec.seed == 8 and _in_dask_worker():
             os._exit(17)
         super().__init__(spec.dims, spec.activation, spec.dtype, spec.seed,
@@ -264,9 +266,13 @@ def test_run_config_returns_verdicts_errors_and_failures_as_rows():
     assert 0 <= ok["grad_max_abs_err"] < 1e-12 and ok["t_equivalence_s"] > 0
     assert ok["config_hash"] == plan.hashes[0] and ok["error"] is None
 
-    assert raised["status"] == "error" and raised["passed"] is None
-    assert raised["error_type"] == "RuntimeError"
-    assert raised["error"].startswith("RuntimeError: injected fault for seed 7 (at test_sweep.py:")
+    # an exception raised by the code under test is a finding (a failed check), with
+    # the line of the user's file that raised it; not an error of the sweep
+    assert raised["status"] == "ok" and raised["passed"] is False
+    assert raised["equivalence_status"] == "FAIL" and raised["error"] is None
+    assert raised["equivalence_findings"].startswith(
+        "tests.test_sweep:FaultyMLP.loss_and_grads raised RuntimeError: injected fault for "
+        "seed 7 (at test_sweep.py:")
 
     assert wrong["status"] == "ok" and wrong["passed"] is False
     assert wrong["equivalence_first_failure"] == "grads['b0']"
@@ -437,13 +443,17 @@ def test_small_sweep_runs_on_two_workers_and_a_rerun_computes_nothing(client, tm
 def test_a_task_that_raises_and_a_worker_that_dies_become_error_rows(client, tmp_path):
     _two_workers(client)
     plan = plan_from_dict(tiny(sweep={"backends": ["torch", "tests.test_sweep:FaultyMLP"]},
-                               seed=[0, 7, 8, 9, 1]))
+                               seed=[0, 6, 7, 8, 9, 1]))
     out = run_sweep(plan, tmp_path / "res", client=client, progress=False)
     t = out.table.set_index("seed")
-    assert len(t) == 5 and out.complete
+    assert len(t) == 6 and out.complete
     assert t.loc[0, "passed"] and t.loc[1, "passed"]
-    assert t.loc[7, "status"] == "error" and t.loc[7, "error_type"] == "RuntimeError"
-    assert "injected fault for seed 7" in t.loc[7, "error"]
+    # a class that cannot be built: the task raises, an error row
+    assert t.loc[6, "status"] == "error"
+    assert "injected construction fault" in t.loc[6, "error"]
+    # the code under test raising inside a method: a failed check with its finding
+    assert t.loc[7, "status"] == "ok" and not t.loc[7, "passed"]
+    assert "injected fault for seed 7" in t.loc[7, "equivalence_findings"]
     assert t.loc[8, "status"] == "error" and t.loc[8, "error_type"] == "KilledWorker"
     assert "died while running this configuration" in t.loc[8, "error"]
     assert t.loc[9, "status"] == "ok" and not t.loc[9, "passed"]

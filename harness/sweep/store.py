@@ -14,6 +14,40 @@ from harness.errors import ConfigError
 if TYPE_CHECKING:
     from harness.sweep.plan import SweepPlan
 
+#: the columns of a configuration (what a task computes with), in order
+CONFIG_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("config_hash", "str"), ("dataset", "str"), ("dims", "str"), ("hidden", "str"),
+    ("n_params", "int"), ("activation", "str"), ("dtype", "str"), ("optimizer", "str"),
+    ("lr", "float"), ("weight_decay", "float"), ("momentum", "float"), ("nesterov", "bool"),
+    ("beta1", "float"), ("beta2", "float"), ("eps", "float"), ("batch_size", "int"),
+    ("seed", "int"), ("reference", "str"), ("candidate", "str"), ("checks", "str"),
+    ("epochs", "int"), ("train_samples", "int"), ("check_samples", "int"),
+    ("gradcheck_eps", "float"), ("gradcheck_entries", "int"), ("rtol", "float"),
+    ("atol", "float"),
+)
+#: where and when a row was computed
+META_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("error_type", "str"), ("error", "str"), ("t_total_s", "float"), ("worker", "str"),
+    ("task_id", "str"), ("run_id", "str"), ("finished_at", "str"),
+)
+
+
+def result_columns() -> dict[str, str]:
+    """The columns a task fills (name -> type): verdicts, every check's own, timings.
+
+    The checks' columns come from :func:`harness.checks.columns`, so a field the
+    checks layer adds to a result is stored here without further wiring.
+    """
+    from harness.checks import columns as check_columns
+    from harness.sweep.plan import CHECKS
+
+    return {"status": "str", "passed": "bool", **check_columns(CHECKS), **dict(META_COLUMNS)}
+
+
+def _types() -> dict[str, str]:
+    return {**dict(CONFIG_COLUMNS), **result_columns()}
+
+
 #: row columns that differ between two runs of the same configuration
 VOLATILE_COLUMNS: tuple[str, ...] = (
     "t_equivalence_s", "t_gradcheck_s", "t_training_s", "t_total_s",
@@ -24,32 +58,13 @@ VOLATILE_COLUMNS: tuple[str, ...] = (
 def _schema():
     import pyarrow as pa
 
-    s, i, f, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-    return pa.schema([
-        ("config_hash", s), ("dataset", s), ("dims", s), ("hidden", s), ("n_params", i),
-        ("activation", s), ("dtype", s), ("optimizer", s), ("lr", f), ("weight_decay", f),
-        ("momentum", f), ("nesterov", b), ("beta1", f), ("beta2", f), ("eps", f),
-        ("batch_size", i), ("seed", i), ("reference", s), ("candidate", s), ("checks", s),
-        ("epochs", i), ("train_samples", i), ("check_samples", i), ("gradcheck_eps", f),
-        ("gradcheck_entries", i), ("rtol", f), ("atol", f),
-        ("status", s), ("passed", b),
-        ("equivalence_passed", b), ("equivalence_first_failure", s),
-        ("equivalence_max_abs_err", f), ("equivalence_max_rel_err", f),
-        ("grad_max_abs_err", f), ("grad_max_rel_err", f),
-        ("gradcheck_passed", b), ("gradcheck_first_failure", s),
-        ("gradcheck_max_abs_err", f), ("gradcheck_max_rel_err", f),
-        ("training_passed", b), ("training_steps", i), ("first_divergence_step", i),
-        ("training_divergence", s), ("training_max_loss_diff", f),
-        ("training_max_param_diff", f),
-        ("error_type", s), ("error", s),
-        ("t_equivalence_s", f), ("t_gradcheck_s", f), ("t_training_s", f), ("t_total_s", f),
-        ("worker", s), ("task_id", s), ("run_id", s), ("finished_at", s),
-    ])
+    kinds = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    return pa.schema([(name, kinds[kind]) for name, kind in _types().items()])
 
 
 def columns() -> list[str]:
     """The columns of a results table, in order."""
-    return list(_schema().names)
+    return list(_types())
 
 
 class ResultsStore:
