@@ -39,17 +39,9 @@ from harness.compare import (
 )
 from harness.errors import ConfigError
 from harness.gradcheck import activation_of, float64_copy
-from harness.localize import first_divergence, intermediate_order
+from harness.localize import first_divergence, intermediate_order, ordered_intermediates
 from harness.protocol import ExposesIntermediates
-from scratch.activations import LEAKY_SLOPE
-
-_TORCH_ACTIVATIONS = {
-    "relu": F.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=LEAKY_SLOPE),
-    "gelu": F.gelu,  # the exact erf form, as the scratch backend
-}
+from harness.registry import check_protocol, torch_activation
 
 
 def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -68,10 +60,7 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     loss, logits, grads (canonical names), intermediates (names as
     :class:`harness.protocol.ExposesIntermediates`), all NumPy in the parameters' dtype.
     """
-    if activation not in _TORCH_ACTIVATIONS:
-        raise ConfigError(f"`activation` must be one of {', '.join(_TORCH_ACTIVATIONS)}, "
-                          f"got {activation!r}")
-    act = _TORCH_ACTIVATIONS[activation]
+    act = torch_activation(activation)  # the torch backend's own (ConfigError if unknown)
     tensors = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.items()}
     dtype = tensors["W0"].dtype
     n_layers = sum(1 for k in params if k.startswith("W"))
@@ -87,16 +76,13 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     loss = F.cross_entropy(zs[-1], torch.as_tensor(np.asarray(y, dtype=np.int64)))
     loss.backward()
     grads = {k: t.grad.detach().numpy().copy() for k, t in tensors.items()}
-    inter: dict[str, np.ndarray] = {}
-    for i in range(n_layers):
-        inter[f"z{i}"] = zs[i].detach().numpy().copy()
-        if i < n_layers - 1:
-            inter[f"a{i}"] = acts[i].detach().numpy().copy()
-    for i in reversed(range(n_layers)):
-        inter[f"dz{i}"] = zs[i].grad.detach().numpy().copy()
-        inter[f"dW{i}"] = grads[f"W{i}"]
-        inter[f"db{i}"] = grads[f"b{i}"]
-    return float(loss.item()), zs[-1].detach().numpy().copy(), grads, inter
+
+    def numpy(t: torch.Tensor) -> np.ndarray:
+        return t.detach().numpy().copy()
+
+    inter = ordered_intermediates([numpy(z) for z in zs], [numpy(a) for a in acts],
+                                  [numpy(z.grad) for z in zs], grads)
+    return float(loss.item()), numpy(zs[-1]), grads, inter
 
 
 def compare_with_autograd(model, x, y, *, activation: str | None = None,
@@ -122,8 +108,6 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
         ``divergence`` names the first differing intermediate when the model exposes
         them and something failed. The model is not changed.
     """
-    from harness.registry import check_protocol
-
     name = name or type(model).__name__
     check_protocol(model, name)
     activation = activation or activation_of(model)
@@ -232,8 +216,6 @@ def torch_gradcheck(model, x, y, *, eps: float = 1e-6, atol: float = 1e-5, rtol:
     model can fail here at a kink (torch's checker does not skip them); use
     :func:`harness.gradcheck.gradcheck` for those.
     """
-    from harness.registry import check_protocol
-
     check_protocol(model, type(model).__name__)
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ConfigError(f"`eps` must be > 0, got {eps}")

@@ -24,10 +24,12 @@ import numpy as np
 
 from harness.data import encode_labels, fit_standardizer
 from harness.errors import ConfigError, DataError, NumericalError
+from harness.numerics import mean_cross_entropy
 from harness.params import copy_params
 from harness.registry import make_backend, validate_backend_name
 from harness.specs import ModelSpec, OptimizerSpec
 from harness.training import train_side_by_side
+from harness.util import check_int
 
 #: metrics of one fold and backend, the columns of :attr:`CVReport.table` after the keys
 METRICS = ("train_loss", "train_acc", "val_acc", "train_f1", "val_f1", "train_time_s")
@@ -183,17 +185,6 @@ class CVReport:
 
 
 # ---------------------------------------------------------------------- checks
-def _check_int(name: str, value, minimum: int, maximum: int | None = None,
-               what: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"`{name}` must be an integer, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}{what}" if maximum is not None \
-            else f">= {minimum}"
-        raise ConfigError(f"`{name}` must be {bound}, got {value}")
-    return int(value)
-
-
 def _check_xy(X, y, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
@@ -223,14 +214,6 @@ def _check_xy(X, y, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
         raise DataError(f"`y` has a single class ({class_names[int(present[0])]!r}); "
                         f"a classifier needs at least two")
     return X, y, class_names
-
-
-def _log_loss(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean softmax cross-entropy, computed in float64 through log-sum-exp."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-logp[np.arange(len(y)), y].mean())
 
 
 # ------------------------------------------------------------------------ main
@@ -317,10 +300,10 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     if spec.dims[-1] != n_classes:
         raise ConfigError(f"`spec.dims` must end with the number of classes "
                           f"({n_classes}), got {spec.dims}")
-    folds = _check_int("folds", folds, 2, n, " (the number of samples)")
-    epochs = _check_int("epochs", epochs, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    folds = check_int("folds", folds, 2, n, " (the number of samples)")
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    seed = check_int("seed", seed, 0)
     for flag, value in (("stratified", stratified), ("shuffle", shuffle)):
         if not isinstance(value, bool):
             raise ConfigError(f"`{flag}` must be True or False, got {value!r}")
@@ -443,7 +426,7 @@ def _score(model, X_tr, y_tr, X_va, y_va) -> dict[str, Any]:
     pred_tr = np.argmax(logits_tr, axis=1)
     pred_va = np.argmax(logits_va, axis=1)
     return {
-        "train_loss": _log_loss(logits_tr, y_tr),
+        "train_loss": mean_cross_entropy(logits_tr, y_tr),
         "train_acc": float(np.mean(pred_tr == y_tr)),
         "val_acc": float(np.mean(pred_va == y_va)),
         "train_f1": float(f1_score(y_tr, pred_tr, average="macro", zero_division=0)),

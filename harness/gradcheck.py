@@ -90,6 +90,7 @@ import numpy as np
 from harness.compare import model_dtype, validate_batch
 from harness.errors import ConfigError, ProtocolError
 from harness.protocol import ExposesIntermediates
+from harness.util import jsonable
 
 #: (eps, rtol, atol) by the dtype the check computes in; see the module docstring
 GRADCHECK_DEFAULTS: dict[str, tuple[float, float, float]] = {
@@ -241,7 +242,7 @@ class GradcheckReport:
             "rtol": self.rtol,
             "atol": self.atol,
             "scale": self.scale,
-            "loss": _jsonable(self.loss),
+            "loss": jsonable(self.loss),
             "n_samples": self.n_samples,
             "model_dtype": self.model_dtype,
             "checked_dtype": self.checked_dtype,
@@ -251,23 +252,17 @@ class GradcheckReport:
             "first_failure_message": None if first is None else first.message,
             "notes": list(self.notes),
             "params": [
-                {**{k: _jsonable(v) for k, v in p.row().items()},
+                {**{k: jsonable(v) for k, v in p.row().items()},
                  "shape": list(p.shape),
                  "worst_index": None if p.worst_index is None else list(p.worst_index),
-                 "worst_analytic": _jsonable(p.worst_analytic),
-                 "worst_numerical": _jsonable(p.worst_numerical),
+                 "worst_analytic": jsonable(p.worst_analytic),
+                 "worst_numerical": jsonable(p.worst_numerical),
                  "kink_indices": [list(i) for i in p.kink_indices],
                  "passed": p.passed,
                  "message": p.message}
                 for p in self.params
             ],
         }
-
-
-def _jsonable(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
 
 
 # ------------------------------------------------------------------ precision

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.util import jsonable
 
 #: the attribute :func:`staged_dir` sets on an exception when it kept a partial folder
 PARTIAL_ATTR = "partial_path"
@@ -126,9 +127,8 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, replace: bool = Tru
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    from harness.cli.common import _json_default
-
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Write ``obj`` as indented JSON (through :func:`harness.util.jsonable`) to ``path``."""
+    return atomic_write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- folders

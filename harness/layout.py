@@ -5,8 +5,9 @@ A network with layer widths ``dims = (d_0, ..., d_L)`` has parameters
 * ``W{i}`` of shape ``(d_i, d_{i+1})`` so that ``z_i = a_i @ W{i} + b{i}``;
 * ``b{i}`` of shape ``(d_{i+1},)``;
 
-for ``i = 0 .. L-1``, ordered ``W0, b0, W1, b1, ...``.  NumPy only: the scratch
-backend relies on this module, and it never imports torch.
+for ``i = 0 .. L-1``, ordered ``W0, b0, W1, b1, ...``. The harness's copy: the
+backends, which import nothing from the harness, each check the same layout with the
+same messages (``scratch.params``, ``torch_impl.layout``).
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from harness.compare import Comparison, compare
+from harness.closeness import Comparison, compare
 from harness.protocol import ExposesIntermediates
+from harness.util import json_float
 
 _NAME = re.compile(r"^(z|a|dz|dW|db)(\d+)$")
 
@@ -42,15 +43,39 @@ KINDS = {
 
 def intermediate_order(dims: tuple[int, ...]) -> list[str]:
     """Names of the intermediates of a network with widths ``dims``, in computation order."""
-    n_layers = len(dims) - 1
-    names: list[str] = []
-    for i in range(n_layers):
-        names.append(f"z{i}")
-        if i < n_layers - 1:
-            names.append(f"a{i}")
-    for i in reversed(range(n_layers)):
-        names.extend((f"dz{i}", f"dW{i}", f"db{i}"))
-    return names
+    layers = range(len(dims) - 1)
+    names = ordered_intermediates([f"z{i}" for i in layers], [f"a{i}" for i in layers[:-1]],
+                                  [f"dz{i}" for i in layers],
+                                  {f"{p}{i}": None for i in layers for p in "Wb"})
+    return list(names)
+
+
+def ordered_intermediates(zs: list, hidden: list, dzs: list, grads: Mapping[str, Any]
+                          ) -> dict[str, Any]:
+    """An ``intermediates`` dictionary, its names in computation order.
+
+    Parameters
+    ----------
+    zs : list of L arrays, zs[i] of shape (N, d_{i+1}): pre-activations, zs[-1] the logits
+    hidden : list of L-1 arrays, hidden[i] = f(zs[i]): the hidden activations
+    dzs : list of L arrays, dzs[i] = dL/dz_i of shape (N, d_{i+1})
+    grads : mapping of parameter gradients, canonical names (``W{i}``, ``b{i}``)
+
+    Returns
+    -------
+    dict
+        ``z0, a0, ..., z{L-1}``, then ``dz{L-1}, dW{L-1}, db{L-1}, ..., db0``.
+    """
+    out: dict[str, Any] = {}
+    for i, z in enumerate(zs):
+        out[f"z{i}"] = z
+        if i < len(hidden):
+            out[f"a{i}"] = hidden[i]
+    for i in reversed(range(len(zs))):
+        out[f"dz{i}"] = dzs[i]
+        out[f"dW{i}"] = grads[f"W{i}"]
+        out[f"db{i}"] = grads[f"b{i}"]
+    return out
 
 
 def parse_name(name: str) -> tuple[str | None, int | None, str | None]:
@@ -68,10 +93,6 @@ def describe(name: str) -> str:
     if prefix is None:
         return name
     return f"{KINDS[prefix]}_{layer} ({name})"
-
-
-def _finite(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
 
 
 def _detail(result: Comparison | None) -> str:
@@ -103,7 +124,7 @@ def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any],
     reference, candidate : mapping of name to array
         As returned by ``intermediates(x, y)``.
     rtol, atol : float
-        As in :func:`harness.compare.compare` (atol scaled by the quantity's magnitude).
+        As in :func:`harness.closeness.compare` (atol scaled by the quantity's magnitude).
     order : list of str, optional
         Names in computation order; default: the reference's order. Names the
         reference has but ``order`` lacks are compared afterwards.
@@ -136,8 +157,8 @@ def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any],
             "layer": layer,
             "phase": phase,
             "kind": None if prefix is None else KINDS[prefix],
-            "max_abs_err": _finite(math.inf if result is None else result.max_abs_err),
-            "max_rel_err": _finite(math.inf if result is None else result.max_rel_err),
+            "max_abs_err": json_float(math.inf if result is None else result.max_abs_err),
+            "max_rel_err": json_float(math.inf if result is None else result.max_rel_err),
             "worst_index": (None if result is None or result.worst_index is None
                             else list(result.worst_index)),
             "n_mismatched": None if result is None else result.n_mismatched,

@@ -1,4 +1,8 @@
-"""Build a backend by name: the built-in ones, or a user's class as "module:Class"."""
+"""Build a backend by name: the built-in ones, or a user's class as "module:Class".
+
+The one harness module that imports the built-in backends (``scratch``, ``torch_impl``);
+everything else in the harness reaches them through the functions here.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,9 @@ import importlib
 import os
 import sys
 
-from harness.errors import ConfigError, ProtocolError
+from harness.errors import ConfigError, ParamError, ProtocolError
 from harness.protocol import PROTOCOL_METHODS, Classifier
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
 
 BUILTIN_BACKENDS: tuple[str, ...] = ("scratch", "torch")
 
@@ -18,16 +22,32 @@ def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from scratch.optimizers import make_optimizer
 
     return MLP(spec.dims, spec.activation, spec.dtype, spec.seed,
-               optimizer=make_optimizer(**optimizer.to_dict()))
+               optimizer=make_optimizer(**optimizer.to_dict()), param_error=ParamError)
 
 
 def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from torch_impl import TorchClassifier
 
-    return TorchClassifier(spec, optimizer, device=device)
+    return TorchClassifier(spec, optimizer, device=device, param_error=ParamError)
 
 
 _BUILDERS = {"scratch": _scratch, "torch": _torch}
+
+
+def torch_activation(name: str):
+    """The torch backend's function for the hidden activation ``name`` (imports torch).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not one of ``relu, tanh, sigmoid, leaky_relu, gelu``.
+    """
+    if name not in ACTIVATION_NAMES:
+        raise ConfigError(f"`activation` must be one of {', '.join(ACTIVATION_NAMES)}, "
+                          f"got {name!r}")
+    from torch_impl.model import ACTIVATIONS
+
+    return ACTIVATIONS[name]
 
 
 def validate_backend_name(name: str) -> str:

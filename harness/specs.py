@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from scratch.activations import ACTIVATIONS
 
-ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)
+#: the hidden activations every built-in backend implements (each keeps its own table
+#: under these names; tests/test_layering.py checks that they agree)
+ACTIVATION_NAMES: tuple[str, ...] = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
+#: the negative slope of ``leaky_relu``, the same in every backend
+LEAKY_RELU_SLOPE: float = 0.01
 DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
 OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw")
 

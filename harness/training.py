@@ -94,6 +94,8 @@ import numpy as np
 from harness.batches import iterate_batches
 from harness.compare import model_dtype, resolve_tolerances, validate_batch
 from harness.errors import ConfigError, NumericalError
+from harness.numerics import mean_cross_entropy
+from harness.util import check_int, isna, json_float
 
 HISTORY_COLUMNS: tuple[str, ...] = ("step", "epoch", "backend", "quantity", "value")
 #: backend label of the rows that compare two models
@@ -109,14 +111,6 @@ EpochCallback = Callable[[int, int, dict], None]
 
 
 # ---------------------------------------------------------------------- checking
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"`{name}` must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"`{name}` must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def validate_training_args(epochs: int, batch_size: int, n_samples: int | None = None) -> int:
     """Check ``epochs`` and ``batch_size``; return the batch size to use.
 
@@ -128,8 +122,8 @@ def validate_training_args(epochs: int, batch_size: int, n_samples: int | None =
         Size of the training set. A larger ``batch_size`` is clamped to it, with a
         ``UserWarning``.
     """
-    epochs = _check_int("epochs", epochs, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
     if n_samples is not None and batch_size > n_samples:
         warnings.warn(f"`batch_size` {batch_size} is larger than the {n_samples} training "
                       f"samples; using {n_samples} (one batch per epoch)", UserWarning,
@@ -166,10 +160,7 @@ def evaluate(model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """
     z = np.asarray(model.forward(X), dtype=np.float64)
     accuracy = float(np.mean(np.argmax(z, axis=1) == y))
-    with np.errstate(all="ignore"):
-        z = z - z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        loss = float(-logp[np.arange(len(y)), y].mean())
+    loss = mean_cross_entropy(z, y)
     return {"loss": loss if math.isfinite(loss) else math.nan, "accuracy": accuracy}
 
 
@@ -299,7 +290,7 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     batch_size = validate_training_args(epochs, batch_size, len(X))
     if not isinstance(shuffle, (bool, np.bool_)):
         raise ConfigError(f"`shuffle` must be True or False, got {shuffle!r}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     log = TrainingLog(list(models), int(epochs), batch_size)
     xs = {name: X.astype(model_dtype(m), copy=False) for name, m in models.items()}
     xs_val = {name: val[0].astype(model_dtype(m), copy=False)
@@ -428,13 +419,9 @@ class Divergence:
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.step, "epoch": self.epoch, "quantity": self.quantity,
-                "difference": _json_float(self.difference),
-                "allowed": _json_float(self.allowed), "where": self.where,
+                "difference": json_float(self.difference),
+                "allowed": json_float(self.allowed), "where": self.where,
                 "message": str(self)}
-
-
-def _json_float(value: float):
-    return value if math.isfinite(value) else str(value)
 
 
 @dataclass
@@ -549,19 +536,19 @@ class TrajectoryReport:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "shuffle": self.shuffle,
-            "max_loss_diff": _json_float(self.max_loss_diff),
-            "max_param_diff": _json_float(self.max_param_diff),
+            "max_loss_diff": json_float(self.max_loss_diff),
+            "max_param_diff": json_float(self.max_param_diff),
             "first_divergence": None if self.first_divergence is None
             else self.first_divergence.to_dict(),
             "error": None if self.error is None else {
                 "message": str(self.error), "step": self.error.step,
                 "backend": self.error.backend},
             "drift": [{"threshold": t,
-                       "loss_diff_step": None if _isna(a) else int(a),
-                       "param_diff_step": None if _isna(b) else int(b)}
+                       "loss_diff_step": None if isna(a) else int(a),
+                       "param_diff_step": None if isna(b) else int(b)}
                       for t, a, b in zip(drift["threshold"], drift["loss_diff_step"],
                                          drift["param_diff_step"])],
-            "final": {k: {q: _json_float(v) for q, v in m.items()}
+            "final": {k: {q: json_float(v) for q, v in m.items()}
                       for k, m in self.final.items()},
         }
 
@@ -590,8 +577,8 @@ class TrajectoryReport:
         lines.append(f"  {'threshold':>10} {'loss':>8} {'params':>8}")
         for t, a, b in zip(*(self.drift[c] for c in ("threshold", "loss_diff_step",
                                                      "param_diff_step"))):
-            lines.append(f"  {t:>10.0e} {'never' if _isna(a) else a:>8} "
-                         f"{'never' if _isna(b) else b:>8}")
+            lines.append(f"  {t:>10.0e} {'never' if isna(a) else a:>8} "
+                         f"{'never' if isna(b) else b:>8}")
         first = self.first_divergence
         if self.error is not None:
             lines.append(f"FAIL: {self.error}")
@@ -608,13 +595,6 @@ class TrajectoryReport:
                              "scaling up a rounding-sized gradient); a divergence in the first "
                              "steps points to a wrong rule; rerun in float64 to tell")
         return "\n".join(lines)
-
-
-def _isna(value) -> bool:
-    """True for None, NaN and pandas.NA."""
-    import pandas as pd
-
-    return bool(pd.isna(value))
 
 
 def _dtype_for_tolerances(reference, candidate) -> np.dtype:
@@ -706,7 +686,7 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     validate_batch(X, y, dims)
     _validation_set(X_val, y_val, dims)
     validate_training_args(epochs, batch_size)
-    _check_int("seed", seed, 0)
+    check_int("seed", seed, 0)
     if growth_steps is not None and (isinstance(growth_steps, bool) or not isinstance(
             growth_steps, (int, float)) or not growth_steps > 0 or
             not math.isfinite(growth_steps)):

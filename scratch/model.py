@@ -26,7 +26,7 @@ import numpy as np
 
 from scratch.activations import activate_inplace
 from scratch.losses import softmax_cross_entropy_t
-from scratch.reference import ReferenceMLP
+from scratch.reference import ReferenceMLP, ordered_intermediates
 
 
 class Workspace:
@@ -75,15 +75,17 @@ class Workspace:
 class MLP(ReferenceMLP):
     """A from-scratch MLP classifier that implements the ``Classifier`` protocol.
 
-    Same constructor (``dims, activation, dtype, seed, optimizer``), parameters and
-    results as :class:`scratch.reference.ReferenceMLP`, computed in preallocated buffers.
+    Same constructor (``dims, activation, dtype, seed, optimizer, param_error``),
+    parameters and results as :class:`scratch.reference.ReferenceMLP`, computed in
+    preallocated buffers.
     """
 
     #: how many batch sizes keep their buffers (an epoch has a full and a last batch)
     MAX_WORKSPACES = 2
 
-    def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None):
-        super().__init__(dims, activation, dtype, seed, optimizer)
+    def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
+                 param_error: type[ValueError] = ValueError):
+        super().__init__(dims, activation, dtype, seed, optimizer, param_error=param_error)
         self._workspaces: dict[int, Workspace] = {}
         self._grads: dict[str, np.ndarray] | None = None  # train_step's gradient buffers
 
@@ -203,16 +205,10 @@ class MLP(ReferenceMLP):
         keep: dict[str, np.ndarray] = {}
         x = self._input(x)
         self._loss_and_grads_into(x, self._labels(y, len(x)), grads, keep)
-        out = {}
-        for i in range(self.n_layers):
-            out[f"z{i}"] = keep[f"z{i}"]
-            if i < self.n_layers - 1:
-                out[f"a{i}"] = keep[f"a{i}"]
-        for i in reversed(range(self.n_layers)):
-            out[f"dz{i}"] = keep[f"dz{i}"]
-            out[f"dW{i}"] = grads[f"W{i}"]
-            out[f"db{i}"] = grads[f"b{i}"]
-        return out
+        layers = range(self.n_layers)
+        return ordered_intermediates([keep[f"z{i}"] for i in layers],
+                                     [keep[f"a{i}"] for i in layers[:-1]],
+                                     [keep[f"dz{i}"] for i in layers], grads)
 
     # ------------------------------------------------------------------ training
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:

@@ -13,10 +13,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.layout import param_shapes, validate_params
 from scratch.activations import ACTIVATIONS
 from scratch.losses import cross_entropy_grad
 from scratch.optimizers import SGD
+from scratch.params import param_shapes, validate_params
+
+
+def ordered_intermediates(zs: list[np.ndarray], hidden: list[np.ndarray],
+                          dzs: list[np.ndarray], grads: dict[str, np.ndarray]
+                          ) -> dict[str, np.ndarray]:
+    """The ``intermediates`` dictionary, its names in computation order.
+
+    Parameters
+    ----------
+    zs : list of L arrays, zs[i] of shape (N, d_{i+1}): pre-activations, zs[-1] the logits
+    hidden : list of L-1 arrays, hidden[i] = f(zs[i]) of shape (N, d_{i+1})
+    dzs : list of L arrays, dzs[i] = dL/dz_i of shape (N, d_{i+1})
+    grads : dict of parameter gradients, canonical layout
+
+    Returns
+    -------
+    dict
+        ``z0, a0, z1, a1, ..., z{L-1}`` forward, then ``dz{L-1}, dW{L-1}, db{L-1}, ...,
+        db0`` from the output layer down.
+    """
+    out: dict[str, np.ndarray] = {}
+    for i, z in enumerate(zs):
+        out[f"z{i}"] = z
+        if i < len(hidden):
+            out[f"a{i}"] = hidden[i]
+    for i in reversed(range(len(zs))):
+        out[f"dz{i}"] = dzs[i]
+        out[f"dW{i}"] = grads[f"W{i}"]
+        out[f"db{i}"] = grads[f"b{i}"]
+    return out
 
 
 class ReferenceMLP:
@@ -34,14 +64,18 @@ class ReferenceMLP:
         Initial parameters are uniform in +-1/sqrt(d_i), as torch.nn.Linear's default.
     optimizer : object with ``step(params, grads)``, optional
         Defaults to ``SGD(lr=0.01)``.
+    param_error : subclass of ValueError, optional
+        What ``set_params`` raises for a dictionary that does not fit; ``ValueError``.
     """
 
-    def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None):
+    def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
+                 param_error: type[ValueError] = ValueError):
         self.dims = tuple(int(d) for d in dims)
         self.activation = activation
         self.dtype = np.dtype(dtype)
         self.f, self.f_grad = ACTIVATIONS[activation]
         self.optimizer = optimizer if optimizer is not None else SGD(lr=0.01)
+        self.param_error = param_error
         rng = np.random.default_rng(seed)
         self.params: dict[str, np.ndarray] = {}
         for name, shape in param_shapes(self.dims).items():
@@ -60,7 +94,7 @@ class ReferenceMLP:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Replace the parameters with copies of ``params`` (validated, cast to dtype)."""
-        self.params = validate_params(params, self.dims, self.dtype)
+        self.params = validate_params(params, self.dims, self.dtype, self.param_error)
 
     # ------------------------------------------------------------------- forward
     def _forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -130,16 +164,7 @@ class ReferenceMLP:
         acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
         _, dlogits = cross_entropy_grad(zs[-1], np.asarray(y))
         grads, dzs = self._backward(acts, zs, dlogits)
-        out: dict[str, np.ndarray] = {}
-        for i in range(self.n_layers):
-            out[f"z{i}"] = zs[i]
-            if i < self.n_layers - 1:
-                out[f"a{i}"] = acts[i + 1]
-        for i in reversed(range(self.n_layers)):
-            out[f"dz{i}"] = dzs[i]
-            out[f"dW{i}"] = grads[f"W{i}"]
-            out[f"db{i}"] = grads[f"b{i}"]
-        return out
+        return ordered_intermediates(zs, acts[1:], dzs, grads)
 
     # ------------------------------------------------------------------ training
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:

@@ -1,10 +1,13 @@
 """The one place where the canonical layout meets nn.Linear's.
 
-Canonical: ``W{i}`` of shape (d_i, d_{i+1}), z = a @ W + b.
+Canonical: ``W{i}`` of shape (d_i, d_{i+1}), z = a @ W + b, for i = 0 .. L-1, ordered
+``W0, b0, W1, b1, ...``; ``b{i}`` of shape (d_{i+1},).
 nn.Linear: ``weight`` of shape (d_{i+1}, d_i), z = a @ weight.T + bias.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -33,3 +36,45 @@ def canonical_to_linear(params: dict[str, np.ndarray], layers: list[nn.Linear] |
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[f"W{i}"].T)))
             layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(params[f"b{i}"])))
 
+
+
+def param_shapes(dims: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the canonical parameters of a network with widths ``dims``."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i in range(len(dims) - 1):
+        shapes[f"W{i}"] = (dims[i], dims[i + 1])
+        shapes[f"b{i}"] = (dims[i + 1],)
+    return shapes
+
+
+def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
+                    dtype: np.dtype | str, error: type[ValueError] = ValueError
+                    ) -> dict[str, np.ndarray]:
+    """Check canonical ``params`` for a network of widths ``dims``; fresh copies in ``dtype``.
+
+    Raises ``error`` (a ValueError) naming the parameter for a missing or extra name, a
+    wrong shape, a non-numeric dtype or a non-finite value.
+    """
+    if not isinstance(params, Mapping):
+        raise error(f"parameters must be a dict of arrays, got {type(params).__name__}")
+    expected = param_shapes(dims)
+    missing = [k for k in expected if k not in params]
+    extra = sorted(k for k in params if k not in expected)
+    if missing:
+        raise error(f"parameter '{missing[0]}' is missing (expected {list(expected)})")
+    if extra:
+        raise error(f"unexpected parameter '{extra[0]}' for dims {dims} "
+                    f"(expected {list(expected)})")
+    out: dict[str, np.ndarray] = {}
+    for name, shape in expected.items():
+        value = np.asarray(params[name])
+        if value.dtype.kind not in "fiu":
+            raise error(f"parameter '{name}' must be numeric, got dtype {value.dtype}")
+        if value.shape != shape:
+            raise error(f"parameter '{name}' must have shape {shape}, got {value.shape}")
+        copy = np.array(value, dtype=dtype, copy=True, order="C")
+        if not np.all(np.isfinite(copy)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(copy))[0])
+            raise error(f"parameter '{name}' has a non-finite value {copy[bad]} at index {bad}")
+        out[name] = copy
+    return out

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.layout import validate_params
-from harness.specs import ModelSpec, OptimizerSpec
-from torch_impl.layout import canonical_to_linear, linear_to_canonical
+from torch_impl.layout import canonical_to_linear, linear_to_canonical, validate_params
 
-_ACTIVATIONS = {
+#: the negative slope of leaky_relu (the scratch backend and the harness use the same)
+LEAKY_RELU_SLOPE = 0.01
+
+#: the hidden activations by name, as torch functions
+ACTIVATIONS = {
     "relu": F.relu,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
-    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.01),
+    "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=LEAKY_RELU_SLOPE),
     "gelu": F.gelu,  # exact erf form (approximate="none")
 }
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -47,7 +50,7 @@ class TorchMLP(nn.Module):
     def __init__(self, dims: tuple[int, ...], activation: str = "relu"):
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.act = _ACTIVATIONS[activation]
+        self.act = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """Logits of shape (N, d_L); with ``keep``, appends each (z, a) as it goes."""
@@ -64,8 +67,29 @@ class TorchMLP(nn.Module):
         return h
 
 
-def build_torch_optimizer(spec: OptimizerSpec, params) -> torch.optim.Optimizer:
-    """torch.optim's own optimizer for ``spec``."""
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """What :func:`build_torch_optimizer` reads off an optimizer specification.
+
+    Any object with these attributes will do (the harness passes its ``OptimizerSpec``);
+    the defaults are plain SGD with learning rate 0.01.
+    """
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
+    """torch.optim's own optimizer for ``spec``.
+
+    ``spec`` has ``name`` (sgd, adam or adamw), ``lr``, ``momentum``, ``nesterov``,
+    ``betas``, ``eps`` and ``weight_decay`` (see :class:`OptimizerSettings`).
+    """
     if spec.name == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
                                nesterov=spec.nesterov, weight_decay=spec.weight_decay)
@@ -75,7 +99,7 @@ def build_torch_optimizer(spec: OptimizerSpec, params) -> torch.optim.Optimizer:
     if spec.name == "adamw":
         return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
                                  weight_decay=spec.weight_decay)
-    raise ValueError(f"unknown optimizer {spec.name!r}")  # OptimizerSpec already refused it
+    raise ValueError(f"unknown optimizer {spec.name!r}")
 
 
 class TorchClassifier:
@@ -83,15 +107,21 @@ class TorchClassifier:
 
     Parameters
     ----------
-    spec : ModelSpec
-    optimizer : OptimizerSpec, optional
-        Defaults to ``OptimizerSpec()`` (plain SGD, lr 0.01).
+    spec : model specification
+        Any object with ``dims`` (tuple of int), ``activation`` (a key of
+        :data:`ACTIVATIONS`), ``dtype`` (``"float32"`` or ``"float64"``) and ``seed``
+        (the harness passes its ``ModelSpec``).
+    optimizer : optimizer specification, optional
+        Read as :func:`build_torch_optimizer` says; defaults to
+        :class:`OptimizerSettings` (plain SGD, lr 0.01).
     device : str
         ``"cpu"`` or ``"cuda"``; NumPy arrays go in and come out either way.
+    param_error : subclass of ValueError, optional
+        What ``set_params`` raises for a dictionary that does not fit; ``ValueError``.
     """
 
-    def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None = None,
-                 device: str = "cpu"):
+    def __init__(self, spec, optimizer=None, device: str = "cpu", *,
+                 param_error: type[ValueError] = ValueError):
         use_deterministic_algorithms()
         self.spec = spec
         self.dims = spec.dims
@@ -106,7 +136,8 @@ class TorchClassifier:
                 layer.weight.uniform_(-bound, bound, generator=gen)
                 layer.bias.uniform_(-bound, bound, generator=gen)
         self.module.to(self.device)
-        self.optimizer_spec = optimizer if optimizer is not None else OptimizerSpec()
+        self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
+        self.param_error = param_error
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
 
     def _x(self, x) -> torch.Tensor:
@@ -119,7 +150,8 @@ class TorchClassifier:
         return linear_to_canonical(self.module.layers)
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        canonical_to_linear(validate_params(params, self.dims, self.dtype), self.module.layers)
+        params = validate_params(params, self.dims, self.dtype, self.param_error)
+        canonical_to_linear(params, self.module.layers)
 
     def forward(self, x) -> np.ndarray:
         with torch.no_grad():

@@ -362,17 +362,7 @@ def validate_backends(names, *, at_least: int = 1) -> tuple[str, ...]:
 
 
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, indent=2, default=_json_default)
+    from harness.util import jsonable
+
+    json.dump(jsonable(obj), sys.stdout, indent=2)
     sys.stdout.write("\n")
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, tuple):
-        return list(obj)
-    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
