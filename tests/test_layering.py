@@ -52,15 +52,9 @@ RULES: dict[str, tuple[set[str], set[str] | None]] = {
     "cli": ({"core", "registry", "checks", "plots", "top", "cli"}, None),
 }
 
-#: violations owned by work in flight elsewhere (the bench split moves harness.bench's
-#: plotting out of the core); delete these entries once that work is merged:
-#: (importer, imported) for a layering violation, the sorted modules of a cycle
-KNOWN_PENDING: set[tuple[str, str]] = {
-    ("harness.bench", "harness.plots.bench"),  # the core imports plots
-}
-KNOWN_PENDING_CYCLES: set[tuple[str, ...]] = {
-    ("harness.bench", "harness.plots.bench"),  # and plots.bench imports harness.bench back
-}
+#: known exceptions, (importer, imported) and cycles as sorted module tuples: none
+KNOWN_PENDING: set[tuple[str, str]] = set()
+KNOWN_PENDING_CYCLES: set[tuple[str, ...]] = set()
 
 
 def _modules() -> dict[str, Path]:
