@@ -160,6 +160,8 @@ class CheckResult:
         Anything else worth a line.
     header : list of str
         The lines describing the configuration (model, optimizer, conventions).
+    error : str, optional
+        Why the check produced no report (a numerical failure before the end).
     """
 
     check: str
@@ -172,6 +174,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: str | None = None
 
     @property
     def status(self) -> str:
@@ -197,6 +200,8 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """The report's own dict, and the verdicts, hints, findings and settings."""
         out = self.report_dict()
+        if self.error is not None:
+            out.setdefault("error", self.error)
         out.update({
             "check": self.check, "status": self.status, "passed": self.passed,
             "summary": self.summary, "verdicts": [v.to_dict() for v in self.verdicts],
