@@ -197,8 +197,12 @@ class CheckResult:
             return {"backends": {name: r.to_dict() for name, r in rep.items()}}
         return rep.to_dict()
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report's own dict, and the verdicts, hints, findings and settings."""
+    def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
+        """The report's own dict, and the verdicts, hints, findings and settings.
+
+        ``timings=False`` leaves out every duration, so that the same run gives the
+        same bytes (files meant to be compared across runs).
+        """
         out = self.report_dict()
         if self.error is not None:
             out.setdefault("error", self.error)
@@ -212,6 +216,11 @@ class CheckResult:
             "fields": {k: v for k, v in self.row().items()},
             "seconds": round(self.seconds, 3),
         })
+        if not timings:
+            out.pop("seconds")
+            out["fields"].pop(f"t_{self.check}_s", None)
+            for v in out["verdicts"]:
+                v.pop("seconds", None)
         return jsonable(out)
 
     def row(self) -> dict[str, Any]:
