@@ -52,5 +52,6 @@ def run(args) -> int:
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised), dims {spec.dims}, "
               f"{spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(f"model: {spec.describe()}\noptimizer: {opt.describe()}")
         print(report)
     return 0 if report.passed else 1

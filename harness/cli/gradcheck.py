@@ -27,6 +27,7 @@ def register(sub) -> None:
     common.add_data_args(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)
+    common.add_optimizer_args(p)  # the model is built with it (a class may accept only some)
     g = p.add_argument_group("finite differences")
     g.add_argument("--fd-eps", type=float, default=None, metavar="EPS",
                    help="half-width of the central difference (default: 1e-6; 1e-3 when "
@@ -59,6 +60,7 @@ def run(args) -> int:
     if args.fd_eps is not None and not (args.fd_eps > 0 and math.isfinite(args.fd_eps)):
         raise ConfigError(f"`--fd-eps` must be a finite number > 0, got {args.fd_eps:g}")
     resolve_tolerances("float64", args.rtol, args.atol)
+    opt = common.optimizer_spec(args)
     common.validate_threads(args)
     device = common.validate_device(args)
     data = common.load_data(args)
@@ -66,7 +68,7 @@ def run(args) -> int:
     (X,) = standardize(data.X)
     rows = epoch_order(len(data), 0, seed=spec.seed)[:args.samples]
     with common.threads(args, [args.backend]):
-        (model,) = common.build_models([args.backend], spec, None, args, device=device)
+        (model,) = common.build_models([args.backend], spec, opt, args, device=device)
         report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
                            atol=args.atol, max_entries=args.max_entries, seed=spec.seed,
                            name=args.backend)
@@ -74,10 +76,11 @@ def run(args) -> int:
         out = report.to_dict()
         out["config"] = {"backend": args.backend, "dataset": data.name,
                          "n_samples": len(data), **spec.to_dict(),
-                         "init_from": args.init_from}
+                         "optimizer": opt.to_dict(), "init_from": args.init_from}
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {len(rows)} used), "
               f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(f"model: {spec.describe()}\noptimizer: {opt.describe()}")
         print(report)
     return 0 if report.passed else 1
