@@ -31,9 +31,12 @@ With a float64 *arbiter* (the reference's model rebuilt in float64 with the same
 weights), a float32 candidate is judged entry by entry against the arbiter instead of
 the tolerances (the idea behind ``torch._dynamo.utils.same``)::
 
-    |candidate - ref64| <= ARBITER_MULTIPLIER * |ref32 - ref64| + floor
+    |candidate - ref64| <= ARBITER_MULTIPLIER * max(|ref32 - ref64|, rms) + floor
 
-with ``floor = ARBITER_FLOOR_ULPS * eps(float32) * max|ref64|`` of the quantity.
+with ``rms`` the root mean square of ``|ref32 - ref64|`` over the quantity and
+``floor = ARBITER_FLOOR_ULPS * eps(float32) * max|ref64|``. The parameters after the
+step stay under the tolerances and the exact excusal rule (Adam amplifies gradient
+noise by up to ``lr / eps``: one entry's float32 distance from float64 is no standard).
 """
 
 from __future__ import annotations
@@ -53,13 +56,13 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 
 
 #: an arbitrated float32 entry may be this many times further from the float64 value
-#: than the float32 reference is: two correct float32 computations round differently,
-#: and per entry either may land closer by chance (measured: scratch against torch on
-#: digits and iris, relu/tanh/gelu, sgd/adam/adamw, see README "Tolerances")
-ARBITER_MULTIPLIER = 4.0
+#: than the float32 reference is (at least its RMS distance over the quantity): two
+#: correct float32 computations round differently. Scratch against torch on digits and
+#: iris needed less than 4; random saturated networks up to 1.4 x 4 (README "Tolerances")
+ARBITER_MULTIPLIER = 8.0
 #: ... plus this many float32 units of roundoff of the quantity's largest magnitude, for
-#: entries the float32 reference happens to get (nearly) exactly right
-ARBITER_FLOOR_ULPS = 8.0
+#: quantities the float32 reference gets (nearly) exactly right (measured need: <= 2.1)
+ARBITER_FLOOR_ULPS = 16.0
 #: share of a quantity's entries excused after the step above which the verdict warns
 EXCUSED_SHARE_LIMIT = 0.01
 
@@ -237,7 +240,11 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
             return fail("the float64 arbiter's value has another shape or is not finite")
         diff = np.abs(a64 - r64)
         floor = arbiter_floor(r64)
-        bound = ARBITER_MULTIPLIER * np.abs(e64 - r64) + floor
+        own = np.abs(e64 - r64)
+        # per entry, but never below the reference's typical (RMS) distance over the
+        # quantity: an entry the float32 reference rounds right by luck is no standard
+        typical = float(np.sqrt(np.mean(own * own)))
+        bound = ARBITER_MULTIPLIER * np.maximum(own, typical) + floor
         close = diff <= bound
     n_excused = 0
     if ignore is not None:
@@ -270,8 +277,8 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
         else:
             allowed = (f"from the float64 arbiter's value; allowed {float(bound[abs_flat]):.3e}"
                        f" there = {ARBITER_MULTIPLIER:g} x the float32 reference's own "
-                       f"distance {abs(float(e64[abs_flat] - r64[abs_flat])):.3e} + floor "
-                       f"{floor:.3e}")
+                       f"distance {abs(float(e64[abs_flat] - r64[abs_flat])):.3e} (at least "
+                       f"its RMS {typical:.3e} over the quantity) + floor {floor:.3e}")
         rel_text = (f"  greatest relative difference: {result.max_rel_err:.3e} at index {i_rel} "
                     f"(over the {n_rel} elements whose expected value is not 0)"
                     if n_rel else "  relative difference undefined: every expected value is 0")
@@ -538,8 +545,9 @@ def excusable_after_step(grads_ref: dict, grads_cand: dict, before: dict, after_
       normalised size (Adam divides by ``sqrt(v) + eps``: 4e-8 against 0 is a full
       ``lr`` step). A parameter whose decay term dominates the noise gets a
       well-defined step, and a wrong one is not excused;
-    * each backend moved the parameter against its own effective gradient (or not
-      at all), as every optimizer here does on its first step.
+    * the steps differ the way the gradients do: the backend with the larger
+      effective gradient took the smaller step (or both are equal), as every
+      optimizer here does on its first step (decoupled decay cancels out).
 
     Parameters
     ----------
@@ -576,7 +584,10 @@ def excusable_after_step(grads_ref: dict, grads_cand: dict, before: dict, after_
             s_c = np.asarray(after_cand[key], dtype=np.float64) - p0
             if s_r.shape != g_r.shape or s_c.shape != g_r.shape:
                 continue
-            along = (s_r * e_r <= 0) & (s_c * e_c <= 0)
+            # every optimizer here is monotone on its first step: of two equal
+            # parameters, the larger effective gradient takes the smaller step; any
+            # decoupled decay is the same in both and cancels in the difference
+            along = (s_c - s_r) * (e_c - e_r) <= 0
         masks[key] = differ & near & noise & along
     return masks
 
@@ -674,8 +685,11 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     after_r, after_c = reference.get_params(), candidate.get_params()
     excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
                                   weight_decay=l2_weight_decay(reference))
-    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse,
-                          arbiter=judge("after"))
+    # the step is judged by the tolerances even with an arbiter: Adam amplifies a
+    # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
+    # from float64 at one entry says nothing about the candidate's there; the gradient
+    # rows above carry the arbiter's judgment, the exact excusal rule the step's
+    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
     rows.extend(after)
     n_excused = sum(r.n_excused for r in after)
     if n_excused:
