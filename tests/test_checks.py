@@ -76,7 +76,8 @@ def test_every_check_runs_and_every_form_agrees(iris, one_torch_thread):
     assert list(table["name"]) == ["equivalence", "gradcheck:scratch", "gradcheck:torch",
                                    "training", "drift", "cv"]
     text = run["equivalence"].text()
-    assert text.startswith("model: dims (4, 8, 3), tanh, float64") and "optimizer: adam" in text
+    assert text.startswith("model: dims 4-8-3, tanh, float64, seed 0; loss: mean over the batch")
+    assert "optimizer: adam (lr 0.001" in text and "15 of 15 quantities agree" in text
 
 
 def test_drift_only_for_float64_and_bench_only_when_configured(iris):

@@ -37,7 +37,8 @@ def test_train_writes_history_plots_and_summary(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == ""  # no progress bar: stderr is not a terminal here
     assert "data: iris (120 training, 30 validation samples, standardised)" in captured.out
-    assert "optimizer: adam, lr 0.001, weight decay 0.0001" in captured.out
+    assert ("optimizer: adam (lr 0.001, betas (0.9, 0.999), eps 1e-08, weight decay 0.0001 in "
+            "the optimizer, on all parameters)") in captured.out
     assert "PASS: the trajectories agree within tolerance for all 48 steps" in captured.out
     assert sorted(p.name for p in out.iterdir()) == [
         "accuracy.png", "differences.png", "history.csv", "loss.png", "summary.json"]

@@ -52,6 +52,11 @@ class CheckConfig:
         share of identical validation predictions it needs (None: no verdict).
     bench : BenchConfig, optional
         What the benchmark measures; ``bench_threads`` its thread count.
+    arbiter : bool
+        In float32, also build the reference in float64 from the same weights and judge
+        the candidate by how far it is from that float64 result compared with how far
+        the float32 reference is (:mod:`harness.compare`); default True. Where the
+        reference cannot be built in float64, the dtype's tolerances judge alone.
     """
 
     backends: tuple[str, ...]
@@ -79,6 +84,7 @@ class CheckConfig:
     min_agreement: float | None = 0.99
     bench: Any = None
     bench_threads: int | None = None
+    arbiter: bool = True
 
     def __post_init__(self) -> None:
         from harness.compare import resolve_tolerances
@@ -180,5 +186,5 @@ class CheckConfig:
             "val_fraction": self.val_fraction, "train_samples": self.train_samples,
             "folds": self.folds, "stratified": self.stratified, "split_seed": self.split_seed,
             "min_agreement": self.min_agreement,
-            "bench": None if bench is None else bench.to_dict(),
+            "bench": None if bench is None else bench.to_dict(), "arbiter": self.arbiter,
         }

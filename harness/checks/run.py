@@ -13,6 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from harness.checks.guard import Guarded, user_frame
 from harness.checks.result import (
     FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun, Finding, Verdict,
 )
+from harness.compare import EXCUSED_SHARE_LIMIT as EXCUSED_SHARE
 from harness.errors import BackendRaised, ConfigError, NumericalError
 
 
@@ -58,6 +60,25 @@ def build_models(config: CheckConfig, names: Sequence[str] | None = None, *,
                  dtype: str | None = None) -> list:
     """One model per backend name (default: the configuration's), in order."""
     return [build_model(config, n, dtype=dtype) for n in (names or config.backends)]
+
+
+def build_arbiter(config: CheckConfig, name: str, dtype: str) -> tuple[Any, str | None]:
+    """The float64 arbiter of a float32 comparison: ``(model or None, note or None)``.
+
+    Only when ``dtype`` is float32 and the configuration asks for one; the reference
+    backend rebuilt in float64 (the comparison copies the reference's weights into it).
+    A backend that cannot be built in float64 gives None and a note saying the
+    tolerances judged alone.
+    """
+    if dtype != "float32" or not config.arbiter:
+        return None, None
+    from harness.errors import HarnessError
+
+    try:
+        return build_model(config, name, dtype="float64", init=False), None
+    except (HarnessError, ValueError, TypeError) as exc:
+        return None, (f"no float64 arbiter: {name} could not be built in float64 "
+                      f"({' '.join(str(exc).split())}); float32 tolerances judged alone")
 
 
 def _threads(config: CheckConfig, n: int | None = None):
@@ -142,9 +163,10 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     try:
         with _threads(config):
             reference, candidate = build_models(config, (ref_name, cand_name))
+            arbiter, arbiter_note = build_arbiter(config, ref_name, config.spec.dtype)
             report = check_equivalence(reference, candidate, x, y, rtol=config.rtol,
                                        atol=config.atol, reference_name=ref_name,
-                                       candidate_name=cand_name)
+                                       candidate_name=cand_name, arbiter=arbiter)
     except BackendRaised as exc:
         return _raised("equivalence", title, exc, config, time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
@@ -171,10 +193,17 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
         "equivalence_excused": sum(getattr(r, "n_excused", r.n_ignored) for r in rows),
         "equivalence_divergence": (report.divergence or {}).get("message"),
     }
-    verdict = Verdict("equivalence", title, PASS if report.passed else FAIL, summary, seconds)
+    notes = [arbiter_note] if arbiter_note else []
+    status = PASS if report.passed else FAIL
+    heavy = getattr(report, "heavily_excused", None)
+    if report.passed and heavy:
+        status = WARN
+        summary += (f"; but more than {EXCUSED_SHARE:.0%} of the entries of "
+                    f"{', '.join(heavy)} were excused after the step as rounding noise")
+    verdict = Verdict("equivalence", title, status, summary, seconds)
     return CheckResult("equivalence", [verdict], report,
                        settings=_settings(config, n_samples=len(y)), fields=fields,
-                       header=config.describe(), seconds=seconds)
+                       notes=notes, header=config.describe(), seconds=seconds)
 
 
 def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None) -> CheckResult:
@@ -275,12 +304,15 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
     with _threads(config), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data: clamped
         reference, candidate = build_models(cfg, config.pair("a training comparison"))
+        arbiter, note = build_arbiter(config, config.backends[0], dtype)
         report = compare_training(
             reference, candidate, X_tr, y_tr, epochs=config.epochs,
             batch_size=config.batch_size, seed=config.spec.seed, X_val=X_va, y_val=y_va,
             rtol=cfg.rtol if tolerances else None, atol=cfg.atol if tolerances else None,
             shuffle=config.shuffle, reference_name=ref_name, candidate_name=cand_name,
-            on_epoch=on_epoch)
+            on_epoch=on_epoch, arbiter=arbiter)
+    if note:
+        split["arbiter_note"] = note
     return report, split
 
 
@@ -322,7 +354,7 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
     seconds = time.perf_counter() - t0
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
-    notes = []
+    notes = [split["arbiter_note"]] if split.get("arbiter_note") else []
     diverged = _diverged_note(report) if report.passed else None
     if diverged:
         status, summary = WARN, f"{summary}; but {diverged}"
@@ -367,6 +399,7 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
     return CheckResult("drift", [verdict], report,
                        settings=_settings(config, **split, dtype="float32"),
                        fields=_trajectory_fields("drift", report),
+                       notes=[split["arbiter_note"]] if split.get("arbiter_note") else [],
                        header=config.describe(), seconds=seconds)
 
 
