@@ -53,7 +53,8 @@ def draw_config(seed: int, index: int) -> dict[str, Any]:
     else:
         n_classes = int(rng.integers(2, 7))
         cfg.update(dataset="synthetic", n_samples=int(rng.integers(6 * n_classes, 300)),
-                   n_features=int(rng.integers(2, 41)), n_classes=n_classes,
+                   n_features=int(rng.integers(max(2, math.ceil(math.log2(n_classes))), 41)),
+                   n_classes=n_classes,
                    data_seed=int(rng.integers(0, 2**31)),
                    feature_scale=float(10.0 ** rng.uniform(-3, 3)))
     n_hidden = int(rng.integers(1, 4))
