@@ -74,6 +74,23 @@ detected
   derivative, a missing mask) matches none of these signatures. In this mode the
   kinks count covers only the kinks that changed a verdict.
 
+The one-sided test runs only for activations with kinks (relu, leaky_relu) and for
+models that do not name their activation; for a smooth one (tanh, sigmoid, gelu) no
+entry is ever skipped, whether or not the model exposes intermediates.
+
+Verdicts
+--------
+Each parameter is PASS (every verified entry agrees), FAIL (some entry differs) or
+NOT CHECKED (every checked entry was skipped at a kink: nothing verified, never a
+pass). The report's ``status`` is FAIL when any parameter fails, else NOT CHECKED
+when any parameter (or the whole model) could not be checked, else PASS; ``passed``
+is ``status == "PASS"`` and the CLI exits 1 for FAIL and NOT CHECKED alike. A model
+whose arithmetic is not in the dtype it claims (logits, loss or gradients of another
+dtype, or a loss whose finite differences are rounding noise: a five-point probe on
+the output bias) is NOT CHECKED with that reason (``arithmetic_problem``): its
+differences are noise, and no entry is called a kink. The report counts parameters,
+entries checked, verified, failed and skipped (and why).
+
 For a large parameter, ``max_entries`` picks a seeded random subset of its
 entries; the report states how many entries of each parameter were checked.
 """
@@ -99,6 +116,13 @@ GRADCHECK_DEFAULTS: dict[str, tuple[float, float, float]] = {
 }
 
 KINKED_ACTIVATIONS = ("relu", "leaky_relu")
+
+PASS, FAIL, NOT_CHECKED = "PASS", "FAIL", "NOT CHECKED"
+
+#: a float64 loss whose five-point probe deviates from a parabola by more than this
+#: times ``scale`` is computed in lower precision (float64 rounding: ~1e-16 x scale;
+#: float32 arithmetic: ~1e-7 x scale)
+NOISE_LIMIT_FLOAT64 = 1e-11
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -126,7 +150,8 @@ class ParamCheck:
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0
+        """PASS only: a NOT CHECKED parameter is not a pass."""
+        return self.verdict == PASS
 
     @property
     def verified(self) -> int:
@@ -136,8 +161,8 @@ class ParamCheck:
     @property
     def verdict(self) -> str:
         if self.failed:
-            return "FAIL"
-        return "SKIP" if self.checked and not self.verified else "PASS"
+            return FAIL
+        return NOT_CHECKED if not self.verified else PASS
 
     def row(self) -> dict[str, Any]:
         return {
@@ -182,14 +207,62 @@ class GradcheckReport:
     kink_detection: str
     name: str = "model"
     notes: list[str] = field(default_factory=list)
+    arithmetic_problem: str | None = None
+
+    @property
+    def status(self) -> str:
+        """PASS, FAIL or NOT CHECKED (module docstring, "Verdicts")."""
+        if self.arithmetic_problem:
+            return NOT_CHECKED
+        verdicts = [p.verdict for p in self.params]
+        if FAIL in verdicts:
+            return FAIL
+        if NOT_CHECKED in verdicts or not verdicts:
+            return NOT_CHECKED
+        return PASS
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.params)
+        """True only when ``status`` is PASS."""
+        return self.status == PASS
 
     @property
     def first_failure(self) -> ParamCheck | None:
-        return next((p for p in self.params if not p.passed), None)
+        return next((p for p in self.params if p.verdict == FAIL), None)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
+
+    @property
+    def n_checked(self) -> int:
+        """Entries checked (verified or skipped)."""
+        return sum(p.checked for p in self.params)
+
+    @property
+    def n_skipped(self) -> int:
+        """Entries skipped at kinks."""
+        return sum(p.kinks for p in self.params)
+
+    @property
+    def n_verified(self) -> int:
+        return self.n_checked - self.n_skipped
+
+    @property
+    def n_failed(self) -> int:
+        return sum(p.failed for p in self.params)
+
+    @property
+    def n_excused(self) -> int:
+        """Entries let through without a verdict: the kinks (same as ``n_skipped``)."""
+        return self.n_skipped
+
+    @property
+    def counts_line(self) -> str:
+        n_ok = sum(p.verdict == PASS for p in self.params)
+        return (f"{n_ok} of {self.n_params} parameters verified, {self.n_checked:,} entries "
+                f"checked, {self.n_verified:,} verified, {self.n_failed:,} failed, "
+                f"{self.n_skipped:,} skipped (kinks)")
 
     @property
     def table(self):
@@ -218,10 +291,20 @@ class GradcheckReport:
             f"kinks by {self.kink_detection}",
             self.format_table(),
         ]
-        checked = sum(p.checked for p in self.params)
-        kinks = sum(p.kinks for p in self.params)
+        checked, kinks = self.n_checked, self.n_skipped
         first = self.first_failure
-        if first is None:
+        status = self.status
+        if status == NOT_CHECKED:
+            if self.arithmetic_problem:
+                lines.append(f"NOT CHECKED: {self.arithmetic_problem}")
+            else:
+                unchecked = [p.name for p in self.params if p.verdict == NOT_CHECKED]
+                lines.append(f"NOT CHECKED: nothing verified for {', '.join(unchecked)} "
+                             f"(every checked entry sat on a kink); {checked - kinks} of "
+                             f"{checked} checked entries verified elsewhere ({kinks} skipped "
+                             f"at kinks). Not a pass: try another seed, more samples or a "
+                             f"smaller eps")
+        elif first is None:
             lines.append(f"PASS: {checked - kinks} of {checked} checked entries agree "
                          f"({kinks} skipped at kinks)")
         else:
@@ -230,6 +313,7 @@ class GradcheckReport:
                          f"({', '.join(p.name for p in bad)}); first: {first.name}")
             lines.append(first.message)
         lines.extend(self.notes)
+        lines.append(self.counts_line)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +321,14 @@ class GradcheckReport:
         return {
             "check": "gradcheck",
             "passed": self.passed,
+            "status": self.status,
+            "arithmetic_problem": self.arithmetic_problem,
+            "n_params": self.n_params,
+            "n_checked": self.n_checked,
+            "n_verified": self.n_verified,
+            "n_failed": self.n_failed,
+            "n_skipped": self.n_skipped,
+            "skipped_because": "kinks",
             "name": self.name,
             "eps": self.eps,
             "rtol": self.rtol,
@@ -423,20 +515,25 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
 
     n_hidden = len(dims) - 2
     activation = activation_of(model)
-    if isinstance(target, ExposesIntermediates):
-        if activation is None or activation in KINKED_ACTIVATIONS:
-            kink_mode = "pre-activations"
-        else:
-            kink_mode = f"none needed ({activation} is smooth)"
+    if activation is not None and activation not in KINKED_ACTIVATIONS:
+        kink_mode = f"none needed ({activation} is smooth)"
+    elif n_hidden == 0:
+        kink_mode = "none needed (no hidden layer)"
+    elif isinstance(target, ExposesIntermediates):
+        kink_mode = "pre-activations"
     else:
         kink_mode = "one-sided differences"
-    if n_hidden == 0 and kink_mode == "pre-activations":
-        kink_mode = "none needed (no hidden layer)"
 
     original = target.get_params()
     notes: list[str] = []
+    if activation is None and kink_mode == "one-sided differences":
+        notes.append("note: the model does not name its activation; entries were tested "
+                     "for kinks as if it had some")
     try:
         with np.errstate(all="ignore"):
+            problem = _arithmetic_problem(target, x, y, original, dtype)
+            if problem:
+                kink_mode = "none (the arithmetic is not in the claimed dtype)"
             checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol, atol=atol,
                                         max_entries=max_entries, seed=seed, kink_mode=kink_mode,
                                         n_hidden=n_hidden)
@@ -445,9 +542,70 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     for p in checks:
         if p.checked and not p.verified:
             notes.append(f"note: every checked entry of {p.name} sat on a kink; nothing "
-                         f"verified there (try another seed or a smaller eps)")
+                         f"verified there, {p.name} is NOT CHECKED (try another seed or a "
+                         f"smaller eps)")
     return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
-                           original_dtype.name, dtype.name, precision, kink_mode, name, notes)
+                           original_dtype.name, dtype.name, precision, kink_mode, name, notes,
+                           arithmetic_problem=problem)
+
+
+def _arithmetic_problem(model, x, y, params, dtype) -> str | None:
+    """Why ``model`` does not compute in ``dtype`` (its parameters' dtype), or None.
+
+    Looks at the dtypes of the logits, the gradients and the loss (a Python float is
+    fine); in float64, also at five losses at ``b_L + k eps`` (k = -2..2, the output
+    bias moves no hidden pre-activation, so the loss is smooth there): their distance
+    from the best parabola through them is rounding noise, about 1e-16 x scale in
+    float64 and 1e-7 x scale in float32 arithmetic.
+    """
+    claimed = np.dtype(dtype)
+    loss, grads = model.loss_and_grads(x, y)
+    logits = np.asarray(model.forward(x))
+    found = []
+    if logits.dtype != claimed:
+        found.append(f"logits {logits.dtype}")
+    if isinstance(grads, dict):
+        bad = sorted({str(np.asarray(g).dtype) for g in grads.values()
+                      if np.asarray(g).dtype != claimed})
+        if bad:
+            found.append(f"gradients {', '.join(bad)}")
+    if isinstance(loss, (np.ndarray, np.generic)) and np.asarray(loss).dtype.kind == "f" \
+            and np.asarray(loss).dtype.itemsize < claimed.itemsize:
+        found.append(f"loss {np.asarray(loss).dtype}")
+    if found:
+        return (f"the model claims {claimed.name} (its parameters) but returns "
+                f"{'; '.join(found)}: finite differences would measure rounding noise")
+    if claimed != np.float64:
+        return None
+    key = f"b{len(model.dims) - 2}"
+    if key not in params or not np.size(params[key]):
+        return None
+    work = {k: np.array(v, copy=True) for k, v in params.items()}
+    base = work[key].reshape(-1)
+    orig = float(base[0])
+    eps = GRADCHECK_DEFAULTS["float64"][0]
+    losses = []
+    try:
+        for k in (-2, -1, 0, 1, 2):
+            base[0] = orig + k * eps
+            model.set_params(work)
+            losses.append(float(model.loss_and_grads(x, y)[0]))
+    finally:
+        model.set_params(params)
+    losses = np.array(losses)
+    if not np.all(np.isfinite(losses)):
+        return None
+    ks = np.arange(-2.0, 3.0)
+    fit = np.polyval(np.polyfit(ks, losses, 2), ks)
+    noise = float(np.abs(losses - fit).max())
+    scale = max(1.0, float(np.abs(losses).max()), float(np.abs(np.asarray(
+        logits, dtype=np.float64)[np.isfinite(logits)]).max(initial=0.0)))
+    if noise > NOISE_LIMIT_FLOAT64 * scale:
+        return (f"the model claims float64 but its loss is not computed in float64: five "
+                f"losses {eps:g} apart deviate from a parabola by {noise:.2e} (float64 "
+                f"rounding: about {1e-16 * scale:.0e}); finite differences would measure "
+                f"rounding noise, so nothing was checked")
+    return None
 
 
 def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden):

@@ -9,10 +9,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from harness.errors import ConfigError, ParamError, ProtocolError
 from harness.protocol import PROTOCOL_METHODS, Classifier
 from harness.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
+from harness.userframe import PROJECT_PACKAGES, describe_exception
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 BUILTIN_BACKENDS: tuple[str, ...] = ("scratch", "torch")
 
@@ -22,7 +26,9 @@ def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from scratch.optimizers import make_optimizer
 
     return MLP(spec.dims, spec.activation, spec.dtype, spec.seed,
-               optimizer=make_optimizer(**optimizer.to_dict()), param_error=ParamError)
+               optimizer=make_optimizer(**optimizer.to_dict()), param_error=ParamError,
+               loss_reduction=spec.loss_reduction, l2=optimizer.loss_weight_decay,
+               l2_on=optimizer.weight_decay_on)
 
 
 def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
@@ -65,24 +71,78 @@ def validate_backend_name(name: str) -> str:
     return name
 
 
+def _project_package_hint(module_name: str, cls_name: str) -> str:
+    top = module_name.split(".")[0]
+    return (f"{top!r} is one of nn-harness's own packages ({', '.join(PROJECT_PACKAGES)}); "
+            f"if your class is in a file of your own named {top}.py (or a folder {top}/), "
+            f"rename it, e.g. to my_{top}.py, and give 'my_{module_name}:{cls_name}'")
+
+
+def _refuse_shadowing(name: str, module_name: str, cls_name: str) -> None:
+    """Refuse a user module that has the name of one of the project's packages: it would
+    hide the project's own package (or be hidden by it)."""
+    top = module_name.split(".")[0]
+    if top not in PROJECT_PACKAGES:
+        return
+    own = (_PROJECT_ROOT / top).resolve()
+    cwd = Path.cwd()
+    for candidate in (cwd / f"{top}.py", cwd / top):
+        if candidate.exists() and candidate.resolve() != own:
+            raise ProtocolError(
+                f"backend {name!r}: your {candidate.name} in the current folder has the name "
+                f"of nn-harness's own package {top!r}, which it would hide (or be hidden by); "
+                f"rename it, e.g. to my_{top}.py, and give 'my_{module_name}:{cls_name}'")
+
+
+def _not_found_message(name: str, module_name: str) -> str:
+    cwd = os.getcwd()
+    top = module_name.split(".")[0]
+    return (f"cannot import module {module_name!r} for backend {name!r}: no {top}.py or "
+            f"package {top}/ was found; looked in the current folder ({cwd}), the folders on "
+            f"PYTHONPATH and the installed packages; run nn-harness from the folder that "
+            f"holds it, or add that folder to PYTHONPATH")
+
+
+def _is_missing(exc: ImportError, module_name: str) -> bool:
+    """Whether ``exc`` says that ``module_name`` itself (or a package above it) is missing,
+    rather than that something the user's module imports is."""
+    missing = getattr(exc, "name", None)
+    return isinstance(exc, ModuleNotFoundError) and missing is not None and (
+        module_name == missing or module_name.startswith(missing + "."))
+
+
 def load_user_class(name: str) -> type:
-    """Import the class named by "package.module:ClassName"."""
+    """Import the class named by "package.module:ClassName".
+
+    Raises ProtocolError when the module cannot be found (naming where it was looked
+    for), fails on import (naming the user's line), has the name of one of the
+    project's own packages without the class, or holds no such class.
+    """
     module_name, _, cls_name = validate_backend_name(name).partition(":")
+    _refuse_shadowing(name, module_name, cls_name)
     # like `python -m`, find the user's modules in the current folder
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    top = module_name.split(".")[0]
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import failure is the user's input problem
+        if isinstance(exc, ImportError) and _is_missing(exc, module_name):
+            if top in PROJECT_PACKAGES:
+                raise ProtocolError(
+                    f"cannot import module {module_name!r} for backend {name!r}: "
+                    f"{_project_package_hint(module_name, cls_name)}") from exc
+            raise ProtocolError(_not_found_message(name, module_name)) from exc
         raise ProtocolError(
             f"cannot import module {module_name!r} for backend {name!r}: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+            f"{describe_exception(exc)}") from exc
     obj = module
     for part in cls_name.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise ProtocolError(f"module {module_name!r} has no attribute {cls_name!r}")
+            hint = (f"; {_project_package_hint(module_name, cls_name)}"
+                    if top in PROJECT_PACKAGES else "")
+            raise ProtocolError(f"module {module_name!r} has no attribute {cls_name!r}{hint}")
     if not isinstance(obj, type):
         raise ProtocolError(f"backend {name!r} is not a class (got {type(obj).__name__})")
     return obj
@@ -119,8 +179,8 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     cls = load_user_class(name)
     try:
         model = cls(spec, optimizer)
-    except (ConfigError, ValueError) as exc:
-        raise ProtocolError(f"backend {name!r} refused the configuration: {exc}") from exc
+    except Exception as exc:  # the user's code: any exception is a bad plug-in or setting
+        raise ProtocolError(f"could not build `{name}`: {describe_exception(exc)}") from exc
     check_protocol(model, name)
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")

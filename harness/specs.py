@@ -17,10 +17,21 @@ ACTIVATION_NAMES: tuple[str, ...] = ("relu", "tanh", "sigmoid", "leaky_relu", "g
 LEAKY_RELU_SLOPE: float = 0.01
 DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
 OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw")
+#: how the loss (and so its gradients) reduces over the batch
+LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+#: where weight decay is applied: inside the optimizer (torch.optim) or as an L2 term in the loss
+WEIGHT_DECAY_IN: tuple[str, ...] = ("optimizer", "loss")
+#: which parameters weight decay reaches: every one (torch.optim) or the weights ``W{i}`` only
+WEIGHT_DECAY_ON: tuple[str, ...] = ("all", "weights")
 
 
 def _choices(values) -> str:
     return ", ".join(values)
+
+
+def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"`{key}` must be one of {_choices(choices)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -37,12 +48,17 @@ class ModelSpec:
         ``float32`` or ``float64``; kept end to end.
     seed : int
         Seed of the initial parameters (uniform in +-1/sqrt(fan_in), as nn.Linear).
+    loss_reduction : str
+        ``mean`` (default, as ``F.cross_entropy``): the loss and its gradients are
+        averaged over the batch; ``sum``: summed over it (the optimizer then steps with
+        the summed gradients).
     """
 
     dims: tuple[int, ...]
     activation: str = "relu"
     dtype: str = "float64"
     seed: int = 0
+    loss_reduction: str = "mean"
 
     def __post_init__(self) -> None:
         try:
@@ -68,6 +84,13 @@ class ModelSpec:
         if self.seed < 0:
             raise ConfigError(f"`seed` must be >= 0, got {self.seed}")
         object.__setattr__(self, "seed", int(self.seed))
+        _check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
+
+    def describe(self) -> str:
+        """One line: "dims 64-32-10, relu, float64, seed 0; loss: mean over the batch"."""
+        dims = "-".join(map(str, self.dims))
+        return (f"dims {dims}, {self.activation}, {self.dtype}, seed {self.seed}; "
+                f"loss: {self.loss_reduction} over the batch")
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -108,6 +131,8 @@ class OptimizerSpec:
     betas: tuple[float, float] = field(default=(0.9, 0.999))
     eps: float = 1e-8
     weight_decay: float = 0.0
+    weight_decay_in: str = "optimizer"
+    weight_decay_on: str = "all"
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZER_NAMES:
@@ -143,6 +168,44 @@ class OptimizerSpec:
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ConfigError(f"`betas` must be two numbers in [0, 1), got {self.betas!r}")
         object.__setattr__(self, "betas", betas)
+        _check_choice("weight_decay_in", self.weight_decay_in, WEIGHT_DECAY_IN)
+        _check_choice("weight_decay_on", self.weight_decay_on, WEIGHT_DECAY_ON)
+        if self.name == "adamw" and self.weight_decay_in == "loss":
+            raise ConfigError(
+                "`weight_decay_in` loss does not apply to adamw: AdamW's decay is decoupled "
+                "(it shrinks the parameters apart from the gradient), so it cannot sit in the "
+                "loss; use adam for an L2 term in the loss, or leave adamw's decay in the "
+                "optimizer")
+
+    @property
+    def optimizer_weight_decay(self) -> float:
+        """The decay the optimizer itself applies: 0 when it sits in the loss."""
+        return self.weight_decay if self.weight_decay_in == "optimizer" else 0.0
+
+    @property
+    def loss_weight_decay(self) -> float:
+        """The L2 coefficient added to the loss: 0 unless ``weight_decay_in`` is loss."""
+        return self.weight_decay if self.weight_decay_in == "loss" else 0.0
+
+    def describe(self) -> str:
+        """One line, e.g. "adam (lr 0.001, betas (0.9, 0.999), eps 1e-08, weight decay
+        0.0001 in the optimizer, on all parameters)"."""
+        parts = [f"lr {self.lr:g}"]
+        if self.name == "sgd":
+            if self.momentum:
+                parts.append(f"momentum {self.momentum:g}" + (", Nesterov" if self.nesterov
+                                                               else ""))
+        else:
+            parts.append(f"betas ({self.betas[0]:g}, {self.betas[1]:g}), eps {self.eps:g}")
+        if self.weight_decay:
+            where = "in the loss" if self.weight_decay_in == "loss" else "in the optimizer"
+            if self.name == "adamw":
+                where = "decoupled"
+            on = "on all parameters" if self.weight_decay_on == "all" else "on weights only"
+            parts.append(f"weight decay {self.weight_decay:g} {where}, {on}")
+        else:
+            parts.append("no weight decay")
+        return f"{self.name} ({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -77,6 +77,18 @@ breast_cancer and synthetic, seeds 0-2, with sgd, adam and adamw (45 runs, 100 t
   (:attr:`TrajectoryReport.drift`) shows when each threshold was crossed, and the
   same run in float64 separates drift from a wrong rule.
 
+With a float64 arbiter (``compare_training(..., arbiter=model64)``, float32 runs only)
+the growth factor is replaced by the reference's own measured drift: the arbiter, started
+from the reference's weights, trains side by side on the same batches, and at step ``t``
+the candidate passes when::
+
+    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{s <= t} |reference - arbiter| + floor
+
+(losses every step; the largest parameter entry difference at epoch ends; ``floor`` is
+:data:`harness.compare.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
+value). The reference's drift from float64 is what float32 costs on this very run, so a
+candidate that drifts several times further is doing something else.
+
 Accuracies are recorded but not compared: one sample on a decision boundary moves
 accuracy by 1/N.
 """
@@ -92,7 +104,8 @@ from typing import Any
 import numpy as np
 
 from harness.batches import iterate_batches
-from harness.compare import model_dtype, resolve_tolerances, validate_batch
+from harness.compare import (ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, model_dtype,
+                             resolve_tolerances, validate_batch)
 from harness.errors import ConfigError, NumericalError
 from harness.numerics import mean_cross_entropy
 from harness.util import check_int, isna, json_float
@@ -462,10 +475,48 @@ class TrajectoryReport:
     shuffle: bool
     first_divergence: Divergence | None = None
     error: NumericalError | None = None
+    arbiter: bool = False
+    n_param_entries: int = 0
 
     @property
     def passed(self) -> bool:
         return self.first_divergence is None and self.error is None
+
+    @property
+    def rule(self) -> str:
+        """``"arbiter"`` when a float64 arbiter judged the run, else ``"tolerance"``."""
+        return "arbiter" if self.arbiter else "tolerance"
+
+    @property
+    def n_loss_steps(self) -> int:
+        """Steps whose batch losses were compared."""
+        return int(len(self._series("loss_diff")))
+
+    @property
+    def n_param_checks(self) -> int:
+        """Epoch ends at which every parameter entry was compared."""
+        return int(len(self._series("param_diff")))
+
+    @property
+    def n_quantities(self) -> int:
+        """Quantities compared: the loss of every step and the parameters of every epoch end."""
+        return self.n_loss_steps + self.n_param_checks
+
+    @property
+    def n_entries(self) -> int:
+        """Entries compared: one loss per step, every parameter entry per epoch end."""
+        return self.n_loss_steps + self.n_param_checks * self.n_param_entries
+
+    @property
+    def n_excused(self) -> int:
+        """Entries let through without comparison: none in a trajectory comparison."""
+        return 0
+
+    @property
+    def counts_line(self) -> str:
+        return (f"{self.n_quantities:,} quantities ({self.n_loss_steps:,} step losses, "
+                f"{self.n_param_checks} epoch-end parameter sets), {self.n_entries:,} entries "
+                f"compared, {self.n_excused} excused")
 
     def _series(self, quantity: str, backend: str = DIFFERENCE):
         h = self.history
@@ -515,7 +566,7 @@ class TrajectoryReport:
                  & (h["backend"] != DIFFERENCE)]
         out: dict[str, dict[str, float]] = {self.reference: {}, self.candidate: {}}
         for backend, quantity, value in zip(last["backend"], last["quantity"], last["value"]):
-            out[backend][quantity] = float(value)
+            out.setdefault(backend, {})[quantity] = float(value)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -530,6 +581,13 @@ class TrajectoryReport:
             "rtol": self.rtol,
             "atol": self.atol,
             "growth_steps": self.growth_steps,
+            "rule": self.rule,
+            "arbiter": self.arbiter,
+            "n_quantities": self.n_quantities,
+            "n_loss_steps": self.n_loss_steps,
+            "n_param_checks": self.n_param_checks,
+            "n_entries": self.n_entries,
+            "n_excused": self.n_excused,
             "epochs": self.epochs,
             "epochs_done": self.epochs_done,
             "steps": self.steps,
@@ -554,12 +612,18 @@ class TrajectoryReport:
 
     def __str__(self) -> str:
         growth = "" if self.growth_steps is None else f" x (1 + step/{self.growth_steps:g})"
+        if self.arbiter:
+            rule = (f"rule at each step: |{self.candidate} - float64 arbiter| <= "
+                    f"{ARBITER_MULTIPLIER:g} x the largest |{self.reference} - arbiter| so far "
+                    f"+ {ARBITER_FLOOR_ULPS:g} float32 ulps")
+        else:
+            rule = (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
+                    f"rtol={self.rtol:g}, atol={self.atol:g}")
         lines = [
             (f"training: {self.candidate} against {self.reference}, {self.dtype}, "
              f"{self.epochs_done}/{self.epochs} epochs, {self.steps} steps of batch size "
              f"{self.batch_size}, seed {self.seed}{'' if self.shuffle else ', no shuffle'}"),
-            (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
-             f"rtol={self.rtol:g}, atol={self.atol:g}"),
+            rule,
         ]
         final = self.final
         quantities = [q for q in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -589,11 +653,12 @@ class TrajectoryReport:
                          f"{self.steps} steps")
         else:
             lines.append(f"FAIL: first divergence at {first}")
-            if self.dtype == "float32":
+            if self.dtype == "float32" and not self.arbiter:
                 lines.append("note: float32 trajectories of two correct implementations can "
                              "part late in a run (a ReLU input within rounding of zero, Adam "
                              "scaling up a rounding-sized gradient); a divergence in the first "
                              "steps points to a wrong rule; rerun in float64 to tell")
+        lines.append(self.counts_line)
         return "\n".join(lines)
 
 
@@ -629,7 +694,7 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
                      atol: float | None = None, shuffle: bool = True,
                      growth_steps: float | None = GROWTH_STEPS,
                      reference_name: str = "reference", candidate_name: str = "candidate",
-                     on_epoch: EpochCallback | None = None) -> TrajectoryReport:
+                     on_epoch: EpochCallback | None = None, arbiter=None) -> TrajectoryReport:
     """Train two models from identical parameters on identical batches; compare trajectories.
 
     The candidate first receives the reference's parameters; both should be fresh
@@ -666,6 +731,13 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         ``on_epoch(epoch, step, metrics)`` after each epoch (e.g. a progress bar);
         ``metrics`` has an entry per model and one, :data:`DIFFERENCE`, with
         ``param_diff`` and ``max_loss_diff`` (the epoch's largest loss difference).
+    arbiter : Classifier, optional
+        A float64 model of the reference's kind and optimizer. Its parameters are set
+        to the reference's (up-cast) and it trains on the same batches; in a float32
+        comparison it replaces the tolerances and their growth (module docstring,
+        "Trajectory tolerance"); the history gains ``ref_loss_drift``,
+        ``cand_loss_drift`` (every step) and ``ref_param_drift``, ``cand_param_drift``
+        (epoch ends), the distances of each model from it. Not used in float64.
 
     Returns
     -------
@@ -695,9 +767,28 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     tol = {"rtol": rtol, "atol": atol, "growth_steps": growth_steps}
 
+    use_arbiter = arbiter is not None and np.dtype(dtype) != np.float64
+    arbiter_name = f"{reference_name} (float64 arbiter)"
+    if arbiter is not None:
+        if tuple(getattr(arbiter, "dims", ())) != tuple(dims):
+            raise ConfigError(f"the arbiter's dims {tuple(getattr(arbiter, 'dims', ()))} "
+                              f"differ from the models' {tuple(dims)}")
+        if model_dtype(arbiter) != np.float64:
+            raise ConfigError(f"the arbiter must be a float64 model, got "
+                              f"{model_dtype(arbiter).name}")
+        if arbiter_name == candidate_name:
+            raise ConfigError(f"`candidate_name` {candidate_name!r} is the arbiter's label")
+
     copy_params(reference, candidate)
+    if use_arbiter:
+        arbiter.set_params({k: np.asarray(v, dtype=np.float64)
+                            for k, v in reference.get_params().items()})
+        models[arbiter_name] = arbiter
+    n_param_entries = sum(int(np.size(v)) for v in reference.get_params().values())
+    eps32 = float(np.finfo(np.float32).eps)
     rows: list[tuple] = []
-    state: dict[str, Any] = {"first": None, "epoch_max": 0.0}
+    state: dict[str, Any] = {"first": None, "epoch_max": 0.0, "loss_drift": 0.0,
+                             "param_drift": 0.0}
 
     def note(div: Divergence) -> None:
         if state["first"] is None:
@@ -706,22 +797,50 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     def on_step(step: int, epoch: int, losses: dict) -> None:
         lr_, lc = losses[reference_name], losses[candidate_name]
         diff = abs(lc - lr_) if math.isfinite(lr_) and math.isfinite(lc) else math.nan
-        bound = trajectory_bound(abs(lr_) if math.isfinite(lr_) else 0.0, step, **tol)
         rows.append((step, epoch, DIFFERENCE, "loss_diff", diff))
-        rows.append((step, epoch, DIFFERENCE, "loss_bound", bound))
         state["epoch_max"] = max(state["epoch_max"], diff) if math.isfinite(diff) else math.nan
-        if not diff <= bound:
-            note(Divergence(step, epoch, "loss", diff, bound))
+        if use_arbiter:
+            l64 = losses[arbiter_name]
+            drift = abs(lr_ - l64)
+            judged = abs(lc - l64)
+            if not math.isfinite(judged):
+                judged = math.nan
+            if math.isfinite(drift):
+                state["loss_drift"] = max(state["loss_drift"], drift)
+            bound = ARBITER_MULTIPLIER * state["loss_drift"] + ARBITER_FLOOR_ULPS * eps32 * (
+                abs(l64) if math.isfinite(l64) else 0.0)
+            rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
+            rows.append((step, epoch, DIFFERENCE, "cand_loss_drift", judged))
+        else:
+            judged = diff
+            bound = trajectory_bound(abs(lr_) if math.isfinite(lr_) else 0.0, step, **tol)
+        rows.append((step, epoch, DIFFERENCE, "loss_bound", bound))
+        if not judged <= bound:
+            note(Divergence(step, epoch, "loss", judged, bound))
 
     def after_epoch(epoch: int, step: int, metrics: dict) -> None:
-        diff, scale, where = _param_difference(reference.get_params(), candidate.get_params())
-        bound = trajectory_bound(scale, step, **tol)
+        p_ref, p_cand = reference.get_params(), candidate.get_params()
+        diff, scale, where = _param_difference(p_ref, p_cand)
         rows.append((step, epoch, DIFFERENCE, "param_diff", diff))
+        if use_arbiter:
+            p64 = arbiter.get_params()
+            drift, scale64, _ = _param_difference(p64, p_ref)
+            judged, _, where = _param_difference(p64, p_cand)
+            if math.isfinite(drift):
+                state["param_drift"] = max(state["param_drift"], drift)
+            bound = (ARBITER_MULTIPLIER * state["param_drift"]
+                     + ARBITER_FLOOR_ULPS * eps32 * scale64)
+            rows.append((step, epoch, DIFFERENCE, "ref_param_drift", drift))
+            rows.append((step, epoch, DIFFERENCE, "cand_param_drift", judged))
+        else:
+            judged = diff
+            bound = trajectory_bound(scale, step, **tol)
         rows.append((step, epoch, DIFFERENCE, "param_bound", bound))
-        if not diff <= bound:
-            note(Divergence(step, epoch, "params", diff, bound, where))
+        if not judged <= bound:
+            note(Divergence(step, epoch, "params", judged, bound, where))
         if on_epoch is not None:
-            on_epoch(epoch, step, {**metrics, DIFFERENCE: {
+            shown = {k: v for k, v in metrics.items() if k != arbiter_name or not use_arbiter}
+            on_epoch(epoch, step, {**shown, DIFFERENCE: {
                 "param_diff": diff, "max_loss_diff": state["epoch_max"]}})
         state["epoch_max"] = 0.0
 
@@ -732,6 +851,7 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     return TrajectoryReport(
         history=history.reset_index(drop=True), reference=reference_name,
         candidate=candidate_name, dtype=np.dtype(dtype).name, rtol=rtol, atol=atol,
-        growth_steps=growth_steps, epochs=int(epochs), epochs_done=log.epochs_done,
-        steps=log.steps_done, batch_size=log.batch_size, seed=int(seed),
-        shuffle=bool(shuffle), first_divergence=state["first"], error=log.error)
+        growth_steps=None if use_arbiter else growth_steps, epochs=int(epochs),
+        epochs_done=log.epochs_done, steps=log.steps_done, batch_size=log.batch_size,
+        seed=int(seed), shuffle=bool(shuffle), first_divergence=state["first"],
+        error=log.error, arbiter=use_arbiter, n_param_entries=n_param_entries)

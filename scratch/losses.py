@@ -1,5 +1,9 @@
 """Softmax cross-entropy, computed through log-sum-exp (never log(softmax)).
 
+The loss reduces over the batch by its mean (``reduction="mean"``, as
+``F.cross_entropy``) or its sum (``"sum"``, as much hand-written code does); the
+gradient is that of the reduced loss (divided by N, or not).
+
 :func:`cross_entropy_grad` is the readable fused loss and gradient;
 :func:`softmax_cross_entropy_t` computes the same numbers in place on transposed
 logits, for the fast model.
@@ -33,42 +37,58 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean of -log softmax(z)_y over the batch.
+REDUCTIONS = ("mean", "sum")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"`reduction` must be one of {', '.join(REDUCTIONS)}, "
+                         f"got {reduction!r}")
+
+
+def cross_entropy(logits: np.ndarray, y: np.ndarray, reduction: str = "mean") -> float:
+    """Mean (or sum, ``reduction="sum"``) of -log softmax(z)_y over the batch.
 
     Parameters
     ----------
     logits : ndarray of shape (N, C)
     y : ndarray of int, shape (N,)
         Class indices in 0..C-1.
+    reduction : {"mean", "sum"}
     """
+    _check_reduction(reduction)
     logp = log_softmax(logits)
-    return float(-logp[np.arange(len(y)), y].mean())
+    picked = -logp[np.arange(len(y)), y]
+    return float(picked.mean() if reduction == "mean" else picked.sum())
 
 
-def cross_entropy_grad(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+def cross_entropy_grad(logits: np.ndarray, y: np.ndarray,
+                       reduction: str = "mean") -> tuple[float, np.ndarray]:
     """Loss and its gradient with respect to the logits, fused.
 
-    dL/dz_ij = (softmax(z)_ij - [j == y_i]) / N
+    dL/dz_ij = (softmax(z)_ij - [j == y_i]) / N     (mean; without the / N for sum)
 
     Returns
     -------
     loss : float
     dlogits : ndarray of shape (N, C), in the logits' dtype
     """
+    _check_reduction(reduction)
     n = len(y)
     logp = log_softmax(logits)
     rows = np.arange(n)
-    loss = float(-logp[rows, y].mean())
+    picked = -logp[rows, y]
+    loss = float(picked.mean() if reduction == "mean" else picked.sum())
     dlogits = np.exp(logp)
     dlogits[rows, y] -= 1
-    dlogits /= n
+    if reduction == "mean":
+        dlogits /= n
     return loss, dlogits
 
 
 def softmax_cross_entropy_t(logits_t: np.ndarray, y: np.ndarray, row_max: np.ndarray,
-                            row_sum: np.ndarray, columns: np.ndarray, flat_index: np.ndarray
-                            ) -> float:
+                            row_sum: np.ndarray, columns: np.ndarray, flat_index: np.ndarray,
+                            reduction: str = "mean") -> float:
     """Loss of transposed logits; their gradient is written over them, in place.
 
     The maths of :func:`cross_entropy_grad`, with the logits stored class-major,
@@ -92,6 +112,8 @@ def softmax_cross_entropy_t(logits_t: np.ndarray, y: np.ndarray, row_max: np.nda
         0, 1, ..., N-1.
     flat_index : ndarray of intp, shape (N,)
         Work buffer: where each sample's true-class logit sits in ``logits_t.ravel()``.
+    reduction : {"mean", "sum"}
+        ``sum``: the loss and its gradient without the division by N.
 
     Returns
     -------
@@ -109,9 +131,11 @@ def softmax_cross_entropy_t(logits_t: np.ndarray, y: np.ndarray, row_max: np.nda
     np.add.reduce(logits_t, axis=0, out=row_sum)
     per_sample = np.log(row_sum, out=row_max)  # row_max is free again
     np.subtract(per_sample, true_shifted, out=per_sample)  # >= 0: no cancellation
-    loss = float(np.add.reduce(per_sample)) / n
+    scale = n if reduction == "mean" else 1
+    loss = float(np.add.reduce(per_sample)) / scale
 
-    np.multiply(row_sum, n, out=row_sum)
+    if scale != 1:
+        np.multiply(row_sum, scale, out=row_sum)
     np.divide(logits_t, row_sum, out=logits_t)  # softmax / N
-    flat[flat_index] -= 1.0 / n  # minus onehot / N
+    flat[flat_index] -= 1.0 / scale  # minus onehot / N
     return loss

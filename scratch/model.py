@@ -84,8 +84,10 @@ class MLP(ReferenceMLP):
     MAX_WORKSPACES = 2
 
     def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
-                 param_error: type[ValueError] = ValueError):
-        super().__init__(dims, activation, dtype, seed, optimizer, param_error=param_error)
+                 param_error: type[ValueError] = ValueError, loss_reduction="mean", l2=0.0,
+                 l2_on="all"):
+        super().__init__(dims, activation, dtype, seed, optimizer, param_error=param_error,
+                         loss_reduction=loss_reduction, l2=l2, l2_on=l2_on)
         self._workspaces: dict[int, Workspace] = {}
         self._grads: dict[str, np.ndarray] | None = None  # train_step's gradient buffers
 
@@ -162,7 +164,8 @@ class MLP(ReferenceMLP):
         np.add(ws.logits.T, self.params[f"b{last}"][:, None], out=z_t)
         if keep is not None:
             keep[f"z{last}"] = z_t.T.copy()
-        loss = softmax_cross_entropy_t(z_t, y, **ws.loss_buffers)  # z_t <- dz_{L-1}^T
+        loss = softmax_cross_entropy_t(z_t, y, **ws.loss_buffers,
+                                       reduction=self.loss_reduction)  # z_t <- dz_{L-1}^T
 
         dz = z_t.T  # (N, C), a view
         for i in reversed(range(self.n_layers)):
@@ -177,10 +180,11 @@ class MLP(ReferenceMLP):
                 # dL/da_i = dz_i @ W_i^T goes where a_i was: a_i is no longer needed
                 np.matmul(dz, self.params[f"W{i}"].T, out=a_in)
                 dz = np.multiply(a_in, ws.derivs[i - 1], out=a_in)  # dz_{i-1} = dL/da_i * f'
-        return loss
+        return self._add_l2(loss, grads)  # the L2 term of weight decay in the loss, if any
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean softmax cross-entropy on (x, y) and its gradient for every parameter.
+        """Mean (or summed) softmax cross-entropy on (x, y), plus the L2 term if any,
+        and its gradient for every parameter.
 
         The gradients are fresh arrays the caller may keep.
 

@@ -73,6 +73,22 @@ class Work:
         return views
 
 
+#: which parameters weight decay reaches: every one, or the weights ``W{i}`` only
+DECAY_ON = ("all", "weights")
+
+
+def _check_decay_on(value: str) -> str:
+    if value not in DECAY_ON:
+        raise ValueError(f"`weight_decay_on` must be one of {', '.join(DECAY_ON)}, "
+                         f"got {value!r}")
+    return value
+
+
+def decays(name: str, weight_decay_on: str) -> bool:
+    """Whether the parameter ``name`` (``W{i}`` or ``b{i}``) is decayed under ``weight_decay_on``."""
+    return weight_decay_on == "all" or name.startswith("W")
+
+
 class SGD:
     """torch.optim.SGD with dampening 0.
 
@@ -86,7 +102,8 @@ class SGD:
             g <- b                                    (otherwise)
         p <- p - lr * g
 
-    Weight decay is added to the gradient of every parameter, biases included.
+    Weight decay is added to the gradient of every parameter, biases included
+    (``weight_decay_on="all"``), or of the weights ``W{i}`` only (``"weights"``).
 
     Parameters
     ----------
@@ -94,14 +111,16 @@ class SGD:
     momentum : float
     nesterov : bool
     weight_decay : float
+    weight_decay_on : {"all", "weights"}
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, weight_decay_on: str = "all"):
         self.lr = lr
         self.momentum = momentum
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.weight_decay_on = _check_decay_on(weight_decay_on)
         self.buffers: dict[str, np.ndarray] = {}
         self._work = Work()
 
@@ -109,6 +128,7 @@ class SGD:
         """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         for name, p in params.items():
             g = grads[name]
+            wd = self.weight_decay if decays(name, self.weight_decay_on) else 0.0
             buf = None
             first = False
             if self.momentum != 0:
@@ -117,20 +137,21 @@ class SGD:
                     buf = self.buffers[name] = np.empty_like(p)
                     first = True
             if p.size <= BLOCK:  # one block: the arrays as they are
-                self._update(p, g, buf, first)
+                self._update(p, g, buf, first, wd)
             else:
                 for pb, gb, bb in blocks(p, g, buf):
-                    self._update(pb, gb, bb, first)
+                    self._update(pb, gb, bb, first, wd)
 
     def _update(self, p: np.ndarray, g: np.ndarray, buf: np.ndarray | None,
-                first: bool) -> None:
-        """The rule on one block; ``buf`` is the momentum buffer's block (None without)."""
-        if self.weight_decay != 0 or self.nesterov:
+                first: bool, wd: float) -> None:
+        """The rule on one block; ``buf`` is the momentum buffer's block (None without),
+        ``wd`` this parameter's weight decay."""
+        if wd != 0 or self.nesterov:
             w, u = self._work.like(p, 2)
         else:  # one work array is enough (less memory for the plain rule)
             (u,) = self._work.like(p, 1)
-        if self.weight_decay != 0:
-            np.multiply(p, self.weight_decay, out=w)
+        if wd != 0:
+            np.multiply(p, wd, out=w)
             g = np.add(g, w, out=w)  # g <- g + weight_decay * p
         if self.momentum != 0:
             if first:
@@ -178,7 +199,8 @@ class Adam:
 
     computed as torch computes it: ``denom = sqrt(v) / sqrt(1 - beta2^t) + eps`` and
     ``p <- p - (lr / (1 - beta1^t)) * m / denom``, so eps is added after the square
-    root and the bias correction. Weight decay reaches every parameter, biases included.
+    root and the bias correction. Weight decay reaches every parameter, biases included
+    (``weight_decay_on="all"``), or the weights ``W{i}`` only (``"weights"``).
 
     Parameters
     ----------
@@ -186,17 +208,19 @@ class Adam:
     betas : (float, float)
     eps : float
     weight_decay : float
+    weight_decay_on : {"all", "weights"}
     """
 
     #: AdamW sets this: decay the parameter itself instead of adding an L2 gradient
     decoupled = False
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, weight_decay_on: str = "all"):
         self.lr = lr
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.weight_decay = weight_decay
+        self.weight_decay_on = _check_decay_on(weight_decay_on)
         self.steps: dict[str, int] = {}
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
@@ -216,21 +240,23 @@ class Adam:
                 self.m[name] = np.zeros_like(p)
                 self.v[name] = np.zeros_like(p)
             m, v = self.m[name], self.v[name]
+            wd = self.weight_decay if decays(name, self.weight_decay_on) else 0.0
             if p.size <= BLOCK:  # one block: the arrays as they are
-                self._update(p, g, m, v, t)
+                self._update(p, g, m, v, t, wd)
             else:
                 for pb, gb, mb, vb in blocks(p, g, m, v):
-                    self._update(pb, gb, mb, vb, t)
+                    self._update(pb, gb, mb, vb, t, wd)
 
     def _update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
-                t: int) -> None:
-        """The rule on one block of a parameter, its gradient and its two moments."""
+                t: int, wd: float) -> None:
+        """The rule on one block of a parameter, its gradient and its two moments;
+        ``wd`` is this parameter's weight decay."""
         w, u = self._work.like(p, 2)
-        if self.weight_decay != 0:
+        if wd != 0:
             if self.decoupled:
-                p *= 1 - self.lr * self.weight_decay  # AdamW: shrink p itself
+                p *= 1 - self.lr * wd  # AdamW: shrink p itself
             else:
-                np.multiply(p, self.weight_decay, out=w)
+                np.multiply(p, wd, out=w)
                 g = np.add(g, w, out=w)  # Adam: g <- g + weight_decay * p
         lerp_(m, g, 1 - self.beta1, work=u)  # m <- beta1 m + (1 - beta1) g
         v *= self.beta2
@@ -251,7 +277,8 @@ class AdamW(Adam):
     """torch.optim.AdamW: Adam with decoupled weight decay.
 
     The same rule as :class:`Adam` without the L2 term; instead, before the moment
-    updates, ``p <- p * (1 - lr * weight_decay)``. Every parameter, biases included.
+    updates, ``p <- p * (1 - lr * weight_decay)``. Every parameter, biases included,
+    or the weights only (``weight_decay_on="weights"``).
     """
 
     decoupled = True
@@ -259,15 +286,28 @@ class AdamW(Adam):
 
 def make_optimizer(name: str = "sgd", lr: float = 0.01, momentum: float = 0.0,
                    nesterov: bool = False, betas=(0.9, 0.999), eps: float = 1e-8,
-                   weight_decay: float = 0.0):
+                   weight_decay: float = 0.0, weight_decay_in: str = "optimizer",
+                   weight_decay_on: str = "all"):
     """Build the optimizer ``name`` (sgd, adam, adamw) with torch.optim's argument names.
 
     Arguments that do not apply to ``name`` (momentum for adam, betas for sgd) are ignored.
+    With ``weight_decay_in="loss"`` the decay is the model's L2 term in the loss, so the
+    optimizer is built without any (``weight_decay`` 0); ``weight_decay_on`` is "all"
+    (every parameter) or "weights" (``W{i}`` only).
     """
+    if weight_decay_in not in ("optimizer", "loss"):
+        raise ValueError(f"`weight_decay_in` must be one of optimizer, loss, "
+                         f"got {weight_decay_in!r}")
+    if weight_decay_in == "loss":
+        if name == "adamw":
+            raise ValueError("`weight_decay_in` loss does not apply to adamw: its decay is "
+                             "decoupled from the gradient")
+        weight_decay = 0.0
+    on = dict(weight_decay=weight_decay, weight_decay_on=weight_decay_on)
     if name == "sgd":
-        return SGD(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        return SGD(lr=lr, momentum=momentum, nesterov=nesterov, **on)
     if name == "adam":
-        return Adam(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        return Adam(lr=lr, betas=betas, eps=eps, **on)
     if name == "adamw":
-        return AdamW(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        return AdamW(lr=lr, betas=betas, eps=eps, **on)
     raise ValueError(f"unknown optimizer {name!r}; choose one of sgd, adam, adamw")

@@ -66,10 +66,27 @@ class ReferenceMLP:
         Defaults to ``SGD(lr=0.01)``.
     param_error : subclass of ValueError, optional
         What ``set_params`` raises for a dictionary that does not fit; ``ValueError``.
+    loss_reduction : {"mean", "sum"}
+        The cross-entropy averaged (default) or summed over the batch; the gradients
+        are those of that loss.
+    l2 : float
+        Weight decay in the loss: ``0.5 * l2 * sum ||p||^2`` is added to the loss and
+        ``l2 * p`` to the gradients (default 0: none; the optimizer may decay instead).
+    l2_on : {"all", "weights"}
+        The parameters the L2 term covers: every one, or the weights ``W{i}`` only.
     """
 
     def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
-                 param_error: type[ValueError] = ValueError):
+                 param_error: type[ValueError] = ValueError, loss_reduction="mean", l2=0.0,
+                 l2_on="all"):
+        if loss_reduction not in ("mean", "sum"):
+            raise ValueError(f"`loss_reduction` must be one of mean, sum, "
+                             f"got {loss_reduction!r}")
+        if l2_on not in ("all", "weights"):
+            raise ValueError(f"`l2_on` must be one of all, weights, got {l2_on!r}")
+        self.loss_reduction = loss_reduction
+        self.l2 = float(l2)
+        self.l2_on = l2_on
         self.dims = tuple(int(d) for d in dims)
         self.activation = activation
         self.dtype = np.dtype(dtype)
@@ -86,6 +103,17 @@ class ReferenceMLP:
     @property
     def n_layers(self) -> int:
         return len(self.dims) - 1
+
+    def _add_l2(self, loss: float, grads: dict[str, np.ndarray]) -> float:
+        """``loss`` plus the L2 term of ``l2``; adds ``l2 * p`` to ``grads`` in place."""
+        if not self.l2:
+            return loss
+        total = 0.0
+        for name, p in self.params.items():
+            if self.l2_on == "all" or name.startswith("W"):
+                total += float(np.vdot(p, p))  # sum ||p||^2
+                grads[name] += self.l2 * p
+        return loss + 0.5 * self.l2 * total
 
     # ----------------------------------------------------------------- parameters
     def get_params(self) -> dict[str, np.ndarray]:
@@ -143,7 +171,8 @@ class ReferenceMLP:
         return {k: grads[k] for k in self.params}, dzs
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean softmax cross-entropy on (x, y) and its gradient for every parameter.
+        """Mean (or summed) softmax cross-entropy on (x, y), plus the L2 term if any,
+        and its gradient for every parameter.
 
         Parameters
         ----------
@@ -151,9 +180,9 @@ class ReferenceMLP:
         y : ndarray of int, shape (N,)
         """
         acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
-        loss, dlogits = cross_entropy_grad(zs[-1], np.asarray(y))
+        loss, dlogits = cross_entropy_grad(zs[-1], np.asarray(y), self.loss_reduction)
         grads, _ = self._backward(acts, zs, dlogits)
-        return loss, grads
+        return self._add_l2(loss, grads), grads
 
     def intermediates(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Named intermediates of one forward and backward pass, in computation order.
@@ -162,8 +191,9 @@ class ReferenceMLP:
         then, from the output layer down, ``dz{i}``, ``dW{i}``, ``db{i}``.
         """
         acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
-        _, dlogits = cross_entropy_grad(zs[-1], np.asarray(y))
+        _, dlogits = cross_entropy_grad(zs[-1], np.asarray(y), self.loss_reduction)
         grads, dzs = self._backward(acts, zs, dlogits)
+        self._add_l2(0.0, grads)
         return ordered_intermediates(zs, acts[1:], dzs, grads)
 
     # ------------------------------------------------------------------ training

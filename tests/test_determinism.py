@@ -51,7 +51,8 @@ def tree(folder: Path) -> dict[str, bytes]:
 def without_timings(obj):
     if isinstance(obj, dict):
         return {k: without_timings(v) for k, v in obj.items()
-                if k not in TIMING_KEYS and not k.startswith("train_time_s")}
+                if k not in TIMING_KEYS and not k.startswith("train_time_s")
+                and not (k.startswith("t_") and k.endswith("_s"))}  # a check's duration
     if isinstance(obj, list):
         return [without_timings(v) for v in obj]
     return obj

@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 class FaultyMLP(MLP):
     """The scratch MLP behind the plug-in constructor, with faults chosen by the seed.
 
-    seed 6: the constructor raises. seed 7: ``loss_and_grads`` raises. seed 8: the process dies when constructed inside
-    a Dask worker (never in the test process). seed 9: the gradient of ``b0`` is halved,
-    so the equivalence check and the gradient check fail. seed 10: from the third call
-    on, ``train_step`` takes its step twice, so the training trajectories part
-    after step 3.
+    seed 6: the constructor raises. seed 7: ``loss_and_grads`` raises. seed 8: the process
+    dies when constructed inside a Dask worker (never in the test process). seed 9: the
+    gradient of ``b0`` is halved, so the equivalence check and the gradient check fail.
+    seed 10: from the third call on, ``train_step`` takes its step twice, so the training
+    trajectories part after step 3.
     Any other seed: correct.
     """
 

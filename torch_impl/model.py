@@ -84,22 +84,44 @@ class OptimizerSettings:
     weight_decay: float = 0.0
 
 
-def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
-    """torch.optim's own optimizer for ``spec``.
+def _conventions(spec) -> tuple[str, str]:
+    """``spec``'s (weight_decay_in, weight_decay_on), torch.optim's when it names none."""
+    return (getattr(spec, "weight_decay_in", "optimizer"),
+            getattr(spec, "weight_decay_on", "all"))
 
-    ``spec`` has ``name`` (sgd, adam or adamw), ``lr``, ``momentum``, ``nesterov``,
-    ``betas``, ``eps`` and ``weight_decay`` (see :class:`OptimizerSettings`).
+
+def _is_bias(p: torch.Tensor) -> bool:
+    return p.ndim == 1  # nn.Linear: weight (out, in), bias (out,)
+
+
+def _decay_groups(params, weight_decay: float, on: str) -> list[dict]:
+    """torch.optim param groups: every parameter decayed (``on="all"``), or the weights
+    with ``weight_decay`` and the biases (1-D) with 0 (``on="weights"``)."""
+    params = list(params)
+    if on == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if not _is_bias(p)], "weight_decay": weight_decay},
+            {"params": [p for p in params if _is_bias(p)], "weight_decay": 0.0}]
+
+
+def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
+    """torch.optim's own optimizer for ``spec`` over ``params`` (weights 2-D, biases 1-D).
+
+    With ``weight_decay_in="loss"`` the optimizer decays nothing (the model adds the L2
+    term to its loss); with ``weight_decay_on="weights"`` the biases go in a param group
+    of their own, with weight decay 0.
     """
+    where, on = _conventions(spec)
+    weight_decay = spec.weight_decay if where == "optimizer" else 0.0
+    groups = _decay_groups(params, weight_decay, on)
     if spec.name == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
-                               nesterov=spec.nesterov, weight_decay=spec.weight_decay)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
+                               nesterov=spec.nesterov)
     if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
-                                weight_decay=spec.weight_decay)
+        return torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
     if spec.name == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, betas=spec.betas, eps=spec.eps,
-                                 weight_decay=spec.weight_decay)
-    raise ValueError(f"unknown optimizer {spec.name!r}")
+        return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
+    raise ValueError(f"unknown optimizer {spec.name!r}")  # OptimizerSpec already refused it
 
 
 class TorchClassifier:
@@ -139,6 +161,19 @@ class TorchClassifier:
         self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
         self.param_error = param_error
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
+        self.loss_reduction = getattr(spec, "loss_reduction", "mean")
+        where, self._l2_on = _conventions(self.optimizer_spec)
+        self._l2 = self.optimizer_spec.weight_decay if where == "loss" else 0.0
+
+    def _loss(self, logits: torch.Tensor, y) -> torch.Tensor:
+        """Cross-entropy reduced as the spec says, plus the L2 term of weight decay in the
+        loss (``0.5 * weight_decay * sum ||p||^2``, biases only with ``on="all"``)."""
+        loss = F.cross_entropy(logits, self._y(y), reduction=self.loss_reduction)
+        if self._l2:
+            penalty = sum(p.pow(2).sum() for p in self.module.parameters()
+                          if self._l2_on == "all" or not _is_bias(p))
+            loss = loss + 0.5 * self._l2 * penalty
+        return loss
 
     def _x(self, x) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x, dtype=self.dtype), device=self.device)
@@ -159,7 +194,7 @@ class TorchClassifier:
 
     def loss_and_grads(self, x, y) -> tuple[float, dict[str, np.ndarray]]:
         self.module.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.module(self._x(x)), self._y(y))
+        loss = self._loss(self.module(self._x(x)), y)
         loss.backward()
         grads = linear_to_canonical(self.module.layers, grad=True)
         self.module.zero_grad(set_to_none=True)
@@ -173,7 +208,7 @@ class TorchClassifier:
         zs = [z for z, _ in keep]
         for z in zs:
             z.retain_grad()
-        F.cross_entropy(logits, self._y(y)).backward()
+        self._loss(logits, y).backward()
         grads = linear_to_canonical(self.module.layers, grad=True)
         self.module.zero_grad(set_to_none=True)
         out: dict[str, np.ndarray] = {}
@@ -189,7 +224,7 @@ class TorchClassifier:
 
     def train_step(self, x, y) -> float:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.module(self._x(x)), self._y(y))
+        loss = self._loss(self.module(self._x(x)), y)
         loss.backward()
         self.optimizer.step()
         return float(loss.item())

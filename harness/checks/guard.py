@@ -10,10 +10,7 @@ wrapped: the harness trusts them, and their exceptions are bugs to see whole.
 
 from __future__ import annotations
 
-import linecache
 import os
-import sys
-import traceback
 
 from harness.errors import BackendRaised, HarnessError
 
@@ -66,31 +63,16 @@ def unwrap(model):
     return model.wrapped if isinstance(model, Guarded) else model
 
 
-_OWN_DIRS = tuple(os.path.dirname(os.path.dirname(os.path.abspath(m.__file__)))
-                  for m in (sys.modules[__name__],))
-
-
-def _is_library(filename: str) -> bool:
-    """True for frames in the harness, the standard library or installed packages."""
-    path = os.path.abspath(filename)
-    if path.startswith(_OWN_DIRS[0] + os.sep + "harness" + os.sep):
-        return True
-    if "site-packages" in path or "dist-packages" in path:
-        return True
-    stdlib = os.path.dirname(os.__file__)
-    return path.startswith(stdlib + os.sep) or filename.startswith("<")
-
-
 def user_frame(exc: BaseException) -> tuple[str, str] | None:
     """``("file.py:LINE", source line)`` of the innermost frame of ``exc`` in user code.
 
     User code is anything outside the harness, the standard library and installed
-    packages (NumPy's internals are skipped, so a bad ``max(x, 0)`` points at the
-    user's line, not at NumPy's reduction). None when there is no such frame.
+    packages (see :mod:`harness.userframe`): a bad ``max(x, 0)`` points at the user's
+    line, not at NumPy's reduction. None when there is no such frame.
     """
-    frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
-        if not _is_library(frame.filename):
-            line = frame.line or linecache.getline(frame.filename, frame.lineno or 0)
-            return f"{os.path.basename(frame.filename)}:{frame.lineno}", (line or "").strip()
-    return None
+    from harness.userframe import user_frame as innermost
+
+    frame = innermost(exc)
+    if frame is None:
+        return None
+    return f"{os.path.basename(frame.filename)}:{frame.lineno}", (frame.line or "").strip()

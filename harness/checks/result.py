@@ -160,6 +160,8 @@ class CheckResult:
         Anything else worth a line.
     header : list of str
         The lines describing the configuration (model, optimizer, conventions).
+    error : str, optional
+        Why the check produced no report (a numerical failure before the end).
     """
 
     check: str
@@ -172,6 +174,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     header: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: str | None = None
 
     @property
     def status(self) -> str:
@@ -194,9 +197,15 @@ class CheckResult:
             return {"backends": {name: r.to_dict() for name, r in rep.items()}}
         return rep.to_dict()
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report's own dict, and the verdicts, hints, findings and settings."""
+    def to_dict(self, *, timings: bool = True) -> dict[str, Any]:
+        """The report's own dict, and the verdicts, hints, findings and settings.
+
+        ``timings=False`` leaves out every duration, so that the same run gives the
+        same bytes (files meant to be compared across runs).
+        """
         out = self.report_dict()
+        if self.error is not None:
+            out.setdefault("error", self.error)
         out.update({
             "check": self.check, "status": self.status, "passed": self.passed,
             "summary": self.summary, "verdicts": [v.to_dict() for v in self.verdicts],
@@ -207,6 +216,11 @@ class CheckResult:
             "fields": {k: v for k, v in self.row().items()},
             "seconds": round(self.seconds, 3),
         })
+        if not timings:
+            out.pop("seconds")
+            out["fields"].pop(f"t_{self.check}_s", None)
+            for v in out["verdicts"]:
+                v.pop("seconds", None)
         return jsonable(out)
 
     def row(self) -> dict[str, Any]:

@@ -397,8 +397,7 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
         seconds = time.perf_counter() - t0
         verdict = Verdict("cv", title, FAIL, f"numerical failure: {exc}", seconds)
         return CheckResult("cv", [verdict], None, settings=_settings(config),
-                           notes=[f"numerical failure: {exc}"], header=config.describe(),
-                           seconds=seconds)
+                           header=config.describe(), seconds=seconds, error=str(exc))
     seconds = time.perf_counter() - t0
     report.config["dataset"] = data.name
     multi = len(config.backends) > 1

@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     name = f"nn-harness {args.command}"
     typed = list(sys.argv[1:] if argv is None else argv)
     from_file = args.command == "sweep" or getattr(args, "config", None) is not None
+    from harness.cli.common import json_stdout
+
     try:
-        with _sigterm_as_interrupt():
+        # with --json, what plug-in code prints goes to stderr: stdout is the JSON alone
+        with _sigterm_as_interrupt(), json_stdout(bool(getattr(args, "json", False))):
             return int(args.func(args))
     except ConfigError as exc:
         message = _as_flags(_one_line(exc), typed, _options_of(parser, args.command), from_file)

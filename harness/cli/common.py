@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -48,7 +49,7 @@ def add_backends_arg(p: argparse.ArgumentParser, default: str = "scratch,torch")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES
+    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
 
     g = p.add_argument_group("model")
     g.add_argument("--dims", type=csv_ints, default=None, metavar="D0,...,DL",
@@ -60,6 +61,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"{' or '.join(DTYPE_NAMES)} (default: float64)")
     g.add_argument("--seed", type=int, default=0, help="seed of parameters and batches "
                                                         "(default: 0)")
+    g.add_argument("--loss-reduction", default="mean", metavar="HOW",
+                   help=f"the loss over a batch, {' or '.join(LOSS_REDUCTIONS)}: sum for code "
+                        f"that sums the per-sample losses (and so its gradients) "
+                        f"(default: mean, as torch's cross_entropy)")
     g.add_argument("--device", default="cpu", metavar="DEV",
                    help="device of the torch backend: cpu or cuda (default: cpu)")
 
@@ -90,14 +95,22 @@ class _StoreExplicit(argparse.Action):
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
-    from harness.specs import OPTIMIZER_NAMES
+    from harness.specs import OPTIMIZER_NAMES, WEIGHT_DECAY_IN, WEIGHT_DECAY_ON
 
     g = p.add_argument_group("optimizer (torch.optim's meanings)")
     g.add_argument("--optimizer", default="adam", metavar="NAME",
                    help=f"{', '.join(OPTIMIZER_NAMES)} (default: adam)")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     g.add_argument("--weight-decay", type=float, default=1e-4,
-                   help="weight decay, on every parameter (default: 1e-4)")
+                   help="weight decay (default: 1e-4; where and on what: the next two flags)")
+    g.add_argument("--weight-decay-in", default="optimizer", metavar="WHERE",
+                   help=f"{' or '.join(WEIGHT_DECAY_IN)}: decay*p added to the gradients "
+                        f"inside the optimizer, as torch.optim; or 0.5*decay*sum(p^2) added "
+                        f"to the loss (and decay*p to the gradients the model reports) "
+                        f"(default: optimizer; adamw: optimizer only)")
+    g.add_argument("--weight-decay-on", default="all", metavar="WHICH",
+                   help=f"{' or '.join(WEIGHT_DECAY_ON)}: every parameter, biases included, "
+                        f"as torch.optim; or the weights only (default: all)")
     g.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default: 0)")
     g.add_argument("--nesterov", action="store_true", help="sgd Nesterov momentum")
     g.add_argument("--betas", type=csv_floats, default=(0.9, 0.999), metavar="B1,B2",
@@ -257,7 +270,8 @@ def model_spec(args, dataset):
         if dims[-1] != dataset.n_classes:
             raise ConfigError(f"`--dims` must end with the number of classes of "
                               f"{dataset.name} ({dataset.n_classes}), got {','.join(map(str, dims))}")
-    spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed)
+    spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed,
+                     loss_reduction=getattr(args, "loss_reduction", "mean"))
     initial_params(args, spec)  # refuse a file that does not fit, before any work
     return spec
 
@@ -334,7 +348,9 @@ def optimizer_spec(args):
 
     return OptimizerSpec(name=args.optimizer, lr=args.lr, momentum=args.momentum,
                          nesterov=args.nesterov, betas=tuple(args.betas), eps=args.eps,
-                         weight_decay=args.weight_decay)
+                         weight_decay=args.weight_decay,
+                         weight_decay_in=getattr(args, "weight_decay_in", "optimizer"),
+                         weight_decay_on=getattr(args, "weight_decay_on", "all"))
 
 
 def validate_device(args) -> str:
@@ -361,8 +377,32 @@ def validate_backends(names, *, at_least: int = 1) -> tuple[str, ...]:
     return tuple(names)
 
 
+#: the real standard output while a --json command runs with sys.stdout sent to stderr
+#: (see :func:`json_stdout`); None otherwise
+_json_out = None
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool):
+    """Context: with ``enabled``, whatever is printed (by a user's plug-in module, on
+    import or in any method) goes to stderr, and :func:`print_json` alone writes to the
+    real stdout, so that --json output stays one valid JSON document."""
+    global _json_out
+    if not enabled:
+        yield
+        return
+    saved, _json_out = _json_out, sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _json_out = saved
+
+
 def print_json(obj) -> None:
     from harness.util import jsonable
 
-    json.dump(jsonable(obj), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    out = _json_out if _json_out is not None else sys.stdout
+    json.dump(jsonable(obj), out, indent=2)
+    out.write("\n")
+    out.flush()

@@ -27,6 +27,7 @@ def register(sub) -> None:
     common.add_data_args(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)
+    common.add_optimizer_args(p)  # the model is built with it (a class may accept only some)
     g = p.add_argument_group("finite differences")
     g.add_argument("--fd-eps", type=float, default=None, metavar="EPS",
                    help="half-width of the central difference (default: 1e-6; 1e-3 when "
@@ -57,11 +58,11 @@ def run(args) -> int:
     if args.fd_eps is not None and not (args.fd_eps > 0 and math.isfinite(args.fd_eps)):
         raise ConfigError(f"`--fd-eps` must be a finite number > 0, got {args.fd_eps:g}")
     resolve_tolerances("float64", args.rtol, args.atol)
+    opt = common.optimizer_spec(args)
     common.validate_threads(args)
     device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    opt = common.optimizer_spec(args) if hasattr(args, "optimizer") else None
     config = common.check_config(
         args, [args.backend], spec, opt, device=device, gradcheck_samples=args.samples,
         gradcheck_max_entries=args.max_entries, gradcheck_eps=args.fd_eps,
@@ -72,7 +73,7 @@ def run(args) -> int:
         out = result.to_dict()
         out["config"] = {"backend": args.backend, "dataset": data.name,
                          "n_samples": len(data), **spec.to_dict(),
-                         "init_from": args.init_from}
+                         "optimizer": opt.to_dict(), "init_from": args.init_from}
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "

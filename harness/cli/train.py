@@ -137,7 +137,7 @@ def _train(args, config, run_config, data):
             result = run_training(config, data, on_epoch=on_epoch)
         finally:
             bar.close()
-        summary = result.to_dict()
+        summary = result.to_dict(timings=False)  # the same run, the same bytes
         summary["config"] = run_config
         summary["complete"] = True
         if tmp is not None and result.report is not None:

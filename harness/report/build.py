@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.console import to_stderr
-from harness.report.model import PASS, SKIPPED, STAGES, ReportOutcome, StageResult, Verdict
+from harness.report.model import SKIPPED, STAGES, ReportOutcome, StageResult, Verdict
 from harness.report.settings import ReportSettings, validate_settings
 from harness.report.stages import _Run
 from harness.util import jsonable
@@ -165,7 +165,7 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
     order = {k: i for i, k in enumerate(STAGES)}
     verdicts = sorted(verdicts + skipped, key=lambda v: order[v.key.split(":")[0]])
     counted = [v for v in verdicts if v.counts]
-    passed = all(v.verdict == PASS for v in counted)
+    passed = all(v.passed for v in counted)
     files = sorted({f for stage in results.values() for f in stage.files})
     files += ["index.html", "report.md", "results.json"]
     elapsed = round(time.perf_counter() - started, 3)  # the page and the JSON say the same
@@ -195,7 +195,7 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
                                       encoding="utf-8")
     context = {
         "doc": doc, "verdicts": verdicts, "passed": passed,
-        "n_counted": len(counted), "n_passed": sum(v.verdict == PASS for v in counted),
+        "n_counted": len(counted), "n_passed": sum(v.passed for v in counted),
         "settings": settings, "data": data_info, "machine": machine,
         "stages": {key: r.view for key, r in results.items()},
         "stage_seconds": doc["stage_seconds"], "elapsed_s": elapsed,

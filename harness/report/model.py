@@ -10,6 +10,7 @@ from typing import Any
 STAGES: tuple[str, ...] = ("equivalence", "gradcheck", "training", "drift", "cv", "bench")
 
 PASS, FAIL, INFO, SKIPPED = "PASS", "FAIL", "INFO", "SKIPPED"
+WARN, NOT_CHECKED = "WARN", "NOT CHECKED"
 
 
 @dataclass
@@ -26,7 +27,8 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return self.verdict != FAIL
+        """FAIL and NOT CHECKED fail a report; PASS, WARN, INFO and SKIPPED do not."""
+        return self.verdict not in (FAIL, NOT_CHECKED)
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "title": self.title, "verdict": self.verdict,

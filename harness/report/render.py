@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 #: how each verdict is shown: a symbol (reads without colour) and a CSS class
-VERDICT_SYMBOLS = {"PASS": "\u2714", "FAIL": "\u2718", "INFO": "\u2139", "SKIPPED": "\u2013"}
+VERDICT_SYMBOLS = {"PASS": "\u2714", "FAIL": "\u2718", "INFO": "\u2139", "SKIPPED": "\u2013",
+                   "WARN": "\u26a0", "NOT CHECKED": "\u2205"}
 
 
 def _environment():
@@ -101,7 +102,8 @@ def symbol(verdict: str) -> str:
 
 
 def vclass(verdict: str) -> str:
-    return {"PASS": "pass", "FAIL": "fail", "INFO": "info"}.get(str(verdict), "skip")
+    return {"PASS": "pass", "FAIL": "fail", "INFO": "info", "WARN": "info",
+            "NOT CHECKED": "fail"}.get(str(verdict), "skip")
 
 
 def step_text(value) -> str:

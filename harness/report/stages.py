@@ -9,16 +9,13 @@ files it wrote into its sub-folder of the (staged) report folder.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.errors import NumericalError
 from harness.report.console import native_stderr
-from harness.report.model import FAIL, INFO, PASS, StageResult, Verdict
-from harness.report.render import sci
+from harness.report.model import INFO, StageResult, Verdict
 from harness.report.settings import ReportSettings, safe_name
 from harness.util import isna
 
@@ -76,124 +73,95 @@ class _Run:
         (self.X,) = standardize(data.X)
         self.y = data.y
         self.trajectory: dict[str, Any] = {}
+        self._config = None
 
-    def make(self, name: str, dtype: str | None = None):
-        from dataclasses import replace
+    @property
+    def config(self):
+        """The :class:`harness.checks.CheckConfig` every stage runs with."""
+        if self._config is None:
+            from harness.checks import CheckConfig
 
-        from harness.registry import make_backend
+            s = self.s
+            self._config = CheckConfig(
+                tuple(s.backends), s.spec, s.optimizer, rtol=s.rtol, atol=s.atol,
+                init_params=s.init_params, device=s.device, threads=s.threads or 1,
+                gradcheck_samples=s.gradcheck_samples,
+                gradcheck_max_entries=s.gradcheck_max_entries, epochs=s.epochs,
+                batch_size=s.batch_size, shuffle=s.shuffle, val_fraction=s.val_fraction,
+                folds=s.folds, stratified=s.stratify, split_seed=s.split_seed,
+                min_agreement=s.min_agreement)
+        return self._config
 
-        spec = self.s.spec if dtype is None else replace(self.s.spec, dtype=dtype)
-        model = make_backend(name, spec, self.s.optimizer, device=self.s.device)
-        if self.s.init_params is not None:  # set_params casts to the model's dtype
-            model.set_params(self.s.init_params)
-        return model
+    def _verdicts(self, result, anchor: str) -> list[Verdict]:
+        """The check's verdicts as lines of the report's verdict table."""
+        return [Verdict(v.name, v.title, v.status, v.summary, seconds=v.seconds, anchor=anchor)
+                for v in result.verdicts]
+
+    @staticmethod
+    def _diagnosis(result) -> dict[str, Any]:
+        """What every section shows besides its tables: findings, likely causes, notes."""
+        return {"findings": [str(f) for f in result.findings], "hints": list(result.hints),
+                "notes": list(result.notes), "header": list(result.header)}
+
+    def _failed_to_run(self, key: str, result) -> StageResult:
+        """A stage whose code under test raised before it produced a report."""
+        json = {**result.to_dict(), "files": []}
+        view = {"error": result.summary, **self._diagnosis(result)}
+        return StageResult(key, self._verdicts(result, key), json, view, [])
 
     # 1 -------------------------------------------------------------- equivalence
     def equivalence(self) -> StageResult:
         """Both backends on the whole (standardised) data set as one batch."""
-        from harness.compare import check_equivalence
+        from harness.checks import run_equivalence
 
-        s = self.s
-        report = check_equivalence(self.make(self.ref), self.make(self.cand), self.X, self.y,
-                                   rtol=s.rtol, atol=s.atol, reference_name=self.ref,
-                                   candidate_name=self.cand)
+        result = run_equivalence(self.config, self.data)
+        report = result.report
+        if report is None:
+            return self._failed_to_run("equivalence", result)
         files: list[str] = []
         _csv(report.table, self.tmp, "equivalence/equivalence.csv", files)
-        n_bad = sum(not r.passed for r in report.rows)
-        worst = max((r.max_abs_err for r in report.rows), default=0.0)
-        if report.passed:
-            summary = (f"all {len(report.rows)} quantities agree (parameters, logits, loss, "
-                       f"gradients, one optimizer step); largest absolute difference "
-                       f"{sci(worst)}")
-        else:
-            summary = (f"{n_bad} of {len(report.rows)} quantities differ; first: "
-                       f"{report.first_failure.quantity}")
-            if report.divergence and report.divergence.get("message"):
-                summary += f"; first divergence: {report.divergence['message']}"
-        title = f"Equivalence: {self.cand} against {self.ref}, {report.dtype}"
-        verdict = Verdict("equivalence", title, PASS if report.passed else FAIL, summary,
-                          anchor="equivalence")
-        json = {**report.to_dict(), "n_samples": len(self.y), "files": files}
+        n = result.settings["n_samples"]
+        json = {**result.to_dict(), "n_samples": n, "files": files}
         view = {"report": report, "rows": [r.row() | {"n_elements": r.n_elements}
                                            for r in report.rows],
-                "n_samples": len(self.y), "csv": files[0]}
-        return StageResult("equivalence", [verdict], json, view, files)
+                "n_samples": n, "csv": files[0], **self._diagnosis(result)}
+        return StageResult("equivalence", self._verdicts(result, "equivalence"), json, view,
+                           files)
 
     # 2 -------------------------------------------------------------- gradcheck
     def gradcheck(self) -> StageResult:
         """Each backend's gradients against central differences, on a seeded subset."""
-        from harness.batches import epoch_order
-        from harness.gradcheck import gradcheck
+        from harness.checks import run_gradcheck
 
-        s = self.s
-        rows = epoch_order(len(self.y), 0, seed=s.spec.seed)[:s.gradcheck_samples]
-        verdicts, json, views, files = [], {}, [], []
-        for name in (self.ref, self.cand):
-            t0 = time.perf_counter()
-            report = gradcheck(self.make(name), self.X[rows], self.y[rows],
-                               max_entries=s.gradcheck_max_entries, seed=s.spec.seed, name=name)
+        result = run_gradcheck(self.config, self.data)
+        reports = result.report if isinstance(result.report, dict) else (
+            {self.config.backends[0]: result.report} if result.report is not None else {})
+        json, views, files = {}, [], []
+        for name, report in reports.items():
             rel = f"gradcheck/{safe_name(name)}.csv"
             _csv(report.table, self.tmp, rel, files)
-            checked = sum(p.checked for p in report.params)
-            kinks = sum(p.kinks for p in report.params)
-            total = sum(p.size for p in report.params)
-            if report.passed:
-                summary = (f"{checked - kinks} of {checked} checked entries (of {total}) agree "
-                           f"with central differences; {kinks} skipped at kinks")
-            else:
-                bad = [p.name for p in report.params if not p.passed]
-                summary = (f"{len(bad)} of {len(report.params)} parameters differ from central "
-                           f"differences ({', '.join(bad)})")
-            verdicts.append(Verdict(f"gradcheck:{name}", f"Gradient check: {name}",
-                                    PASS if report.passed else FAIL, summary,
-                                    seconds=time.perf_counter() - t0, anchor="gradcheck"))
             json[name] = {**report.to_dict(), "files": [rel]}
             views.append({"name": name, "report": report,
                           "rows": [p.row() for p in report.params], "csv": rel,
-                          "checked": checked, "kinks": kinks, "total": total})
-        view = {"backends": views, "n_samples": len(rows)}
-        json = {"backends": json, "n_samples": len(rows), "files": files}
-        return StageResult("gradcheck", verdicts, json, view, files)
+                          "checked": sum(p.checked for p in report.params),
+                          "kinks": sum(p.kinks for p in report.params),
+                          "total": sum(p.size for p in report.params)})
+        n = result.settings["n_samples"]
+        view = {"backends": views, "n_samples": n, **self._diagnosis(result)}
+        json = {**result.to_dict(), "backends": json, "n_samples": n, "files": files}
+        return StageResult("gradcheck", self._verdicts(result, "gradcheck"), json, view, files)
 
     # 3, 4 ---------------------------------------------------------- training
-    def _trajectory(self, dtype: str, folder: str, *, tolerances: bool):
-        from harness.data import split_validation, standardize
-        from harness.training import compare_training
-
-        s = self.s
-        X_tr, y_tr, X_va, y_va, stratified = split_validation(self.data.X, self.y,
-                                                              s.val_fraction, s.spec.seed)
-        if X_va is None:
-            (X_tr,) = standardize(X_tr)
-        else:
-            X_tr, X_va = standardize(X_tr, X_va)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data
-            report = compare_training(
-                self.make(self.ref, dtype), self.make(self.cand, dtype), X_tr, y_tr,
-                epochs=s.epochs, batch_size=s.batch_size, seed=s.spec.seed, X_val=X_va,
-                y_val=y_va, rtol=s.rtol if tolerances else None,
-                atol=s.atol if tolerances else None, shuffle=s.shuffle,
-                reference_name=self.ref, candidate_name=self.cand)
+    def _trajectory_files(self, report, folder: str) -> list[str]:
         files: list[str] = []
         _csv(report.history, self.tmp, f"{folder}/history.csv", files)
         _csv(report.drift, self.tmp, f"{folder}/drift.csv", files)
-        split = {"n_train": len(y_tr), "n_val": 0 if y_va is None else len(y_va),
-                 "val_fraction": s.val_fraction, "stratified": stratified}
-        return report, files, split
+        return files
 
-    def _trajectory_summary(self, report) -> str:
-        if report.error is not None:
-            return f"numerical failure: {report.error}"
-        if report.first_divergence is not None:
-            return f"first divergence at {report.first_divergence}"
-        return (f"within tolerance for all {report.steps} steps; largest loss difference "
-                f"{sci(report.max_loss_diff)}, largest parameter difference "
-                f"{sci(report.max_param_diff)}")
-
-    def _trajectory_view(self, report, split, files, figures) -> dict[str, Any]:
+    def _trajectory_view(self, result, files, figures) -> dict[str, Any]:
+        report = result.report
+        split = {k: result.settings[k] for k in ("n_train", "n_val", "val_fraction",
+                                                 "stratified")}
         final = []
         for backend, m in report.final.items():
             final.append({"backend": backend, **m})
@@ -205,14 +173,24 @@ class _Run:
                 "figures": figures, "files": files,
                 "first_divergence": None if report.first_divergence is None
                 else str(report.first_divergence),
-                "error": None if report.error is None else str(report.error)}
+                "error": None if report.error is None else str(report.error),
+                **self._diagnosis(result)}
+
+    def _trajectory_json(self, result, files) -> dict[str, Any]:
+        split = {k: result.settings[k] for k in ("n_train", "n_val", "val_fraction",
+                                                 "stratified")}
+        return {**result.to_dict(), **split, "files": files}
 
     def training(self) -> StageResult:
         """The two training trajectories in the configured dtype, side by side."""
+        from harness.checks import run_training
         from harness.plots.training import write_training_plots
 
-        dtype = self.s.spec.dtype
-        report, files, split = self._trajectory(dtype, "training", tolerances=True)
+        result = run_training(self.config, self.data)
+        report = result.report
+        if report is None:
+            return self._failed_to_run("training", result)
+        files = self._trajectory_files(report, "training")
         paths = write_training_plots(report.history, self.tmp / "training")
         captions = {
             "loss": ("Training loss", ("Batch loss per optimizer step (left) and mean "
@@ -232,22 +210,23 @@ class _Run:
             rel = f"training/{path.name}"
             files.append(rel)
             figures.append(_figure(rel, *captions.get(kind, (kind, ""))))
-        self.trajectory[dtype] = report
-        title = (f"Training trajectories: {self.cand} against {self.ref}, {dtype}, "
-                 f"{self.s.epochs} epochs")
-        verdict = Verdict("training", title, PASS if report.passed else FAIL,
-                          self._trajectory_summary(report), anchor="training")
-        json = {**report.to_dict(), **split, "files": files}
-        view = self._trajectory_view(report, split, files, figures)
-        return StageResult("training", [verdict], json, view, files)
+        self.trajectory[self.s.spec.dtype] = report
+        return StageResult("training", self._verdicts(result, "training"),
+                           self._trajectory_json(result, files),
+                           self._trajectory_view(result, files, figures), files)
 
     def drift(self) -> StageResult | None:
         """The same workload in float32, when the configured dtype is float64."""
         if self.s.spec.dtype != "float64" or not self.s.drift:
             return None
+        from harness.checks import run_drift
         from harness.report.figures import drift_figure
 
-        report, files, split = self._trajectory("float32", "drift", tolerances=False)
+        result = run_drift(self.config, self.data)
+        report = result.report
+        if report is None:
+            return self._failed_to_run("drift", result)
+        files = self._trajectory_files(report, "drift")
         self.trajectory["float32"] = report
         reports = {"float64": self.trajectory.get("float64"), "float32": report}
         _, table = drift_figure({k: v for k, v in reports.items() if v is not None},
@@ -260,44 +239,24 @@ class _Run:
                            "backends, float64 and float32 on the same workload, log scale; "
                            "dotted: what the float32 tolerance allows. Exact zeros are not "
                            "drawn.")]
-        crossed = [d for d in report.to_dict()["drift"] if d["param_diff_step"] is not None]
-        where = (f"; parameter difference first exceeded {crossed[-1]['threshold']:.0e} at step "
-                 f"{crossed[-1]['param_diff_step']}" if crossed else "")
-        if report.passed:
-            summary = (f"float32 trajectories stay within the float32 tolerance for all "
-                       f"{report.steps} steps; largest parameter difference "
-                       f"{sci(report.max_param_diff)}{where}")
-        elif report.error is not None:
-            summary = self._trajectory_summary(report)
-        else:
-            summary = (self._trajectory_summary(report) + " (the float64 run above tells "
-                       "float32 drift from a wrong update rule)")
-        verdict = Verdict("drift", "float32 drift: the same workload in float32",
-                          PASS if report.passed else FAIL, summary, anchor="drift")
-        json = {**report.to_dict(), **split, "files": files}
-        view = self._trajectory_view(report, split, files, figures)
-        return StageResult("drift", [verdict], json, view, files)
+        return StageResult("drift", self._verdicts(result, "drift"),
+                           self._trajectory_json(result, files),
+                           self._trajectory_view(result, files, figures), files)
 
     # 5 -------------------------------------------------------------- cv
     def cv(self) -> StageResult:
         """k-fold cross-validation, both backends on the same folds."""
-        from harness.cv import cross_validate
+        from harness.checks import run_cv
         from harness.plots.cv import plot_fold_accuracy, plot_loss_curves
 
         s = self.s
-        title = f"{s.folds}-fold cross-validation, {s.epochs} epochs per fold"
-        try:
-            report = cross_validate(
-                [self.ref, self.cand], self.data.X, self.y, spec=s.spec, optimizer=s.optimizer,
-                folds=s.folds, stratified=s.stratify, seed=s.split_seed, epochs=s.epochs,
-                batch_size=s.batch_size, device=s.device, class_names=self.data.class_names,
-                quiet=self.quiet)
-        except NumericalError as exc:
-            verdict = Verdict("cv", title, FAIL, f"numerical failure: {exc}", anchor="cv")
-            return StageResult("cv", [verdict], {"passed": False, "error": str(exc),
-                                                 "min_agreement": s.min_agreement,
-                                                 "files": []},
-                               {"error": str(exc)})
+        result = run_cv(self.config, self.data, quiet=self.quiet)
+        report = result.report
+        if report is None:  # a numerical failure, or the code under test raised
+            json = {**result.to_dict(), "min_agreement": s.min_agreement, "files": []}
+            return StageResult("cv", self._verdicts(result, "cv"), json,
+                               {"error": result.error or result.summary,
+                                **self._diagnosis(result)})
         files: list[str] = []
         for name, frame in (("folds", report.table), ("summary", report.summary),
                             ("agreement", report.agreement), ("curves", report.curves)):
@@ -306,16 +265,9 @@ class _Run:
         plot_loss_curves(report, self.tmp / "cv" / "cv_loss_curves.png")
         files += ["cv/cv_accuracy.png", "cv/cv_loss_curves.png"]
         agreement = report.agreement_fraction
-        passed = bool(agreement >= s.min_agreement)
-        n = int(report.agreement["n_val"].sum())
-        same = int(report.agreement["n_identical"].sum())
+        passed = result.passed
+        n, same = result.fields["cv_n_val"], result.fields["cv_n_identical"]
         summary_rows = records(report.summary)
-        accs = ", ".join(f"{r['backend']} {r['val_acc_mean']:.4f} ± {r['val_acc_std']:.4f}"
-                         for r in summary_rows)
-        summary = (f"validation accuracy {accs}; {same} of {n} validation predictions "
-                   f"identical ({agreement:.2%}, {'at least' if passed else 'below'} the "
-                   f"{s.min_agreement:.0%} required)")
-        verdict = Verdict("cv", title, PASS if passed else FAIL, summary, anchor="cv")
         figures = [
             _figure("cv/cv_accuracy.png", "Validation accuracy per fold",
                     "Validation accuracy of both backends in every fold, and their mean "
@@ -324,13 +276,13 @@ class _Run:
                     "Training loss (lines) and validation loss (lines with markers) per "
                     "epoch, one panel per fold."),
         ]
-        json = {**report.to_dict(), "passed": passed, "min_agreement": s.min_agreement,
+        json = {**result.to_dict(), "passed": passed, "min_agreement": s.min_agreement,
                 "n_val": n, "n_identical": same, "files": files}
         view = {"report": report, "summary": summary_rows, "folds": records(report.table),
                 "agreement": records(report.agreement), "agreement_fraction": agreement,
                 "n_val": n, "n_identical": same, "passed": passed, "figures": figures,
-                "files": files, "config": report.config}
-        return StageResult("cv", [verdict], json, view, files)
+                "files": files, "config": report.config, **self._diagnosis(result)}
+        return StageResult("cv", self._verdicts(result, "cv"), json, view, files)
 
     # 6 -------------------------------------------------------------- bench
     def bench(self) -> StageResult | None:
