@@ -4,8 +4,8 @@ The rule, in one sentence: scratch imports only numpy, the standard library and
 scratch; torch_impl only torch, numpy, the standard library and torch_impl; the
 harness core (every harness module not named here, harness.bench included) reaches
 scratch and torch_impl only through harness.registry; harness.checks imports only the
-core; harness.plots the core and harness.checks; harness.report and harness.sweep
-everything below them; harness.cli, at the very top, anything; nothing imports a layer
+core; harness.plots the core and harness.checks; harness.report, harness.sweep and
+harness.calibrate everything below them; harness.cli, at the very top, anything; nothing imports a layer
 above its own, and no chain of imports among the project's modules comes back to
 where it started.
 
@@ -35,6 +35,7 @@ LAYER_OF = {
     "harness.plots": "plots",
     "harness.report": "top",
     "harness.sweep": "top",
+    "harness.calibrate": "top",
     "harness.cli": "cli",
     "harness.__main__": "cli",
 }

@@ -1,0 +1,434 @@
+"""A catalogue of injected bugs: each a small subclass of the correct :class:`SimpleMLP`.
+
+Every class here is a plug-in backend, constructed as ``Class(spec, optimizer)`` and
+named ``harness.calibrate.catalogue:Class``; each overrides one method of
+:class:`harness.calibrate.simple.SimpleMLP` (or of its optimizer) with a mistake a
+person writing backpropagation or an optimizer by hand makes. :data:`CATALOGUE`
+lists them with the configuration each needs to exist at all (a sigmoid derivative
+bug needs sigmoid units, a transposed weight gradient a square layer, a Nesterov
+bug SGD with Nesterov momentum) and with what they can show:
+
+``one_step``
+    the bug changes logits, loss, a gradient or the first optimizer step: the
+    one-step equivalence check can see it;
+``trajectory``
+    the first step is exactly right (momentum dampening: torch starts the buffer
+    undamped; a wrong beta2: the bias correction makes step 1 independent of it);
+    only later steps differ, so only the training trajectory can see it;
+``unseen``
+    (float32 only) a bug below what float32 can tell from rounding (a relative error
+    of 1e-6, a float32 softmax): no requirement either way;
+``none``
+    not a bug on this configuration (a control: the relu mask at exactly 0, a
+    softmax without max-subtraction at ordinary logit sizes); no check should fire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.calibrate.simple import SimpleAdam, SimpleMLP, SimpleSGD
+
+MODULE = "harness.calibrate.catalogue"
+
+
+# ------------------------------------------------------------------ activations
+class SigmoidNoOneMinus(SimpleMLP):
+    """sigmoid'(z) written as s instead of s (1 - s)."""
+
+    def act_grad(self, z, a):
+        return a.copy()
+
+
+class TanhOneMinusT(SimpleMLP):
+    """tanh'(z) written as 1 - t instead of 1 - t^2."""
+
+    def act_grad(self, z, a):
+        return 1 - a
+
+
+class ReluNoMask(SimpleMLP):
+    """The backward pass forgets relu's mask: dL/da passes through unchanged."""
+
+    def hidden_grad(self, i, da, z, a):
+        return da
+
+
+class ReluMaskAtZero(SimpleMLP):
+    """relu'(0) taken as 1 (z >= 0): not a bug, a subgradient choice (control)."""
+
+    def act_grad(self, z, a):
+        return (z >= 0).astype(z.dtype)
+
+
+class LeakySlopeDropped(SimpleMLP):
+    """leaky_relu's derivative forgets the 0.01 slope: 0 for z < 0."""
+
+    def act_grad(self, z, a):
+        return (z > 0).astype(z.dtype)
+
+
+class GeluTanhApprox(SimpleMLP):
+    """GELU by the tanh approximation (forward and its own derivative, consistent)."""
+
+    C = np.sqrt(2 / np.pi)
+
+    def act(self, z):
+        return 0.5 * z * (1 + np.tanh(self.C * (z + 0.044715 * z ** 3)))
+
+    def act_grad(self, z, a):
+        u = self.C * (z + 0.044715 * z ** 3)
+        t = np.tanh(u)
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * self.C * (1 + 3 * 0.044715 * z * z)
+
+
+# ------------------------------------------------------------------ loss and gradients
+class BiasGradMean(SimpleMLP):
+    """Bias gradient as the mean over the batch instead of the sum."""
+
+    def bias_grad(self, i, dz):
+        return dz.mean(axis=0)
+
+
+class TransposedWeightGrad(SimpleMLP):
+    """The weight gradient of a square layer transposed (dz^T a instead of a^T dz)."""
+
+    def weight_grad(self, i, a, dz):
+        g = a.T @ dz
+        return g.T if g.shape[0] == g.shape[1] else g
+
+
+class OneEntryOff(SimpleMLP):
+    """One gradient entry off by a relative ``rel`` (default 1e-6).
+
+    The entry: in the middle layer's weight gradient, the one of median magnitude
+    among its non-zero entries (a typical entry, neither the largest nor noise).
+    """
+
+    rel = 1e-6
+
+    def finish_grads(self, grads):
+        key = f"W{self.n_layers // 2}"
+        g = grads[key]
+        flat = np.abs(g).ravel()
+        nonzero = np.flatnonzero(flat)
+        if nonzero.size:
+            order = nonzero[np.argsort(flat[nonzero], kind="stable")]
+            idx = np.unravel_index(order[order.size // 2], g.shape)
+            g = g.copy()
+            g[idx] = g[idx] * (1 + g.dtype.type(self.rel))
+            grads[key] = g
+        return grads
+
+
+class SignFlipLayer(SimpleMLP):
+    """The first layer's gradients (W0, b0) with the wrong sign."""
+
+    def finish_grads(self, grads):
+        grads["W0"] = -grads["W0"]
+        grads["b0"] = -grads["b0"]
+        return grads
+
+
+class LossNotAveraged(SimpleMLP):
+    """Loss and gradients summed over the batch, not averaged."""
+
+    def loss_of(self, logp, y):
+        return float(-logp[np.arange(len(y)), y].sum())
+
+    def output_grad(self, logp, y):
+        return super().output_grad(logp, y) * len(y)
+
+
+class DividesByNMinus1(SimpleMLP):
+    """The output gradient divided by N - 1 instead of N (loss averaged correctly)."""
+
+    def output_grad(self, logp, y):
+        n = len(y)
+        return super().output_grad(logp, y) * (n / max(n - 1, 1))
+
+
+class SoftmaxNoMaxSub(SimpleMLP):
+    """log-softmax as z - log(sum exp z), without subtracting the row maximum first:
+    exact at ordinary logits, inf/NaN once a logit passes the dtype's exp range."""
+
+    def log_softmax(self, z):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+class LowPrecisionSoftmax(SimpleMLP):
+    """The softmax computed in float32 whatever the model's dtype (a float64 bug)."""
+
+    def log_softmax(self, z):
+        return super().log_softmax(z.astype(np.float32)).astype(z.dtype)
+
+
+# ------------------------------------------------------------------ optimizers
+class _Optimized(SimpleMLP):
+    """A model whose optimizer is ``SGD`` or ``ADAM`` below (set by the subclass)."""
+
+    SGD: type = SimpleSGD
+    ADAM: type = SimpleAdam
+
+    def make_optimizer(self, optimizer):
+        return self.SGD(optimizer) if optimizer.name == "sgd" else self.ADAM(optimizer)
+
+
+class _NoBiasCorrection(SimpleAdam):
+    def bias_corrections(self, t):
+        return 1.0, 1.0
+
+
+class AdamNoBiasCorrection(_Optimized):
+    """Adam without bias correction (m and v used as they are)."""
+
+    ADAM = _NoBiasCorrection
+
+
+class _EpsInside(SimpleAdam):
+    def denominator(self, v_hat):
+        return np.sqrt(v_hat + self.spec.eps)
+
+
+class AdamEpsInsideSqrt(_Optimized):
+    """Adam's eps inside the square root: sqrt(v_hat + eps)."""
+
+    ADAM = _EpsInside
+
+
+class _StepOffByOne(SimpleAdam):
+    def bias_corrections(self, t):
+        return super().bias_corrections(t + 1)
+
+
+class AdamStepOffByOne(_Optimized):
+    """Adam's bias correction with t + 1 (the step counter starts at 1, then is bumped)."""
+
+    ADAM = _StepOffByOne
+
+
+class _Lazy(SimpleAdam):
+    def update(self, name, p, g):
+        idle = g == 0  # the raw gradient, before weight decay
+        m_old, v_old = self.m.get(name), self.v.get(name)
+        new = super().update(name, p, g)
+        if idle.any():
+            new = np.where(idle, p, new)
+            for state, old in ((self.m, m_old), (self.v, v_old)):
+                state[name] = np.where(idle, 0 if old is None else old, state[name])
+        return new
+
+
+class LazyAdam(_Optimized):
+    """Lazy Adam: entries whose gradient is zero are not updated at all (no decay, no
+    moment update), as sparse Adam does."""
+
+    ADAM = _Lazy
+
+
+class _NoBiasDecay(SimpleAdam):
+    def decay(self, name):
+        return not name.startswith("b")
+
+
+class _NoBiasDecaySGD(SimpleSGD):
+    def decay(self, name):
+        return not name.startswith("b")
+
+
+class WeightDecayNoBias(_Optimized):
+    """Weight decay left off the biases (torch.optim decays every parameter)."""
+
+    ADAM = _NoBiasDecay
+    SGD = _NoBiasDecaySGD
+
+
+class _Dampened(SimpleSGD):
+    @property
+    def dampening(self):
+        return self.spec.momentum
+
+
+class MomentumDampening(_Optimized):
+    """SGD with dampening = momentum (b = m b + (1 - m) g) instead of 0."""
+
+    SGD = _Dampened
+
+
+class _DecayOutsideMomentum(SimpleSGD):
+    def step(self, params, grads):
+        wd = self.spec.weight_decay
+        old = dict(params)
+        spec = self.spec
+        self.spec = type(spec)(**{**spec.to_dict(), "weight_decay": 0.0})
+        try:
+            super().step(params, grads)
+        finally:
+            self.spec = spec
+        for name in params:
+            params[name] = (params[name] - spec.lr * wd * old[name]).astype(old[name].dtype)
+
+
+class WeightDecayOutsideMomentum(_Optimized):
+    """SGD's weight decay applied beside the momentum buffer, not added to the
+    gradient before it (the same first step; later steps differ)."""
+
+    SGD = _DecayOutsideMomentum
+
+
+class _Coupled(SimpleAdam):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.decoupled = False
+
+
+class AdamWAsAdam(_Optimized):
+    """AdamW computed as Adam: weight decay added to the gradient, not decoupled."""
+
+    ADAM = _Coupled
+
+
+class _Decoupled(SimpleAdam):
+    def __init__(self, spec):
+        super().__init__(spec)
+        self.decoupled = True
+
+
+class AdamAsAdamW(_Optimized):
+    """Adam computed as AdamW: decoupled weight decay instead of the L2 term."""
+
+    ADAM = _Decoupled
+
+
+class _NoNesterov(SimpleSGD):
+    def nesterov(self):
+        return False
+
+
+class NesterovIgnored(_Optimized):
+    """SGD with nesterov=True updating as plain momentum."""
+
+    SGD = _NoNesterov
+
+
+class _WrongBeta2(SimpleAdam):
+    def betas(self):
+        return self.spec.betas[0], 0.99
+
+
+class WrongBeta2(_Optimized):
+    """Adam with beta2 = 0.99 whatever it is given (0.999 here)."""
+
+    ADAM = _WrongBeta2
+
+
+# ------------------------------------------------------------------ the catalogue
+@dataclass(frozen=True)
+class Bug:
+    """One catalogue entry: a class and the configuration it is run on.
+
+    Attributes
+    ----------
+    key : str
+        The entry's name in tables (a class may appear under several keys).
+    cls : str
+        The class's name in this module.
+    description : str
+    expect : str
+        ``one_step``, ``trajectory`` or ``none`` (see the module docstring).
+    activation : str
+    optimizer : dict
+        :class:`harness.OptimizerSpec` arguments.
+    logit_scale : float
+        The last layer's initial weights and biases are multiplied by this (large
+        logits for the softmax case).
+    expect_float32 : str, optional
+        What the bug can show in float32 when it differs from ``expect``: ``unseen``
+        for a bug below float32's resolution (a relative error of 1e-6).
+    """
+
+    key: str
+    cls: str
+    description: str
+    expect: str = "one_step"
+    activation: str = "relu"
+    optimizer: dict = field(default_factory=lambda: {"name": "sgd", "lr": 0.05})
+    logit_scale: float = 1.0
+    expect_float32: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return f"{MODULE}:{self.cls}"
+
+    def expected(self, dtype: str) -> str:
+        return self.expect_float32 if dtype == "float32" and self.expect_float32 else self.expect
+
+
+_ADAM = {"name": "adam", "lr": 1e-2}
+_SGD_M = {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+
+CATALOGUE: tuple[Bug, ...] = (
+    Bug("sigmoid_no_one_minus", "SigmoidNoOneMinus", SigmoidNoOneMinus.__doc__,
+        activation="sigmoid"),
+    Bug("tanh_one_minus_t", "TanhOneMinusT", TanhOneMinusT.__doc__, activation="tanh"),
+    Bug("relu_no_mask", "ReluNoMask", ReluNoMask.__doc__),
+    Bug("leaky_slope_dropped", "LeakySlopeDropped", LeakySlopeDropped.__doc__,
+        activation="leaky_relu"),
+    Bug("gelu_tanh_approx", "GeluTanhApprox", GeluTanhApprox.__doc__, activation="gelu"),
+    Bug("bias_grad_mean", "BiasGradMean", BiasGradMean.__doc__, activation="tanh"),
+    Bug("transposed_weight_grad", "TransposedWeightGrad", TransposedWeightGrad.__doc__,
+        activation="tanh"),
+    Bug("one_entry_1e-6", "OneEntryOff", OneEntryOff.__doc__, activation="tanh",
+        expect_float32="unseen"),
+    Bug("sign_flip_layer0", "SignFlipLayer", SignFlipLayer.__doc__, activation="tanh"),
+    Bug("loss_not_averaged", "LossNotAveraged", LossNotAveraged.__doc__),
+    Bug("divides_by_n_minus_1", "DividesByNMinus1", DividesByNMinus1.__doc__),
+    Bug("softmax_no_max_sub@large_logits", "SoftmaxNoMaxSub", SoftmaxNoMaxSub.__doc__,
+        logit_scale=1e4),
+    Bug("low_precision_softmax", "LowPrecisionSoftmax", LowPrecisionSoftmax.__doc__,
+        activation="tanh", expect_float32="unseen"),
+    Bug("adam_no_bias_correction", "AdamNoBiasCorrection", AdamNoBiasCorrection.__doc__,
+        optimizer=_ADAM),
+    Bug("adam_eps_inside_sqrt", "AdamEpsInsideSqrt", AdamEpsInsideSqrt.__doc__,
+        activation="tanh", optimizer=_ADAM),
+    Bug("adam_step_off_by_one", "AdamStepOffByOne", AdamStepOffByOne.__doc__,
+        optimizer=_ADAM),
+    Bug("lazy_adam", "LazyAdam", LazyAdam.__doc__, expect="trajectory",
+        optimizer={"name": "adam", "lr": 1e-2, "weight_decay": 1e-2}),
+    Bug("weight_decay_no_bias", "WeightDecayNoBias", WeightDecayNoBias.__doc__,
+        optimizer={"name": "adamw", "lr": 1e-2, "weight_decay": 0.1}),
+    Bug("momentum_dampening", "MomentumDampening", MomentumDampening.__doc__,
+        expect="trajectory", optimizer=_SGD_M),
+    Bug("weight_decay_outside_momentum", "WeightDecayOutsideMomentum",
+        WeightDecayOutsideMomentum.__doc__, expect="trajectory",
+        optimizer={**_SGD_M, "weight_decay": 1e-2}),
+    Bug("adamw_as_adam", "AdamWAsAdam", AdamWAsAdam.__doc__,
+        optimizer={"name": "adamw", "lr": 1e-2, "weight_decay": 0.1}),
+    Bug("adam_as_adamw", "AdamAsAdamW", AdamAsAdamW.__doc__,
+        optimizer={"name": "adam", "lr": 1e-2, "weight_decay": 0.1}),
+    Bug("nesterov_ignored", "NesterovIgnored", NesterovIgnored.__doc__,
+        optimizer={**_SGD_M, "nesterov": True}),
+    Bug("wrong_beta2", "WrongBeta2", WrongBeta2.__doc__, expect="trajectory",
+        optimizer=_ADAM),
+    # controls: nothing to find
+    Bug("relu_mask_at_zero (control)", "ReluMaskAtZero", ReluMaskAtZero.__doc__,
+        expect="none"),
+    Bug("softmax_no_max_sub@ordinary_logits (control)", "SoftmaxNoMaxSub",
+        SoftmaxNoMaxSub.__doc__, expect="none"),
+)
+
+
+def perturbed_backend(rel: float) -> str:
+    """The plug-in name of an :class:`OneEntryOff` with relative error ``rel``.
+
+    The class is made on first use and kept in this module, so that the registry
+    finds it by name (``harness.calibrate.catalogue:OneEntryOff_...``).
+    """
+    name = "OneEntryOff_" + f"{float(rel):.9e}".replace(".", "p").replace("-", "m").replace(
+        "+", "")
+    if name not in globals():
+        globals()[name] = type(name, (OneEntryOff,), {"rel": float(rel)})
+    return f"{MODULE}:{name}"
