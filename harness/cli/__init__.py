@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 
 from harness.cli.common import OneLineErrorParser
 
@@ -97,6 +98,19 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, old)
 
 
+@contextlib.contextmanager
+def _quiet_floating_point():
+    """Within the block, NumPy's floating-point warnings (overflow, invalid value, divide
+    by zero), also those raised inside plotting, are not printed: the commands report
+    non-finite losses and parameters themselves, in their own words."""
+    import numpy as np
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message=r"(overflow|underflow|invalid value|divide by zero)")
+        yield
+
+
 def _as_flags(message: str, argv: list[str], options: set[str], from_file: bool) -> str:
     """Library names in ``message`` (`` `weight_decay` ``) as the command's flags
     (`` `--weight-decay` ``). When settings may also come from a file (``from_file``),
@@ -138,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     typed = list(sys.argv[1:] if argv is None else argv)
     from_file = args.command == "sweep" or getattr(args, "config", None) is not None
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), _quiet_floating_point():
             return int(args.func(args))
     except ConfigError as exc:
         message = _as_flags(_one_line(exc), typed, _options_of(parser, args.command), from_file)

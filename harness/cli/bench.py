@@ -106,6 +106,8 @@ def build_config(args):
     from harness.errors import ConfigError
 
     common.validate_threads(args)
+    if getattr(args, "save", False):
+        common.check_writable(getattr(args, "out", None))
     kw: dict = {}
     if args.config:
         kw.update(load_config_file(args.config))

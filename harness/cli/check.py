@@ -39,7 +39,7 @@ def run(args) -> int:
     spec = common.model_spec(args, data)
     resolve_tolerances(spec.dtype, args.rtol, args.atol)
     (X,) = standardize(data.X)
-    with common.threads(args, backends):
+    with common.threads(args, backends, dims=spec.dims, rows=len(data)):
         reference, candidate = common.build_models(backends, spec, opt, args, device=device)
         report = check_equivalence(reference, candidate, X, data.y, rtol=args.rtol,
                                    atol=args.atol, reference_name=backends[0],

@@ -75,10 +75,11 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)  # refuse before training, not after
+        common.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     init = common.initial_params(args, spec)
-    with common.threads(args, backends) as n_threads:
+    with common.threads(args, backends, dims=spec.dims, rows=args.batch_size) as n_threads:
         report = _cross_validate(args, backends, data, spec, opt, device, init, n_threads)
 
     passed = (args.min_agreement is None or len(backends) < 2

@@ -65,7 +65,7 @@ def run(args) -> int:
     spec = common.model_spec(args, data)
     (X,) = standardize(data.X)
     rows = epoch_order(len(data), 0, seed=spec.seed)[:args.samples]
-    with common.threads(args, [args.backend]):
+    with common.threads(args, [args.backend], dims=spec.dims, rows=len(rows)):
         (model,) = common.build_models([args.backend], spec, None, args, device=device)
         report = gradcheck(model, X[rows], data.y[rows], eps=args.fd_eps, rtol=args.rtol,
                            atol=args.atol, max_entries=args.max_entries, seed=spec.seed,

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     threads = common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
+        common.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     settings = ReportSettings(

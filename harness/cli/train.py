@@ -74,6 +74,7 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
+        common.check_writable(args.out)
 
     from harness.data import split_validation, standardize
 
@@ -98,13 +99,14 @@ def run(args) -> int:
         "init_from": args.init_from,
     }
 
-    with common.threads(args, backends) as n_threads:
+    with common.threads(args, backends, dims=spec.dims, rows=batch_size) as n_threads:
         # a class that cannot be built is bad input: refused before anything is written
         reference, candidate = common.build_models(backends, spec, opt, args, device=device)
         config["threads"] = n_threads
         summary, report = _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va,
                                  y_va, batch_size, config)
 
+    verdict, caution = summary["verdict"], summary["caution"]
     if args.json:
         common.print_json(summary)
     else:
@@ -117,12 +119,36 @@ def run(args) -> int:
               + (f", from {args.init_from}" if args.init_from else ""))
         print(f"optimizer: {o.name}, lr {o.lr:g}, weight decay {o.weight_decay:g}{extra}")
         print(report)
+        if caution is not None:
+            print(f"{'WARN' if verdict == 'WARN' else 'caution'}: {caution}")
         if args.out is not None:
             print(f"wrote {', '.join(summary['files'])} to {args.out}")
     if report.error is not None:
         where = f"; what was recorded is in {args.out}" if args.out is not None else ""
         print(f"nn-harness train: numerical failure: {report.error}{where}", file=sys.stderr)
     return 0 if report.passed else 1
+
+
+def _verdict(report) -> tuple[str, str | None]:
+    """PASS, WARN (agreement that shows nothing: both diverged) or FAIL, and the caution."""
+    from harness.sanity import training_sanity
+
+    h = report.history
+    steps = h[h["quantity"] == "loss"]
+    losses = [steps.loc[steps["backend"] == b, "value"].to_numpy()
+              for b in (report.reference, report.candidate)]
+    final = report.final
+    acc = [final.get(b, {}).get("val_accuracy", final.get(b, {}).get("train_accuracy"))
+           for b in (report.reference, report.candidate)]
+    found = training_sanity(*losses, agreed=report.passed, reference_accuracy=acc[0],
+                            candidate_accuracy=acc[1], reference=report.reference,
+                            candidate=report.candidate)
+    caution = found.reason
+    if caution is not None and "diverged" in caution:
+        caution += "; lower --lr"
+    if not report.passed:
+        return "FAIL", caution
+    return ("PASS", None) if caution is None else ("WARN", caution)
 
 
 def _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va, y_va, batch_size,
@@ -151,6 +177,7 @@ def _train(args, backends, spec, reference, candidate, X_tr, y_tr, X_va, y_va, b
         finally:
             bar.close()
         summary = report.to_dict()
+        summary["verdict"], summary["caution"] = _verdict(report)
         summary["config"] = config
         summary["complete"] = True
         if tmp is not None:
@@ -199,7 +226,14 @@ def _write(report, summary, folder) -> list[str]:
     from harness.plots.training import write_training_plots
 
     atomic_write_text(folder / "history.csv", report.history.to_csv(index=False))
-    paths = write_training_plots(report.history, folder)
+    try:
+        paths = write_training_plots(report.history, folder)
+    except (OverflowError, ValueError) as exc:  # values too large to draw (a blow-up)
+        for leftover in folder.glob("*.png"):
+            leftover.unlink()
+        _warn(f"no plots: the recorded values are too large to draw ({exc})")
+        summary = {**summary, "plots_skipped": str(exc)}
+        paths = {}
     files = ["history.csv", *(p.name for p in paths.values()), "summary.json"]
     atomic_write_json(folder / "summary.json", {**summary, "files": files})
     return files
