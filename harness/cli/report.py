@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     validate_settings(settings, data)
     out = args.out if args.out is not None else default_out(data.name)
     check_output_dir(out, force=args.force)  # refuse before running anything
+    common.check_writable(out)
 
     command = command_line(args)
     outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,
