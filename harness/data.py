@@ -316,6 +316,10 @@ def _load_csv(p: Path, target: str | None) -> Dataset:
 
     try:
         df = pd.read_csv(p)
+        if df.shape[1] == 1:  # maybe separated by something other than commas
+            sep = _other_separator(p, str(df.columns[0]))
+            if sep is not None:
+                df = pd.read_csv(p, sep=sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file {str(p)!r} is empty") from None
     except pd.errors.ParserError as exc:
@@ -380,6 +384,26 @@ def _load_csv(p: Path, target: str | None) -> Dataset:
         raise DataError(f"{p.name}: {what} in data row {r + 1}, column {col!r}; features "
                         f"must be finite numbers{tail}")
     return Dataset(_stem(p), X, y, names, features)
+
+
+#: separators other than the comma that a CSV file is read with when its header has
+#: no comma and exactly one of them
+OTHER_SEPARATORS: tuple[str, ...] = (";", "\t", "|")
+
+
+def _other_separator(p: Path, header: str) -> str | None:
+    """The one separator of :data:`OTHER_SEPARATORS` in a comma-free ``header``, or None.
+
+    A header with several of them is ambiguous: refused (DataError) with what it holds.
+    """
+    found = [sep for sep in OTHER_SEPARATORS if sep in header]
+    if not found:
+        return None
+    if len(found) > 1:
+        shown = " and ".join(repr(sep) for sep in found)
+        raise DataError(f"{p.name} has one column; its header holds {shown}, so the "
+                        f"separator is ambiguous; save it separated by commas")
+    return found[0]
 
 
 def _stem(p: Path) -> str:

@@ -3,7 +3,8 @@
 The benchmark measured why this matters: on the small matrices of these networks,
 extra threads add synchronisation, and on a busy machine torch with two threads can
 take many times longer per step than with one. Every subcommand that computes takes
-``--threads N`` (default: every core this process may use, as the benchmark does).
+``--threads N``; without it the count follows the workload (:func:`default_threads`):
+one thread when every matrix product is small, every usable core otherwise.
 """
 
 from __future__ import annotations
@@ -11,17 +12,54 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from harness.errors import ConfigError
 
 
-def default_threads() -> int:
+#: largest matrix product, d_i * d_{i+1} * rows (multiply-adds), that one thread does
+#: faster than several; measured with `nn-harness train` and `cv` (see README, --threads)
+SMALL_WORKLOAD = 1 << 24
+
+
+def usable_cores() -> int:
     """Cores this process may run on (all of them, unless restricted)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def largest_product(dims: Sequence[int], rows: int) -> int:
+    """Multiply-adds of the largest layer's product: ``max_i d_i * d_{i+1} * rows``."""
+    dims = [int(d) for d in dims]
+    return max((a * b for a, b in zip(dims[:-1], dims[1:])), default=0) * int(rows)
+
+
+def default_threads(dims: Sequence[int] | None = None, batch_size: int | None = None) -> int:
+    """The thread count a command uses when ``--threads`` is not given.
+
+    Parameters
+    ----------
+    dims : sequence of int, optional
+        Layer widths ``(d_0, ..., d_L)`` of the network the workload trains or checks.
+    batch_size : int, optional
+        Rows of a matrix product: the batch size when training, the samples when a
+        check multiplies the whole set at once.
+
+    Returns
+    -------
+    int
+        1 when the largest layer product ``d_i * d_{i+1} * batch_size`` is below
+        :data:`SMALL_WORKLOAD` (2**24, about 16.8 million multiply-adds: 512-512-10
+        at batch 64; the default 64-32-10 at batch 64 is 131 thousand), where thread
+        start-up and synchronisation cost more than a second core saves, and a busy
+        machine makes several threads far slower; else every usable core. Without
+        ``dims`` or ``batch_size``, every usable core.
+    """
+    if dims is None or batch_size is None:
+        return usable_cores()
+    return 1 if largest_product(dims, batch_size) < SMALL_WORKLOAD else usable_cores()
 
 
 def validate_threads(threads) -> int | None:
@@ -43,7 +81,8 @@ def _needs_torch(backends: Iterable[str] | None) -> bool:
 @contextlib.contextmanager
 def limit_threads(threads: int | None = None, *,
                   backends: Iterable[str] | None = None) -> Iterator[int]:
-    """Within the block, NumPy's BLAS and torch use ``threads`` threads (default: all cores).
+    """Within the block, NumPy's BLAS and torch use ``threads`` threads (default: all cores;
+    see :func:`default_threads` for the count that fits a workload).
 
     torch is set (and imported) only when ``backends`` may use it (any but
     ``scratch``) or it is loaded already; ``backends=None`` means it may. Yields the

@@ -68,6 +68,8 @@ FIXTURES = {
     "binary.csv": lambda p: p.write_bytes(b"a,b,label\n\xff\xfe\x00\x01,2,x\n"),
     "huge.csv": lambda p: p.write_text("a,b,label\n1e300,1,x\n-1e300,2,y\n3e300,3,x\n"),
     "huge-label.csv": lambda p: p.write_text("a,label\n1,1\n2,1e300\n3,2\n"),
+    "ambiguous.csv": lambda p: p.write_text(
+        "a;b\tlabel\n" + "".join(f"{i % 7};{i % 3}\t{'xy'[i % 2]}\n" for i in range(20))),
     "broken.npz": lambda p: p.write_text("not a zip"),
     "notes.txt": lambda p: p.write_text("hello\n"),
     "taken/": lambda p: (p.mkdir(), (p / "keep.txt").write_text("mine\n")),

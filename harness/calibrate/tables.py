@@ -127,9 +127,10 @@ class Calibration:
     def text(self) -> str:
         """The tables as the command prints them."""
         s = self.settings
+        rows = self.detection_rows
+        n_bugs = rows["bug"].nunique() if not rows.empty else 0
         lines = [f"calibration, seed {s['seed']}: {s['configs']} random correct "
-                 f"configurations x {len(PAIRS)} pairs; {self.detection_rows['bug'].nunique() if not self.detection_rows.empty else 0} "
-                 f"catalogue entries", ""]
+                 f"configurations x {len(PAIRS)} pairs; {n_bugs} catalogue entries", ""]
         fa = self.false_alarm_table()
         lines.append("False alarms (FAIL on a correct pair) per check and dtype:")
         lines.append(_frame_text(fa) if not fa.empty else "  (no configurations)")

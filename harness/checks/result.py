@@ -94,7 +94,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
     "training": {
         "training_steps": "int", "first_divergence_step": "int",
         "training_divergence": "str", "training_max_loss_diff": "float",
-        "training_max_param_diff": "float",
+        "training_max_param_diff": "float", "training_caution": "str",
     },
     "drift": {"drift_steps": "int", "drift_max_param_diff": "float",
               "drift_max_loss_diff": "float"},

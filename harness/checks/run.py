@@ -316,13 +316,24 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
     return report, split
 
 
-def _diverged_note(report) -> str | None:
-    """Why an agreeing trajectory proves little (both diverged), or None."""
-    try:
-        from harness.sanity import training_diverged
-    except ImportError:  # pragma: no cover - added with the newcomer fixes
-        return None
-    return training_diverged(report)
+def _training_caution(report) -> str | None:
+    """Why a trajectory's verdict may mislead (both diverged; a failing candidate that
+    scores better), or None: :func:`harness.sanity.training_sanity` on its history."""
+    from harness.sanity import training_sanity
+
+    h = report.history
+    steps = h[h["quantity"] == "loss"]
+    names = (report.reference, report.candidate)
+    losses = [steps.loc[steps["backend"] == b, "value"].to_numpy() for b in names]
+    final = report.final
+    acc = [final.get(b, {}).get("val_accuracy", final.get(b, {}).get("train_accuracy"))
+           for b in names]
+    caution = training_sanity(*losses, agreed=report.passed, reference_accuracy=acc[0],
+                              candidate_accuracy=acc[1], reference=names[0],
+                              candidate=names[1]).reason
+    if caution is not None and "diverged" in caution:
+        caution += "; lower --lr"
+    return caution
 
 
 def _trajectory_fields(prefix: str, report) -> dict:
@@ -355,15 +366,18 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
     notes = [split["arbiter_note"]] if split.get("arbiter_note") else []
-    diverged = _diverged_note(report) if report.passed else None
-    if diverged:
-        status, summary = WARN, f"{summary}; but {diverged}"
-        notes.append(f"WARN: {diverged}")
+    caution = _training_caution(report)
+    fields = {**_trajectory_fields("training", report), "training_caution": caution}
+    if caution is not None:
+        if report.passed:  # agreement, but it shows nothing
+            status = WARN
+            summary = f"{summary}; but {caution}"
+        notes.append(f"{'WARN' if report.passed else 'caution'}: {caution}")
     verdict = Verdict("training", title, status, summary, seconds)
     return CheckResult("training", [verdict], report,
                        settings=_settings(config, **split, epochs=config.epochs,
                                           batch_size=config.batch_size),
-                       fields=_trajectory_fields("training", report), notes=notes,
+                       fields=fields, notes=notes,
                        header=config.describe(), seconds=seconds)
 
 

@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 
 from harness.cli.common import OneLineErrorParser
 
@@ -98,6 +99,19 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, old)
 
 
+@contextlib.contextmanager
+def _quiet_floating_point():
+    """Within the block, NumPy's floating-point warnings (overflow, invalid value, divide
+    by zero), also those raised inside plotting, are not printed: the commands report
+    non-finite losses and parameters themselves, in their own words."""
+    import numpy as np
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                message=r"(overflow|underflow|invalid value|divide by zero)")
+        yield
+
+
 def _as_flags(message: str, argv: list[str], options: set[str], from_file: bool) -> str:
     """Library names in ``message`` (`` `weight_decay` ``) as the command's flags
     (`` `--weight-decay` ``). When settings may also come from a file (``from_file``),
@@ -142,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         # with --json, what plug-in code prints goes to stderr: stdout is the JSON alone
-        with _sigterm_as_interrupt(), json_stdout(bool(getattr(args, "json", False))):
+        with _sigterm_as_interrupt(), _quiet_floating_point(), \
+                json_stdout(bool(getattr(args, "json", False))):
             return int(args.func(args))
     except ConfigError as exc:
         message = _as_flags(_one_line(exc), typed, _options_of(parser, args.command), from_file)

@@ -76,7 +76,7 @@ def register(sub) -> None:
                    help="side of the square matmuls that measure the machine's peak "
                         "(default: 4096)")
     t = p.add_argument_group("how")
-    common.add_threads_arg(t)
+    common.add_threads_arg(t, default_help="all cores")
     common.add_device_arg(t)
     t.add_argument("--repeats", type=int, default=None, metavar="N",
                    help="rounds; each measures every backend once, in turn (default: 5)")
@@ -106,6 +106,8 @@ def build_config(args):
     from harness.errors import ConfigError
 
     common.validate_threads(args)
+    if getattr(args, "save", False):
+        common.check_writable(getattr(args, "out", None))
     kw: dict = {}
     if args.config:
         kw.update(load_config_file(args.config))

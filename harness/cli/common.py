@@ -130,7 +130,9 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def add_threads_arg(p: argparse.ArgumentParser, default_help: str = "all cores") -> None:
+def add_threads_arg(p: argparse.ArgumentParser,
+                    default_help: str = "1 for small networks, all cores for large ones; "
+                                        "see README") -> None:
     """--threads N: one thread count for NumPy's BLAS (threadpoolctl) and torch."""
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"threads for NumPy's BLAS and for torch alike (default: "
@@ -312,17 +314,54 @@ def _default_optimizer():
     return OptimizerSpec()
 
 
-def threads(args, backends=None):
-    """Context: --threads for NumPy's BLAS and torch (default: all cores)."""
-    from harness.threads import limit_threads
+def threads(args, backends=None, *, dims=None, rows=None):
+    """Context: --threads for NumPy's BLAS and torch; without it the count that fits the
+    workload (harness.threads.default_threads of ``dims`` and ``rows``: one thread for
+    small matrices, every core for large ones; every core when neither is given)."""
+    from harness.threads import default_threads, limit_threads
 
-    return limit_threads(getattr(args, "threads", None), backends=backends)
+    n = getattr(args, "threads", None)
+    if n is None and dims is not None and rows is not None:
+        n = default_threads(dims, rows)
+    return limit_threads(n, backends=backends)
 
 
 def validate_threads(args) -> int | None:
-    from harness.threads import validate_threads as check
+    """--threads checked; more than the usable cores is cut to them, with a warning."""
+    from harness.threads import usable_cores, validate_threads as check
 
-    return check(getattr(args, "threads", None))
+    n = check(getattr(args, "threads", None))
+    cores = usable_cores()
+    if n is not None and n > cores:
+        print(f"nn-harness {getattr(args, 'command', '')}: warning: `--threads {n}` is more "
+              f"than the {cores} core{'s' if cores != 1 else ''} this machine gives this "
+              f"process; using {cores}", file=sys.stderr)
+        n = args.threads = cores
+    return n
+
+
+def check_writable(out, flag: str = "--out") -> None:
+    """Refuse (ConfigError, exit 2) an ``out`` that cannot be written, before any work.
+
+    Results go into a temporary file or folder beside ``out``, so the nearest existing
+    folder above it must take a new folder: one is made there and removed at once.
+    The message names ``out`` as the user wrote it (never the probe).
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    if out is None:
+        return
+    path = Path(out)
+    probe = next((p for p in path.parents if p.exists() or p.is_symlink()), Path("."))
+    if not probe.is_dir():
+        raise ConfigError(f"`{flag}` {str(out)!r}: {str(probe)!r} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nn-harness-probe-", dir=probe))
+    except OSError as exc:
+        raise ConfigError(f"`{flag}` {str(out)!r} cannot be written: {str(probe)!r} does "
+                          f"not take new files ({exc.strerror or exc})") from None
 
 
 def output_folder(out, *, force: bool, keep_partial: bool, what: str = "run"):

@@ -75,6 +75,7 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)  # refuse before training, not after
+        common.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     config = common.check_config(

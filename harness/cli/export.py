@@ -66,6 +66,7 @@ def run(args) -> int:
         raise ConfigError(f"`--out` {args.out!r}: the name must end in .safetensors or .npz "
                           f"(the format follows it)")
     fmt = format_of(out)
+    common.check_writable(args.out)
     if out.exists() and not args.force:
         raise ConfigError(f"`--out` {args.out!r} already exists; choose another name or pass "
                           f"--force to replace it")

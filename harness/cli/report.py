@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     threads = common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
+        common.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     settings = ReportSettings(
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     validate_settings(settings, data)
     out = args.out if args.out is not None else default_out(data.name)
     check_output_dir(out, force=args.force)  # refuse before running anything
+    common.check_writable(out)
 
     command = command_line(args)
     outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,

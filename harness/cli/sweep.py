@@ -51,7 +51,11 @@ def register(sub) -> None:
 def _default_out(grid: str) -> str:
     from pathlib import Path
 
-    return str(Path("reports") / f"sweep-{Path(grid).stem}")
+    name = Path(grid).stem  # examples/sweep_small.toml: reports/sweep-small
+    for prefix in ("sweep_", "sweep-"):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix):]
+    return str(Path("reports") / (f"sweep-{name}" if name != "sweep" else "sweep"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +117,8 @@ def _run(args) -> int:
     from harness.errors import ConfigError
     from harness.sweep import ResultsStore, load_plan, run_sweep, validate_executor
 
+    out = args.out or _default_out(args.grid)
+    common.check_writable(out)  # before reading the grid (which loads Dask)
     plan = load_plan(args.grid)
     executor = validate_executor(args.executor)
     if args.workers is not None:
@@ -121,7 +127,6 @@ def _run(args) -> int:
         if executor != "local":
             raise ConfigError("`--workers` applies to --executor local; the cluster at "
                               f"{executor} has the workers it has")
-    out = args.out or _default_out(args.grid)
     store = ResultsStore(out)
     store.check()
     done = set()

@@ -76,6 +76,7 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
+        common.check_writable(args.out)
 
     data = common.load_data(args)
     spec = common.model_spec(args, data)
@@ -99,7 +100,6 @@ def run(args) -> int:
     }
     summary, result = _train(args, config, run_config, data)
     report = result.report
-
     if args.json:
         common.print_json(summary)
     else:
@@ -138,6 +138,8 @@ def _train(args, config, run_config, data):
         finally:
             bar.close()
         summary = result.to_dict(timings=False)  # the same run, the same bytes
+        summary["verdict"] = result.status
+        summary["caution"] = result.fields.get("training_caution")
         summary["config"] = run_config
         summary["complete"] = True
         if tmp is not None and result.report is not None:
@@ -186,7 +188,14 @@ def _write(report, summary, folder) -> list[str]:
     from harness.plots.training import write_training_plots
 
     atomic_write_text(folder / "history.csv", report.history.to_csv(index=False))
-    paths = write_training_plots(report.history, folder)
+    try:
+        paths = write_training_plots(report.history, folder)
+    except (OverflowError, ValueError) as exc:  # values too large to draw (a blow-up)
+        for leftover in folder.glob("*.png"):
+            leftover.unlink()
+        _warn(f"no plots: the recorded values are too large to draw ({exc})")
+        summary = {**summary, "plots_skipped": str(exc)}
+        paths = {}
     files = ["history.csv", *(p.name for p in paths.values()), "summary.json"]
     atomic_write_json(folder / "summary.json", {**summary, "files": files})
     return files
