@@ -127,10 +127,11 @@ class CheckConfig:
 
     @property
     def resolved_threads(self) -> int:
-        """The thread count the checks run with (``threads``, else the default)."""
+        """The thread count a training workload runs with: ``threads``, else the count
+        that fits the network and the batch size (:func:`harness.threads.default_threads`)."""
         from harness.threads import default_threads
 
-        return self.threads or default_threads()
+        return self.threads or default_threads(self.spec.dims, self.batch_size)
 
     @property
     def reference(self) -> str:

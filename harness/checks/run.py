@@ -81,10 +81,13 @@ def build_arbiter(config: CheckConfig, name: str, dtype: str) -> tuple[Any, str 
                       f"({' '.join(str(exc).split())}); float32 tolerances judged alone")
 
 
-def _threads(config: CheckConfig, n: int | None = None):
-    from harness.threads import limit_threads
+def _threads(config: CheckConfig, rows: int):
+    """``config.threads``, else the count that fits a workload of ``rows`` per product."""
+    from harness.threads import default_threads, limit_threads
 
-    return limit_threads(config.threads if n is None else n, backends=config.backends)
+    n = config.threads if config.threads is not None else default_threads(config.spec.dims,
+                                                                          rows)
+    return limit_threads(n, backends=config.backends)
 
 
 # ------------------------------------------------------------------ data
@@ -161,7 +164,7 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     title = f"Equivalence: {cand_name} against {ref_name}, {config.spec.dtype}"
     t0 = time.perf_counter()
     try:
-        with _threads(config):
+        with _threads(config, len(y)):
             reference, candidate = build_models(config, (ref_name, cand_name))
             arbiter, arbiter_note = build_arbiter(config, ref_name, config.spec.dtype)
             report = check_equivalence(reference, candidate, x, y, rtol=config.rtol,
@@ -225,7 +228,7 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
         t0 = time.perf_counter()
         title = f"Gradient check: {name}"
         try:
-            with _threads(config):
+            with _threads(config, len(y)):
                 (model,) = build_models(config, (name,))
                 report = gradcheck(model, x, y, eps=config.gradcheck_eps,
                                    rtol=config.gradcheck_rtol, atol=config.gradcheck_atol,
@@ -301,7 +304,7 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
         ref_name, cand_name = f"{ref_name} (reference)", f"{cand_name} (candidate)"
     X_tr, y_tr, X_va, y_va, split = training_rows(config, data)
     cfg = config.with_dtype(dtype)
-    with _threads(config), warnings.catch_warnings():
+    with _threads(config, config.batch_size), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data: clamped
         reference, candidate = build_models(cfg, config.pair("a training comparison"))
         arbiter, note = build_arbiter(config, config.backends[0], dtype)
@@ -429,7 +432,7 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
     title = f"{config.folds}-fold cross-validation, {config.epochs} epochs per fold"
     t0 = time.perf_counter()
     try:
-        with _threads(config):
+        with _threads(config, config.batch_size):
             report = cross_validate(
                 list(config.backends), data.X, data.y, spec=config.spec,
                 optimizer=config.optimizer, folds=config.folds, stratified=config.stratified,
