@@ -176,9 +176,12 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     rows = report.rows
     n_bad = sum(not r.passed for r in rows)
     worst = max((r.max_abs_err for r in rows), default=0.0)
+    counted = (f"{sum(r.n_elements for r in rows):,} entries compared, "
+               f"{sum(getattr(r, 'n_excused', 0) for r in rows):,} excused")
     if report.passed:
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
-                   f"one optimizer step); largest absolute difference {_sci(worst)}")
+                   f"one optimizer step); {counted}; largest absolute difference "
+                   f"{_sci(worst)}")
     else:
         summary = f"{n_bad} of {len(rows)} quantities differ; first: {report.first_failure.quantity}"
         if report.divergence and report.divergence.get("message"):
@@ -277,6 +280,15 @@ def _gradcheck_summary(report) -> str:
     checked = sum(p.checked for p in report.params)
     kinks = sum(p.kinks for p in report.params)
     total = sum(p.size for p in report.params)
+    status = _gradcheck_status(report)
+    if status == NOT_CHECKED:
+        problem = getattr(report, "arithmetic_problem", None)
+        if problem:
+            return f"not checked: {problem}"
+        unchecked = [p.name for p in report.params if getattr(p, "verdict", None) == NOT_CHECKED]
+        return (f"not checked: every checked entry of {', '.join(unchecked) or 'the model'} "
+                f"sat on a kink; {checked - kinks} of {checked} checked entries (of {total}) "
+                f"verified elsewhere")
     if report.passed:
         return (f"{checked - kinks} of {checked} checked entries (of {total}) agree with "
                 f"central differences; {kinks} skipped at kinks")
