@@ -136,7 +136,7 @@ def _short(v: Verdict) -> str:
 
 
 def _machine(bench: StageResult | None, threads: int) -> dict[str, Any]:
-    from harness.bench import machine_info
+    from harness.machine import machine_info
 
     if bench is not None and bench.view is not None:
         info = dict(bench.view["machine"])
