@@ -264,6 +264,12 @@ class GradcheckReport:
             ],
         }
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.checks.display`)."""
+        from harness.checks.display import to_html
+
+        return to_html(self)
+
 
 # ------------------------------------------------------------------ precision
 def activation_of(model) -> str | None:

@@ -596,6 +596,12 @@ class TrajectoryReport:
                              "steps points to a wrong rule; rerun in float64 to tell")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.checks.display`)."""
+        from harness.checks.display import to_html
+
+        return to_html(self)
+
 
 def _dtype_for_tolerances(reference, candidate) -> np.dtype:
     dtypes = [model_dtype(reference), model_dtype(candidate)]

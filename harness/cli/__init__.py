@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     "harness.cli.sweep",
     "harness.cli.bench",
     "harness.cli.export",
+    "harness.cli.conformance",
 ]
 
 EXAMPLES = """examples:

@@ -338,8 +338,9 @@ def _contract(target, ref: str, check: str, *, part: str, activation: str,
     elif part == "get_params":
         params = model.get_params()
         if not isinstance(params, dict) or set(params) != set(shapes):
-            problems.append(f"get_params returned {sorted(params) if isinstance(params, dict) else type(params).__name__}, "
-                            f"expected the canonical names {sorted(shapes)}")
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            problems.append(f"get_params returned {got}, expected the canonical names "
+                            f"{sorted(shapes)}")
         else:
             problems += [p for k in shapes
                          for p in [_arr_problem(f"get_params()['{k}']", params[k], shapes[k])] if p]
