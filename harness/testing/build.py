@@ -84,13 +84,21 @@ def make_optimizer(optimizer=None, *, weight_decay_in: str | None = None,
                       f"OptimizerSpec, got {type(optimizer).__name__}")
 
 
+def as_target(target):
+    """A plug-in fixture's factory as its backend name; anything else as it is."""
+    if type(target).__name__ == "ModelFactory" and isinstance(getattr(target, "name", None), str):
+        return target.name
+    return target
+
+
 def is_built(target) -> bool:
     """True for a model object (not a name, not a class)."""
-    return not isinstance(target, (str, type))
+    return not isinstance(as_target(target), (str, type))
 
 
 def target_name(target) -> str:
     """The backend name of a target: itself for a name, ``module:Qualname`` otherwise."""
+    target = as_target(target)
     if isinstance(target, str):
         return target
     cls = target if isinstance(target, type) else type(target)
@@ -149,6 +157,7 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     from harness.errors import ProtocolError
     from harness.registry import BUILTIN_BACKENDS, check_protocol, make_backend
 
+    target = as_target(target)
     if isinstance(target, str):
         model = make_backend(target, spec, optimizer, device=device)
         return Guarded(model, target) if target not in BUILTIN_BACKENDS else model
