@@ -23,11 +23,18 @@ def test_conformance(network, check):
 
 
 # 2. Your own equivalence tests, on bundled data, with the plugin's fixtures.
-#    (The candidate can also come from the command line: pytest --nnh-backend mynet:MyMLP)
 @pytest.mark.nnh(backend="mynet:MyMLP")
 def test_equivalent_on_iris(nnh_reference, nnh_candidate, nnh_data):
     X, y = nnh_data("iris", n_samples=24)
     assert_equivalent(nnh_reference, nnh_candidate, X, y, dims=(4, 6, 3), activation="tanh")
+
+
+# The candidate named on the command line: pytest --nnh-backend mynet:MyMLP
+# (skipped, with the reason, when none is named).
+def test_command_line_backend_builds(nnh_candidate, nnh_data):
+    X, y = nnh_data("wine", n_samples=20)
+    model = nnh_candidate(dims=(13, 8, 3), dtype="float32")
+    assert model.forward(X).shape == (20, 3)
 
 
 def test_gradients_match_finite_differences(nnh_data):

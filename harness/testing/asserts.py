@@ -71,7 +71,8 @@ def equivalence_result(report, *, check: str = "equivalence", title: str, header
         summary = (f"all {len(rows)} quantities agree; largest absolute difference "
                    f"{_sci(worst)}")
     else:
-        summary = f"{n_bad} of {len(rows)} quantities differ; first: {first.message or first.quantity}"
+        detail = first.message.splitlines()[0] if first.message else first.quantity
+        summary = f"{n_bad} of {len(rows)} quantities differ; first: {detail}"
         if report.divergence and report.divergence.get("message"):
             summary += f"; first divergence: {report.divergence['message']}"
     fields = {"equivalence_first_failure": None if first is None else first.quantity}
