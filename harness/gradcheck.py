@@ -265,8 +265,8 @@ class GradcheckReport:
         }
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.checks.display`)."""
-        from harness.checks.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
 
         return to_html(self)
 

@@ -35,6 +35,7 @@ LAYER_OF = {
     "harness.plots": "plots",
     "harness.report": "top",
     "harness.sweep": "top",
+    "harness.testing": "top",
     "harness.cli": "cli",
     "harness.__main__": "cli",
 }

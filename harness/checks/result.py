@@ -242,8 +242,8 @@ class CheckResult:
         return self.text()
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.checks.display`)."""
-        from harness.checks.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
 
         return to_html(self)
 
@@ -304,7 +304,7 @@ class CheckRun:
                          "seconds": round(self.seconds, 3)})
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.checks.display`)."""
-        from harness.checks.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
 
         return to_html(self)

@@ -615,7 +615,7 @@ class ConformanceRun:
                          "seconds": round(self.seconds, 3)})
 
     def _repr_html_(self) -> str:
-        from harness.checks.display import conformance_html
+        from harness.display import conformance_html
 
         return conformance_html(self)
 
