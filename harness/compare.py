@@ -264,6 +264,12 @@ class EquivalenceReport:
             "rows": [jsonable(r.row()) for r in self.rows],
         }
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 def model_dtype(model) -> np.dtype:
     """The dtype a model computes in, read off its parameters."""

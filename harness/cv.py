@@ -183,6 +183,12 @@ class CVReport:
             "max_val_acc_diff": self.max_val_acc_diff if len(self.backends) > 1 else None,
         }
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 # ---------------------------------------------------------------------- checks
 def _check_xy(X, y, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:

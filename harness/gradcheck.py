@@ -356,6 +356,12 @@ class GradcheckReport:
             ],
         }
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 # ------------------------------------------------------------------ precision
 def activation_of(model) -> str | None:

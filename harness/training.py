@@ -661,6 +661,12 @@ class TrajectoryReport:
         lines.append(self.counts_line)
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 def _dtype_for_tolerances(reference, candidate) -> np.dtype:
     dtypes = [model_dtype(reference), model_dtype(candidate)]

@@ -36,6 +36,7 @@ LAYER_OF = {
     "harness.report": "top",
     "harness.sweep": "top",
     "harness.calibrate": "top",
+    "harness.testing": "top",
     "harness.cli": "cli",
     "harness.__main__": "cli",
 }

@@ -52,6 +52,12 @@ class BenchResult:
         return cls(pd.DataFrame(d["rows"]), d.get("machine", {}), d.get("config", {}),
                    d.get("matmul_peaks", []), d.get("targets", []), d.get("times_s", {}))
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 
 def new_run_dir(root: str | os.PathLike, now: _dt.datetime | None = None) -> Path:

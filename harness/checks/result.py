@@ -255,6 +255,12 @@ class CheckResult:
     def __str__(self) -> str:
         return self.text()
 
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
 
 @dataclass
 class CheckRun:
@@ -310,3 +316,9 @@ class CheckRun:
                          "config": self.config.to_dict(),
                          "results": {r.check: r.to_dict() for r in self.results},
                          "seconds": round(self.seconds, 3)})
+
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)

@@ -30,6 +30,7 @@ SUBCOMMANDS = [
     "harness.cli.bench",
     "harness.cli.export",
     "harness.cli.calibrate",
+    "harness.cli.conformance",
 ]
 
 EXAMPLES = """examples:
