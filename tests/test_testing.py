@@ -28,14 +28,14 @@ def xy():
 def test_equivalent_backends_pass_and_return_the_result(xy):
     result = assert_equivalent("torch", "scratch", *xy, dims=DIMS, activation="tanh")
     assert isinstance(result, CheckResult) and result.passed
-    assert result.header[0].startswith("model: dims (5, 7, 3), tanh, float64")
+    assert result.header[0].startswith("model: dims 5-7-3, tanh, float64")
 
 
 def test_dims_inferred_from_the_data_and_built_objects_accepted(xy):
     from harness import ModelSpec, OptimizerSpec, make_backend
 
     result = assert_equivalent("torch", NumpyMLP, *xy)
-    assert "dims (5, 32, 3)" in result.header[0]
+    assert "dims 5-32-3" in result.header[0]
     built = make_backend("scratch", ModelSpec(DIMS, activation="tanh", dtype="float32"),
                          OptimizerSpec())
     result = assert_equivalent("torch", built, *xy)  # spec read off the built model
@@ -61,8 +61,10 @@ def test_the_message_reads_well_without_pytest_rewriting(tmp_path, xy):
         "x = np.random.default_rng(0).normal(size=(9, 5)); y = np.arange(9) % 3\n"
         "assert_equivalent('torch', WrongTanhDerivative, x, y, dims=(5, 7, 3), "
         "activation='tanh')\n")
+    root = str(__import__("pathlib").Path(__file__).parents[1])
+    env = {**__import__("os").environ, "PYTHONPATH": root}  # the script imports tests.*
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+                         cwd=root, env=env)
     assert out.returncode == 1
     assert "HarnessAssertionError: " in out.stderr and "grads['W0']" in out.stderr
     assert "first divergence" in out.stderr or "no layer-level localisation" in out.stderr
