@@ -34,8 +34,7 @@ def grid_entry(text: str) -> list[tuple[tuple[int, ...], int]]:
     dims_text, sep, sizes_text = text.partition(":")
     if not sep:
         raise argparse.ArgumentTypeError(
-            f"expected DIMS:BATCH_SIZES like 64,32,10:64,1797, or one of "
-            f"{', '.join(NAMED_GRIDS)}, got {text!r}")
+            f"expected DIMS:BATCH_SIZES like 64,32,10:64,1797, got {text!r}")
     dims = common.csv_ints(dims_text)
     sizes = common.csv_ints(sizes_text)
     return [(dims, b) for b in sizes]
