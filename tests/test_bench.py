@@ -152,15 +152,96 @@ def test_plots_are_written(tiny_result, tmp_path):
 
     paths = plot_all(tiny_result, tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["breakdown.png", "gflops.png", "memory.png", "ratio.png",
-                     "time_vs_batch.png"]
+    # one batch size per network: bars per grid point, no plot against batch size
+    assert names == ["breakdown.png", "gflops.png", "memory.png", "ratio.png", "times.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def _legend_labels(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes if ax.get_legend()
+            for t in ax.get_legend().get_texts()]
+
+
+def test_time_against_batch_size_only_for_networks_with_several(tiny_result, tmp_path):
+    from harness.plots.bench import plot_time_vs_batch
+
+    assert plot_time_vs_batch(tiny_result.table, tmp_path / "t.png") is None
+    two = tiny_result.table.copy()
+    more = two.copy()
+    more["batch_size"] = 9
+    import pandas as pd
+
+    path = plot_time_vs_batch(pd.concat([two, more]), tmp_path / "t.png")
+    assert path is not None and path.exists()
+
+
+def test_the_ratio_plot_shows_the_target_only_when_asked(tiny_result):
+    from harness.plots.bench import ratio_figure
+
+    assert not any("target" in t for t in _legend_labels(ratio_figure(tiny_result.table)))
+    assert any("target" in t for t in
+               _legend_labels(ratio_figure(tiny_result.table, targets=True)))
+
+
+def test_a_bar_above_the_peak_is_marked(tiny_result):
+    from harness.plots.bench import gflops_figure
+
+    t = tiny_result.table.copy()
+    peaks = [dict(p, gflops=1e-6) for p in tiny_result.peaks]  # every bar beats it
+    fig = gflops_figure(t, peaks)
+    texts = [x.get_text() for ax in fig.axes for x in ax.texts]
+    assert any(x.startswith("above peak") for x in texts)
+    assert any("matmul peak" in x for x in _legend_labels(fig))
+    fig = gflops_figure(t, [dict(p, gflops=1e9) for p in tiny_result.peaks])
+    assert not [x for ax in fig.axes for x in ax.texts if "above peak" in x.get_text()]
 
 
 def test_text_report_names_ratios_peaks_and_memory(tiny_result):
     text = bench.format_result(tiny_result)
     assert "matmul peak" in text and "x torch" in text and "peak memory" in text
-    assert "targets:" in text
+    # the scratch backend's own goals are the project's, shown only when asked for
+    assert "target" not in text and "FAIL" not in text
+    assert "targets of the scratch backend" in bench.format_result(tiny_result, targets=True)
+
+
+def test_unreliable_rows_are_flagged_and_a_disturbed_run_warned_about(tiny_result):
+    import copy
+
+    result = copy.deepcopy(tiny_result)
+    result.machine["other_processes_cpu_share"] = 0.714
+    t = result.table
+    t.loc[0, "iqr_s"] = 2 * t.loc[0, "median_s"]
+    t.loc[1, "fraction_of_peak"] = 3.52
+    assert bench.quality.row_flags(t.loc[0]) == ["noisy"]
+    assert "above peak" in bench.quality.row_flags(t.loc[1])
+    q = bench.assess(result)
+    assert q["disturbed"] and q["other_processes_cpu_share"] == 0.714
+    assert q["n_noisy"] >= 1 and q["n_above_peak"] >= 1
+    text = bench.format_result(result)
+    assert "71% of the machine's CPU" in text and "disturbed" in text
+    assert "flag 'noisy'" in text and "flag 'above peak'" in text
+    assert result.to_dict()["quality"]["disturbed"] is True
+    assert "targets" not in result.to_dict(targets=False)
+    result.machine["other_processes_cpu_share"] = 0.01
+    assert not bench.assess(result)["disturbed"]
+    assert "timings are disturbed" not in bench.format_result(result)
+
+
+def test_compare_names_what_differs_between_the_runs(tiny_result):
+    import copy
+
+    old, new = copy.deepcopy(tiny_result), copy.deepcopy(tiny_result)
+    for r in (old, new):
+        r.machine["other_processes_cpu_share"] = 0.0
+    assert bench.run_differences(old, new) == []
+    new.config["threads"], new.config["epoch_samples"] = 2, 1797
+    new.machine["other_processes_cpu_share"] = 0.5
+    diff = bench.run_differences(old, new)
+    assert "threads: 1 (old) vs 2 (new)" in diff
+    assert "epoch samples: 12 (old) vs 1797 (new)" in diff
+    assert any("new run was disturbed" in d for d in diff)
+    text = bench.format_comparison(bench.compare_runs(old, new), diff)
+    assert text.startswith("warning: the runs differ") and "threads: 1 (old) vs 2" in text
 
 
 def test_config_file_sets_the_grid_and_flags_win(tmp_path):
@@ -233,6 +314,49 @@ def test_cli_runs_saves_and_compares(tmp_path, capsys):
                  str(runs[1] / "bench.json")]) == 0
     text = capsys.readouterr().out
     assert "verdict" in text and "train_step" in text and "%" in text
+    assert "targets" not in data  # the project's goals only with --targets
+    # a run with other settings: the comparison says what differs
+    assert main(CLI_TINY + ["--out", str(out), "--epoch-samples", "7"]) == 0
+    capsys.readouterr()
+    third = sorted(out.iterdir())[-1]
+    assert main(["bench", "--compare", str(runs[0] / "bench.json"),
+                 str(third / "bench.json")]) == 0
+    assert "epoch samples: 12 (old) vs 7 (new)" in capsys.readouterr().out
+
+
+def test_cli_shows_targets_only_when_asked(capsys):
+    assert main(CLI_TINY + ["--no-save"]) == 0
+    assert "target" not in capsys.readouterr().out
+    assert main(CLI_TINY + ["--no-save", "--targets"]) == 0
+    assert "targets of the scratch backend" in capsys.readouterr().out
+    assert main(CLI_TINY + ["--no-save", "--json"]) == 0
+    assert "targets" not in json.loads(capsys.readouterr().out)
+    assert main(CLI_TINY + ["--no-save", "--json", "--strict"]) in (0, 1)
+    assert "targets" in json.loads(capsys.readouterr().out)  # --strict implies --targets
+
+
+def test_named_grids_and_a_small_default():
+    from harness.cli import build_parser
+    from harness.cli.bench import build_config
+
+    assert build_config(build_parser().parse_args(["bench"])).grid == bench.DEFAULT_GRID
+    assert max(max(d) for d, _ in bench.DEFAULT_GRID) <= 1024
+    full = build_config(build_parser().parse_args(["bench", "--grid", "full"])).grid
+    assert full == bench.FULL_GRID and ((2048, 2048, 2048, 10), 1024) in full
+
+
+def test_the_profiler_writes_nothing_to_stderr(capfd):
+    from harness.bench.timing import peak_memory_torch
+    from harness.registry import make_backend
+    from harness.specs import ModelSpec, OptimizerSpec
+
+    model = make_backend("torch", ModelSpec((8, 6, 3)), OptimizerSpec("sgd", lr=0.1))
+    x = np.random.default_rng(0).standard_normal((5, 8))
+    y = np.arange(5) % 3
+    capfd.readouterr()
+    assert peak_memory_torch(model, x, y)["peak_bytes"] > 0
+    err = capfd.readouterr().err
+    assert "USDT" not in err and "CPUAllocator" not in err and "profiler" not in err
 
 
 @pytest.mark.parametrize("argv, message", [

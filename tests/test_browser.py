@@ -42,7 +42,12 @@ PROBE = """
   const table = document.querySelector('#verdicts').getBoundingClientRect();
   return {rows: rows, overall: overall.innerText.trim(), verdicts_top: table.top,
           viewport: window.innerHeight, fonts: document.fonts.status,
-          elapsed: document.querySelector('#elapsed').innerText};
+          elapsed: document.querySelector('#elapsed').innerText,
+          overflowing: Array.from(document.querySelectorAll('div.scroll'))
+            .filter(d => d.scrollWidth > d.clientWidth + 1)
+            .map(d => (d.querySelector('table') || {}).id || '(a table)'),
+          bench_all_open: (document.querySelector('#bench-all') || {}).open,
+          disturbed_box: !!document.querySelector('#bench-disturbed')};
 })()
 """
 
@@ -77,6 +82,10 @@ def check_page(index: Path, screenshot: Path):
     assert probe["overall"].endswith("PASS" if doc["passed"] else "FAIL")
     assert probe["fonts"] == "loaded"
     assert probe["elapsed"].endswith(" s")
+    assert probe["overflowing"] == []  # every table fits the 1280 px window
+    if doc["stages"].get("bench"):  # every measurement is there, collapsed
+        assert probe["bench_all_open"] is False
+        assert probe["disturbed_box"] == doc["stages"]["bench"]["quality"]["disturbed"]
     assert page.screenshot == screenshot and png_size(screenshot)[0] == 1280
     assert page.title.startswith("PASS" if doc["passed"] else "FAIL")
     return page, probe

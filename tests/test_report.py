@@ -120,7 +120,7 @@ class Page(HTMLParser):
             self._depth += 1
         elif tag == "span" and "verdict" in (a.get("class") or "").split():
             self._badge, self._depth = [], 0
-        if a.get("id") in ("elapsed", "overall"):
+        if a.get("id") in ("elapsed", "overall", "bench-disturbed"):
             self._capture, self._text = (a["id"], tag), []
 
     def handle_endtag(self, tag):
@@ -678,3 +678,162 @@ def test_templates_ship_with_the_package():
     templates = sorted(p.name for p in (root / "harness" / "report" / "templates").iterdir())
     assert templates == ["index.html.j2", "report.md.j2"]
     assert any(Path("report/templates/index.html.j2").match(p) for p in patterns)
+
+
+# ------------------------------------------------------------------ benchmark and figures
+def test_the_benchmark_section_shows_summary_rows_hides_targets_and_keeps_the_full_table(
+        small, results):
+    text = (small / "index.html").read_text(encoding="utf-8")
+    section = text[text.index('id="bench"'):text.index('id="machine"')]
+    assert 'id="bench-summary"' in section
+    # the full table is collapsed, the CSV linked
+    assert section.index("<details") < section.index('id="bench-table"')
+    assert 'href="bench/bench.csv"' in section
+    # the scratch backend's own goals are not the reader's question
+    assert "target" not in section.lower()
+    assert "targets" not in results["stages"]["bench"]
+    quality = results["stages"]["bench"]["quality"]
+    share = results["machine"]["other_processes_cpu_share"]
+    assert quality["disturbed"] == (share is not None and share > 0.05)
+    assert ('id="bench-disturbed"' in section) == quality["disturbed"]
+
+
+def test_a_disturbed_benchmark_is_flagged_on_the_page_the_json_and_the_markdown(
+        tmp_path, monkeypatch):
+    from harness.bench import BenchConfig
+    from harness.bench import timing
+    from harness.data import load_dataset
+    from harness.report import ReportSettings, build_report
+    from harness.specs import ModelSpec, OptimizerSpec
+
+    class Busy:  # other processes took 71.4% of the CPU during the run
+        def start(self):
+            return self
+
+        def stop(self):
+            return 0.714
+
+    monkeypatch.setattr(timing, "CpuShare", Busy)
+    bench = BenchConfig(grid=(((4, 8, 3), 16),), dtypes=("float32",), repeats=1,
+                        min_time=0.002, ops=("train_step",), peak_size=64, epoch_samples=32,
+                        memory=False)
+    settings = ReportSettings(spec=ModelSpec((4, 8, 3), "relu", "float32", 0),
+                              optimizer=OptimizerSpec("sgd", lr=0.1), epochs=1, folds=2,
+                              gradcheck_samples=8, gradcheck_max_entries=4, bench=bench)
+    out = build_report(load_dataset("iris"), settings, tmp_path / "busy", quiet=True).path
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["passed"]  # a measurement never fails the report
+    assert doc["stages"]["bench"]["quality"]["disturbed"] is True
+    assert doc["machine"]["other_processes_cpu_share"] == 0.714
+    bench_verdict = next(v for v in doc["verdicts"] if v["key"] == "bench")
+    assert bench_verdict["summary"].startswith("DISTURBED: other processes used 71%")
+    page = Page((out / "index.html").read_text(encoding="utf-8"))
+    assert "71%" in page.text_of("bench-disturbed")
+    assert "not reliable" in page.text_of("bench-disturbed")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "Warning: disturbed benchmark" in md and "71%" in md
+
+
+def _labels(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+def _history(diverge_at: int | None):
+    rows = []
+    for step in range(1, 11):
+        loss = 1e-3 if diverge_at is not None and step >= diverge_at else 1e-9
+        rows += [(step, 1, "difference", "loss_diff", loss),
+                 (step, 1, "difference", "loss_bound", 1e-6)]
+        if step % 2 == 0:
+            rows += [(step, step // 2, "difference", "param_diff", 1e-10),
+                     (step, step // 2, "difference", "param_bound", 1e-7)]
+        for backend in ("torch", "scratch"):
+            rows.append((step, 1, backend, "loss", 1.0))
+    return pd.DataFrame(rows, columns=["step", "epoch", "backend", "quantity", "value"])
+
+
+def test_the_difference_figure_names_both_allowances_and_marks_the_first_divergence():
+    from harness.plots.training import difference_figure, first_divergence_step
+
+    fig = difference_figure(_history(diverge_at=6))
+    (ax,) = fig.axes
+    labels = _labels(ax)
+    assert "allowed loss difference" in labels and "allowed parameter difference" in labels
+    assert "first divergence: step 6" in labels
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    loss_bound, param_bound = lines["allowed loss difference"], lines["allowed parameter difference"]
+    assert loss_bound.get_color() != param_bound.get_color()
+    assert first_divergence_step(_history(None)) is None
+    assert not any("divergence" in t for t in _labels(difference_figure(_history(None)).axes[0]))
+
+
+def test_the_drift_figure_draws_each_dtypes_tolerance(tmp_path):
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from harness.report.figures import drift_figure
+
+    reports = {"float64": SimpleNamespace(history=_history(None)),
+               "float32": SimpleNamespace(history=_history(None))}
+    with mock.patch("harness.report.figures.save") as saved:
+        drift_figure(reports, tmp_path / "d.png")
+        fig = saved.call_args[0][0]
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    for dtype in ("float64", "float32"):
+        assert f"{dtype}: allowed parameter difference" in lines
+        assert lines[f"{dtype}: |loss difference| per step"].get_alpha() >= 0.9
+    assert lines["float64: allowed parameter difference"].get_color() != \
+        lines["float32: allowed parameter difference"].get_color()
+
+
+def test_the_cv_accuracy_figure_names_its_axis_start_and_its_mean_lines(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from harness.cv import cross_validate
+    from harness.data import load_dataset
+    from harness.plots.cv import plot_fold_accuracy
+    from harness.specs import ModelSpec, OptimizerSpec
+
+    data = load_dataset("iris")
+    report = cross_validate(["torch", "scratch"], data.X, data.y,
+                            spec=ModelSpec((4, 8, 3), "relu", "float64", 0),
+                            optimizer=OptimizerSpec("adam", lr=0.05), folds=2, epochs=5,
+                            batch_size=16, quiet=True)
+    before = set(plt.get_fignums())
+    plot_fold_accuracy(report, tmp_path / "acc.png")
+    assert set(plt.get_fignums()) == before  # saved and closed
+    # draw again without saving to inspect it
+    from unittest import mock
+
+    with mock.patch("harness.plots.cv.save") as saved:
+        plot_fold_accuracy(report, tmp_path / "acc2.png")
+        fig = saved.call_args[0][0]
+    ax = fig.axes[0]
+    labels = _labels(ax)
+    assert "torch: mean over folds" in labels and "scratch: mean over folds" in labels
+    bottom = ax.get_ylim()[0]
+    if bottom > 0:
+        assert f"axis starts at {bottom:.2f}" in ax.get_ylabel()
+
+
+def test_the_sweep_plot_draws_the_tolerance_and_no_empty_legend_entries(tmp_path):
+    from unittest import mock
+
+    from harness.plots.sweep import plot_grad_error_vs_size
+
+    table = pd.DataFrame({"status": ["ok"] * 3, "dtype": ["float32", "float64", "float64"],
+                          "n_params": [10, 100, 1000], "grad_max_abs_err": [1e-7, 0.5, 1e-15],
+                          "passed": [True, False, True]})
+    with mock.patch("harness.plots.sweep.save") as saved:
+        plot_grad_error_vs_size(table, tmp_path / "g.png")
+        fig = saved.call_args[0][0]
+    labels = _labels(fig.axes[0])
+    assert not any("(0)" in t for t in labels)
+    assert any(t.startswith("float32 tolerance: atol") for t in labels)
+    assert any(t.startswith("float64 tolerance: atol") for t in labels)
+    table["passed"] = [True, False, False]
+    with mock.patch("harness.plots.sweep.save") as saved:
+        plot_grad_error_vs_size(table, tmp_path / "g.png")
+        labels = _labels(saved.call_args[0][0].axes[0])
+    assert "float64 fail (2)" in labels and not any(t.startswith("float64 pass") for t in labels)

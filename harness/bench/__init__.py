@@ -17,7 +17,10 @@ Beside times, a run records
   gradients, optimizer state and activations need;
 * machine facts (:mod:`harness.machine`): CPU model, cores, BLAS libraries with
   their core type, versions, thread count, date, load average;
-* the scratch backend's targets, passed or missed (:mod:`harness.bench.targets`).
+* the scratch backend's targets, passed or missed (:mod:`harness.bench.targets`):
+  the project's engineering goals, shown only when asked for (``bench --targets``);
+* how far the run can be trusted (:mod:`harness.bench.quality`): a disturbed
+  machine, noisy rows, rows above the measured peak.
 
 The modules: :mod:`~harness.bench.config` (what to measure),
 :mod:`~harness.bench.arithmetic`, :mod:`~harness.bench.timing`,
@@ -33,8 +36,11 @@ from harness.bench.arithmetic import (add_derived_columns, beyond_matmuls, dims_
                                       parse_dims_label, peak_by_device_dtype,
                                       peak_by_library_dtype, train_flops)
 from harness.bench.config import (BACKEND_LIBRARY, BACKENDS, DEFAULT_DTYPES, DEFAULT_GRID,
-                                  OPS, QUICK_GRID, BenchConfig, load_config_file)
-from harness.bench.format import (OTHER_LOAD_WARNING, format_comparison, format_result)
+                                  FULL_GRID, NAMED_GRIDS, OPS, QUICK_GRID, BenchConfig,
+                                  load_config_file)
+from harness.bench.format import format_comparison, format_result
+from harness.bench.quality import (OTHER_LOAD_WARNING, ROW_FLAGS, add_flags, assess,
+                                   disturbance_message, disturbed, run_differences)
 from harness.bench.store import (FORMAT, KEY, BenchResult, compare_runs, load_run,
                                  new_run_dir, save_run)
 from harness.bench.targets import (LARGE_POINT, MEMORY_RATIO_LIMIT, MEMORY_TARGET_MIN_NEED,
@@ -46,7 +52,9 @@ from harness.bench.timing import (Timing, make_timer, matmul_peaks, matmul_skele
 from harness.machine import CpuShare, cpu_model, machine_info, physical_cores
 
 __all__ = [
-    "BACKENDS", "BACKEND_LIBRARY", "DEFAULT_DTYPES", "DEFAULT_GRID", "FORMAT", "KEY",
+    "BACKENDS", "BACKEND_LIBRARY", "DEFAULT_DTYPES", "DEFAULT_GRID", "FORMAT", "FULL_GRID",
+    "KEY", "NAMED_GRIDS", "ROW_FLAGS", "add_flags", "assess", "disturbance_message",
+    "disturbed", "run_differences",
     "LARGE_POINT", "MEMORY_RATIO_LIMIT", "MEMORY_TARGET_MIN_NEED", "OPS", "OTHER_LOAD_WARNING",
     "PEAK_FRACTION_LIMIT", "QUICK_GRID", "RATIO_LIMIT", "SMALL_POINT", "SMALL_RATIO_LIMIT",
     "BenchConfig", "BenchResult", "CpuShare", "Timing",

@@ -11,16 +11,20 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-#: the default grid: (dims, batch size)
-DEFAULT_GRID: tuple[tuple[tuple[int, ...], int], ...] = (
+#: ``--grid full``: up to 2048-wide layers, (dims, batch size); minutes of run time
+FULL_GRID: tuple[tuple[tuple[int, ...], int], ...] = (
     ((64, 32, 10), 64),
     ((64, 32, 10), 1797),
     ((784, 256, 10), 128),
     ((784, 1024, 1024, 10), 512),
     ((2048, 2048, 2048, 10), 1024),
 )
+#: the default grid: the small networks of the full one (the digits and MNIST sizes)
+DEFAULT_GRID: tuple[tuple[tuple[int, ...], int], ...] = FULL_GRID[:3]
 #: what ``--quick`` measures: the two smallest points, briefly
-QUICK_GRID: tuple[tuple[tuple[int, ...], int], ...] = DEFAULT_GRID[:1] + DEFAULT_GRID[2:3]
+QUICK_GRID: tuple[tuple[tuple[int, ...], int], ...] = FULL_GRID[:1] + FULL_GRID[2:3]
+#: the named grids of ``--grid NAME``
+NAMED_GRIDS = {"default": DEFAULT_GRID, "full": FULL_GRID, "quick": QUICK_GRID}
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 OPS: tuple[str, ...] = ("forward", "loss_and_grads", "train_step", "epoch", "matmuls")
 #: the library whose matrix products each built-in backend uses (``matmuls`` rows and

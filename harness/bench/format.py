@@ -8,11 +8,11 @@ from typing import Any
 
 from harness.bench.arithmetic import beyond_matmuls
 from harness.bench.config import series_label
+from harness.bench.quality import OTHER_LOAD_WARNING, ROW_FLAGS, disturbance_message, row_flags
 from harness.bench.store import BenchResult
 from harness.util import isna
 
-#: warn when other processes used more than this share of the CPU during a run
-OTHER_LOAD_WARNING = 0.05
+__all__ = ["OTHER_LOAD_WARNING", "format_comparison", "format_result"]
 
 
 def _fmt_time(s: float) -> str:
@@ -30,8 +30,13 @@ def _fmt(v: float, spec: str = ".2f") -> str:
     return "-" if isna(v) or not math.isfinite(float(v)) else format(float(v), spec)
 
 
-def format_result(result: BenchResult) -> str:
-    """The run as text: machine, peaks, one table per op, ratios, memory, targets."""
+def format_result(result: BenchResult, *, targets: bool = False) -> str:
+    """The run as text: machine, peaks, the table, ratios, memory; with ``targets``
+    also the scratch backend's own speed goals (the project's, not a user's question).
+
+    Rows that cannot be trusted carry a flag (:data:`harness.bench.quality.ROW_FLAGS`),
+    and a disturbed run a warning, at the top and again at the end.
+    """
     t = result.table
     m = result.machine
     lines = [
@@ -52,7 +57,8 @@ def format_result(result: BenchResult) -> str:
     if t.empty:
         return "\n".join(lines + ["no measurements"])
     header = (f"{'op':<15}{'dims':<20}{'batch':>6} {'dtype':<8}{'backend':<12}"
-              f"{'median':>10}{'IQR':>10}{'GFLOP/s':>9}{'% peak':>8}{'% own':>7}{'x torch':>9}")
+              f"{'median':>10}{'IQR':>10}{'GFLOP/s':>9}{'% peak':>8}{'% own':>7}{'x torch':>9}"
+              f"  flags")
     lines += [header, "-" * len(header)]
     for _, r in t.iterrows():
         own = r.get("fraction_of_library_peak", math.nan)
@@ -61,9 +67,11 @@ def format_result(result: BenchResult) -> str:
             f"{series_label(r['backend'], r['device']):<12}{_fmt_time(r['median_s']):>10}"
             f"{_fmt_time(r['iqr_s']):>10}{_fmt(r['gflops'], '.1f'):>9}"
             f"{_fmt(100 * r['fraction_of_peak'], '.0f'):>8}{_fmt(100 * own, '.0f'):>7}"
-            f"{_fmt(r['ratio_to_torch_cpu'], '.3f'):>9}")
+            f"{_fmt(r['ratio_to_torch_cpu'], '.3f'):>9}  {', '.join(row_flags(r))}".rstrip())
     lines += ["", "% peak: of the best matmul measured above; % own: of the matmul of the "
               "backend's own library (NumPy's BLAS for scratch)"]
+    used = {f for _, r in t.iterrows() for f in row_flags(r)}
+    lines += [f"flag {name!r}: {ROW_FLAGS[name]}" for name in ROW_FLAGS if name in used]
     lines += _beyond_matmuls(t)
     mem = t[(t["op"] == "train_step") & t["peak_mem_bytes"].notna()]
     if not mem.empty:
@@ -73,12 +81,13 @@ def format_result(result: BenchResult) -> str:
                          f"{series_label(r['backend'], r['device']):<12}"
                          f"{r['peak_mem_bytes'] / 2**20:>10.2f} / "
                          f"{r['need_mem_bytes'] / 2**20:<10.2f} = {_fmt(r['mem_ratio'])}")
-    if result.targets:
-        lines += ["", "targets:"]
+    if targets and result.targets:
+        lines += ["", "targets of the scratch backend (the project's speed goals):"]
         for tg in result.targets:
             note = f"; {tg['note']}" if tg.get("note") else ""
             lines.append(f"  {'PASS' if tg['passed'] else 'FAIL'}  {tg['target']} at "
                          f"{tg['point']}: {tg['value']:.3f} ({tg['kind']} {tg['limit']:g}{note})")
+    lines += ["", *_load_warning(m)] if _load_warning(m) else []
     return "\n".join(lines)
 
 
@@ -97,17 +106,21 @@ def _beyond_matmuls(table) -> list[str]:
 
 def _load_warning(machine: dict[str, Any]) -> list[str]:
     """A warning line when other processes kept the cores busy during the run."""
-    share = machine.get("other_processes_cpu_share")
-    if share is not None and share > OTHER_LOAD_WARNING:
-        return [(f"warning: other processes used {100 * share:.0f}% of the machine's CPU "
-                 f"time during this run; the timings are disturbed (rerun on an idle machine)")]
-    return []
+    message = disturbance_message(machine)
+    return [f"warning: {message}"] if message else []
 
 
-def format_comparison(table) -> str:
+def format_comparison(table, differences: list[str] | None = None) -> str:
+    """The comparison of :func:`~harness.bench.store.compare_runs` as text; the
+    ``differences`` of :func:`~harness.bench.quality.run_differences` come first, as
+    warnings, since they change the times as much as the code does."""
+    lines = []
+    if differences:
+        lines += ["warning: the runs differ beside the code, so a change below mixes these "
+                  "in:"] + [f"  {d}" for d in differences] + [""]
     header = (f"{'op':<15}{'dims':<20}{'batch':>6} {'dtype':<8}{'backend':<12}"
               f"{'old':>10}{'new':>10}{'change':>9}  verdict")
-    lines = [header, "-" * len(header)]
+    lines += [header, "-" * len(header)]
     for _, r in table.iterrows():
         change = "-" if not math.isfinite(r["change"]) else f"{100 * r['change']:+.1f}%"
         lines.append(

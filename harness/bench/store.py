@@ -35,12 +35,21 @@ class BenchResult:
     targets: list[dict[str, Any]] = field(default_factory=list)
     times: dict[str, list[float]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run as JSON-ready values; the table's missing values become null."""
+    def to_dict(self, *, targets: bool = True) -> dict[str, Any]:
+        """The run as JSON-ready values; the table's missing values become null.
+
+        ``quality`` is :func:`harness.bench.quality.assess`; ``targets`` (the scratch
+        backend's own goals) only with ``targets``.
+        """
+        from harness.bench.quality import assess
+
         rows = json.loads(self.table.to_json(orient="records"))
-        return jsonable({"format": FORMAT, "machine": self.machine, "config": self.config,
-                         "matmul_peaks": self.peaks, "targets": self.targets, "rows": rows,
-                         "times_s": self.times})
+        out = {"format": FORMAT, "machine": self.machine, "config": self.config,
+               "quality": assess(self), "matmul_peaks": self.peaks, "rows": rows,
+               "times_s": self.times}
+        if targets:
+            out["targets"] = self.targets
+        return jsonable(out)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchResult:

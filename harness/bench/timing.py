@@ -29,6 +29,7 @@ import numpy as np
 from harness.bench.arithmetic import (add_derived_columns, dims_label, memory_need, op_flops,
                                       peak_by_device_dtype, peak_by_library_dtype)
 from harness.bench.config import BACKEND_LIBRARY, BenchConfig, series_label, series_names
+from harness.bench.quality import add_flags
 from harness.bench.store import KEY, BenchResult
 from harness.bench.targets import evaluate_targets
 from harness.errors import ConfigError
@@ -242,7 +243,11 @@ def peak_memory_torch(model, x, y) -> dict[str, int]:
                     if torch.is_tensor(v) and v.dim() > 0)
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    from harness.console import quiet_profiler
+
+    # the profiler prints lines of its own to stderr (USDT probes, CPUAllocator warnings)
+    with quiet_profiler(), profile(activities=[ProfilerActivity.CPU],
+                                   profile_memory=True) as prof:
         model.train_step(x, y)
     events = []
 
@@ -288,10 +293,13 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
                              device=config.device, min_time=max(config.min_time, 0.2))
         n_points = len(config.grid) * len(config.dtypes)
         k = 0
+        started = timeit.default_timer()
         for dims, batch in config.grid:
             for dtype in config.dtypes:
                 k += 1
-                log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype}")
+                elapsed = timeit.default_timer() - started
+                log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype} "
+                    f"({elapsed:.0f} s so far)")
                 spec = ModelSpec(dims, activation=config.activation, dtype=dtype,
                                  seed=config.seed)
                 records.extend(_bench_point(spec, batch, config, series, optimizer,
@@ -300,6 +308,7 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
         machine["other_processes_cpu_share"] = others.stop()
     table = pd.DataFrame(records)
     table = add_derived_columns(table, peak_by_device_dtype(peaks), peak_by_library_dtype(peaks))
+    table = add_flags(table)
     result = BenchResult(table, machine, config.to_dict() | {"threads": threads}, peaks,
                          times=times)
     result.targets = evaluate_targets(result.table)

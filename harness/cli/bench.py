@@ -7,8 +7,10 @@ import argparse
 from harness.cli import common
 
 HELP = "time forward, loss_and_grads, train_step and an epoch of each backend, side by side"
-EXAMPLE = """nn-harness bench                                  # the default grid, all cores
+EXAMPLE = """nn-harness bench                                  # the default (small) grid, all cores
   nn-harness bench --quick --threads 1              # a short run
+  nn-harness bench --grid full                      # up to 2048-wide layers: minutes
+  nn-harness bench --targets                        # also the scratch backend's own goals
   nn-harness bench --dims 64,32,10 --batch-sizes 64,1797 --dtypes float32
   nn-harness bench --grid 64,32,10:64,1797 --grid 784,256,10:128
   nn-harness bench --config bench.toml --out reports/bench
@@ -23,7 +25,12 @@ DEFAULT_WEIGHT_DECAY = 1e-4
 
 
 def grid_entry(text: str) -> list[tuple[tuple[int, ...], int]]:
-    """``64,32,10:64,1797`` -> [((64, 32, 10), 64), ((64, 32, 10), 1797)]."""
+    """``64,32,10:64,1797`` -> [((64, 32, 10), 64), ((64, 32, 10), 1797)]; a grid's
+    name (default, full, quick) -> its points."""
+    from harness.bench.config import NAMED_GRIDS
+
+    if text.strip().lower() in NAMED_GRIDS:
+        return list(NAMED_GRIDS[text.strip().lower()])
     dims_text, sep, sizes_text = text.partition(":")
     if not sep:
         raise argparse.ArgumentTypeError(
@@ -39,9 +46,10 @@ def register(sub) -> None:
     g = p.add_argument_group("what to measure")
     g.add_argument("--grid", type=grid_entry, action="append", default=None,
                    metavar="DIMS:BATCHES",
-                   help="a network and its batch sizes, e.g. 784,256,10:128; repeat the flag "
-                        "for more (default: 64,32,10:64,1797 784,256,10:128 "
-                        "784,1024,1024,10:512 2048,2048,2048,10:1024)")
+                   help="a network and its batch sizes, e.g. 784,256,10:128, or a named "
+                        "grid: default (64,32,10:64,1797 784,256,10:128), full (adds "
+                        "784,1024,1024,10:512 2048,2048,2048,10:1024; minutes), quick; "
+                        "repeat the flag for more")
     g.add_argument("--dims", type=common.csv_ints, action="append", default=None,
                    metavar="D0,...,DL", help="layer widths of a network, as everywhere; bench "
                                              "measures a grid, so repeat the flag for more "
@@ -91,8 +99,12 @@ def register(sub) -> None:
     o.add_argument("--no-save", dest="save", action="store_false",
                    help="print only; write nothing")
     o.add_argument("--no-plots", dest="plots", action="store_false", help="save no figures")
+    o.add_argument("--targets", action="store_true",
+                   help="also print and plot the scratch backend's speed and memory targets "
+                        "(the project's engineering goals)")
     o.add_argument("--strict", action="store_true",
-                   help="exit with 1 when a target of the fast scratch backend is missed")
+                   help="exit with 1 when a target of the fast scratch backend is missed "
+                        "(implies --targets)")
     o.add_argument("--quiet", action="store_true", help="no progress lines")
     common.add_json_arg(o)
     o.add_argument("--compare", nargs=2, default=None, metavar=("OLD.json", "NEW.json"),
@@ -145,36 +157,59 @@ def build_config(args):
 
 def run(args) -> int:
     from harness import bench
-    from harness.bench.format import _log_stderr
+    from harness.console import to_stderr
 
     if args.compare:
         old, new = (bench.load_run(p) for p in args.compare)
         table = bench.compare_runs(old, new)
+        differences = bench.run_differences(old, new)
         if args.json:
             common.print_json({"old": args.compare[0], "new": args.compare[1],
+                               "differences": differences,
                                "rows": table.to_dict(orient="records")})
+            if differences:
+                to_stderr("warning: the runs differ beside the code: " + "; ".join(differences))
         else:
             print(f"old: {args.compare[0]} ({old.machine.get('date')})")
             print(f"new: {args.compare[1]} ({new.machine.get('date')})")
-            print(bench.format_comparison(table))
+            print(bench.format_comparison(table, differences))
         return 0
+    targets = args.targets or args.strict
     config = build_config(args)
     common.validate_device(args)
-    result = bench.run_bench(config, log=None if args.quiet else _log_stderr)
+    log = None if args.quiet else to_stderr
+    if log is not None:
+        log(_plan(config))
+    result = bench.run_bench(config, log=log)
     saved = bench.save_run(result, args.out) if args.save else None
     if saved is not None and args.plots:
         from harness.plots.bench import plot_all
 
-        plot_all(result, saved)
+        plot_all(result, saved, targets=targets)
     if args.json:
-        out = result.to_dict()
+        out = result.to_dict(targets=targets)
         out.pop("times_s", None)
         out["saved_to"] = None if saved is None else str(saved)
         common.print_json(out)
     else:
-        print(bench.format_result(result))
+        print(bench.format_result(result, targets=targets))
         if saved is not None:
             print(f"\nsaved: {saved}/bench.csv, bench.json"
                   + (" and plots" if args.plots else ""))
     missed = [t for t in result.targets if not t["passed"]]
     return 1 if (args.strict and missed) else 0
+
+
+def _plan(config) -> str:
+    """The line printed before a run: what it measures, and the way to the big grid."""
+    from harness.bench.arithmetic import dims_label
+    from harness.bench.config import FULL_GRID
+
+    n = len(config.grid) * len(config.dtypes)
+    widest = max(config.grid, key=lambda p: max(p[0]) * p[1])
+    line = (f"measuring {n} grid point{'s' if n != 1 else ''} ({len(config.grid)} "
+            f"network/batch sizes x {len(config.dtypes)} dtypes), {config.repeats} rounds "
+            f"each; the largest: {dims_label(widest[0])} batch {widest[1]}")
+    if not set(FULL_GRID) <= set(config.grid):
+        line += "; `--grid full` measures networks up to 2048 wide (minutes)"
+    return line

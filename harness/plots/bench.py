@@ -1,7 +1,10 @@
 """Figures of a benchmark run (:mod:`harness.bench`).
 
-* ``time_vs_batch.png``: train_step time against batch size, one panel per network;
-* ``ratio.png``: the time of every other backend over torch's, per grid point;
+* ``times.png``: train_step time per grid point, one bar per backend;
+* ``time_vs_batch.png``: train_step time against batch size, one panel per network
+  measured at two or more batch sizes (not drawn when there is none);
+* ``ratio.png``: the time of every other backend over torch's, per grid point (with
+  the scratch backend's smallest-size target only when asked for);
 * ``gflops.png``: achieved GFLOP/s of train_step against the measured matmul peak;
 * ``memory.png``: peak memory of a train_step per backend, and what it needs;
 * ``breakdown.png``: each train_step split into its matrix products and the rest.
@@ -47,13 +50,75 @@ def _points(table):
     return list(dict.fromkeys(zip(table["dims"], table["batch_size"], table["dtype"])))
 
 
-def plot_time_vs_batch(table, path, op: str = "train_step") -> Path:
-    """Median time of ``op`` against batch size, one panel per network, log-log."""
+def _multi_batch_nets(table) -> list[str]:
+    """Networks measured at two or more batch sizes (a line against batch size fits)."""
+    sizes = table.groupby("dims")["batch_size"].nunique()
+    return [d for d in dict.fromkeys(table["dims"]) if sizes.get(d, 0) >= 2]
+
+
+def times_figure(table, op: str = "train_step"):
+    """Median time of ``op`` per grid point, one bar per backend and point, log axis,
+    the interquartile range as error bars; a noisy bar (IQR above its median) is
+    hatched and marked "noisy". Returns the Figure."""
     plt = pyplot()
     t = table[table["op"] == op]
-    nets = list(dict.fromkeys(t["dims"]))
-    fig, axes = plt.subplots(1, max(1, len(nets)), figsize=(4.2 * max(1, len(nets)), 3.6),
-                             squeeze=False)
+    points = _points(t)
+    series = _series(t)
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(points) + 2.5), 4.4))
+    width = 0.8 / max(1, len(series))
+    for i, (backend, device) in enumerate(series):
+        xs, ys, lo, hi, noisy = [], [], [], [], []
+        for k, (dims, batch, dtype) in enumerate(points):
+            s = t[(t["dims"] == dims) & (t["batch_size"] == batch) & (t["dtype"] == dtype)
+                  & (t["backend"] == backend) & (t["device"] == device)]
+            if s.empty:
+                continue
+            r = s.iloc[0]
+            xs.append(k + (i - (len(series) - 1) / 2) * width)
+            ys.append(float(r["median_s"]) * 1e3)
+            lo.append(max(0.0, float(r["median_s"] - r["q25_s"])) * 1e3)
+            hi.append(max(0.0, float(r["q75_s"] - r["median_s"])) * 1e3)
+            noisy.append(float(r["iqr_s"]) > float(r["median_s"]))
+        bars = ax.bar(xs, ys, width=width, color=style(i)["color"],
+                      hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                      yerr=[lo, hi], capsize=2, label=_name(backend, device))
+        for bar, y, bad in zip(bars, ys, noisy):
+            ax.annotate("noisy" if bad else _ms(y), (bar.get_x() + bar.get_width() / 2, y),
+                        ha="center", va="bottom", fontsize=7, color="#b00020" if bad else "black",
+                        xytext=(0, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(points)))
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=8)
+    ax.set_ylabel(f"{op} time per call (ms, log scale)")
+    ax.set_title(f"{op}: median time per call and interquartile range (lower is faster)",
+                 fontsize=10)
+    ax.grid(axis="y", which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="backend")
+    fig.tight_layout()
+    return fig
+
+
+def _ms(y: float) -> str:
+    return f"{y:.3g}"
+
+
+def plot_times(table, path, op: str = "train_step") -> Path:
+    """:func:`times_figure` saved as PNG at ``path``."""
+    save(times_figure(table, op), path)
+    return Path(path)
+
+
+def plot_time_vs_batch(table, path, op: str = "train_step") -> Path | None:
+    """Median time of ``op`` against batch size, one panel per network measured at two
+    or more batch sizes, log-log; None (nothing written) when there is no such network."""
+    plt = pyplot()
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    t = table[table["op"] == op]
+    nets = _multi_batch_nets(t)
+    if not nets:
+        return None
+    fig, axes = plt.subplots(1, len(nets), figsize=(4.6 * len(nets) + 1.5, 3.8), squeeze=False)
     dtypes = list(dict.fromkeys(t["dtype"]))
     for ax, dims in zip(axes[0], nets):
         for i, (backend, device) in enumerate(_series(t)):
@@ -65,28 +130,34 @@ def plot_time_vs_batch(table, path, op: str = "train_step") -> Path:
                 st = style(i)
                 st["marker"] = MARKERS[j % len(MARKERS)]
                 ax.errorbar(s["batch_size"], s["median_s"] * 1e3,
-                            yerr=[(s["median_s"] - s["q25_s"]) * 1e3,
-                                  (s["q75_s"] - s["median_s"]) * 1e3],
+                            yerr=[(s["median_s"] - s["q25_s"]).clip(lower=0) * 1e3,
+                                  (s["q75_s"] - s["median_s"]).clip(lower=0) * 1e3],
                             label=f"{_name(backend, device)}, {dtype}", capsize=2, **st)
+        sizes = sorted(set(t.loc[t["dims"] == dims, "batch_size"]))
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticklabels([str(b) for b in sizes])
         ax.set_title(f"dims {dims}", fontsize=9)
         ax.set_xlabel("batch size")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
     axes[0][0].set_ylabel(f"{op} time (ms), median and IQR")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"{op}: time per call against batch size")
+    fig.tight_layout()
     save(fig, path)
     return Path(path)
 
 
-def plot_ratio(table, path, op: str = "train_step") -> Path:
-    """Time of each non-reference backend over torch on the CPU, per grid point."""
+def ratio_figure(table, op: str = "train_step", *, targets: bool = False):
+    """Time of each non-reference backend over torch on the CPU, per grid point; with
+    ``targets``, the scratch backend's smallest-size goal as a dashed line."""
     plt = pyplot()
     t = table[(table["op"] == op) & ~((table["backend"] == "torch") & (table["device"] == "cpu"))]
     points = _points(t)
     series = _series(t)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(points) + 2.5), 4.2))
     width = 0.8 / max(1, len(series))
     for i, (backend, device) in enumerate(series):
         xs, ys = [], []
@@ -100,30 +171,45 @@ def plot_ratio(table, path, op: str = "train_step") -> Path:
                       edgecolor="black", linewidth=0.5, label=_name(backend, device))
         for bar, y in zip(bars, ys):
             ax.annotate(f"{y:.3g}", (bar.get_x() + bar.get_width() / 2, y), ha="center",
-                        va="bottom", fontsize=7)
+                        va="bottom", fontsize=8)
     ax.axhline(1.0, color="black", linewidth=1, label="torch (CPU) = 1")
-    ax.axhline(0.25, color="gray", linestyle="--", linewidth=1, label="0.25 (smallest-size target)")
+    if targets:
+        from harness.bench.targets import SMALL_RATIO_LIMIT
+
+        ax.axhline(SMALL_RATIO_LIMIT, color="gray", linestyle="--", linewidth=1,
+                   label=f"{SMALL_RATIO_LIMIT:g} (smallest-size target)")
     ax.set_xticks(range(len(points)))
-    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=8)
     ax.set_ylabel(f"{op} time / torch's")
-    ax.set_title(f"{op}: time relative to torch eager on the CPU (lower is faster)")
-    ax.legend(fontsize=7)
-    save(fig, path)
+    ax.set_title(f"{op}: time relative to torch eager on the CPU (lower is faster)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_ratio(table, path, op: str = "train_step", *, targets: bool = False) -> Path:
+    """:func:`ratio_figure` saved as PNG at ``path``."""
+    save(ratio_figure(table, op, targets=targets), path)
     return Path(path)
 
 
-def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
-    """Achieved GFLOP/s of ``op`` per backend, one panel per dtype, matmul peaks as lines."""
+def gflops_figure(table, peaks: list[dict], op: str = "train_step"):
+    """Achieved GFLOP/s of ``op`` per backend, one panel per dtype, the matmul peaks
+    measured in the run as horizontal lines. A bar above the best peak is marked with
+    its percentage of it ("above peak"); the legend sits below the panels, clear of
+    the lines."""
     plt = pyplot()
     t = table[table["op"] == op]
     dtypes = list(dict.fromkeys(t["dtype"]))
-    fig, axes = plt.subplots(1, max(1, len(dtypes)), figsize=(6.0 * max(1, len(dtypes)), 3.8),
+    fig, axes = plt.subplots(1, max(1, len(dtypes)), figsize=(6.0 * max(1, len(dtypes)), 4.2),
                              squeeze=False)
     series = _series(t)
     width = 0.8 / max(1, len(series))
     for ax, dtype in zip(axes[0], dtypes):
         td = t[t["dtype"] == dtype]
         points = list(dict.fromkeys(zip(td["dims"], td["batch_size"])))
+        mine = [x for x in peaks if x["dtype"] == dtype]
+        best = max((p["gflops"] for p in mine), default=math.nan)
         for i, (backend, device) in enumerate(series):
             xs, ys = [], []
             for k, (dims, batch) in enumerate(points):
@@ -132,18 +218,35 @@ def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
                 if not s.empty:
                     xs.append(k + (i - (len(series) - 1) / 2) * width)
                     ys.append(float(s["gflops"].iloc[0]))
-            ax.bar(xs, ys, width=width, color=style(i)["color"], hatch=HATCHES[i % len(HATCHES)],
-                   edgecolor="black", linewidth=0.5, label=_name(backend, device))
-        for j, p in enumerate(x for x in peaks if x["dtype"] == dtype):
+            bars = ax.bar(xs, ys, width=width, color=style(i)["color"],
+                          hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                          label=_name(backend, device))
+            for bar, y in zip(bars, ys):
+                if math.isfinite(best) and y > best:
+                    ax.annotate(f"above peak\n{100 * y / best:.0f}%",
+                                (bar.get_x() + bar.get_width() / 2, y), ha="center",
+                                va="bottom", fontsize=7, color="#b00020",
+                                xytext=(0, 2), textcoords="offset points")
+        for j, p in enumerate(mine):
             ax.axhline(p["gflops"], color="black", linestyle=["-", "--", ":"][j % 3], linewidth=1,
-                       label=f"matmul peak, {p['library']} ({p['size']}^3): {p['gflops']:.0f}")
+                       label=f"matmul peak, {p['library']} ({p['size']}\u00b3): "
+                             f"{p['gflops']:.0f}")
         ax.set_xticks(range(len(points)))
-        ax.set_xticklabels([_tick(d, b) for d, b in points], fontsize=7)
+        ax.set_xticklabels([_tick(d, b) for d, b in points], fontsize=8)
         ax.set_title(f"{op}, {dtype}", fontsize=9)
         ax.set_ylabel("GFLOP/s")
-        ax.legend(fontsize=7)
-    fig.suptitle("achieved GFLOP/s against the machine's matmul peak")
-    save(fig, path)
+        ax.margins(y=0.15)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2,
+                  frameon=False)
+    fig.suptitle("achieved GFLOP/s against the matmul peak measured in this run "
+                 "(the peak is a measurement too: a small network can beat it)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
+    """:func:`gflops_figure` saved as PNG at ``path``."""
+    save(gflops_figure(table, peaks, op), path)
     return Path(path)
 
 
@@ -192,7 +295,7 @@ def plot_memory(table, path) -> Path:
     t = table[(table["op"] == "train_step") & table["peak_mem_bytes"].notna()]
     points = _points(t)
     series = _series(t)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(points) + 2.5), 4.2))
     width = 0.8 / max(1, len(series))
     for i, (backend, device) in enumerate(series):
         xs, ys, needs = [], [], []
@@ -213,24 +316,29 @@ def plot_memory(table, path) -> Path:
                         ha="center", va="bottom", fontsize=6)
     ax.set_yscale("log")
     ax.set_xticks(range(len(points)))
-    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
+    ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=8)
     ax.set_ylabel("peak memory of a train_step (MiB)")
-    ax.set_title("memory of one training step (label: measured / needed)")
-    ax.legend(fontsize=7)
+    ax.set_title("memory of one training step (label: measured / needed)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
     save(fig, path)
     return Path(path)
 
 
-def plot_all(result, folder) -> list[Path]:
-    """Every figure of ``result`` (a BenchResult) into ``folder``."""
+def plot_all(result, folder, *, targets: bool = False) -> list[Path]:
+    """Every figure of ``result`` (a BenchResult) into ``folder``; the scratch backend's
+    targets only with ``targets``."""
     folder = Path(folder)
     table = result.table
     out = []
     if table.empty:
         return out
     op = "train_step" if (table["op"] == "train_step").any() else table["op"].iloc[0]
-    out.append(plot_time_vs_batch(table, folder / "time_vs_batch.png", op))
-    out.append(plot_ratio(table, folder / "ratio.png", op))
+    out.append(plot_times(table, folder / "times.png", op))
+    against_batch = plot_time_vs_batch(table, folder / "time_vs_batch.png", op)
+    if against_batch is not None:
+        out.append(against_batch)
+    out.append(plot_ratio(table, folder / "ratio.png", op, targets=targets))
     out.append(plot_gflops(table, result.peaks, folder / "gflops.png", op))
     if table["peak_mem_bytes"].notna().any():
         out.append(plot_memory(table, folder / "memory.png"))

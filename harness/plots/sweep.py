@@ -15,12 +15,32 @@ _METRICS = {
 }
 
 
+def _atol(rows, dtype: str) -> float | None:
+    """The absolute tolerance the rows were judged with: their ``atol`` column when set
+    (and one value), else the dtype's default."""
+    if "atol" in rows.columns:
+        values = rows["atol"].dropna().unique()
+        if len(values) == 1:
+            return float(values[0])
+        if len(values) > 1:
+            return None
+    from harness.compare import default_tolerances
+
+    try:
+        return float(default_tolerances(dtype)[1])
+    except Exception:  # noqa: BLE001 - an unknown dtype: no line
+        return None
+
+
 def plot_grad_error_vs_size(table, path) -> Path | None:
     """Scatter of the largest gradient error against the number of parameters, per dtype.
 
     One panel per error the table holds (between the two backends; against finite
     differences when the sweep ran the gradient check). Passing configurations are
-    filled markers, failing ones hollow, and each dtype has its own colour and marker.
+    filled markers, failing ones hollow, and each dtype has its own colour and marker;
+    the backend-vs-backend panel draws each dtype's absolute tolerance (an entry near
+    1 in size may differ by that much; larger entries by proportionally more). Legend
+    entries with no point are left out.
     Error rows (no verdict) are left out. Returns the PNG path, or None when no row has
     a gradient error to draw.
     """
@@ -43,12 +63,18 @@ def plot_grad_error_vs_size(table, path) -> Path | None:
             ok = sub["passed"].astype("boolean").fillna(False).to_numpy(bool)
             st = style(i)
             marker = MARKERS[i % len(MARKERS)]
-            ax.scatter(x[ok], y[ok], marker=marker, color=st["color"], s=28, alpha=0.8,
-                       label=f"{dtype} pass ({int(ok.sum())})")
+            if ok.any():
+                ax.scatter(x[ok], y[ok], marker=marker, color=st["color"], s=28, alpha=0.8,
+                           label=f"{dtype} pass ({int(ok.sum())})")
             if (~ok).any():
                 ax.scatter(x[~ok], y[~ok], marker=marker, facecolors="none",
                            edgecolors=st["color"], s=48, linewidths=1.4,
                            label=f"{dtype} fail ({int((~ok).sum())})")
+            if metric == "grad_max_abs_err":
+                atol = _atol(sub, dtype)
+                if atol is not None:
+                    ax.axhline(atol, color=st["color"], linestyle=(0, (4, 2)), linewidth=1.2,
+                               label=f"{dtype} tolerance: atol {atol:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("network size (parameters)")

@@ -111,11 +111,30 @@ def _positive(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def first_divergence_step(history) -> int | None:
+    """The first step at which the loss difference or the parameter difference exceeds
+    its allowed difference in ``history``; None when neither does (or none is recorded)."""
+    steps = []
+    for diff, bound in (("loss_diff", "loss_bound"), ("param_diff", "param_bound")):
+        d = history[(history["backend"] == _DIFFERENCE) & (history["quantity"] == diff)]
+        b = history[(history["backend"] == _DIFFERENCE) & (history["quantity"] == bound)]
+        if d.empty or b.empty:
+            continue
+        both = d[["step", "value"]].merge(b[["step", "value"]], on="step",
+                                          suffixes=("", "_bound"))
+        over = both[~(both["value"] <= both["value_bound"])]  # NaN counts as over
+        if len(over):
+            steps.append(int(over["step"].min()))
+    return min(steps) if steps else None
+
+
 def difference_figure(history):
     """|loss difference| per step and largest parameter difference per epoch, log scale.
 
-    The trajectory tolerance of each is drawn thin and dotted. Exact zeros cannot be
-    drawn on a log axis; they are left out and counted in the title.
+    Each allowed difference is drawn dashed in the colour of its quantity and named in
+    the legend; a vertical line marks the first divergence
+    (:func:`first_divergence_step`). Exact zeros cannot be drawn on a log axis; they
+    are left out and counted in the title.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -124,20 +143,24 @@ def difference_figure(history):
     drawn = 0
     if len(step):
         _line(ax, step, _positive(loss_diff), 0, "|loss difference| (per step)",
-              linewidth=1.0)
+              linewidth=1.2)
         drawn += int(np.isfinite(_positive(loss_diff)).sum())
     if len(pstep):
         _line(ax, pstep, _positive(param_diff), 1, "largest parameter difference (per epoch)",
-              marker=True, linewidth=1.5)
+              marker=True, linewidth=1.6, linestyle="-")
         drawn += int(np.isfinite(_positive(param_diff)).sum())
     bstep, _, loss_bound = series(history, "loss_bound", _DIFFERENCE)
     if len(bstep):
-        ax.plot(bstep, loss_bound, color="0.45", linestyle=(0, (1, 2)), linewidth=1.0,
-                label="allowed loss difference")
+        ax.plot(bstep, loss_bound, color=style(0)["color"], linestyle=(0, (5, 3)),
+                linewidth=1.1, alpha=0.8, label="allowed loss difference")
     qstep, _, param_bound = series(history, "param_bound", _DIFFERENCE)
     if len(qstep):
-        ax.plot(qstep, param_bound, color="0.2", linestyle=(0, (3, 1, 1, 1)), linewidth=1.0,
-                label="allowed parameter difference")
+        ax.plot(qstep, param_bound, color=style(1)["color"], linestyle=(0, (1, 1.5)),
+                linewidth=1.6, alpha=0.9, label="allowed parameter difference")
+    first = first_divergence_step(history)
+    if first is not None:
+        ax.axvline(first, color="#b00020", linewidth=1.4, linestyle="-",
+                   label=f"first divergence: step {first}")
     if drawn or len(bstep) or len(qstep):
         ax.set_yscale("log")
     zeros = int(np.sum(loss_diff == 0) + np.sum(param_diff == 0))
@@ -145,9 +168,9 @@ def difference_figure(history):
     if zeros:
         title += f" ({zeros} exact zeros not drawn)"
     ax.set(title=title, xlabel="optimizer step", ylabel="absolute difference (log scale)")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3, which="major")
     if ax.get_lines():
-        ax.legend(loc="best", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.tight_layout()
     return fig
 

@@ -1,62 +1,8 @@
-"""Progress lines on stderr, and catching what native code writes to stderr meanwhile."""
+"""Progress lines on stderr and catching native stderr: see :mod:`harness.console`
+(the core module the benchmark uses too); re-exported here for the report."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import sys
+from harness.console import PROFILER_NOISE, native_stderr, quiet_profiler, to_stderr
 
-
-def to_stderr(message: str) -> None:
-    """Print one progress line to stderr (the default ``log`` of a report)."""
-    print(message, file=sys.stderr, flush=True)
-
-
-#: lines torch's profiler (the benchmark's memory measurement) writes to stderr
-PROFILER_NOISE = re.compile(r"^(USDT:|\[W\d+ .*(CPUAllocator|profiler)|.*profiler_st(art|op))")
-
-
-@contextlib.contextmanager
-def native_stderr(log):
-    """Catch what native code writes to stderr (fd 2) within the block.
-
-    torch's profiler, which the benchmark uses to measure memory, prints a few lines
-    of its own on every measurement. They are dropped; anything else is passed on to
-    ``log`` afterwards. Yields a ``log`` that still reaches the real stderr.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no fd 2 (an embedding without stderr)
-        yield log
-        return
-    import tempfile
-
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        real = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
-
-        try:
-            direct = log is to_stderr and sys.stderr.fileno() == 2
-        except (AttributeError, OSError, ValueError):  # stderr replaced (captured)
-            direct = False
-
-        def through(message: str) -> None:
-            if direct:
-                real.write(message + "\n")
-                real.flush()
-            else:
-                log(message)
-        try:
-            yield through
-        finally:
-            with contextlib.suppress(Exception):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            real.close()
-            caught.seek(0)
-            for line in caught.read().decode(errors="replace").splitlines():
-                if line.strip() and not PROFILER_NOISE.match(line):
-                    log(line)
+__all__ = ["PROFILER_NOISE", "native_stderr", "quiet_profiler", "to_stderr"]

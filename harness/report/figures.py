@@ -38,9 +38,9 @@ def drift_figure(reports: dict, path) -> tuple[Path, object]:
     """Loss and parameter differences of trajectories in several dtypes on one log axis.
 
     ``reports`` maps a dtype name to its :class:`harness.training.TrajectoryReport`.
-    Each dtype has its colour and dash pattern; the parameter difference (per epoch)
-    carries markers, the loss difference (per step) is a thin line. The float32
-    tolerance of the parameter difference is drawn dotted. Returns the path and the
+    Each dtype has its colour; the parameter difference (per epoch) is a solid line
+    with markers, the loss difference (per step) a thinner dashed line, and each
+    dtype's tolerance of the parameter difference a dotted line in its colour. Returns the path and the
     table drawn from (:func:`drift_table`).
     """
     plt = pyplot()
@@ -56,20 +56,19 @@ def drift_figure(reports: dict, path) -> tuple[Path, object]:
         zeros += int((loss["value"] == 0).sum() + (params["value"] == 0).sum())
         if len(loss):
             ax.plot(loss["step"], _positive(loss["value"]), color=st["color"],
-                    linestyle=st["linestyle"], linewidth=0.7, alpha=0.6,
+                    linestyle=(0, (4, 2)), linewidth=1.1, alpha=0.9,
                     label=f"{dtype}: |loss difference| per step")
             drawn = True
         if len(params):
             ax.plot(params["step"], _positive(params["value"]), color=st["color"],
-                    linestyle=st["linestyle"], linewidth=1.6, marker=MARKERS[i % len(MARKERS)],
+                    linestyle="-", linewidth=2.0, marker=MARKERS[i % len(MARKERS)],
                     markersize=4, markevery=max(1, len(params) // 20),
                     label=f"{dtype}: largest parameter difference per epoch")
             drawn = True
-    if "float32" in reports:
-        bound = table[(table["dtype"] == "float32") & (table["quantity"] == "param_bound")]
+        bound = part[part["quantity"] == "param_bound"].sort_values("step")
         if len(bound):
-            ax.plot(bound["step"], bound["value"], color="0.3", linestyle=(0, (1, 2)),
-                    linewidth=1.0, label="float32: allowed parameter difference")
+            ax.plot(bound["step"], bound["value"], color=st["color"], linestyle=(0, (1, 1.5)),
+                    linewidth=1.6, label=f"{dtype}: allowed parameter difference")
             drawn = True
     if drawn:
         ax.set_yscale("log")

@@ -201,9 +201,11 @@ class _Run:
                                       "(training accuracy when no validation part is held "
                                       "out).")),
             "differences": ("Differences", ("Absolute loss difference per step and largest "
-                                            "parameter difference per epoch, log scale, with "
-                                            "the allowed difference dotted; exact zeros are "
-                                            "not drawn.")),
+                                            "parameter difference per epoch, log scale; each "
+                                            "one's allowed difference is drawn dashed in its "
+                                            "colour, and a vertical line marks the first "
+                                            "divergence, if any. Exact zeros are not "
+                                            "drawn.")),
         }
         figures = []
         for kind, path in paths.items():
@@ -237,7 +239,8 @@ class _Run:
                            "Largest parameter difference at each epoch end (markers) and "
                            "absolute loss difference per step (thin lines) between the two "
                            "backends, float64 and float32 on the same workload, log scale; "
-                           "dotted: what the float32 tolerance allows. Exact zeros are not "
+                           "dotted, in each dtype's colour: what that dtype's tolerance "
+                           "allows for the parameter difference. Exact zeros are not "
                            "drawn.")]
         return StageResult("drift", self._verdicts(result, "drift"),
                            self._trajectory_json(result, files),
@@ -271,10 +274,11 @@ class _Run:
         figures = [
             _figure("cv/cv_accuracy.png", "Validation accuracy per fold",
                     "Validation accuracy of both backends in every fold, and their mean "
-                    "with its standard deviation over the folds."),
+                    "with its standard deviation over the folds (the last group, and the "
+                    "horizontal lines); the y axis starts where its label says, not at 0."),
             _figure("cv/cv_loss_curves.png", "Loss per epoch in each fold",
                     "Training loss (lines) and validation loss (lines with markers) per "
-                    "epoch, one panel per fold."),
+                    "epoch, one panel per fold, all on the same y axis."),
         ]
         json = {**result.to_dict(), "passed": passed, "min_agreement": s.min_agreement,
                 "n_val": n, "n_identical": same, "files": files}
@@ -289,7 +293,8 @@ class _Run:
         """A short benchmark: a measurement (INFO), never a check; None when skipped."""
         if self.s.bench is None:
             return None
-        from harness.bench import BenchConfig, run_bench
+        from harness.bench import BenchConfig, assess, run_bench
+        from harness.bench.quality import row_flags
         from harness.plots.bench import plot_all
 
         config = self.s.bench
@@ -308,16 +313,24 @@ class _Run:
             result = run_bench(config, log=lambda m: log(f"      bench: {m}"))
         files: list[str] = []
         _csv(result.table, self.tmp, "bench/bench.csv", files)
-        names = {"time_vs_batch.png": ("Time against batch size",
+        names = {"times.png": ("Time per call",
+                               ("Median train_step time per grid point (bars, log scale) with "
+                                "its interquartile range; a bar marked \u201cnoisy\u201d "
+                                "scatters more than its median.")),
+                 "time_vs_batch.png": ("Time against batch size",
                                        ("Median train_step time (with interquartile range) "
-                                        "against batch size, one panel per network, "
-                                        "log-log.")),
+                                        "against batch size, for the networks measured at "
+                                        "several batch sizes, log-log.")),
                  "ratio.png": ("Time relative to torch",
                                ("train_step time of every other backend over torch's, per "
                                 "grid point; below 1 is faster.")),
                  "gflops.png": ("Achieved GFLOP/s",
-                                ("Achieved GFLOP/s of train_step against the machine's "
-                                 "measured matmul peak.")),
+                                ("Achieved GFLOP/s of train_step; the horizontal lines are "
+                                 "the matmul peaks measured in this run with one large "
+                                 "matrix product per library. The peak is a measurement, "
+                                 "not a hardware limit: a small network whose data stays in "
+                                 "cache can beat it, and a disturbed run measures it too "
+                                 "low; bars above it are marked with their percentage.")),
                  "memory.png": ("Memory of one training step",
                                 ("Peak memory of a train_step per backend, with what its "
                                  "parameters, gradients, optimizer state and activations "
@@ -333,6 +346,9 @@ class _Run:
             figures.append(_figure(rel, *names.get(path.name, (path.stem, ""))))
         table = result.table
         rows = records(table)
+        for row in rows:
+            row["flags"] = row_flags(row)
+        quality = assess(result)
         cand = self.cand if self.cand != "torch" else self.ref
         small = table[(table["op"] == "train_step") & (table["backend"] == cand)
                       & (table["device"] == "cpu")]
@@ -344,11 +360,16 @@ class _Run:
                        f"{len(table)} measurements, a measurement and not a check")
         else:
             summary = f"{len(table)} measurements; a measurement and not a check"
+        if quality["disturbed"]:
+            summary = (f"DISTURBED: other processes used "
+                       f"{100 * quality['other_processes_cpu_share']:.0f}% of the CPU during "
+                       f"the benchmark, its times are not reliable; " + summary)
         verdict = Verdict("bench", "Benchmark (quick)", INFO, summary, counts=False,
                           anchor="bench")
-        json = {**result.to_dict(), "files": files}
+        json = {**result.to_dict(targets=False), "files": files}
         json.pop("times_s", None)
-        view = {"rows": rows, "targets": result.targets, "peaks": result.peaks,
+        view = {"rows": rows, "summary_rows": [r for r in rows if r["op"] == "train_step"],
+                "quality": quality, "peaks": result.peaks,
                 "config": result.config, "figures": figures, "files": files,
                 "machine": result.machine}
         return StageResult("bench", [verdict], json, view, files)
