@@ -133,8 +133,9 @@ def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | 
     if reference == candidate:
         return result
     with _threads(config):
-        found = (diagnose_backend(config, x, y, candidate) if reference is None
-                 else diagnose(config, x, y, reference, candidate))
+        found = (diagnose_backend(config, x, y, candidate, builder=build_model)
+                 if reference is None
+                 else diagnose(config, x, y, reference, candidate, builder=build_model))
     result.hints.extend(h for h in found.hints if h not in result.hints)
     if found.localised:
         result.notes.append(found.localised if reference is not None

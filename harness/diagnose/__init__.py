@@ -38,7 +38,8 @@ class Diagnosis:
         return [self.localised] if self.localised else []
 
 
-def diagnose(config, x, y, reference_name: str, candidate_name: str) -> Diagnosis:
+def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
+             builder=None) -> Diagnosis:
     """Test the hypotheses and localise, for ``candidate_name`` against ``reference_name``.
 
     Parameters
@@ -48,6 +49,9 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str) -> Diagnosi
         The check's batch (copied, never changed).
     reference_name, candidate_name : str
         Backend names as the registry builds them.
+    builder : callable, optional
+        ``builder(config, name, dtype=None)`` returning a model (the checks layer's
+        ``build_model``); default: :func:`harness.registry.make_backend`.
 
     Returns
     -------
@@ -55,7 +59,7 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str) -> Diagnosi
         Empty when the reference itself cannot be run at these weights.
     """
     try:
-        ev = Evidence.build(config, reference_name, candidate_name, x, y)
+        ev = Evidence.build(config, reference_name, candidate_name, x, y, builder=builder)
         if ev.ref.errors or ev.ref.grads is None:
             return Diagnosis()
     except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
@@ -63,7 +67,7 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str) -> Diagnosi
     return Diagnosis(hypotheses_for(ev), localise(ev))
 
 
-def diagnose_backend(config, x, y, name: str) -> Diagnosis:
+def diagnose_backend(config, x, y, name: str, *, builder=None) -> Diagnosis:
     """A backend that failed on its own (the gradient check), against a built-in one.
 
     Built-in backends are the references and are not diagnosed; a plug-in is compared
@@ -71,4 +75,4 @@ def diagnose_backend(config, x, y, name: str) -> Diagnosis:
     """
     if ":" not in name:
         return Diagnosis()
-    return diagnose(config, x, y, "scratch", name)
+    return diagnose(config, x, y, "scratch", name, builder=builder)

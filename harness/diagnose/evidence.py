@@ -137,25 +137,37 @@ class Evidence:
     y: np.ndarray
     rtol: float
     atol: float
-    _models: dict = field(default_factory=dict, repr=False)
+    builder: Any = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, config, reference_name: str, candidate_name: str, x, y) -> Evidence:
+    def build(cls, config, reference_name: str, candidate_name: str, x, y, *,
+              builder=None) -> Evidence:
+        """Evidence for ``candidate_name`` against ``reference_name`` on ``(x, y)`` (copied).
+
+        ``builder(config, name, dtype=None)`` builds a model; default: the registry.
+        """
         from harness.compare import resolve_tolerances
 
         dtype = np.dtype(config.spec.dtype)
         rtol, atol = resolve_tolerances(dtype, config.rtol, config.atol)
         return cls(config, reference_name, candidate_name,
                    np.array(x, dtype=dtype, copy=True), np.array(y, dtype=np.int64, copy=True),
-                   rtol * 10, atol * 10)
+                   rtol * 10, atol * 10, builder)
 
     # ---------------------------------------------------------------- models
     def fresh(self, which: str, *, dtype: str | None = None):
-        """A new model (``"reference"`` or ``"candidate"``), not yet set to shared params."""
-        from harness.checks.run import build_model
+        """A new model (``"reference"`` or ``"candidate"``), not yet set to shared params.
 
+        Built by ``builder(config, name, dtype=...)`` when one was given (the checks
+        layer passes its own, which guards a plug-in), else through the registry.
+        """
         name = self.reference_name if which == "reference" else self.candidate_name
-        return build_model(self.config, name, dtype=dtype)
+        if self.builder is not None:
+            return self.builder(self.config, name, dtype=dtype)
+        from harness.registry import make_backend
+
+        cfg = self.config if dtype is None else self.config.with_dtype(dtype)
+        return make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
 
     @cached_property
     def params0(self) -> dict:
