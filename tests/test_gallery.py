@@ -116,7 +116,7 @@ def test_a_network_that_raises_is_a_finding_without_a_guess(capsys):
     assert code == 1
     assert "raises:Net.forward raised AssertionError: expected one sample" in out
     assert "raises.py:" in out
-    assert hints_of(out) == []
+    assert hints_of(out) == [] and "localised:" not in out
 
 
 def test_a_clip_that_never_bites_at_the_checks_weights_passes(capsys):

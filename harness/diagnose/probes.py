@@ -72,8 +72,8 @@ def output_probe(ev: Evidence) -> str | None:
 def activation_values(ev: Evidence, points=POINTS):
     """``(f_ref, f_cand, d_ref, d_cand)`` at ``points``: each side's f(t) and f'(t).
 
-    Read through the crafted weights described in the module docstring; an entry is NaN
-    where a side could not be run. None when the network has no hidden layer.
+    Read through the crafted weights described in the module docstring. None when the
+    network has no hidden layer or either side raises.
     """
     if ev.n_layers < 2:
         return None
@@ -85,7 +85,10 @@ def activation_values(ev: Evidence, points=POINTS):
         params = _zeros(ev)
         params[f"b{hidden}"] = np.full_like(params[f"b{hidden}"], t)
         params[f"W{last}"][0, 0] = 1
-        for side, snap in enumerate(ev.run_both(params, x, y)):
+        snaps = ev.run_both(params, x, y)
+        if any(snap.errors for snap in snaps):
+            return None  # a side that raises says nothing about its activation
+        for side, snap in enumerate(snaps):
             if snap.logits is not None and np.ndim(snap.logits) == 2:
                 out[side, j] = float(np.asarray(snap.logits)[0, 0])
             if snap.grads and f"b{last}" in snap.grads:
