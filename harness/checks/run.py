@@ -149,6 +149,25 @@ def _raised(check: str, title: str, exc: BackendRaised, config: CheckConfig,
                        header=config.describe(), seconds=seconds, **kw)
 
 
+def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | None,
+               candidate: str) -> CheckResult:
+    """``result`` with the hypotheses that hold (hints) and the localisation (notes, field)."""
+    from harness.diagnose import diagnose, diagnose_backend
+
+    if reference == candidate:
+        return result
+    with _threads(config):
+        found = (diagnose_backend(config, x, y, candidate, builder=build_model)
+                 if reference is None
+                 else diagnose(config, x, y, reference, candidate, builder=build_model))
+    result.hints.extend(h for h in found.hints if h not in result.hints)
+    if found.localised:
+        result.notes.append(found.localised if reference is not None
+                            else f"{candidate}: {found.localised}")
+        result.fields.setdefault(f"{result.check}_localised", found.localised)
+    return result
+
+
 def _settings(config: CheckConfig, **extra) -> dict:
     return {"backends": list(config.backends), **config.spec.to_dict(),
             "optimizer": config.optimizer.to_dict(), "device": config.device, **extra}
@@ -171,7 +190,8 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
                                        atol=config.atol, reference_name=ref_name,
                                        candidate_name=cand_name, arbiter=arbiter)
     except BackendRaised as exc:
-        return _raised("equivalence", title, exc, config, time.perf_counter() - t0)
+        return _diagnosed(_raised("equivalence", title, exc, config, time.perf_counter() - t0),
+                          config, x, y, ref_name, cand_name)
     seconds = time.perf_counter() - t0
     rows = report.rows
     n_bad = sum(not r.passed for r in rows)
@@ -207,9 +227,12 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
         summary += (f"; but more than {EXCUSED_SHARE:.0%} of the entries of "
                     f"{', '.join(heavy)} were excused after the step as rounding noise")
     verdict = Verdict("equivalence", title, status, summary, seconds)
-    return CheckResult("equivalence", [verdict], report,
-                       settings=_settings(config, n_samples=len(y)), fields=fields,
-                       notes=notes, header=config.describe(), seconds=seconds)
+    result = CheckResult("equivalence", [verdict], report,
+                         settings=_settings(config, n_samples=len(y)), fields=fields,
+                         notes=notes, header=config.describe(), seconds=seconds)
+    if not result.passed:
+        _diagnosed(result, config, x, y, ref_name, cand_name)
+    return result
 
 
 def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None) -> CheckResult:
@@ -263,10 +286,14 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
         "gradcheck_skipped": sum(p.kinks for _, p in params),
     }
     report = reports[names[0]] if len(names) == 1 and reports else (reports or None)
-    return CheckResult("gradcheck", verdicts, report,
-                       settings=_settings(config, n_samples=len(y), checked=list(names)),
-                       fields=fields, findings=findings, header=config.describe(),
-                       seconds=seconds)
+    result = CheckResult("gradcheck", verdicts, report,
+                         settings=_settings(config, n_samples=len(y), checked=list(names)),
+                         fields=fields, findings=findings, header=config.describe(),
+                         seconds=seconds)
+    for name, verdict in zip(names, verdicts):
+        if not verdict.passed:
+            _diagnosed(result, config, x, y, None, name)
+    return result
 
 
 def _gradcheck_status(report) -> str:
@@ -376,7 +403,8 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
     try:
         report, split = _trajectory(config, data, dtype, tolerances=True, on_epoch=on_epoch)
     except BackendRaised as exc:
-        return _raised("training", title, exc, config, time.perf_counter() - t0)
+        return _diagnosed(_raised("training", title, exc, config, time.perf_counter() - t0),
+                          config, *check_rows(config, data), ref_name, cand_name)
     seconds = time.perf_counter() - t0
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
@@ -389,11 +417,14 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
             summary = f"{summary}; but {caution}"
         notes.append(f"{'WARN' if report.passed else 'caution'}: {caution}")
     verdict = Verdict("training", title, status, summary, seconds)
-    return CheckResult("training", [verdict], report,
-                       settings=_settings(config, **split, epochs=config.epochs,
-                                          batch_size=config.batch_size),
-                       fields=fields, notes=notes,
-                       header=config.describe(), seconds=seconds)
+    result = CheckResult("training", [verdict], report,
+                         settings=_settings(config, **split, epochs=config.epochs,
+                                            batch_size=config.batch_size),
+                         fields=fields, notes=notes, header=config.describe(),
+                         seconds=seconds)
+    if not result.passed:
+        _diagnosed(result, config, *check_rows(config, data), ref_name, cand_name)
+    return result
 
 
 def run_drift(config: CheckConfig, data) -> CheckResult | None:

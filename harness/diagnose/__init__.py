@@ -1,0 +1,78 @@
+"""Why two networks differ: hypotheses tested against the numbers, and where.
+
+After a failed check the runner calls :func:`diagnose` with the configuration and
+the batch. It builds a fresh reference and a fresh candidate at the same initial
+weights (the user's models and arrays are never touched) and
+
+* tests every hypothesis of :mod:`harness.diagnose.hints` (a summed loss, an L2
+  penalty in the loss, probabilities returned as logits, transposed weights, ...),
+  keeping the lines of those that hold, each with its evidence and the flags that
+  would align the reference;
+* localises the difference with crafted weights (:mod:`harness.diagnose.probes`):
+  the output layer, the loss, the hidden activation or its derivative, a backward step.
+
+A hypothesis that does not hold prints nothing, so a correct network gets no hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.diagnose.evidence import Evidence
+from harness.diagnose.hints import HYPOTHESES, hypotheses_for
+from harness.diagnose.probes import localise
+
+__all__ = ["Diagnosis", "Evidence", "HYPOTHESES", "diagnose", "diagnose_backend",
+           "hypotheses_for", "localise"]
+
+
+@dataclass
+class Diagnosis:
+    """The hints that hold and the localisation line (``"localised: ..."``), if any."""
+
+    hints: list[str] = field(default_factory=list)
+    localised: str | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        return [self.localised] if self.localised else []
+
+
+def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
+             builder=None) -> Diagnosis:
+    """Test the hypotheses and localise, for ``candidate_name`` against ``reference_name``.
+
+    Parameters
+    ----------
+    config : harness.checks.CheckConfig
+    x : ndarray (N, d_0), y : ndarray of int (N,)
+        The check's batch (copied, never changed).
+    reference_name, candidate_name : str
+        Backend names as the registry builds them.
+    builder : callable, optional
+        ``builder(config, name, dtype=None)`` returning a model (the checks layer's
+        ``build_model``); default: :func:`harness.registry.make_backend`.
+
+    Returns
+    -------
+    Diagnosis
+        Empty when the reference itself cannot be run at these weights.
+    """
+    try:
+        ev = Evidence.build(config, reference_name, candidate_name, x, y, builder=builder)
+        if ev.ref.errors or ev.ref.grads is None:
+            return Diagnosis()
+    except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
+        return Diagnosis()
+    return Diagnosis(hypotheses_for(ev), localise(ev))
+
+
+def diagnose_backend(config, x, y, name: str, *, builder=None) -> Diagnosis:
+    """A backend that failed on its own (the gradient check), against a built-in one.
+
+    Built-in backends are the references and are not diagnosed; a plug-in is compared
+    with the ``scratch`` backend at the same weights.
+    """
+    if ":" not in name:
+        return Diagnosis()
+    return diagnose(config, x, y, "scratch", name, builder=builder)

@@ -1,0 +1,148 @@
+"""The update rule: gradients agree but one step does not; which rule did the candidate run?
+
+From the shared initial parameters and the (agreeing) gradients, the first step of
+sgd, adam and adamw has a closed form (a fresh optimizer state: momentum buffers
+equal the gradient, Adam's bias-corrected moments are g and g²). The candidate's
+parameters after its step are matched against the reference's own rule with other
+settings (decay on weights only, no decay, another optimizer, no bias correction,
+another learning rate).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.diagnose.evidence import Evidence, close, fmt
+
+
+def _flags(*flags: str) -> str:
+    return " ".join(f"`{f}`" for f in flags)
+
+
+def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, betas,
+                eps: float, momentum: float = 0.0, nesterov: bool = False,
+                bias_correction: bool = True) -> dict:
+    """Parameters after one step of ``name`` from a fresh state (float64)."""
+    b1, b2 = betas
+    out = {}
+    for k in g:
+        w = np.asarray(p[k], np.float64)
+        grad = np.asarray(g[k], np.float64)
+        decay = wd if (on == "all" or k.startswith("W")) else 0.0
+        if name == "sgd":
+            d = grad + decay * w
+            if nesterov:
+                d = d + momentum * d
+            out[k] = w - lr * d
+        elif name == "adamw":
+            m, v = grad, grad * grad
+            out[k] = w * (1 - lr * decay) - lr * m / (np.sqrt(v) + eps)
+        else:  # adam: L2 added to the gradient
+            d = grad + decay * w
+            if bias_correction:
+                out[k] = w - lr * d / (np.abs(d) + eps)
+            else:
+                m, v = (1 - b1) * d, (1 - b2) * d * d
+                out[k] = w - lr * m / (np.sqrt(v) + eps)
+    return out
+
+
+def _describe_optimizer(opt) -> str:
+    where = getattr(opt, "weight_decay_in", "optimizer")
+    on = getattr(opt, "weight_decay_on", "all")
+    parts = [f"lr={fmt(opt.lr)}"]
+    if opt.name == "sgd":
+        parts.append(f"momentum={fmt(opt.momentum)}" + (", nesterov" if opt.nesterov else ""))
+    else:
+        parts.append(f"betas=({fmt(opt.betas[0])}, {fmt(opt.betas[1])}), eps={fmt(opt.eps)}")
+    parts.append(f"weight_decay={fmt(opt.weight_decay)}"
+                 + (f" in the {where} on {'weights only' if on == 'weights' else 'all parameters'}"
+                    if opt.weight_decay else ""))
+    return f"{opt.name}({', '.join(parts)})"
+
+
+def update_rule(ev: Evidence) -> str | None:
+    """Gradients agree but the parameters after one step differ: which rule did yours run?"""
+    from harness.compare import noise_level_gradients
+
+    r, c = ev.ref, ev.cand
+    if r.after is None or c.after is None or not ev.grads_agree():
+        return None
+    noise = noise_level_gradients(r.grads, ev.atol)
+    if all(close(c.after[k], r.after[k], ev.rtol, ev.atol, noise.get(k)) for k in r.after):
+        return None
+    opt = ev.optimizer
+    p, g = ev.params0, r.grads
+    where = getattr(opt, "weight_decay_in", "optimizer")
+    on = getattr(opt, "weight_decay_on", "all")
+    wd = opt.weight_decay if where == "optimizer" else 0.0
+    base = dict(lr=opt.lr, betas=opt.betas, eps=opt.eps, momentum=opt.momentum,
+                nesterov=opt.nesterov)
+
+    def matches(after: dict) -> bool:
+        return all(k in c.after and close(c.after[k], after[k], ev.rtol, ev.atol, noise.get(k))
+                   for k in after)
+
+    # the formulas must reproduce the reference's own step, or they prove nothing
+    if not matches_ref(_first_step(p, g, name=opt.name, wd=wd, on=on, **base), r.after, ev,
+                       noise):
+        return None
+    ran = _describe_optimizer(opt)
+
+    def found(words: str, flag: str | None) -> str:
+        fix = (f"; to compare with that rule, run the reference with {_flags(flag)}"
+               if flag else "; fix the update rule")
+        return (f"gradients agree but the step differs: the reference ran {ran}; your step "
+                f"matches {words}{fix}")
+
+    def test(name: str, decay: float, decay_on: str, **extra) -> bool:
+        return matches(_first_step(p, g, **{**base, "name": name, "wd": decay, "on": decay_on,
+                                             **extra}))
+
+    if wd:
+        other_on = "weights" if on == "all" else "all"
+        if test(opt.name, wd, other_on):
+            return found(f"{opt.name} with weight decay on "
+                         f"{'weights only' if other_on == 'weights' else 'all parameters'}",
+                         f"--weight-decay-on {other_on}")
+        if test(opt.name, 0.0, on):
+            return found(f"{opt.name} without weight decay", "--weight-decay 0")
+    for name in ("sgd", "adam", "adamw"):
+        if name == opt.name:
+            continue
+        with_decay = test(name, wd, on)
+        without = bool(wd) and test(name, 0.0, on)
+        if with_decay and without:
+            return found(f"{name} with the same lr (with or without the weight decay "
+                         f"{fmt(wd)}: one step cannot tell them apart)", f"--optimizer {name}")
+        if with_decay:
+            return found(f"{name} with the same lr and weight decay", f"--optimizer {name}")
+        if without:
+            return found(f"{name} with the same lr and no weight decay",
+                         f"--optimizer {name} --weight-decay 0")
+    if opt.name in ("adam", "adamw") and test("adam", wd if opt.name == "adam" else 0.0, on,
+                                              bias_correction=False):
+        factor = fmt((1 - opt.betas[0]) / math.sqrt(1 - opt.betas[1]))
+        return found(f"a hand-written Adam without bias correction (m and v not divided by "
+                     f"1 - beta^t, so the first step is {factor} times too large)", None)
+    # a different learning rate: the displacement is a constant multiple of the reference's
+    dc = {k: np.asarray(c.after[k], np.float64) - p[k] for k in p}
+    dr = {k: np.asarray(r.after[k], np.float64) - p[k] for k in p}
+    den = sum(float(np.vdot(dr[k], dr[k])) for k in p)
+    if den > 0:
+        k_lr = sum(float(np.vdot(dc[k], dr[k])) for k in p) / den
+        if k_lr > 0 and all(close(dc[k], k_lr * dr[k], ev.rtol, ev.atol * 10, noise.get(k))
+                            for k in p):
+            return (f"gradients agree but the step differs: the reference ran {ran}; your step "
+                    f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * opt.lr)}; "
+                    f"run the reference with {_flags(f'--lr {fmt(k_lr * opt.lr)}')} if that is "
+                    f"your learning rate")
+    return (f"gradients agree but the step differs: the reference ran {ran}; none of sgd, adam "
+            f"or adamw with the same settings, without weight decay or with decay on weights "
+            f"only reproduces your step: check the update rule and its constants")
+
+
+def matches_ref(expected: dict, after: dict, ev: Evidence, noise: dict) -> bool:
+    return all(close(after[k], expected[k], ev.rtol, ev.atol, noise.get(k)) for k in expected)
