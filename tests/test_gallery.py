@@ -111,6 +111,28 @@ def test_the_hints_name_the_flags_that_align_the_reference(capsys):
     assert "`--optimizer sgd`" in out
 
 
+@pytest.mark.parametrize("net, flags", [
+    ("summed:Net", ["--loss-reduction", "sum"]),
+    ("l2:Net", ["--weight-decay-in", "loss", "--weight-decay-on", "weights"]),
+    ("l2:WithBiases", ["--weight-decay-in", "loss"]),
+])
+def test_a_network_in_another_convention_passes_once_the_flag_is_given(capsys, net, flags):
+    """The flag the hint names makes the reference follow the network's convention: the
+    same network then passes, with no hint, in every subcommand that compares."""
+    code, out = check(capsys, net, *ADAM, *flags)
+    assert code == 0, out
+    assert "likely causes:" not in out and "PASS: all 15 quantities agree" in out
+    code = main(["train", "--dataset", "iris", "--dims", "4,8,3", "--epochs", "2", "--quiet",
+                 "--backends", f"torch,tests.gallery.{net}", *ADAM, *flags])
+    out = capsys.readouterr().out
+    assert code == 0 and "likely causes:" not in out, out
+
+
+def test_decay_on_weights_only_passes_once_the_flag_is_given(capsys):
+    code, out = check(capsys, "more:DecayWeightsOnly", *SGD, "--weight-decay-on", "weights")
+    assert code == 0 and "likely causes:" not in out, out
+
+
 def test_a_network_that_raises_is_a_finding_without_a_guess(capsys):
     code, out = check(capsys, "raises:Net", *ADAM)
     assert code == 1

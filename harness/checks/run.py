@@ -156,7 +156,7 @@ def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | 
 
     if reference == candidate:
         return result
-    with _threads(config):
+    with _threads(config, len(y)):
         found = (diagnose_backend(config, x, y, candidate, builder=build_model)
                  if reference is None
                  else diagnose(config, x, y, reference, candidate, builder=build_model))
