@@ -148,7 +148,7 @@ def _readme_block(marker: str) -> str:
 
 def test_the_readme_python_example_runs(capsys):
     namespace: dict = {}
-    exec(compile(_readme_block("load_dataset"), "README.md", "exec"), namespace)
+    exec(compile(_readme_block("check_equivalence(scratch"), "README.md", "exec"), namespace)
     assert namespace["report"].passed
     assert namespace["x"].shape == (1797, 64)
     assert "PASS" in capsys.readouterr().out

@@ -246,11 +246,12 @@ class CheckResult:
         if self.hints:
             lines.append("likely causes:")
             lines.extend(f"  - {h}" for h in self.hints)
-        lines.extend(n for n in self.notes if n not in "\n".join(lines))
         for v in self.verdicts:
             if v.status != PASS or len(self.verdicts) > 1 or self.report is None:
                 lines.append(f"{v.status}: {v.summary}" if len(self.verdicts) == 1
                              else f"{v.status} {v.name}: {v.summary}")
+        # notes last: a WARN's reason ends the output
+        lines.extend(n for n in self.notes if n not in "\n".join(lines))
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -173,6 +173,74 @@ def _settings(config: CheckConfig, **extra) -> dict:
             "optimizer": config.optimizer.to_dict(), "device": config.device, **extra}
 
 
+# ------------------------------------------------------------------ results
+def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=None,
+                       header=(), check: str = "equivalence") -> CheckResult:
+    """The :class:`CheckResult` of an :class:`~harness.compare.EquivalenceReport`.
+
+    PASS, FAIL, or WARN for a pass that excused more than
+    :data:`harness.compare.EXCUSED_SHARE_LIMIT` of a quantity's entries after the step;
+    the summary and the flat fields every output shows.
+    """
+    rows = report.rows
+    n_bad = sum(not r.passed for r in rows)
+    worst = max((r.max_abs_err for r in rows), default=0.0)
+    counted = (f"{sum(r.n_elements for r in rows):,} entries compared, "
+               f"{sum(getattr(r, 'n_excused', 0) for r in rows):,} excused")
+    first = report.first_failure
+    if report.passed:
+        summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
+                   f"one optimizer step); {counted}; largest absolute difference "
+                   f"{_sci(worst)}")
+    else:
+        summary = f"{n_bad} of {len(rows)} quantities differ; first: {first.quantity}"
+        if report.divergence and report.divergence.get("message"):
+            summary += f"; first divergence: {report.divergence['message']}"
+    grads = [r for r in rows if r.quantity.startswith("grads[")]
+    fields = {
+        "equivalence_first_failure": None if first is None else first.quantity,
+        "equivalence_max_abs_err": _max(r.max_abs_err for r in rows),
+        "equivalence_max_rel_err": _max(r.max_rel_err for r in rows),
+        "grad_max_abs_err": _max(r.max_abs_err for r in grads),
+        "grad_max_rel_err": _max(r.max_rel_err for r in grads),
+        "equivalence_quantities": len(rows),
+        "equivalence_entries": sum(r.n_elements for r in rows),
+        "equivalence_excused": sum(getattr(r, "n_excused", 0) for r in rows),
+        "equivalence_divergence": (report.divergence or {}).get("message"),
+    }
+    status = PASS if report.passed else FAIL
+    heavy = getattr(report, "heavily_excused", None)
+    if report.passed and heavy:
+        status = WARN
+        summary += (f"; but more than {EXCUSED_SHARE:.0%} of the entries of "
+                    f"{', '.join(heavy)} were excused after the step as rounding noise")
+    verdict = Verdict(check, title, status, summary, seconds)
+    return CheckResult(check, [verdict], report, settings=dict(settings or {}),
+                       fields=fields, header=list(header), seconds=seconds)
+
+
+def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None,
+                      header=(), notes=(), check: str = "training") -> CheckResult:
+    """The :class:`CheckResult` of a :class:`~harness.training.TrajectoryReport`.
+
+    PASS, FAIL, or WARN when the trajectories agree but both diverged (agreement
+    that shows nothing); a caution also when a failing candidate scores better.
+    """
+    status = PASS if report.passed else FAIL
+    summary = _trajectory_summary(report)
+    notes = list(notes)
+    caution = _training_caution(report)
+    fields = {**_trajectory_fields("training", report), "training_caution": caution}
+    if caution is not None:
+        if report.passed:  # agreement, but it shows nothing
+            status = WARN
+            summary = f"{summary}; but {caution}"
+        notes.append(f"{'WARN' if report.passed else 'caution'}: {caution}")
+    verdict = Verdict(check, title, status, summary, seconds)
+    return CheckResult(check, [verdict], report, settings=dict(settings or {}),
+                       fields=fields, notes=notes, header=list(header), seconds=seconds)
+
+
 # ------------------------------------------------------------------ checks
 def run_equivalence(config: CheckConfig, data) -> CheckResult:
     """Copy the reference's weights into the candidate; compare everything once."""
@@ -192,44 +260,11 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     except BackendRaised as exc:
         return _diagnosed(_raised("equivalence", title, exc, config, time.perf_counter() - t0),
                           config, x, y, ref_name, cand_name)
-    seconds = time.perf_counter() - t0
-    rows = report.rows
-    n_bad = sum(not r.passed for r in rows)
-    worst = max((r.max_abs_err for r in rows), default=0.0)
-    counted = (f"{sum(r.n_elements for r in rows):,} entries compared, "
-               f"{sum(getattr(r, 'n_excused', 0) for r in rows):,} excused")
-    if report.passed:
-        summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
-                   f"one optimizer step); {counted}; largest absolute difference "
-                   f"{_sci(worst)}")
-    else:
-        summary = f"{n_bad} of {len(rows)} quantities differ; first: {report.first_failure.quantity}"
-        if report.divergence and report.divergence.get("message"):
-            summary += f"; first divergence: {report.divergence['message']}"
-    grads = [r for r in rows if r.quantity.startswith("grads[")]
-    first = report.first_failure
-    fields = {
-        "equivalence_first_failure": None if first is None else first.quantity,
-        "equivalence_max_abs_err": _max(r.max_abs_err for r in rows),
-        "equivalence_max_rel_err": _max(r.max_rel_err for r in rows),
-        "grad_max_abs_err": _max(r.max_abs_err for r in grads),
-        "grad_max_rel_err": _max(r.max_rel_err for r in grads),
-        "equivalence_quantities": len(rows),
-        "equivalence_entries": sum(r.n_elements for r in rows),
-        "equivalence_excused": sum(getattr(r, "n_excused", r.n_ignored) for r in rows),
-        "equivalence_divergence": (report.divergence or {}).get("message"),
-    }
-    notes = [arbiter_note] if arbiter_note else []
-    status = PASS if report.passed else FAIL
-    heavy = getattr(report, "heavily_excused", None)
-    if report.passed and heavy:
-        status = WARN
-        summary += (f"; but more than {EXCUSED_SHARE:.0%} of the entries of "
-                    f"{', '.join(heavy)} were excused after the step as rounding noise")
-    verdict = Verdict("equivalence", title, status, summary, seconds)
-    result = CheckResult("equivalence", [verdict], report,
-                         settings=_settings(config, n_samples=len(y)), fields=fields,
-                         notes=notes, header=config.describe(), seconds=seconds)
+    result = equivalence_result(report, title=title, seconds=time.perf_counter() - t0,
+                                settings=_settings(config, n_samples=len(y)),
+                                header=config.describe())
+    if arbiter_note:
+        result.notes.append(arbiter_note)
     if not result.passed:
         _diagnosed(result, config, x, y, ref_name, cand_name)
     return result
@@ -405,23 +440,11 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
     except BackendRaised as exc:
         return _diagnosed(_raised("training", title, exc, config, time.perf_counter() - t0),
                           config, *check_rows(config, data), ref_name, cand_name)
-    seconds = time.perf_counter() - t0
-    status = PASS if report.passed else FAIL
-    summary = _trajectory_summary(report)
-    notes = [split["arbiter_note"]] if split.get("arbiter_note") else []
-    caution = _training_caution(report)
-    fields = {**_trajectory_fields("training", report), "training_caution": caution}
-    if caution is not None:
-        if report.passed:  # agreement, but it shows nothing
-            status = WARN
-            summary = f"{summary}; but {caution}"
-        notes.append(f"{'WARN' if report.passed else 'caution'}: {caution}")
-    verdict = Verdict("training", title, status, summary, seconds)
-    result = CheckResult("training", [verdict], report,
-                         settings=_settings(config, **split, epochs=config.epochs,
-                                            batch_size=config.batch_size),
-                         fields=fields, notes=notes, header=config.describe(),
-                         seconds=seconds)
+    result = trajectory_result(
+        report, title=title, seconds=time.perf_counter() - t0,
+        settings=_settings(config, **split, epochs=config.epochs, batch_size=config.batch_size),
+        header=config.describe(),
+        notes=[split["arbiter_note"]] if split.get("arbiter_note") else [])
     if not result.passed:
         _diagnosed(result, config, *check_rows(config, data), ref_name, cand_name)
     return result

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from harness.checks.result import FAIL, NOT_CHECKED, PASS, WARN, CheckResult, Finding, Verdict
+from harness.checks.result import FAIL, NOT_CHECKED, PASS, CheckResult, Finding, Verdict
 from harness.errors import BackendRaised
 from harness.testing import build as _b
 
@@ -62,23 +62,11 @@ def raised_result(check: str, title: str, exc: BackendRaised, header=(), setting
 
 def equivalence_result(report, *, check: str = "equivalence", title: str, header=(),
                        settings=None, seconds: float = 0.0) -> CheckResult:
-    """A CheckResult for an :class:`~harness.compare.EquivalenceReport`."""
-    rows = report.rows
-    n_bad = sum(not r.passed for r in rows)
-    first = report.first_failure
-    if first is None:
-        worst = max((r.max_abs_err for r in rows), default=0.0)
-        summary = (f"all {len(rows)} quantities agree; largest absolute difference "
-                   f"{_sci(worst)}")
-    else:
-        detail = first.message.splitlines()[0] if first.message else first.quantity
-        summary = f"{n_bad} of {len(rows)} quantities differ; first: {detail}"
-        if report.divergence and report.divergence.get("message"):
-            summary += f"; first divergence: {report.divergence['message']}"
-    fields = {"equivalence_first_failure": None if first is None else first.quantity}
-    verdict = Verdict(check, title, PASS if report.passed else FAIL, summary, seconds)
-    return CheckResult(check, [verdict], report, settings=settings or {}, fields=fields,
-                       header=list(header), seconds=seconds)
+    """The checks layer's CheckResult of an :class:`~harness.compare.EquivalenceReport`."""
+    from harness.checks.run import equivalence_result as layer_result
+
+    return layer_result(report, check=check, title=title, header=header, settings=settings,
+                        seconds=seconds)
 
 
 def _check(result: CheckResult) -> CheckResult:
@@ -296,25 +284,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
 
 def trajectory_result(report, *, check: str = "training", title: str, header=(),
                       seconds: float = 0.0) -> CheckResult:
-    """A CheckResult for a :class:`~harness.training.TrajectoryReport`."""
-    if report.error is not None:
-        status, summary = FAIL, f"numerical failure: {report.error}"
-    elif report.first_divergence is not None:
-        status, summary = FAIL, f"first divergence at {report.first_divergence}"
-    else:
-        status = PASS
-        summary = (f"within tolerance for all {report.steps} steps; largest loss difference "
-                   f"{_sci(report.max_loss_diff)}, largest parameter difference "
-                   f"{_sci(report.max_param_diff)}")
-    notes = []
-    if status == PASS:
-        try:
-            from harness.sanity import training_diverged
-        except ImportError:
-            training_diverged = None
-        diverged = training_diverged(report) if training_diverged else None
-        if diverged:
-            status, summary = WARN, f"{summary}; but {diverged}"
-            notes.append(f"WARN: {diverged}")
-    return CheckResult(check, [Verdict(check, title, status, summary, seconds)], report,
-                       notes=notes, header=list(header), seconds=seconds)
+    """The checks layer's CheckResult of a :class:`~harness.training.TrajectoryReport`."""
+    from harness.checks.run import trajectory_result as layer_result
+
+    return layer_result(report, check=check, title=title, header=header, seconds=seconds)
