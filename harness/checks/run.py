@@ -173,7 +173,12 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     rows = report.rows
     n_bad = sum(not r.passed for r in rows)
     worst = max((r.max_abs_err for r in rows), default=0.0)
-    if report.passed:
+    raised = getattr(report, "raised", None)
+    findings = [finding_of(raised)] if raised is not None else []
+    if raised is not None:  # what was compared before the code under test raised, and why
+        summary = (f"the code under test raised: {findings[0]}; after {len(rows)} quantities "
+                   f"were compared, {n_bad} differ")
+    elif report.passed:
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
                    f"one optimizer step); largest absolute difference {_sci(worst)}")
     else:
@@ -203,7 +208,8 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
     verdict = Verdict("equivalence", title, status, summary, seconds)
     return CheckResult("equivalence", [verdict], report,
                        settings=_settings(config, n_samples=len(y)), fields=fields,
-                       notes=notes, header=config.describe(), seconds=seconds)
+                       findings=findings, notes=notes, header=config.describe(),
+                       seconds=seconds)
 
 
 def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None) -> CheckResult:
