@@ -101,5 +101,5 @@ class RaisesOnFullBatch(WrappedScratch):
 
     def train_step(self, x, y):
         if len(x) > 8:
-            raise MemoryError("batch too large for the preallocated buffer")
+            raise RuntimeError("batch too large for the preallocated buffer")
         return super().train_step(x, y)

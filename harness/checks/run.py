@@ -427,7 +427,8 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
                 optimizer=config.optimizer, folds=config.folds, stratified=config.stratified,
                 seed=config.split_seed, epochs=config.epochs, batch_size=config.batch_size,
                 shuffle=config.shuffle, device=config.device, class_names=data.class_names,
-                quiet=quiet, init_params=config.init_params, on_fold=on_fold)
+                quiet=quiet, init_params=config.init_params, on_fold=on_fold,
+                wrap=lambda name, m: Guarded(m, name) if ":" in name else m)
     except BackendRaised as exc:
         return _raised("cv", title, exc, config, time.perf_counter() - t0)
     except NumericalError as exc:
