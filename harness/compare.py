@@ -167,6 +167,9 @@ class EquivalenceReport:
         Extra lines for the text report (e.g. why no layer-level localisation was possible).
     arbiter : bool
         Whether a float64 arbiter judged the rows (``rule`` of each row says which).
+    raised : BackendRaised or None
+        The code under test raised after ``rows`` were compared (they are kept, and the
+        report does not pass).
     n_quantities, n_passed, n_entries, n_excused : int (properties)
         Quantities compared and agreeing, entries compared, entries excused after the step.
     heavily_excused : list of str (property)
@@ -182,10 +185,16 @@ class EquivalenceReport:
     divergence: dict | None = None
     notes: list[str] = field(default_factory=list)
     arbiter: bool = False
+    raised: Any = None
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.rows)
+        return self.raised is None and all(r.passed for r in self.rows)
+
+    @property
+    def raised_line(self) -> str | None:
+        """``backend.method raised Type: message`` when the code under test raised, else None."""
+        return None if self.raised is None else " ".join(str(self.raised).split())
 
     @property
     def first_failure(self) -> Comparison | None:
@@ -228,9 +237,12 @@ class EquivalenceReport:
             format_table(self.rows),
         ]
         first = self.first_failure
-        if first is None:
+        if self.raised is not None:
+            lines.append(f"FAIL: {self.raised_line}, after {len(self.rows)} quantities were "
+                         f"compared ({sum(not r.passed for r in self.rows)} differ)")
+        if first is None and self.raised is None:
             lines.append(f"PASS: all {len(self.rows)} quantities agree")
-        else:
+        elif first is not None:
             n_bad = sum(not r.passed for r in self.rows)
             lines.append(f"FAIL: {n_bad} of {len(self.rows)} quantities differ; "
                          f"first: {first.quantity}")
@@ -261,6 +273,10 @@ class EquivalenceReport:
             "n_entries": self.n_entries,
             "n_excused": self.n_excused,
             "heavily_excused": self.heavily_excused,
+            "raised": None if self.raised is None else {
+                "backend": self.raised.backend, "method": self.raised.method,
+                "error_type": type(self.raised.original).__name__,
+                "message": " ".join(str(self.raised.original).split())},
             "rows": [jsonable(r.row()) for r in self.rows],
         }
 
@@ -406,6 +422,7 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     Post-step entries are excused only as :func:`excusable_after_step` allows; the
     count is in each row (``n_excused``), the notes and ``heavily_excused``.
     """
+    from harness.errors import BackendRaised
     from harness.params import copy_params
 
     if tuple(reference.dims) != tuple(candidate.dims):
@@ -440,59 +457,67 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         arb["loss"], arb["grads"] = arbiter.loss_and_grads(x64, y)
     judge = (lambda key: None) if arbiter is None else (lambda key: arb[key])
 
-    rows = compare_dicts("params", candidate.get_params(), before, **tol,
-                         arbiter=judge("params"))
-    rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol,
-                        arbiter=judge("logits")))
-    loss_r, grads_r = reference.loss_and_grads(x_ref, y)
-    loss_c, grads_c = candidate.loss_and_grads(x_ref, y)
-    rows.append(compare("loss", loss_c, loss_r, **tol, scalar=True,
-                        arbiter=None if arbiter is None else _scalar64(arb["loss"])))
-    rows.extend(compare_dicts("grads", grads_c, grads_r, **tol, arbiter=judge("grads")))
-
+    rows: list[Comparison] = []
     divergence = None
-    if not all(r.passed for r in rows):
-        from harness.localize import localisation_note, locate_divergence
+    try:  # what was compared before the code under test raises is kept
+        rows.extend(compare_dicts("params", candidate.get_params(), before, **tol,
+                                  arbiter=judge("params")))
+        rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol,
+                            arbiter=judge("logits")))
+        loss_r, grads_r = reference.loss_and_grads(x_ref, y)
+        loss_c, grads_c = candidate.loss_and_grads(x_ref, y)
+        rows.append(compare("loss", loss_c, loss_r, **tol, scalar=True,
+                            arbiter=None if arbiter is None else _scalar64(arb["loss"])))
+        rows.extend(compare_dicts("grads", grads_c, grads_r, **tol, arbiter=judge("grads")))
 
-        divergence = locate_divergence(reference, candidate, x_ref, y, **tol,
-                                       reference_name=reference_name,
-                                       candidate_name=candidate_name)
-        if divergence is None:
-            notes.append(localisation_note(reference, candidate, reference_name,
-                                           candidate_name))
+        if not all(r.passed for r in rows):
+            from harness.localize import localisation_note, locate_divergence
 
-    step_r = reference.train_step(x_ref, y)
-    step_c = candidate.train_step(x_ref, y)
-    if arbiter is not None:
-        arb["step"] = _scalar64(arbiter.train_step(x64, y))
-        arb["after"] = arbiter.get_params()
-    rows.append(compare("train_step loss", step_c, step_r, **tol, scalar=True,
-                        arbiter=None if arbiter is None else arb["step"]))
-    after_r, after_c = reference.get_params(), candidate.get_params()
-    excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
-                                  weight_decay=l2_weight_decay(reference))
-    # the step is judged by the tolerances even with an arbiter: Adam amplifies a
-    # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
-    # from float64 at one entry says nothing about the candidate's there; the gradient
-    # rows above carry the arbiter's judgment, the exact excusal rule the step's
-    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
-    rows.extend(after)
-    n_excused = sum(r.n_excused for r in after)
-    if n_excused:
-        where = ", ".join(f"{r.quantity} {r.n_excused} of {r.n_elements}"
-                          for r in after if r.n_excused)
-        notes.append(
-            f"note: {n_excused} parameter entries were excused after the step ({where}): "
-            f"there the two gradients differ at rounding-noise level, and an optimizer that "
-            f"normalises the gradient (Adam) turns such noise into a full step")
-    heavy = [r for r in after if r.excused_share > EXCUSED_SHARE_LIMIT]
-    if heavy:
-        notes.append(
-            f"warning: more than {100 * EXCUSED_SHARE_LIMIT:g}% of the entries of "
-            f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
-            f"says little about them (try float64 or an arbiter)")
-    return EquivalenceReport(rows, rtol, atol, dtype.name, reference_name, candidate_name,
-                             divergence=divergence, notes=notes, arbiter=arbiter is not None)
+            divergence = locate_divergence(reference, candidate, x_ref, y, **tol,
+                                           reference_name=reference_name,
+                                           candidate_name=candidate_name)
+            if divergence is None:
+                notes.append(localisation_note(reference, candidate, reference_name,
+                                               candidate_name))
+
+        step_r = reference.train_step(x_ref, y)
+        step_c = candidate.train_step(x_ref, y)
+        if arbiter is not None:
+            arb["step"] = _scalar64(arbiter.train_step(x64, y))
+            arb["after"] = arbiter.get_params()
+        rows.append(compare("train_step loss", step_c, step_r, **tol, scalar=True,
+                            arbiter=None if arbiter is None else arb["step"]))
+        after_r, after_c = reference.get_params(), candidate.get_params()
+        excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
+                                      weight_decay=l2_weight_decay(reference))
+        # the step is judged by the tolerances even with an arbiter: Adam amplifies a
+        # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
+        # from float64 at one entry says nothing about the candidate's there; the gradient
+        # rows above carry the arbiter's judgment, the exact excusal rule the step's
+        after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
+        rows.extend(after)
+        n_excused = sum(r.n_excused for r in after)
+        if n_excused:
+            where = ", ".join(f"{r.quantity} {r.n_excused} of {r.n_elements}"
+                              for r in after if r.n_excused)
+            notes.append(
+                f"note: {n_excused} parameter entries were excused after the step ({where}): "
+                f"there the two gradients differ at rounding-noise level, and an optimizer that "
+                f"normalises the gradient (Adam) turns such noise into a full step")
+        heavy = [r for r in after if r.excused_share > EXCUSED_SHARE_LIMIT]
+        if heavy:
+            notes.append(
+                f"warning: more than {100 * EXCUSED_SHARE_LIMIT:g}% of the entries of "
+                f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
+                f"says little about them (try float64 or an arbiter)")
+        return EquivalenceReport(rows, rtol, atol, dtype.name, reference_name, candidate_name,
+                                 divergence=divergence, notes=notes, arbiter=arbiter is not None)
+    except BackendRaised as exc:
+        if not rows:  # nothing compared yet: the caller's finding alone
+            raise
+        return EquivalenceReport(rows, rtol, atol, dtype.name, reference_name, candidate_name,
+                                 divergence=divergence, notes=notes,
+                                 arbiter=arbiter is not None, raised=exc)
 
 
 def _scalar64(value) -> float:

@@ -228,7 +228,8 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
                    seed: int = 42, epochs: int, batch_size: int, shuffle: bool = True,
                    device: str = "cpu", class_names: Sequence[str] | None = None,
                    quiet: bool = False, init_params: dict | None = None,
-                   on_fold: Callable[[int, CVReport], None] | None = None) -> CVReport:
+                   on_fold: Callable[[int, CVReport], None] | None = None,
+                   wrap: Callable | None = None) -> CVReport:
     """Cross-validate every backend on the same ``folds`` folds of (X, y).
 
     For each fold:
@@ -275,6 +276,9 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     init_params : dict, optional
         Initial parameters (canonical layout) for every fold instead of the seeded
         initialisation, e.g. from a weight file (:mod:`harness.weights`).
+    wrap : callable, optional
+        ``wrap(name, model)`` returns the model to train in its place (the checks layer
+        guards a user's class with it).
     on_fold : callable, optional
         ``on_fold(k, report)`` after fold ``k``: ``report`` covers folds 1..k (for
         writing partial results as they come).
@@ -362,6 +366,8 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
 
             models = {name: make_backend(name, spec, optimizer, device=device)
                       for name in names}
+            if wrap is not None:  # e.g. a guard that turns a plug-in's raise into a finding
+                models = {name: wrap(name, m) for name, m in models.items()}
             first = models[names[0]]
             if init_params is not None:
                 first.set_params(init_params)

@@ -228,7 +228,8 @@ def test_shared_flags_have_the_same_default_everywhere():
             if flag in ("-h", "--help") or flag in DEFAULT_DIFFERS:
                 continue
             if name == "bench" and action.default is None and flag in (
-                    "--optimizer", "--lr", "--momentum", "--weight-decay"):
+                    "--optimizer", "--lr", "--momentum", "--weight-decay",
+                    "--weight-decay-in", "--weight-decay-on", "--loss-reduction"):
                 continue  # None so that a --config file can set them; checked below
             if flag in seen:
                 assert action.default == seen[flag][0], (flag, name, seen[flag][1])

@@ -226,7 +226,7 @@ def test_cv_interrupted_keeps_the_finished_folds(tmp_path, capsys, monkeypatch):
     def second_fold_only(cls, spec, optimizer):
         calls["n"] += 1
         model = real_new(cls, spec, optimizer)
-        if calls["n"] == 1:
+        if calls["n"] <= 2:  # the contract preflight's model, then fold 1's
             model.steps = -10**9  # fold 1 runs through
         return model
 
@@ -313,7 +313,7 @@ class NaNInFoldTwo:
 
 
 def test_a_numerical_failure_in_cv_keeps_the_folds_before_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(NaNInFoldTwo, "built", 0)
+    monkeypatch.setattr(NaNInFoldTwo, "built", -1)  # the contract preflight builds one first
     out = tmp_path / "cv"
     code = main(["cv", "--dataset", "iris", "--dims", "4,5,3", "--folds", "3", "--epochs",
                  "1", "--quiet", "--out", str(out), "--backends",

@@ -57,7 +57,10 @@ class BenchConfig:
         batch may be partial.
     optimizer, lr, momentum, weight_decay : the optimizer of train_step and epoch,
         with torch.optim's meanings (its other settings keep torch's defaults)
+    weight_decay_in, weight_decay_on : where the decay goes ("optimizer" or "loss") and
+        on what ("all" or "weights"), as :class:`harness.specs.OptimizerSpec`
     activation, seed : of every model
+    loss_reduction : "mean" or "sum", as :class:`harness.specs.ModelSpec`
     memory : bool
         Measure the peak memory of a train_step.
     peak_size : int
@@ -77,8 +80,11 @@ class BenchConfig:
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
+    weight_decay_in: str = "optimizer"
+    weight_decay_on: str = "all"
     activation: str = "relu"
     seed: int = 0
+    loss_reduction: str = "mean"
     memory: bool = True
     peak_size: int = 4096
 
@@ -127,13 +133,20 @@ class BenchConfig:
             raise ConfigError("no backends to measure")
         object.__setattr__(self, "backends", tuple(self.backends))
         self.optimizer_spec()  # refuses a bad optimizer setting now, before any work
+        from harness.specs import LOSS_REDUCTIONS
+
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ConfigError(f"`loss_reduction` must be one of {', '.join(LOSS_REDUCTIONS)}, "
+                              f"got {self.loss_reduction!r}")
 
     def optimizer_spec(self):
         """The :class:`harness.specs.OptimizerSpec` of train_step and epoch."""
         from harness.specs import OptimizerSpec
 
         return OptimizerSpec(name=self.optimizer, lr=self.lr, momentum=self.momentum,
-                             weight_decay=self.weight_decay)
+                             weight_decay=self.weight_decay,
+                             weight_decay_in=self.weight_decay_in,
+                             weight_decay_on=self.weight_decay_on)
 
     @classmethod
     def quick(cls, **overrides) -> BenchConfig:
@@ -156,7 +169,8 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
     Keys: ``threads``, ``dtypes``, ``repeats``, ``min_time``, ``ops``, ``backends``,
     ``device``, ``epoch_samples``, ``optimizer``, ``lr``, ``momentum``,
-    ``weight_decay``, ``activation``, ``seed``,
+    ``weight_decay``, ``weight_decay_in``, ``weight_decay_on``, ``activation``, ``seed``,
+    ``loss_reduction``,
     ``memory``, ``peak_size``, and ``[[grid]]`` tables with ``dims`` and
     ``batch_sizes``::
 

@@ -301,7 +301,8 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
                 log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype} "
                     f"({elapsed:.0f} s so far)")
                 spec = ModelSpec(dims, activation=config.activation, dtype=dtype,
-                                 seed=config.seed)
+                                 seed=config.seed,
+                                 loss_reduction=getattr(config, "loss_reduction", "mean"))
                 records.extend(_bench_point(spec, batch, config, series, optimizer,
                                             threads, times))
         machine["load_average_after"] = load_average()

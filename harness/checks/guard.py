@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from harness.contract import check_return
 from harness.errors import BackendRaised, HarnessError
 
 #: the methods a guard watches
@@ -39,9 +40,14 @@ class Guarded:
         if attr in GUARDED_METHODS and callable(value):
             name = self._name
 
+            model = self._model
+
             def call(*args, **kwargs):
                 try:
-                    return value(*args, **kwargs)
+                    result = value(*args, **kwargs)
+                    # a value the contract does not allow is named here, before any maths
+                    check_return(model, attr, result, args)
+                    return result
                 except HarnessError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any failure of the code under test
@@ -72,6 +78,8 @@ def user_frame(exc: BaseException) -> tuple[str, str] | None:
     """
     from harness.userframe import user_frame as innermost
 
+    if getattr(exc, "where", None):  # a contract violation: the method's own def line
+        return exc.where, exc.source or ""
     frame = innermost(exc)
     if frame is None:
         return None

@@ -1,17 +1,259 @@
-"""Before any check: can every backend be built for this configuration?
+"""Before any check: can every backend be built, and does each plug-in keep the contract?
 
-:func:`preflight` builds each backend once, so that a class that cannot be imported
-or constructed is refused as bad input (exit code 2) before anything is computed or
-written.
+:func:`preflight` builds each backend once (a class that cannot be imported or
+constructed is bad input, a :class:`~harness.errors.ProtocolError`, exit code 2),
+then runs a user's class (``module:Class``) through the ``Classifier`` contract on a
+small batch (:data:`PREFLIGHT_ROWS` rows of the data), on fresh models, not the ones
+the checks compare:
+
+* ``forward`` returns an (N, C) NumPy array of floats;
+* ``loss_and_grads`` returns a finite number and one gradient per parameter, each of
+  the parameter's shape;
+* ``get_params`` returns copies: changing the returned arrays leaves the model as it is;
+* ``set_params`` copies in: changing the dict or its arrays afterwards leaves the model
+  as it is;
+* the requested dtype holds in the parameters, the logits and the gradients;
+* ``train_step`` returns the loss *before* its update (the loss ``loss_and_grads``
+  gives on the same batch, within the dtype's tolerance).
+
+Each broken rule is a FAIL finding (exit code 1), one line each::
+
+    contract: mynet:MyMLP.forward returned float64 logits for a float32 model
+
+except a class that computes in float64 whatever it is asked: asked for float32, it is
+refused as bad input (:class:`~harness.errors.ConfigError`, exit code 2), since no
+float32 comparison of it means anything. Built-in backends are trusted and skipped.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
 from harness.checks.config import CheckConfig
+from harness.checks.result import FAIL, PASS, CheckResult, Finding, Verdict
+from harness.errors import BackendRaised, ConfigError
+
+#: rows of the data the contract is checked on
+PREFLIGHT_ROWS = 5
 
 
-def preflight(config: CheckConfig, data=None) -> list:
-    """Build every backend of ``config``; return the models (a ProtocolError if one fails)."""
-    from harness.checks.run import build_models
+@dataclass
+class ContractFinding(Finding):
+    """A broken rule of the contract (the method returned, it did not raise)."""
 
-    return build_models(config)
+    def __str__(self) -> str:
+        message = self.message
+        if message.startswith(f"{self.method} "):  # "forward returned ...": said once
+            message = message[len(self.method) + 1:]
+        text = f"contract: {self.backend}.{self.method} {message}"
+        if self.where:
+            text += f" (see {self.where}" + (f": `{self.source}`" if self.source else "") + ")"
+        return text
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "kind": "contract"}
+
+
+def is_plugin(name: str) -> bool:
+    """Whether ``name`` is a user's class (``module:Class``), not a built-in backend."""
+    return ":" in name
+
+
+def preflight(config: CheckConfig, data=None, *, dtype: str | None = None) -> CheckResult:
+    """Build every backend of ``config``; check each plug-in's contract on a small batch.
+
+    Parameters
+    ----------
+    config : CheckConfig
+    data : harness.data.Dataset, optional
+        The first :data:`PREFLIGHT_ROWS` rows of the check rows are used; without data,
+        seeded standard-normal rows of the model's width (``export``).
+    dtype : str, optional
+        Check in this dtype instead of the configuration's (the report's float32 drift).
+
+    Returns
+    -------
+    CheckResult
+        ``check`` "preflight": PASS, or FAIL with one finding per broken rule.
+
+    Raises
+    ------
+    ProtocolError
+        A backend cannot be imported or built.
+    ConfigError
+        A plug-in computes in float64 when float32 was asked.
+    """
+    from harness.checks.run import build_model
+
+    t0 = time.perf_counter()
+    dtype = dtype or config.spec.dtype
+    findings: list[Finding] = []
+    plugins = []
+    for name in config.backends:
+        model = build_model(config, name, dtype=dtype)  # ProtocolError: exit 2
+        if is_plugin(name):
+            plugins.append((name, model))
+    if plugins:
+        x, y = _batch(config, data)
+        for name, model in plugins:
+            findings.extend(_contract(name, model, x, y, dtype))
+    seconds = time.perf_counter() - t0
+    checked = [n for n, _ in plugins]
+    if findings:
+        summary = (f"{len(findings)} broken rule{'s' * (len(findings) > 1)} of the Classifier "
+                   f"contract; the checks did not run")
+        status = FAIL
+    elif checked:
+        summary = f"{', '.join(checked)} keeps the Classifier contract on {PREFLIGHT_ROWS} rows"
+        status = PASS
+    else:
+        summary = "built-in backends only: trusted, not checked"
+        status = PASS
+    verdict = Verdict("preflight", "Contract preflight", status, summary, seconds)
+    return CheckResult("preflight", [verdict], None, settings={
+        "backends": list(config.backends), "dtype": dtype, "checked": checked,
+        "n_samples": PREFLIGHT_ROWS if checked else 0}, findings=findings,
+        header=config.describe(), seconds=seconds)
+
+
+def _batch(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:
+    dims = config.spec.dims
+    if data is None:
+        rng = np.random.default_rng(config.spec.seed)
+        x = rng.standard_normal((PREFLIGHT_ROWS, dims[0]))
+        y = np.arange(PREFLIGHT_ROWS, dtype=np.int64) % dims[-1]
+        return x, y
+    from harness.checks.run import check_rows
+
+    x, y = check_rows(config, data)
+    return x[:PREFLIGHT_ROWS], np.asarray(y[:PREFLIGHT_ROWS], dtype=np.int64)
+
+
+def _tolerance(dtype: str) -> tuple[float, float]:
+    from harness.compare import default_tolerances
+
+    rtol, atol = default_tolerances(dtype)
+    return 10 * rtol, 10 * max(atol, rtol)
+
+
+class _Stop(Exception):
+    """The rest of the contract cannot be checked (the finding is recorded)."""
+
+
+def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
+    """The broken rules of one plug-in, checked on ``model`` and one more fresh model."""
+    from harness.checks.run import finding_of
+    from harness.contract import ContractViolation, method_location
+
+    findings: list[Finding] = []
+
+    def broke(method: str, message: str) -> None:
+        where, source = method_location(_inner(model), method)
+        findings.append(ContractFinding(name, method, "ContractViolation", message, where,
+                                        source))
+
+    def call(method: str, *args):
+        try:
+            return getattr(model, method)(*args)
+        except BackendRaised as exc:
+            f = finding_of(exc)
+            if isinstance(exc.original, ContractViolation):
+                f = ContractFinding(f.backend, f.method, f.error_type, f.message, f.where,
+                                    f.source)
+            findings.append(f)
+            raise _Stop from exc
+
+    xd = x.astype(dtype)
+    try:
+        params = call("get_params")
+        got = {np.asarray(v).dtype.name for v in params.values()}
+        if dtype == "float32" and got == {"float64"}:
+            logits = _quiet(model, "forward", xd)
+            also = " and logits" if getattr(logits, "dtype", None) == np.float64 else ""
+            raise ConfigError(
+                f"`{name}` computes in float64 when float32 was asked (its parameters{also} "
+                f"are float64); it does not support --dtype float32")
+        if got != {dtype}:
+            broke("get_params", f"returned {'/'.join(sorted(got))} parameters for a {dtype} "
+                                f"model")
+        logits = call("forward", xd)
+        if logits.dtype.name != dtype:
+            broke("forward", f"returned {logits.dtype} logits for a {dtype} model")
+        loss, grads = call("loss_and_grads", xd, y)
+        if not math.isfinite(float(np.asarray(loss).reshape(()))):
+            broke("loss_and_grads", f"returned a non-finite loss ({float(np.asarray(loss))}) "
+                                    f"on {len(y)} rows of the data at the initial parameters")
+        bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
+        if bad:
+            broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} model")
+        _copies(call, broke, params)
+        _train_step(call, broke, xd, y, loss, dtype)
+    except _Stop:
+        pass
+    return findings
+
+
+def _inner(model):
+    from harness.checks.guard import unwrap
+
+    return unwrap(model)
+
+
+def _quiet(model, method, *args):
+    try:
+        return getattr(_inner(model), method)(*args)
+    except Exception:  # noqa: BLE001 - only to word a message better
+        return None
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _copies(call, broke, params: dict) -> None:
+    """get_params hands out copies; set_params takes copies."""
+    snapshot = {k: np.array(v, copy=True) for k, v in params.items()}
+    for v in params.values():  # the arrays get_params handed out, changed in place
+        if v.flags.writeable:
+            v += 1
+    now = call("get_params")
+    if not _same(now, snapshot):
+        broke("get_params", "returned the model's own arrays, not copies: changing the "
+                            "returned arrays changed the model (return `{k: v.copy() ...}`)")
+        call("set_params", snapshot)
+        now = call("get_params")
+    given = {k: np.array(v, copy=True) for k, v in snapshot.items()}
+    call("set_params", given)
+    for v in given.values():
+        v += 1
+    given.clear()
+    after = call("get_params")
+    if not _same(after, snapshot):
+        broke("set_params", "kept the arrays it was given, not copies: changing them after "
+                            "the call changed the model (copy them in: `v.copy()`)")
+        call("set_params", snapshot)
+
+
+def _train_step(call, broke, x, y, loss_before, dtype: str) -> None:
+    """train_step returns the batch loss before its update."""
+    params = call("get_params")
+    step = call("train_step", x, y)
+    step_loss = float(np.asarray(step).reshape(()))
+    before = float(np.asarray(loss_before).reshape(()))
+    rtol, atol = _tolerance(dtype)
+    if abs(step_loss - before) <= atol + rtol * abs(before):
+        return
+    after, _ = call("loss_and_grads", x, y)
+    after = float(np.asarray(after).reshape(()))
+    moved = not _same(call("get_params"), params)
+    if moved and abs(step_loss - after) <= atol + rtol * abs(after):
+        broke("train_step", f"returned the loss after its update ({step_loss:.6g}); expected "
+                            f"the loss before it ({before:.6g}), as loss_and_grads gives on "
+                            f"the same batch")
+    else:
+        broke("train_step", f"returned {step_loss:.6g}; expected the batch loss before the "
+                            f"update, {before:.6g}, as loss_and_grads gives on the same batch")

@@ -188,7 +188,12 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
     counted = (f"{sum(r.n_elements for r in rows):,} entries compared, "
                f"{sum(getattr(r, 'n_excused', 0) for r in rows):,} excused")
     first = report.first_failure
-    if report.passed:
+    raised = getattr(report, "raised", None)
+    findings = [finding_of(raised)] if raised is not None else []
+    if raised is not None:  # what was compared before the code under test raised, and why
+        summary = (f"the code under test raised: {findings[0]}; after {len(rows)} quantities "
+                   f"were compared, {n_bad} differ")
+    elif report.passed:
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
                    f"one optimizer step); {counted}; largest absolute difference "
                    f"{_sci(worst)}")
@@ -216,7 +221,7 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
                     f"{', '.join(heavy)} were excused after the step as rounding noise")
     verdict = Verdict(check, title, status, summary, seconds)
     return CheckResult(check, [verdict], report, settings=dict(settings or {}),
-                       fields=fields, header=list(header), seconds=seconds)
+                       fields=fields, findings=findings, header=list(header), seconds=seconds)
 
 
 def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None,
@@ -504,7 +509,8 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
                 optimizer=config.optimizer, folds=config.folds, stratified=config.stratified,
                 seed=config.split_seed, epochs=config.epochs, batch_size=config.batch_size,
                 shuffle=config.shuffle, device=config.device, class_names=data.class_names,
-                quiet=quiet, init_params=config.init_params, on_fold=on_fold)
+                quiet=quiet, init_params=config.init_params, on_fold=on_fold,
+                wrap=lambda name, m: Guarded(m, name) if ":" in name else m)
     except BackendRaised as exc:
         return _raised("cv", title, exc, config, time.perf_counter() - t0)
     except NumericalError as exc:

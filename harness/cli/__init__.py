@@ -143,7 +143,7 @@ def _partial_note(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.errors import ConfigError, NumericalError
+    from harness.errors import BackendRaised, ConfigError, NumericalError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: numerical failure: {_one_line(exc)}{_partial_note(exc)}",
               file=sys.stderr)
         return 1
+    except BackendRaised as exc:  # the code under test failed where no check caught it
+        return _backend_raised(name, exc, bool(getattr(args, "json", False)))
     except KeyboardInterrupt as exc:
         how = " (SIGTERM)" if isinstance(exc, Terminated) else ""
         print(f"{name}: interrupted{how}{_partial_note(exc)}", file=sys.stderr)
@@ -181,6 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: error: {_one_line(exc.strerror or exc)}{where}{_partial_note(exc)}",
               file=sys.stderr)
         return 2
+
+
+def _backend_raised(name: str, exc, as_json: bool) -> int:
+    """A finding about the code under test, as a FAIL (exit code 1), not a traceback."""
+    from harness.checks.run import finding_of
+
+    finding = finding_of(exc)
+    if as_json:
+        from harness.cli.common import print_json
+
+        print_json({"status": "FAIL", "passed": False, "summary": f"the code under test "
+                    f"raised: {finding}", "findings": [finding.to_dict()]})
+    print(f"{name}: FAIL: the code under test raised: {finding}{_partial_note(exc)}",
+          file=sys.stderr)
+    return 1
 
 
 def entry() -> None:

@@ -75,7 +75,16 @@ def register(sub) -> None:
     g.add_argument("--momentum", type=float, default=None,
                    help="sgd momentum (default: 0)")
     g.add_argument("--weight-decay", type=float, default=None,
-                   help="weight decay, on every parameter (default: 1e-4)")
+                   help="weight decay (default: 1e-4; where and on what: the next two flags)")
+    g.add_argument("--weight-decay-in", default=None, metavar="WHERE",
+                   help="optimizer or loss: decay*p added to the gradients in the optimizer, "
+                        "as torch.optim, or 0.5*decay*sum(p^2) added to the loss (default: "
+                        "optimizer)")
+    g.add_argument("--weight-decay-on", default=None, metavar="WHICH",
+                   help="all or weights: every parameter, as torch.optim, or the weights only "
+                        "(default: all)")
+    g.add_argument("--loss-reduction", default=None, metavar="HOW",
+                   help="mean or sum: the loss over a batch (default: mean)")
     g.add_argument("--epoch-samples", type=int, default=None, metavar="N",
                    help="samples in the timed epoch (default: 1797, the digits set)")
     g.add_argument("--no-memory", dest="memory", action="store_false", default=None,
@@ -135,6 +144,8 @@ def build_config(args):
         kw["grid"] = tuple((dims, b) for dims in args.dims for b in sizes)
     flags = {"dtypes": args.dtypes, "ops": args.ops, "optimizer": args.optimizer,
              "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+             "weight_decay_in": args.weight_decay_in, "weight_decay_on": args.weight_decay_on,
+             "loss_reduction": args.loss_reduction,
              "epoch_samples": args.epoch_samples, "memory": args.memory,
              "peak_size": args.peak_size, "threads": args.threads, "repeats": args.repeats,
              "min_time": args.min_time}

@@ -36,6 +36,9 @@ def run(args) -> int:
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     config = common.check_config(args, backends, spec, opt, device=device)
+    code = common.preflight(args, config, data)  # the contract first, on a few rows
+    if code is not None:
+        return code
     result = run_equivalence(config, data)
     if args.json:
         out = result.to_dict()

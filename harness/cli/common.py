@@ -445,3 +445,22 @@ def print_json(obj) -> None:
     json.dump(jsonable(obj), out, indent=2)
     out.write("\n")
     out.flush()
+
+
+def preflight(args, config, data=None) -> int | None:
+    """The contract preflight of ``config``'s plug-ins (harness.checks.preflight).
+
+    None when it passes; else its findings are printed (as JSON with --json) and the
+    exit code 1 is returned, before anything is compared or written. A class that
+    cannot be built, or computes in float64 when float32 was asked, raises (exit 2).
+    """
+    from harness.checks import preflight as check_contract
+
+    result = check_contract(config, data)
+    if result.passed:
+        return None
+    if getattr(args, "json", False):
+        print_json(result.to_dict())
+    else:
+        print(result.text())
+    return 1

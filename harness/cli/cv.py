@@ -82,6 +82,9 @@ def run(args) -> int:
         args, backends, spec, opt, device=device, epochs=args.epochs,
         batch_size=args.batch_size, shuffle=args.shuffle, folds=args.folds,
         stratified=args.stratify, split_seed=args.split_seed, min_agreement=args.min_agreement)
+    code = common.preflight(args, config, data)  # the contract first, on a few rows
+    if code is not None:
+        return code
     result = _cross_validate(args, config, data)
     report = result.report
     if report is None:  # a backend raised: the finding is the result

@@ -24,7 +24,8 @@ def register(sub) -> None:
     p = sub.add_parser("export", help=HELP, description=DESCRIPTION,
                        epilog=f"example:\n  {EXAMPLE}\n  nn-harness export --init-from "
                               f"w.npz --out w.safetensors   # convert (and check) a file\n\n"
-                              f"exit codes: 0 written, 2 bad input (nothing written)")
+                              f"exit codes: 0 written, 1 the class breaks the Classifier contract "
+                              f"(nothing written), 2 bad input (nothing written)")
     p.add_argument("--backend", default="scratch", metavar="NAME",
                    help="the one backend whose initialisation is written: scratch, torch or "
                         "package.module:Class (default: scratch)")
@@ -32,7 +33,7 @@ def register(sub) -> None:
     g.add_argument("--dims", type=common.csv_ints, default=None, metavar="D0,...,DL",
                    help="layer widths: features, hidden widths, classes (required unless "
                         "--init-from gives them)")
-    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES
+    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
 
     g.add_argument("--activation", default="relu", metavar="NAME",
                    help=f"hidden activation, recorded in the file: {', '.join(ACTIVATION_NAMES)} "
@@ -40,7 +41,11 @@ def register(sub) -> None:
     g.add_argument("--dtype", default="float64", metavar="DTYPE",
                    help=f"{' or '.join(DTYPE_NAMES)} (default: float64)")
     g.add_argument("--seed", type=int, default=0, help="seed of the parameters (default: 0)")
+    g.add_argument("--loss-reduction", default="mean", metavar="HOW",
+                   help=f"the loss over a batch, {' or '.join(LOSS_REDUCTIONS)}, as the other "
+                        f"commands take it (a class may accept only one) (default: mean)")
     common.add_init_from_arg(g)
+    common.add_optimizer_args(p)  # the model is built with it (a class may accept only some)
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="FILE",
                    help="the weight file to write: NAME.safetensors or NAME.npz")
@@ -52,8 +57,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from harness.checks import build_models
     from harness.errors import ConfigError
-    from harness.registry import make_backend, validate_backend_name
+    from harness.registry import validate_backend_name
     from harness.specs import ModelSpec
     from harness.weights import SUFFIXES, format_of, save_weights
 
@@ -77,11 +83,16 @@ def run(args) -> int:
             raise ConfigError("give the layer widths with --dims D0,...,DL (e.g. 64,32,10), "
                               "or a weight file with --init-from")
         dims = weights.dims
-    spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed)
-    params = common.initial_params(args, spec)
-    model = make_backend(args.backend, spec)
-    if params is not None:
-        model.set_params(params)
+    opt = common.optimizer_spec(args)
+    spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed,
+                     loss_reduction=args.loss_reduction)
+    config = common.check_config(args, [args.backend], spec, opt)
+    # a class that computes in another dtype than --dtype is refused (exit 2), one that
+    # breaks the contract is a finding (exit 1): nothing is written for either
+    code = common.preflight(args, config)
+    if code is not None:
+        return code
+    (model,) = build_models(config)  # from --init-from when given
     metadata = {"activation": spec.activation, "seed": str(spec.seed),
                 "backend": args.backend}
     if weights is not None:

@@ -67,6 +67,9 @@ def run(args) -> int:
         args, [args.backend], spec, opt, device=device, gradcheck_samples=args.samples,
         gradcheck_max_entries=args.max_entries, gradcheck_eps=args.fd_eps,
         gradcheck_rtol=args.rtol, gradcheck_atol=args.atol, rtol=None, atol=None)
+    code = common.preflight(args, config, data)  # the contract first, on a few rows
+    if code is not None:
+        return code
     result = run_gradcheck(config, data)
     n_used = result.settings.get("n_samples", 0)
     if args.json:

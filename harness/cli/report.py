@@ -122,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else default_out(data.name)
     check_output_dir(out, force=args.force)  # refuse before running anything
     common.check_writable(out)
+    # a plug-in that breaks the contract: its findings, exit 1, no report of meaningless
+    # comparisons (a class that cannot be built: exit 2)
+    code = common.preflight(args, common.check_config(args, backends, spec, opt,
+                                                      device=device), data)
+    if code is not None:
+        return code
 
     command = command_line(args)
     outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,

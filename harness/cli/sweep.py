@@ -113,6 +113,28 @@ def _summary(args) -> int:
     return _report(table, store, args, pending=pending)
 
 
+def _preflight(plan, args) -> int | None:
+    """The contract preflight of a plug-in, once per dtype and data set of the grid.
+
+    Before the cluster starts: a class that breaks the contract is a finding (exit 1),
+    one that computes in float64 when the grid asks for float32 is bad input (exit 2).
+    """
+    from harness.sweep.task import _dataset, check_config
+
+    seen = set()
+    for config in plan.configs:
+        if ":" not in config["reference"] + config["candidate"]:
+            return None  # built-in backends: trusted
+        key = (config["dtype"], config["dataset"])
+        if key in seen:
+            continue
+        seen.add(key)
+        code = common.preflight(args, check_config(config), _dataset(config["dataset"]))
+        if code is not None:
+            return code
+    return None
+
+
 def _run(args) -> int:
     from harness.errors import ConfigError
     from harness.sweep import ResultsStore, load_plan, run_sweep, validate_executor
@@ -138,6 +160,9 @@ def _run(args) -> int:
     todo = sum(h not in done for h in plan.hashes)
     print(plan.describe())
     print(f"{todo} to run, {len(plan) - todo} already in {out}")
+    code = _preflight(plan, args)
+    if code is not None:
+        return code
     if args.dry_run:
         return 0
     quiet = args.quiet or not sys.stderr.isatty()

@@ -56,7 +56,6 @@ def _check_val_fraction(value) -> float:
 
 
 def run(args) -> int:
-    from harness.checks import preflight
     from harness.checks.run import training_rows
     from harness.compare import resolve_tolerances
     from harness.errors import ConfigError
@@ -89,8 +88,11 @@ def run(args) -> int:
         validate_training_args(args.epochs, args.batch_size, len(y_tr))  # warns if clamped
     for w in caught:
         _warn(w.message)
-    # a class that cannot be built is bad input: refused before anything is written
-    preflight(config)
+    # a class that cannot be built is bad input (exit 2), one that breaks the contract a
+    # finding (exit 1): both before anything is written
+    code = common.preflight(args, config, data)
+    if code is not None:
+        return code
     run_config = {
         "dataset": data.name, "n_samples": len(data), **{k: split[k] for k in (
             "n_train", "n_val", "val_fraction", "stratified")},

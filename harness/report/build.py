@@ -96,8 +96,13 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
             ("drift", "float32 drift run"),
             ("cv", f"{settings.folds}-fold cross-validation, {settings.epochs} epochs per fold"),
             ("bench", "benchmark (quick)")]
+    drift_refused = None
     if settings.spec.dtype != "float64" or not settings.drift:
         plan = [p for p in plan if p[0] != "drift"]
+    else:  # a plug-in that computes in float64 only has no float32 run to compare
+        drift_refused = _float32_refused(settings, data)
+        if drift_refused is not None:
+            plan = [p for p in plan if p[0] != "drift"]
     if settings.bench is None:
         plan = [p for p in plan if p[0] != "bench"]
 
@@ -126,9 +131,25 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
         say("writing the report ...")
         machine = _machine(results.get("bench"), correctness_threads)
         outcome = _write(tmp, out, data, settings, results, machine, created,
-                         started, command)
+                         started, command, drift_refused=drift_refused)
     outcome.path = out
     return outcome
+
+
+def _float32_refused(settings: ReportSettings, data) -> str | None:
+    """Why the float32 drift run cannot run (a plug-in computes in float64 only), or None."""
+    if not any(":" in name for name in settings.backends):
+        return None
+    from harness.checks import CheckConfig, preflight
+    from harness.errors import ConfigError
+
+    config = CheckConfig(tuple(settings.backends), settings.spec, settings.optimizer,
+                         init_params=settings.init_params, device=settings.device)
+    try:
+        preflight(config, data, dtype="float32")
+    except ConfigError as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 def _short(v: Verdict) -> str:
@@ -148,7 +169,8 @@ def _machine(bench: StageResult | None, threads: int) -> dict[str, Any]:
 
 def _write(tmp: Path, out: Path, data, settings: ReportSettings,
            results: dict[str, StageResult], machine: dict[str, Any],
-           created: _dt.datetime, started: float, command) -> ReportOutcome:
+           created: _dt.datetime, started: float, command, *,
+           drift_refused: str | None = None) -> ReportOutcome:
     from harness import __version__
     from harness.report.render import render_html, render_markdown
 
@@ -156,7 +178,8 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
     skipped = []
     if "drift" not in results:
         why = (f"the configured dtype is {settings.spec.dtype}: the training stage is the "
-               f"float32 run" if settings.spec.dtype != "float64" else "not asked for")
+               f"float32 run" if settings.spec.dtype != "float64" else
+               drift_refused or "not asked for")
         skipped.append(Verdict("drift", "float32 drift", SKIPPED, why, counts=False,
                                anchor="drift"))
     if "bench" not in results:

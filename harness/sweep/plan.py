@@ -45,10 +45,18 @@ _GRID_DEFAULTS: dict[str, list] = {
     "eps": [1e-8],
     "batch_size": [32],
     "seed": [0],
+    "loss_reduction": ["mean"],
+    "weight_decay_in": ["optimizer"],
+    "weight_decay_on": ["all"],
 }
+#: conventions (harness.specs): a configuration at these defaults keeps the key it had
+#: before the conventions existed, so that older results folders still resume
+CONVENTION_DEFAULTS: dict[str, str] = {"loss_reduction": "mean",
+                                       "weight_decay_in": "optimizer", "weight_decay_on": "all"}
 GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "activation", "dtype", "optimizer",
                               "lr", "weight_decay", "momentum", "nesterov", "betas", "eps",
-                              "batch_size", "seed")
+                              "batch_size", "seed", "loss_reduction", "weight_decay_in",
+                              "weight_decay_on")
 SWEEP_KEYS: tuple[str, ...] = ("mode", "samples", "seed", "backends", "checks", "epochs",
                                "train_samples", "check_samples", "gradcheck_eps",
                                "gradcheck_entries", "rtol", "atol")
@@ -369,7 +377,10 @@ class _Factors:
 
 def _parse_grid(grid: dict) -> _Factors:
     from harness.data import BUILTIN_DATASETS
-    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, OPTIMIZER_NAMES
+    from harness.specs import (
+        ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS, OPTIMIZER_NAMES, WEIGHT_DECAY_IN,
+        WEIGHT_DECAY_ON,
+    )
 
     if not isinstance(grid, dict):
         raise _fail("grid", f"must be a table, got {type(grid).__name__}")
@@ -411,6 +422,12 @@ def _parse_grid(grid: dict) -> _Factors:
     epss = _checked("eps", _values(grid, "eps"), _number(minimum=0, strict=True))
     batch_sizes = _checked("batch_size", _values(grid, "batch_size"), _integer(1))
     seeds = _checked("seed", _values(grid, "seed"), _integer(0))
+    reductions = _checked("loss_reduction", _values(grid, "loss_reduction"),
+                          _one_of(LOSS_REDUCTIONS))
+    decay_in = _checked("weight_decay_in", _values(grid, "weight_decay_in"),
+                        _one_of(WEIGHT_DECAY_IN))
+    decay_on = _checked("weight_decay_on", _values(grid, "weight_decay_on"),
+                        _one_of(WEIGHT_DECAY_ON))
 
     # hyper-parameters multiply only the optimizers they apply to
     sgd_pairs = [(m, n) for m in momenta for n in nesterovs if not (n and m == 0.0)]
@@ -423,12 +440,19 @@ def _parse_grid(grid: dict) -> _Factors:
                                        f"lists neither")
     opt_blocks = []
     for name in optimizers:
-        factors = [("lr", lrs), ("weight_decay", decays)]
+        # adamw decays the parameters themselves: "in the loss" does not apply to it
+        where = [d for d in decay_in if name != "adamw" or d == "optimizer"]
+        if not where:
+            raise _fail("grid.weight_decay_in", "= [\"loss\"] does not apply to adamw (its "
+                                                "decay is decoupled: optimizer only)")
+        factors = [("lr", lrs), ("weight_decay", decays), ("weight_decay_in", where),
+                   ("weight_decay_on", decay_on)]
         factors += ([("sgd_momentum", sgd_pairs)] if name == "sgd" else
                     [("betas", betas), ("eps", epss)])
         opt_blocks.append((name, factors))
     factors = _Factors(
-        before=[("dataset", datasets), net, ("activation", activations), ("dtype", dtypes)],
+        before=[("dataset", datasets), net, ("activation", activations), ("dtype", dtypes),
+                ("loss_reduction", reductions)],
         optimizers=opt_blocks,
         after=[("batch_size", batch_sizes), ("seed", seeds)])
     if factors.total > MAX_CONFIGS:
@@ -464,6 +488,9 @@ def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, A
         "eps": None if sgd else choice["eps"],
         "batch_size": choice["batch_size"],
         "seed": choice["seed"],
+        "loss_reduction": choice.get("loss_reduction", CONVENTION_DEFAULTS["loss_reduction"]),
+        "weight_decay_in": choice.get("weight_decay_in", CONVENTION_DEFAULTS["weight_decay_in"]),
+        "weight_decay_on": choice.get("weight_decay_on", CONVENTION_DEFAULTS["weight_decay_on"]),
         "reference": settings.reference,
         "candidate": settings.candidate,
         "checks": ",".join(settings.checks),
@@ -482,9 +509,12 @@ def config_hash(config: dict[str, Any]) -> str:
     """A stable 16-hex-digit key of a configuration (its fields, not their order).
 
     ``config_hash`` itself and the derived ``hidden`` and ``n_params`` are left out, so
-    the key depends only on what the task computes with.
+    the key depends only on what the task computes with; so are conventions at their
+    defaults (:data:`CONVENTION_DEFAULTS`), so that a configuration keeps the key it had
+    before they existed.
     """
-    fields = {k: v for k, v in config.items() if k not in ("config_hash", "hidden", "n_params")}
+    fields = {k: v for k, v in config.items() if k not in ("config_hash", "hidden", "n_params")
+              and not (k in CONVENTION_DEFAULTS and v == CONVENTION_DEFAULTS[k])}
     text = json.dumps({"hash_version": HASH_VERSION, **fields}, sort_keys=True,
                       separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -29,9 +29,12 @@ def _specs(config: dict[str, Any]):
 
     dims = tuple(int(d) for d in config["dims"].split("-"))
     spec = ModelSpec(dims, activation=config["activation"], dtype=config["dtype"],
-                     seed=config["seed"])
+                     seed=config["seed"],
+                     loss_reduction=config.get("loss_reduction") or "mean")
     opt = {"name": config["optimizer"], "lr": config["lr"],
-           "weight_decay": config["weight_decay"]}
+           "weight_decay": config["weight_decay"],
+           "weight_decay_in": config.get("weight_decay_in") or "optimizer",
+           "weight_decay_on": config.get("weight_decay_on") or "all"}
     if config["optimizer"] == "sgd":
         opt.update(momentum=config["momentum"], nesterov=config["nesterov"])
     else:
