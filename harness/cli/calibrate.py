@@ -31,7 +31,7 @@ def register(sub) -> None:
                    help=f"a short run: {QUICK_CONFIGS} configurations, the catalogue on one "
                         f"small network, a coarser bisection")
     common.add_threads_arg(p, default_help="1")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes for the false-alarm configurations (default: 1)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default: reports/calibrate-<timestamp>)")
@@ -51,10 +51,16 @@ def run(args) -> int:
         10000 if args.configs is None else args.configs)
     common.positive_int("configs", configs, 0)
     common.positive_int("seed", args.seed, 0)
+    args.workers = 1 if args.workers is None else args.workers
     common.positive_int("workers", args.workers, 1)
     threads = common.validate_threads(args) or 1
     out = args.out or f"reports/calibrate-{datetime.now():%Y%m%d-%H%M%S}"
     command = "nn-harness calibrate " + shlex.join(_argv(args, configs, out))
+    if args.out is not None:
+        from harness.io import check_output_dir
+
+        check_output_dir(out, force=args.force)
+    common.check_writable(out)  # refused now, not after the run
 
     def log(message: str) -> None:
         if not args.quiet:
