@@ -1,7 +1,9 @@
 """A model's gradients against torch.autograd, two ways.
 
 1. :func:`compare_with_autograd` recomputes the loss from the model's own parameters
-   with plain torch operations (``z = a @ W + b``, the activation, ``F.cross_entropy``)
+   with plain torch operations (``z = a @ W + b``, the activation, ``F.cross_entropy``
+   reduced over the batch as the model says, plus its L2 term ``0.5 * l2 * sum ||p||^2``
+   when its weight decay sits in the loss; :func:`harness.conventions.loss_conventions`)
    and lets ``torch.autograd`` differentiate it; the model's logits, loss and
    gradients are compared with those at the default tolerances of
    :mod:`harness.compare`. When the model exposes ``intermediates``, the first
@@ -37,16 +39,17 @@ from harness.compare import (
     resolve_tolerances,
     validate_batch,
 )
+from harness.conventions import LossConventions, activation_of, loss_conventions
 from harness.errors import ConfigError
-from harness.gradcheck import activation_of, float64_copy
 from harness.localize import first_divergence, intermediate_order, ordered_intermediates
+from harness.precision import float64_copy
 from harness.protocol import ExposesIntermediates
 from harness.registry import check_protocol, torch_activation
 
 
 def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
-                  activation: str) -> tuple[float, np.ndarray, dict[str, np.ndarray],
-                                            dict[str, np.ndarray]]:
+                  activation: str, conventions: LossConventions | None = None
+                  ) -> tuple[float, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Loss, logits, gradients and intermediates of the canonical MLP by torch.autograd.
 
     Parameters
@@ -54,6 +57,8 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     params : dict of arrays, canonical layout (``W{i}`` (d_i, d_{i+1}), ``b{i}``)
     x : ndarray (N, d_0), y : ndarray of int (N,)
     activation : str, one of relu, tanh, sigmoid, leaky_relu, gelu
+    conventions : LossConventions, optional
+        The loss's reduction over the batch and L2 term; default: the mean, no L2 term.
 
     Returns
     -------
@@ -73,7 +78,12 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
         if i < n_layers - 1:
             h = act(z)
             acts.append(h)
-    loss = F.cross_entropy(zs[-1], torch.as_tensor(np.asarray(y, dtype=np.int64)))
+    conv = conventions or LossConventions()
+    loss = F.cross_entropy(zs[-1], torch.as_tensor(np.asarray(y, dtype=np.int64)),
+                           reduction=conv.loss_reduction)
+    penalised = [t for k, t in tensors.items() if conv.penalised(k)]
+    if penalised:
+        loss = loss + 0.5 * conv.l2 * sum(torch.sum(t * t) for t in penalised)
     loss.backward()
     grads = {k: t.grad.detach().numpy().copy() for k, t in tensors.items()}
 
@@ -95,7 +105,9 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
     model : Classifier
     x : ndarray (N, d_0), y : ndarray of int (N,)
     activation : str, optional
-        The hidden activation; read from the model when not given.
+        The hidden activation; read from the model when not given. The loss's
+        conventions (reduction, L2 term) are read from the model
+        (:func:`harness.conventions.loss_conventions`).
     rtol, atol : float, optional
         Both or neither; defaults by the model's dtype (:data:`harness.compare.DEFAULT_TOLERANCES`).
     name : str, optional
@@ -119,7 +131,8 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     x = x.astype(dtype, copy=False)
     params = model.get_params()
-    loss_t, logits_t, grads_t, inter_t = autograd_pass(params, x, y, activation)
+    loss_t, logits_t, grads_t, inter_t = autograd_pass(params, x, y, activation,
+                                                       loss_conventions(model))
     loss_m, grads_m = model.loss_and_grads(x, y)
     rows = [compare("logits", model.forward(x), logits_t, rtol=rtol, atol=atol),
             compare("loss", loss_m, loss_t, rtol=rtol, atol=atol)]
@@ -205,7 +218,7 @@ def torch_gradcheck(model, x, y, *, eps: float = 1e-6, atol: float = 1e-5, rtol:
     ----------
     model : Classifier
         Checked in float64: as it is, or through a float64 copy (see
-        :func:`harness.gradcheck.float64_copy`); ConfigError when neither is possible.
+        :func:`harness.precision.float64_copy`); ConfigError when neither is possible.
     x, y : the batch
     eps, atol, rtol : float
         torch.autograd.gradcheck's own parameters and defaults.

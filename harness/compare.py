@@ -53,6 +53,7 @@ from harness.closeness import (  # noqa: F401 - re-exported: harness.compare's p
     arbiter_floor, compare,
 )
 from harness.errors import ConfigError
+from harness.summary import format_counts, pair_fields, total
 from harness.util import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -208,17 +209,9 @@ class EquivalenceReport:
     def n_quantities(self) -> int:
         return len(self.rows)
 
-    @property
-    def n_passed(self) -> int:
-        return sum(r.passed for r in self.rows)
-
-    @property
-    def n_entries(self) -> int:
-        return sum(r.n_elements for r in self.rows)
-
-    @property
-    def n_excused(self) -> int:
-        return sum(r.n_excused for r in self.rows)
+    n_passed = total("rows", "passed", "Quantities that agree.")
+    n_entries = total("rows", "n_elements", "Entries compared.")
+    n_excused = total("rows", "n_excused", "Entries excused after the step.")
 
     @property
     def heavily_excused(self) -> list[str]:
@@ -226,8 +219,8 @@ class EquivalenceReport:
 
     @property
     def counts_line(self) -> str:
-        return (f"{self.n_passed} of {self.n_quantities} quantities agree, "
-                f"{self.n_entries:,} entries compared, {self.n_excused:,} excused")
+        return format_counts(f"{self.n_passed} of {self.n_quantities} quantities agree",
+                           self.n_entries, (self.n_excused, "excused"))
 
     def __str__(self) -> str:
         how = ("float64 arbiter" if self.arbiter
@@ -256,13 +249,7 @@ class EquivalenceReport:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_failure
         return {
-            "check": "equivalence",
-            "passed": self.passed,
-            "reference": self.reference,
-            "candidate": self.candidate,
-            "dtype": self.dtype,
-            "rtol": self.rtol,
-            "atol": self.atol,
+            **pair_fields("equivalence", self),
             "arbiter": self.arbiter,
             "first_failure": None if first is None else first.quantity,
             "first_failure_message": None if first is None else first.message,

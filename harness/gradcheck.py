@@ -98,15 +98,24 @@ entries; the report states how many entries of each parameter were checked.
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from harness.compare import model_dtype, validate_batch
-from harness.errors import ConfigError, ProtocolError
-from harness.protocol import ExposesIntermediates
+# activation_of, KINKED_ACTIVATIONS, float64_copy and NOISE_LIMIT_FLOAT64 moved to
+# harness.conventions, harness.kinks and harness.precision; re-exported from here
+from harness.conventions import activation_of  # noqa: F401
+from harness.errors import ConfigError
+from harness.kinks import (  # noqa: F401
+    KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
+    hidden_signs, kink_mode, one_sided_kink,
+)
+from harness.precision import (  # noqa: F401
+    NOISE_LIMIT_FLOAT64, arithmetic_problem, float64_copy,
+)
+from harness.summary import format_counts, total
 from harness.util import jsonable
 
 #: (eps, rtol, atol) by the dtype the check computes in; see the module docstring
@@ -115,14 +124,7 @@ GRADCHECK_DEFAULTS: dict[str, tuple[float, float, float]] = {
     "float32": (1e-3, 1e-2, 1e-3),
 }
 
-KINKED_ACTIVATIONS = ("relu", "leaky_relu")
-
 PASS, FAIL, NOT_CHECKED = "PASS", "FAIL", "NOT CHECKED"
-
-#: a float64 loss whose five-point probe deviates from a parabola by more than this
-#: times ``scale`` is computed in lower precision (float64 rounding: ~1e-16 x scale;
-#: float32 arithmetic: ~1e-7 x scale)
-NOISE_LIMIT_FLOAT64 = 1e-11
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -234,23 +236,13 @@ class GradcheckReport:
     def n_params(self) -> int:
         return len(self.params)
 
-    @property
-    def n_checked(self) -> int:
-        """Entries checked (verified or skipped)."""
-        return sum(p.checked for p in self.params)
-
-    @property
-    def n_skipped(self) -> int:
-        """Entries skipped at kinks."""
-        return sum(p.kinks for p in self.params)
+    n_checked = total("params", "checked", "Entries checked (verified or skipped).")
+    n_skipped = total("params", "kinks", "Entries skipped at kinks.")
+    n_failed = total("params", "failed", "Entries that differ.")
 
     @property
     def n_verified(self) -> int:
         return self.n_checked - self.n_skipped
-
-    @property
-    def n_failed(self) -> int:
-        return sum(p.failed for p in self.params)
 
     @property
     def n_excused(self) -> int:
@@ -260,9 +252,9 @@ class GradcheckReport:
     @property
     def counts_line(self) -> str:
         n_ok = sum(p.verdict == PASS for p in self.params)
-        return (f"{n_ok} of {self.n_params} parameters verified, {self.n_checked:,} entries "
-                f"checked, {self.n_verified:,} verified, {self.n_failed:,} failed, "
-                f"{self.n_skipped:,} skipped (kinks)")
+        return format_counts(f"{n_ok} of {self.n_params} parameters verified", self.n_checked,
+                           (self.n_verified, "verified"), (self.n_failed, "failed"),
+                           (self.n_skipped, "skipped (kinks)"), verb="checked")
 
     @property
     def table(self):
@@ -363,47 +355,6 @@ class GradcheckReport:
         return to_html(self)
 
 
-# ------------------------------------------------------------------ precision
-def activation_of(model) -> str | None:
-    """The hidden activation's name, when the model says (``.activation`` or ``.spec``)."""
-    act = getattr(model, "activation", None)
-    if not isinstance(act, str):
-        act = getattr(getattr(model, "spec", None), "activation", None)
-    return act if isinstance(act, str) else None
-
-
-def float64_copy(model) -> tuple[Any, str] | None:
-    """An independent float64 copy of ``model`` and how it was made, or None.
-
-    Uses the ``as_float64()`` hook when the class defines it; rebuilds the built-in
-    classes (exact types); returns None for anything else.
-    """
-    hook = getattr(model, "as_float64", None)
-    if callable(hook):
-        copy = hook()
-        if model_dtype(copy) != np.float64 or tuple(copy.dims) != tuple(model.dims):
-            raise ProtocolError(
-                f"as_float64() of {type(model).__name__} must return a float64 model with dims "
-                f"{tuple(model.dims)}, got {model_dtype(copy).name} with dims "
-                f"{tuple(getattr(copy, 'dims', ()))}")
-        return copy, "float64 copy via the class's as_float64()"
-    params = model.get_params()
-    scratch_classes = [getattr(sys.modules.get(module), cls, None)
-                       for module, cls in (("scratch.model", "MLP"),
-                                           ("scratch.reference", "ReferenceMLP"))]
-    if type(model) in [c for c in scratch_classes if c is not None]:
-        copy = type(model)(model.dims, model.activation, "float64")
-        copy.set_params(params)
-        return copy, "float64 copy of the built-in scratch MLP"
-    torch_model = sys.modules.get("torch_impl.model")
-    if torch_model is not None and type(model) is torch_model.TorchClassifier:
-        spec = replace(model.spec, dtype="float64")
-        copy = torch_model.TorchClassifier(spec, model.optimizer_spec, device=str(model.device))
-        copy.set_params(params)
-        return copy, "float64 copy of the built-in torch classifier"
-    return None
-
-
 # --------------------------------------------------------------------- checks
 def _validate(eps, rtol, atol, max_entries, seed) -> None:
     if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
@@ -429,37 +380,6 @@ def _entry(grads, name: str, flat: int) -> float:
         return float(np.asarray(grads[name]).reshape(-1)[flat])
     except (KeyError, IndexError, TypeError, ValueError):
         return math.nan
-
-
-def _bends_around(g: list[float], numerical: float, allowed: float, atol: float,
-                  rtol: float) -> bool:
-    """Whether the gradients ``g`` at p - eps, p - eps/2, p, p + eps/2, p + eps show a
-    loss that bends within the interval in a way that explains ``numerical``.
-
-    ``numerical`` is the mean slope over the interval, that is the mean of the true
-    gradient there. Either it agrees with Simpson's estimate of the mean of ``g``
-    (the model's gradient is consistent with its loss across the interval, only not
-    linear: many kinks, or strong curvature), or ``g`` is far from linear (some second
-    difference beyond a quarter of its end-to-end change) and ``numerical`` lies within
-    its range (a few kinks between the sample points).
-    """
-    if not all(math.isfinite(v) for v in g):
-        return False
-    lo, hi = min(g), max(g)
-    if hi - lo <= allowed:  # the gradient hardly changes: nothing bends
-        return False
-    simpson = (g[0] + 4 * g[1] + 2 * g[2] + 4 * g[3] + g[4]) / 12
-    if abs(numerical - simpson) <= atol + rtol * max(abs(numerical), abs(simpson)):
-        return True
-    bend = max(abs(g[i - 1] - 2 * g[i] + g[i + 1]) for i in range(1, len(g) - 1))
-    return (bend > max(allowed, abs(g[-1] - g[0]) / 4)
-            and lo - allowed <= numerical <= hi + allowed)
-
-
-def _hidden_signs(model, x, y, first: int, n_hidden: int) -> list[np.ndarray]:
-    """Signs of the hidden pre-activations z_first .. z_{n_hidden - 1}."""
-    inter = model.intermediates(x, y)
-    return [np.asarray(inter[f"z{i}"]) > 0 for i in range(first, n_hidden) if f"z{i}" in inter]
 
 
 def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = None,
@@ -521,27 +441,21 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
 
     n_hidden = len(dims) - 2
     activation = activation_of(model)
-    if activation is not None and activation not in KINKED_ACTIVATIONS:
-        kink_mode = f"none needed ({activation} is smooth)"
-    elif n_hidden == 0:
-        kink_mode = "none needed (no hidden layer)"
-    elif isinstance(target, ExposesIntermediates):
-        kink_mode = "pre-activations"
-    else:
-        kink_mode = "one-sided differences"
+    mode = kink_mode(activation, n_hidden, target)
 
     original = target.get_params()
     notes: list[str] = []
-    if activation is None and kink_mode == "one-sided differences":
+    if activation is None and mode == ONE_SIDED:
         notes.append("note: the model does not name its activation; entries were tested "
                      "for kinks as if it had some")
     try:
         with np.errstate(all="ignore"):
-            problem = _arithmetic_problem(target, x, y, original, dtype)
+            problem = arithmetic_problem(target, x, y, original, dtype,
+                                         eps=GRADCHECK_DEFAULTS["float64"][0])
             if problem:
-                kink_mode = "none (the arithmetic is not in the claimed dtype)"
+                mode = "none (the arithmetic is not in the claimed dtype)"
             checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol, atol=atol,
-                                        max_entries=max_entries, seed=seed, kink_mode=kink_mode,
+                                        max_entries=max_entries, seed=seed, kink_mode=mode,
                                         n_hidden=n_hidden)
     finally:
         target.set_params(original)
@@ -551,67 +465,8 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
                          f"verified there, {p.name} is NOT CHECKED (try another seed or a "
                          f"smaller eps)")
     return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
-                           original_dtype.name, dtype.name, precision, kink_mode, name, notes,
+                           original_dtype.name, dtype.name, precision, mode, name, notes,
                            arithmetic_problem=problem)
-
-
-def _arithmetic_problem(model, x, y, params, dtype) -> str | None:
-    """Why ``model`` does not compute in ``dtype`` (its parameters' dtype), or None.
-
-    Looks at the dtypes of the logits, the gradients and the loss (a Python float is
-    fine); in float64, also at five losses at ``b_L + k eps`` (k = -2..2, the output
-    bias moves no hidden pre-activation, so the loss is smooth there): their distance
-    from the best parabola through them is rounding noise, about 1e-16 x scale in
-    float64 and 1e-7 x scale in float32 arithmetic.
-    """
-    claimed = np.dtype(dtype)
-    loss, grads = model.loss_and_grads(x, y)
-    logits = np.asarray(model.forward(x))
-    found = []
-    if logits.dtype != claimed:
-        found.append(f"logits {logits.dtype}")
-    if isinstance(grads, dict):
-        bad = sorted({str(np.asarray(g).dtype) for g in grads.values()
-                      if np.asarray(g).dtype != claimed})
-        if bad:
-            found.append(f"gradients {', '.join(bad)}")
-    if isinstance(loss, (np.ndarray, np.generic)) and np.asarray(loss).dtype.kind == "f" \
-            and np.asarray(loss).dtype.itemsize < claimed.itemsize:
-        found.append(f"loss {np.asarray(loss).dtype}")
-    if found:
-        return (f"the model claims {claimed.name} (its parameters) but returns "
-                f"{'; '.join(found)}: finite differences would measure rounding noise")
-    if claimed != np.float64:
-        return None
-    key = f"b{len(model.dims) - 2}"
-    if key not in params or not np.size(params[key]):
-        return None
-    work = {k: np.array(v, copy=True) for k, v in params.items()}
-    base = work[key].reshape(-1)
-    orig = float(base[0])
-    eps = GRADCHECK_DEFAULTS["float64"][0]
-    losses = []
-    try:
-        for k in (-2, -1, 0, 1, 2):
-            base[0] = orig + k * eps
-            model.set_params(work)
-            losses.append(float(model.loss_and_grads(x, y)[0]))
-    finally:
-        model.set_params(params)
-    losses = np.array(losses)
-    if not np.all(np.isfinite(losses)):
-        return None
-    ks = np.arange(-2.0, 3.0)
-    fit = np.polyval(np.polyfit(ks, losses, 2), ks)
-    noise = float(np.abs(losses - fit).max())
-    scale = max(1.0, float(np.abs(losses).max()), float(np.abs(np.asarray(
-        logits, dtype=np.float64)[np.isfinite(logits)]).max(initial=0.0)))
-    if noise > NOISE_LIMIT_FLOAT64 * scale:
-        return (f"the model claims float64 but its loss is not computed in float64: five "
-                f"losses {eps:g} apart deviate from a parabola by {noise:.2e} (float64 "
-                f"rounding: about {1e-16 * scale:.0e}); finite differences would measure "
-                f"rounding noise, so nothing was checked")
-    return None
 
 
 def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden):
@@ -622,8 +477,8 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
     scale = max(1.0, abs(loss0) if math.isfinite(loss0) else 1.0,
                 float(np.abs(finite_logits).max()) if finite_logits.size else 1.0)
     atol_eff = atol * scale
-    use_z = kink_mode == "pre-activations"
-    one_sided = kink_mode == "one-sided differences"
+    use_z = kink_mode == PRE_ACTIVATIONS
+    one_sided = kink_mode == ONE_SIDED
     rng = np.random.default_rng(seed)
     work = {k: np.array(v, copy=True) for k, v in params.items()}
     checks: list[ParamCheck] = []
@@ -666,10 +521,10 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
             minus = (orig - value.dtype.type(eps)).astype(value.dtype)
             entry[flat] = plus
             loss_p, grads_p = loss_at()
-            z_p = _hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
+            z_p = hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
             entry[flat] = minus
             loss_m, grads_m = loss_at()
-            z_m = _hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
+            z_m = hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
             entry[flat] = orig
             step = float(plus) - float(minus)
             numerical = (loss_p - loss_m) / step
@@ -681,12 +536,9 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
             finite = math.isfinite(a) and math.isfinite(numerical)
             kink = False
             if finite and watch_z:
-                kink = any(bool(np.any(zp != zm)) for zp, zm in zip(z_p, z_m))
+                kink = crosses_zero(z_p, z_m)
             elif finite and one_sided and diff > allowed:
-                fwd = (loss_p - loss0) / (float(plus) - float(orig))
-                bwd = (loss0 - loss_m) / (float(orig) - float(minus))
-                spread = abs(fwd - bwd)
-                kink = spread > 2 * allowed and spread / 4 <= diff <= spread
+                kink = one_sided_kink(loss0, loss_p, loss_m, orig, plus, minus, diff, allowed)
                 if not kink:  # several kinks: the model's gradient across the interval
                     g = [_entry(grads_m, pname, flat)]
                     for half in (minus, plus):
@@ -694,7 +546,7 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
                         g.append(_entry(loss_at()[1], pname, flat))
                         g.append(a if half is minus else _entry(grads_p, pname, flat))
                     entry[flat] = orig
-                    kink = _bends_around(g, numerical, allowed, atol_eff, rtol)
+                    kink = bends_around(g, numerical, allowed, atol_eff, rtol)
             if kink:
                 check.kinks += 1
                 check.kink_indices.append(index)

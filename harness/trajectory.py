@@ -1,0 +1,488 @@
+"""Judging two training trajectories: the per-step bound, the float64 arbiter, the report.
+
+:func:`harness.training.compare_training` trains two models side by side from
+identical parameters; a :class:`TrajectoryJudge` compares them after every step and
+every epoch, and the outcome is a :class:`TrajectoryReport`. The history it reads
+is described in :mod:`harness.training`.
+
+Trajectory tolerance
+--------------------
+A compared quantity with reference value(s) ``r`` passes at step ``t`` when::
+
+    max |candidate - reference| <= (atol * max(1, s) + rtol * s) * (1 + t / growth_steps)
+
+with ``s = max |r|`` (the loss, or the largest parameter magnitude), ``(rtol, atol)``
+the per-step defaults of :data:`harness.compare.DEFAULT_TOLERANCES` for the less
+precise dtype of the two models, and ``growth_steps = 1000`` (:data:`GROWTH_STEPS`):
+the allowance doubles over the first 1000 steps and keeps growing linearly.
+
+Why: measured with ``nn-harness train`` defaults (features-32-classes relu network,
+batch 64, 50 epochs, lr 1e-3, weight decay 1e-4, 20% held out) on digits, iris, wine,
+breast_cancer and synthetic, seeds 0-2, with sgd, adam and adamw (45 runs, 100 to
+1150 steps each):
+
+* float64: the loss difference stays <= 9e-16 and the parameter difference
+  <= 3e-16 (<= 5e-15 with sgd at lr 0.05 and momentum 0.9, adam at lr 3e-3, adamw
+  at lr 3e-3 and weight decay 1e-2): at most 4e-7 of the allowance. Every
+  deliberately wrong optimizer of the tests moves the parameters by 1e-7 or more
+  within two steps.
+* float32: the losses differ from step 1 by a rounding unit or two (<= 5.7e-7), and
+  the parameter difference grows slowly (<= 2.1e-7 after 1150 steps; <= 9.5e-7 at
+  the larger learning rates above): at most 0.3% of the allowance at the defaults,
+  0.9% at the larger rates. The allowance starts at 1e-5 to 3e-4 for losses between 0
+  and 2.3 and near 1e-4 for parameters of order one, so a wrong update rule
+  (differences of 1e-5 to 1e-3 within the first hundred steps) still fails early, and
+  the linear growth keeps long runs of correct implementations passing.
+* What float32 cannot promise: now and then a pre-activation lies within rounding
+  of zero and the two backends take different ReLU branches for one sample; Adam
+  then normalises the changed gradient of a rarely-active weight to a full step.
+  With batch 16, adamw at lr 3e-3 and weight decay 1e-2 on 320 digits rows, one such
+  event at step 108 moved the parameter difference from 1e-7 to 3e-4; with adam at
+  lr 1e-2 (batch 64) the difference reaches 4e-4 by step 575 and 1e-2 by step 1150.
+  That is drift, not a bug, and the verdict says FAIL for it: the drift table
+  (:attr:`TrajectoryReport.drift`) shows when each threshold was crossed, and the
+  same run in float64 separates drift from a wrong rule.
+
+With a float64 arbiter (``compare_training(..., arbiter=model64)``, float32 runs only)
+the growth factor is replaced by the reference's own measured drift: the arbiter, started
+from the reference's weights, trains side by side on the same batches, and at step ``t``
+the candidate passes when::
+
+    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{s <= t} |reference - arbiter| + floor
+
+(losses every step; the largest parameter entry difference at epoch ends; ``floor`` is
+:data:`harness.compare.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
+value). The reference's drift from float64 is what float32 costs on this very run, so a
+candidate that drifts several times further is doing something else.
+
+Accuracies are recorded but not compared: one sample on a decision boundary moves
+accuracy by 1/N.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.compare import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, model_dtype
+from harness.errors import NumericalError
+from harness.summary import format_counts, pair_fields
+from harness.util import isna, json_float
+
+#: backend label of the rows that compare two models
+DIFFERENCE = "difference"
+#: steps over which the trajectory allowance doubles (see the module docstring)
+GROWTH_STEPS = 1000
+#: thresholds of the drift table: the first step at which a difference exceeds each
+DRIFT_THRESHOLDS: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4,
+                                      1e-3, 1e-2)
+
+
+def trajectory_bound(scale: float, step: int, *, rtol: float, atol: float,
+                     growth_steps: float | None = GROWTH_STEPS) -> float:
+    """What the trajectory verdict allows at ``step`` for a quantity of size ``scale``.
+
+    ``(atol * max(1, scale) + rtol * scale) * (1 + step / growth_steps)``; no growth
+    when ``growth_steps`` is None.
+    """
+    base = atol * max(1.0, scale) + rtol * scale
+    return base if growth_steps is None else base * (1.0 + step / growth_steps)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a compared quantity first left the trajectory tolerance.
+
+    Attributes
+    ----------
+    step, epoch : int
+    quantity : str
+        ``loss`` (the batch loss of that step) or ``params`` (after that epoch).
+    difference, allowed : float
+        The difference found (NaN when a loss was not finite) and the bound there.
+    where : str
+        For ``params``, the entry that differed most, e.g. ``"b0[3]"``.
+    """
+
+    step: int
+    epoch: int
+    quantity: str
+    difference: float
+    allowed: float
+    where: str = ""
+
+    def __str__(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        what = "loss difference" if self.quantity == "loss" else "parameter difference"
+        if not math.isfinite(self.difference):
+            return f"step {self.step} (epoch {self.epoch}): the {what} is not finite{at}"
+        return (f"step {self.step} (epoch {self.epoch}): {what} {self.difference:.3e}{at} "
+                f"exceeds the allowed {self.allowed:.3e}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "quantity": self.quantity,
+                "difference": json_float(self.difference),
+                "allowed": json_float(self.allowed), "where": self.where,
+                "message": str(self)}
+
+
+@dataclass
+class TrajectoryReport:
+    """Outcome of :func:`compare_training`.
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        The tidy history of both models and their differences (:mod:`harness.training`).
+    passed : bool
+        No compared quantity left the tolerance and no loss became non-finite.
+    first_divergence : Divergence or None
+        The first step at which the loss or parameter difference left the tolerance.
+    error : NumericalError or None
+        Set when a loss became NaN or inf; the history stops at that step.
+    reference, candidate : str
+    dtype : str
+        The dtype the tolerances were chosen for.
+    rtol, atol : float
+    growth_steps : float or None
+    epochs, epochs_done, steps, batch_size, seed : int
+    shuffle : bool
+    """
+
+    history: Any
+    reference: str
+    candidate: str
+    dtype: str
+    rtol: float
+    atol: float
+    growth_steps: float | None
+    epochs: int
+    epochs_done: int
+    steps: int
+    batch_size: int
+    seed: int
+    shuffle: bool
+    first_divergence: Divergence | None = None
+    error: NumericalError | None = None
+    arbiter: bool = False
+    n_param_entries: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.first_divergence is None and self.error is None
+
+    @property
+    def rule(self) -> str:
+        """``"arbiter"`` when a float64 arbiter judged the run, else ``"tolerance"``."""
+        return "arbiter" if self.arbiter else "tolerance"
+
+    @property
+    def n_loss_steps(self) -> int:
+        """Steps whose batch losses were compared."""
+        return int(len(self._series("loss_diff")))
+
+    @property
+    def n_param_checks(self) -> int:
+        """Epoch ends at which every parameter entry was compared."""
+        return int(len(self._series("param_diff")))
+
+    @property
+    def n_quantities(self) -> int:
+        """Quantities compared: the loss of every step and the parameters of every epoch end."""
+        return self.n_loss_steps + self.n_param_checks
+
+    @property
+    def n_entries(self) -> int:
+        """Entries compared: one loss per step, every parameter entry per epoch end."""
+        return self.n_loss_steps + self.n_param_checks * self.n_param_entries
+
+    @property
+    def n_excused(self) -> int:
+        """Entries let through without comparison: none in a trajectory comparison."""
+        return 0
+
+    @property
+    def counts_line(self) -> str:
+        return format_counts(f"{self.n_quantities:,} quantities ({self.n_loss_steps:,} step "
+                             f"losses, {self.n_param_checks} epoch-end parameter sets)",
+                             self.n_entries, (self.n_excused, "excused"))
+
+    def _series(self, quantity: str, backend: str = DIFFERENCE):
+        h = self.history
+        sel = h[(h["backend"] == backend) & (h["quantity"] == quantity)]
+        return sel.set_index("step")["value"]
+
+    @property
+    def max_loss_diff(self) -> float:
+        """Largest |loss difference| over every step (NaN when one was not finite)."""
+        s = self._series("loss_diff")
+        return float(s.max(skipna=False)) if len(s) else math.nan
+
+    @property
+    def max_param_diff(self) -> float:
+        """Largest parameter difference over every epoch end (NaN if no epoch finished)."""
+        s = self._series("param_diff")
+        return float(s.max(skipna=False)) if len(s) else math.nan
+
+    @property
+    def drift(self):
+        """First step at which each difference exceeded each of :data:`DRIFT_THRESHOLDS`.
+
+        A DataFrame with columns ``threshold``, ``loss_diff_step`` and
+        ``param_diff_step`` (nullable integers; missing: never exceeded within the
+        run). Parameter differences are measured at epoch ends, so their steps are
+        epoch-end steps.
+        """
+        import pandas as pd
+
+        loss, params = self._series("loss_diff"), self._series("param_diff")
+
+        def first(series, threshold):
+            over = series[~(series <= threshold)]  # NaN counts as exceeded
+            return int(over.index[0]) if len(over) else pd.NA
+
+        return pd.DataFrame({
+            "threshold": list(DRIFT_THRESHOLDS),
+            "loss_diff_step": pd.array([first(loss, t) for t in DRIFT_THRESHOLDS], "Int64"),
+            "param_diff_step": pd.array([first(params, t) for t in DRIFT_THRESHOLDS], "Int64"),
+        })
+
+    @property
+    def final(self) -> dict[str, dict[str, float]]:
+        """Per backend, the measurements of the last completed epoch."""
+        h = self.history
+        last = h[(h["epoch"] == self.epochs_done) & (h["quantity"] != "loss")
+                 & (h["backend"] != DIFFERENCE)]
+        out: dict[str, dict[str, float]] = {self.reference: {}, self.candidate: {}}
+        for backend, quantity, value in zip(last["backend"], last["quantity"], last["value"]):
+            out.setdefault(backend, {})[quantity] = float(value)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no history)."""
+        drift = self.drift
+        return {
+            **pair_fields("training", self),
+            "growth_steps": self.growth_steps,
+            "rule": self.rule,
+            "arbiter": self.arbiter,
+            "n_quantities": self.n_quantities,
+            "n_loss_steps": self.n_loss_steps,
+            "n_param_checks": self.n_param_checks,
+            "n_entries": self.n_entries,
+            "n_excused": self.n_excused,
+            "epochs": self.epochs,
+            "epochs_done": self.epochs_done,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "max_loss_diff": json_float(self.max_loss_diff),
+            "max_param_diff": json_float(self.max_param_diff),
+            "first_divergence": None if self.first_divergence is None
+            else self.first_divergence.to_dict(),
+            "error": None if self.error is None else {
+                "message": str(self.error), "step": self.error.step,
+                "backend": self.error.backend},
+            "drift": [{"threshold": t,
+                       "loss_diff_step": None if isna(a) else int(a),
+                       "param_diff_step": None if isna(b) else int(b)}
+                      for t, a, b in zip(drift["threshold"], drift["loss_diff_step"],
+                                         drift["param_diff_step"])],
+            "final": {k: {q: json_float(v) for q, v in m.items()}
+                      for k, m in self.final.items()},
+        }
+
+    def __str__(self) -> str:
+        growth = "" if self.growth_steps is None else f" x (1 + step/{self.growth_steps:g})"
+        if self.arbiter:
+            rule = (f"rule at each step: |{self.candidate} - float64 arbiter| <= "
+                    f"{ARBITER_MULTIPLIER:g} x the largest |{self.reference} - arbiter| so far "
+                    f"+ {ARBITER_FLOOR_ULPS:g} float32 ulps")
+        else:
+            rule = (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
+                    f"rtol={self.rtol:g}, atol={self.atol:g}")
+        lines = [
+            (f"training: {self.candidate} against {self.reference}, {self.dtype}, "
+             f"{self.epochs_done}/{self.epochs} epochs, {self.steps} steps of batch size "
+             f"{self.batch_size}, seed {self.seed}{'' if self.shuffle else ', no shuffle'}"),
+            rule,
+        ]
+        final = self.final
+        quantities = [q for q in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+                      if any(q in m for m in final.values())]
+        if quantities:
+            width = max(10, *(len(b) for b in final)) + 2
+            lines.append(f"after epoch {self.epochs_done}:")
+            lines.append(f"  {'backend':<{width}}" + "".join(f"{q:>16}" for q in quantities))
+            for backend, m in final.items():
+                lines.append(f"  {backend:<{width}}" + "".join(
+                    f"{m.get(q, math.nan):>16.6g}" for q in quantities))
+        lines.append(f"largest loss difference {self.max_loss_diff:.3e} (any step), "
+                     f"largest parameter difference {self.max_param_diff:.3e} (epoch ends)")
+        lines.append("drift: first step at which a difference exceeded")
+        lines.append(f"  {'threshold':>10} {'loss':>8} {'params':>8}")
+        for t, a, b in zip(*(self.drift[c] for c in ("threshold", "loss_diff_step",
+                                                     "param_diff_step"))):
+            lines.append(f"  {t:>10.0e} {'never' if isna(a) else a:>8} "
+                         f"{'never' if isna(b) else b:>8}")
+        first = self.first_divergence
+        if self.error is not None:
+            lines.append(f"FAIL: {self.error}")
+            if first is not None and first.step < (self.error.step or 0):
+                lines.append(f"first divergence before that: {first}")
+        elif first is None:
+            lines.append(f"PASS: the trajectories agree within tolerance for all "
+                         f"{self.steps} steps")
+        else:
+            lines.append(f"FAIL: first divergence at {first}")
+            if self.dtype == "float32" and not self.arbiter:
+                lines.append("note: float32 trajectories of two correct implementations can "
+                             "part late in a run (a ReLU input within rounding of zero, Adam "
+                             "scaling up a rounding-sized gradient); a divergence in the first "
+                             "steps points to a wrong rule; rerun in float64 to tell")
+        lines.append(self.counts_line)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The HTML form Jupyter shows (:mod:`harness.display`)."""
+        from harness.display import to_html
+
+        return to_html(self)
+
+
+def dtype_for_tolerances(reference, candidate) -> np.dtype:
+    """The less precise of the two models' dtypes: the one the tolerances are chosen for."""
+    dtypes = [model_dtype(reference), model_dtype(candidate)]
+    return max(dtypes, key=lambda d: np.finfo(d).eps if d.kind == "f" else 0.0)
+
+
+def _param_difference(ref: dict, cand: dict) -> tuple[float, float, str]:
+    """(largest |difference|, largest |reference value|, where the difference is largest)."""
+    diff, scale, where = 0.0, 0.0, ""
+    for key, r in ref.items():
+        r64 = np.asarray(r, dtype=np.float64)
+        d = np.abs(np.asarray(cand[key], dtype=np.float64) - r64)
+        if r64.size:
+            scale = max(scale, float(np.abs(r64).max()))
+            if not np.all(np.isfinite(d)):
+                flat = int(np.argmin(np.isfinite(d)))
+                return math.nan, scale, _entry(key, flat, d.shape)
+            flat = int(np.argmax(d))
+            if d.flat[flat] > diff or not where:
+                diff = float(d.flat[flat])
+                where = _entry(key, flat, d.shape)
+    return diff, scale, where
+
+
+def _entry(key: str, flat: int, shape: tuple[int, ...]) -> str:
+    return f"{key}[{', '.join(str(int(i)) for i in np.unravel_index(flat, shape))}]"
+
+
+class TrajectoryJudge:
+    """Compares two models as :func:`harness.training.train_side_by_side` steps them.
+
+    Its :meth:`on_step` and :meth:`after_epoch` are that function's callbacks. Each
+    step's loss difference and each epoch end's largest parameter difference are
+    judged against :func:`trajectory_bound` or, with a float64 arbiter, against the
+    reference's own drift from it (module docstring, "Trajectory tolerance").
+
+    Parameters
+    ----------
+    reference, candidate : Classifier
+    reference_name, candidate_name : str
+        Their names in the losses and metrics the callbacks receive.
+    tol : dict
+        ``rtol``, ``atol`` and ``growth_steps`` of :func:`trajectory_bound`.
+    arbiter : Classifier, optional
+        The float64 arbiter, stepping along under ``arbiter_name``; None: the tolerances.
+    arbiter_name : str, optional
+    on_epoch : callable, optional
+        Called after every epoch with the metrics (the arbiter's left out) and the
+        :data:`DIFFERENCE` entry (``param_diff``, ``max_loss_diff``).
+
+    Attributes
+    ----------
+    rows : list of tuple
+        The comparison rows of the history (``backend`` :data:`DIFFERENCE`).
+    first : Divergence or None
+        The first step at which a difference left its bound.
+    """
+
+    def __init__(self, reference, candidate, *, reference_name: str, candidate_name: str,
+                 tol: dict, arbiter=None, arbiter_name: str | None = None,
+                 on_epoch: Callable[[int, int, dict], None] | None = None) -> None:
+        self.reference, self.candidate, self.arbiter = reference, candidate, arbiter
+        self.reference_name, self.candidate_name = reference_name, candidate_name
+        self.arbiter_name = arbiter_name
+        self.tol = tol
+        self.on_epoch = on_epoch
+        self.rows: list[tuple] = []
+        self.first: Divergence | None = None
+        self._epoch_max = 0.0
+        self._loss_drift = 0.0
+        self._param_drift = 0.0
+
+    def _note(self, div: Divergence) -> None:
+        if self.first is None:
+            self.first = div
+
+    def on_step(self, step: int, epoch: int, losses: dict) -> None:
+        """Judge the batch losses of one step."""
+        lr_, lc = losses[self.reference_name], losses[self.candidate_name]
+        diff = abs(lc - lr_) if math.isfinite(lr_) and math.isfinite(lc) else math.nan
+        self.rows.append((step, epoch, DIFFERENCE, "loss_diff", diff))
+        self._epoch_max = max(self._epoch_max, diff) if math.isfinite(diff) else math.nan
+        if self.arbiter is not None:
+            l64 = losses[self.arbiter_name]
+            drift = abs(lr_ - l64)
+            judged = abs(lc - l64)
+            if not math.isfinite(judged):
+                judged = math.nan
+            if math.isfinite(drift):
+                self._loss_drift = max(self._loss_drift, drift)
+            bound = ARBITER_MULTIPLIER * self._loss_drift + ARBITER_FLOOR_ULPS * _EPS32 * (
+                abs(l64) if math.isfinite(l64) else 0.0)
+            self.rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
+            self.rows.append((step, epoch, DIFFERENCE, "cand_loss_drift", judged))
+        else:
+            judged = diff
+            bound = trajectory_bound(abs(lr_) if math.isfinite(lr_) else 0.0, step, **self.tol)
+        self.rows.append((step, epoch, DIFFERENCE, "loss_bound", bound))
+        if not judged <= bound:
+            self._note(Divergence(step, epoch, "loss", judged, bound))
+
+    def after_epoch(self, epoch: int, step: int, metrics: dict) -> None:
+        """Judge the parameters at an epoch's end; pass the metrics on to ``on_epoch``."""
+        p_ref, p_cand = self.reference.get_params(), self.candidate.get_params()
+        diff, scale, where = _param_difference(p_ref, p_cand)
+        self.rows.append((step, epoch, DIFFERENCE, "param_diff", diff))
+        if self.arbiter is not None:
+            p64 = self.arbiter.get_params()
+            drift, scale64, _ = _param_difference(p64, p_ref)
+            judged, _, where = _param_difference(p64, p_cand)
+            if math.isfinite(drift):
+                self._param_drift = max(self._param_drift, drift)
+            bound = (ARBITER_MULTIPLIER * self._param_drift
+                     + ARBITER_FLOOR_ULPS * _EPS32 * scale64)
+            self.rows.append((step, epoch, DIFFERENCE, "ref_param_drift", drift))
+            self.rows.append((step, epoch, DIFFERENCE, "cand_param_drift", judged))
+        else:
+            judged = diff
+            bound = trajectory_bound(scale, step, **self.tol)
+        self.rows.append((step, epoch, DIFFERENCE, "param_bound", bound))
+        if not judged <= bound:
+            self._note(Divergence(step, epoch, "params", judged, bound, where))
+        if self.on_epoch is not None:
+            shown = {k: v for k, v in metrics.items()
+                     if k != self.arbiter_name or self.arbiter is None}
+            self.on_epoch(epoch, step, {**shown, DIFFERENCE: {
+                "param_diff": diff, "max_loss_diff": self._epoch_max}})
+        self._epoch_max = 0.0
+
+
+_EPS32 = float(np.finfo(np.float32).eps)
