@@ -78,9 +78,18 @@ CASES = [
     ("more:DecayWeightsOnly", SGD, "params after step['b0']",
      "your step matches sgd with weight decay on weights only", None),
     ("more:Float32Dot", ADAM, "logits", "float32 arithmetic in a float64 run", None),
-    ("float64_only:Net", ["--dtype", "float32", *ADAM], "params['W0']",
-     "float64 where float32 was asked", None),
 ]
+
+
+def test_a_float64_only_network_asked_for_float32_is_stopped_with_one_line(capsys):
+    """Not a mismatch to explain but an unsupported request: exit 2 before any check,
+    with the line that says so (the preflight)."""
+    code = main(["check", "--dataset", "iris", "--dims", "4,8,3", "--dtype", "float32",
+                 "--backends", "torch,tests.gallery.float64_only:Net", *ADAM])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "computes in float64 when float32 was asked" in err
+    assert "it does not support --dtype float32" in err
 
 
 @pytest.mark.parametrize("net, extra, first, hint, localised", CASES,

@@ -114,10 +114,20 @@ def preflight(config: CheckConfig, data=None, *, dtype: str | None = None) -> Ch
         summary = "built-in backends only: trusted, not checked"
         status = PASS
     verdict = Verdict("preflight", "Contract preflight", status, summary, seconds)
-    return CheckResult("preflight", [verdict], None, settings={
+    result = CheckResult("preflight", [verdict], None, settings={
         "backends": list(config.backends), "dtype": dtype, "checked": checked,
         "n_samples": PREFLIGHT_ROWS if checked else 0}, findings=findings,
         header=config.describe(), seconds=seconds)
+    if findings and data is not None and len(config.backends) == 2 and dtype == config.spec.dtype:
+        # why the contract broke, where the numbers say (a reduction used for maximum,
+        # gradients transposed, ...), on the rows the equivalence check would use
+        from harness.checks.run import _diagnosed, check_rows
+
+        broken = {f.backend for f in findings}
+        reference, candidate = config.backends
+        if candidate in broken and reference not in broken:
+            _diagnosed(result, config, *check_rows(config, data), reference, candidate)
+    return result
 
 
 def _batch(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:

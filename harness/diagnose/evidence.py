@@ -163,7 +163,11 @@ class Evidence:
         """
         name = self.reference_name if which == "reference" else self.candidate_name
         if self.builder is not None:
-            return self.builder(self.config, name, dtype=dtype)
+            model = self.builder(self.config, name, dtype=dtype)
+            # the raw model behind the checks layer's guard: a hypothesis looks at what
+            # the code returns (a 1-D array, a transposed gradient), not at the guard's
+            # verdict on it
+            return getattr(model, "wrapped", model)
         from harness.registry import make_backend
 
         cfg = self.config if dtype is None else self.config.with_dtype(dtype)
