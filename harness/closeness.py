@@ -94,7 +94,7 @@ def _as_scalar_loss(value) -> np.ndarray | None:
 
 
 def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
-            check_dtype: bool = True, ignore=None, arbiter=None,
+            check_dtype: bool = True, ignore=None, arbiter=None, arbiter_scale=None,
             scalar: bool = False) -> Comparison:
     """Compare ``actual`` with ``expected`` like torch.testing.assert_close, without raising.
 
@@ -112,6 +112,9 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
         The float64 value of the quantity (same shape). When given, an element passes
         where ``|actual - arbiter| <= ARBITER_MULTIPLIER * |expected - arbiter| + floor``
         (module docstring) and the row's ``rule`` is ``"arbiter"``.
+    arbiter_scale : float, optional
+        The magnitude the arbiter's floor is taken from when larger than the quantity's
+        own (the largest of its family, e.g. of all gradients: see ``compare_dicts``).
     scalar : bool
         A loss: ``actual`` and ``expected`` may each be a Python float or a 0-d float
         array or NumPy scalar of any float dtype; dtypes are not compared.
@@ -174,7 +177,8 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
         if r64.shape != e64.shape or not np.all(np.isfinite(r64)):
             return fail("the float64 arbiter's value has another shape or is not finite")
         diff = np.abs(a64 - r64)
-        floor = arbiter_floor(r64)
+        floor = arbiter_floor(r64 if arbiter_scale is None else
+                              max(arbiter_scale, float(np.abs(r64).max())))
         own = np.abs(e64 - r64)
         # per entry, but never below the reference's typical (RMS) distance over the
         # quantity: an entry the float32 reference rounds right by luck is no standard

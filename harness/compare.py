@@ -98,10 +98,18 @@ def compare_dicts(prefix: str, actual: dict, expected: dict, *, rtol: float, ato
     """Compare two dicts of arrays key by key (expected's keys, in its order).
 
     ``ignore`` maps a key to a boolean mask of excused elements; ``arbiter`` maps a
-    key to the float64 arbiter's value (see :func:`compare`).
+    key to the float64 arbiter's value (see :func:`compare`). Under the arbiter, the
+    floor of every entry is taken from the largest magnitude of the whole dict (all
+    gradients, all parameters): a small quantity such as one bias gradient is a sum
+    whose terms are as large as the others, and its float32 rounding is theirs.
     """
     rows = []
     rule = RULE_TOLERANCE if arbiter is None else RULE_ARBITER
+    family = None
+    if arbiter is not None:
+        sizes = [float(np.max(np.abs(np.asarray(v, dtype=np.float64))))
+                 for v in arbiter.values() if np.size(v)]
+        family = max(sizes) if sizes else None
     for key in expected:
         name = f"{prefix}['{key}']"
         if key not in actual:
@@ -111,7 +119,8 @@ def compare_dicts(prefix: str, actual: dict, expected: dict, *, rtol: float, ato
             continue
         rows.append(compare(name, actual[key], expected[key], rtol=rtol, atol=atol,
                             ignore=None if ignore is None else ignore.get(key),
-                            arbiter=None if arbiter is None else arbiter.get(key)))
+                            arbiter=None if arbiter is None else arbiter.get(key),
+                            arbiter_scale=family))
     for key in actual:
         if key not in expected:
             name = f"{prefix}['{key}']"

@@ -101,7 +101,8 @@ _COLUMNS: dict[str, dict[str, str]] = {
               "drift_max_loss_diff": "float"},
     "cv": {"cv_agreement": "float", "cv_n_val": "int", "cv_n_identical": "int",
            "cv_max_val_acc_diff": "float"},
-    "bench": {"bench_measurements": "int", "bench_ratio_to_torch": "float"},
+    "bench": {"bench_measurements": "int", "bench_ratio_to_torch": "float",
+              "bench_disturbed": "bool"},
 }
 #: columns every check's row has, ``{check}`` replaced by its name
 _COMMON = {"{check}_status": "str", "{check}_passed": "bool", "{check}_summary": "str",

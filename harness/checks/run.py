@@ -550,9 +550,15 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
 
 def run_bench(config: CheckConfig, data=None, *, log: Callable[[str], None] | None = None
               ) -> CheckResult | None:
-    """The benchmark ``config.bench`` describes: a measurement (INFO), never a failure."""
+    """The benchmark ``config.bench`` describes: a measurement (INFO), never a failure.
+
+    The summary names the candidate's ``train_step`` time against torch's at the first
+    grid point, and starts with DISTURBED when other processes took more than a small
+    share of the CPU while it ran (:func:`harness.bench.assess`).
+    """
     if config.bench is None:
         return None
+    from harness.bench import assess
     from harness.bench import run_bench as measure
 
     t0 = time.perf_counter()
@@ -571,10 +577,17 @@ def run_bench(config: CheckConfig, data=None, *, log: Callable[[str], None] | No
             summary = (f"{others[-1]} train_step takes {ratio:.3g}x torch's time at "
                        f"{r['dims']} batch {r['batch_size']} {r['dtype']}; {len(table)} "
                        f"measurements, a measurement and not a check")
+    quality = assess(result)
+    if quality["disturbed"]:
+        summary = (f"DISTURBED: other processes used "
+                   f"{100 * quality['other_processes_cpu_share']:.0f}% of the CPU during "
+                   f"the benchmark, its times are not reliable; " + summary)
     verdict = Verdict("bench", "Benchmark", INFO, summary, seconds)
     return CheckResult("bench", [verdict], result, settings=config.bench.to_dict(),
                        fields={"bench_measurements": len(table),
-                               "bench_ratio_to_torch": ratio}, seconds=seconds)
+                               "bench_ratio_to_torch": ratio,
+                               "bench_disturbed": bool(quality["disturbed"])},
+                       seconds=seconds)
 
 
 _RUNNERS: dict[str, Callable] = {

@@ -293,8 +293,11 @@ class _Run:
         """A short benchmark: a measurement (INFO), never a check; None when skipped."""
         if self.s.bench is None:
             return None
-        from harness.bench import BenchConfig, assess, run_bench
+        from dataclasses import replace
+
+        from harness.bench import BenchConfig, assess
         from harness.bench.quality import row_flags
+        from harness.checks import run_bench
         from harness.plots.bench import plot_all
 
         config = self.s.bench
@@ -310,7 +313,9 @@ class _Run:
                                        momentum=self.s.optimizer.momentum,
                                        weight_decay=self.s.optimizer.weight_decay)
         with native_stderr(self.log) as log:
-            result = run_bench(config, log=lambda m: log(f"      bench: {m}"))
+            checked = run_bench(replace(self.config, bench=config),
+                                log=lambda m: log(f"      bench: {m}"))
+        result = checked.report
         files: list[str] = []
         _csv(result.table, self.tmp, "bench/bench.csv", files)
         names = {"times.png": ("Time per call",
@@ -349,21 +354,7 @@ class _Run:
         for row in rows:
             row["flags"] = row_flags(row)
         quality = assess(result)
-        cand = self.cand if self.cand != "torch" else self.ref
-        small = table[(table["op"] == "train_step") & (table["backend"] == cand)
-                      & (table["device"] == "cpu")]
-        if len(small) and "ratio_to_torch_cpu" in small and \
-                math.isfinite(float(small["ratio_to_torch_cpu"].iloc[0])):
-            r = small.iloc[0]
-            summary = (f"{cand} train_step takes {float(r['ratio_to_torch_cpu']):.3g}x torch's "
-                       f"time at {r['dims']} batch {r['batch_size']} {r['dtype']}; "
-                       f"{len(table)} measurements, a measurement and not a check")
-        else:
-            summary = f"{len(table)} measurements; a measurement and not a check"
-        if quality["disturbed"]:
-            summary = (f"DISTURBED: other processes used "
-                       f"{100 * quality['other_processes_cpu_share']:.0f}% of the CPU during "
-                       f"the benchmark, its times are not reliable; " + summary)
+        summary = checked.summary
         verdict = Verdict("bench", "Benchmark (quick)", INFO, summary, counts=False,
                           anchor="bench")
         json = {**result.to_dict(targets=False), "files": files}
