@@ -309,7 +309,7 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
             continue
         reports[name] = report
         verdicts.append(Verdict(f"gradcheck:{name}", title, _gradcheck_status(report),
-                                _gradcheck_summary(report), time.perf_counter() - t0))
+                                gradcheck_summary(report), time.perf_counter() - t0))
     seconds = time.perf_counter() - t_all
     params = [(n, p) for n, r in reports.items() for p in r.params]
     failed = [(n, p) for n, p in params if not p.passed]
@@ -343,7 +343,8 @@ def _gradcheck_status(report) -> str:
     return PASS if report.passed else FAIL
 
 
-def _gradcheck_summary(report) -> str:
+def gradcheck_summary(report) -> str:
+    """One line: how many entries agree, or which parameters differ, or why nothing was."""
     checked = sum(p.checked for p in report.params)
     kinks = sum(p.kinks for p in report.params)
     total = sum(p.size for p in report.params)

@@ -217,14 +217,10 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
 
 
 def _fd_summary(report) -> str:
-    checked = sum(p.checked for p in report.params)
-    kinks = sum(p.kinks for p in report.params)
-    if report.passed:
-        return (f"{checked - kinks} of {checked} checked entries agree with central "
-                f"differences; {kinks} skipped at kinks")
-    bad = [p.name for p in report.params if not p.passed]
-    return (f"{len(bad)} of {len(report.params)} parameters differ from central differences "
-            f"({', '.join(bad)})")
+    """The gradient check's one-line summary (the checks layer's)."""
+    from harness.checks.run import gradcheck_summary
+
+    return gradcheck_summary(report)
 
 
 def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: int = 16,
