@@ -93,8 +93,14 @@ class _Run:
         return self._config
 
     def _verdicts(self, result, anchor: str) -> list[Verdict]:
-        """The check's verdicts as lines of the report's verdict table."""
-        return [Verdict(v.name, v.title, v.status, v.summary, seconds=v.seconds, anchor=anchor)
+        """The check's verdicts as lines of the report's verdict table; a failure's first
+        likely cause (its name: the hint up to its first colon) follows its summary."""
+        cause = ""
+        if result.hints and not result.passed:
+            cause = f"; likely cause: {result.hints[0].split(':')[0].split(';')[0]}"
+        return [Verdict(v.name, v.title, v.status,
+                        v.summary + (cause if v.status not in ("PASS", "INFO") else ""),
+                        seconds=v.seconds, anchor=anchor)
                 for v in result.verdicts]
 
     @staticmethod
