@@ -156,7 +156,7 @@ class _Stop(Exception):
 
 def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
     """The broken rules of one plug-in, checked on ``model`` and one more fresh model."""
-    from harness.checks.run import finding_of
+    from harness.checks.outcome import finding_of
     from harness.contract import ContractViolation, method_location
 
     findings: list[Finding] = []

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _backend_raised(name: str, exc, as_json: bool) -> int:
     """A finding about the code under test, as a FAIL (exit code 1), not a traceback."""
-    from harness.checks.run import finding_of
+    from harness.checks.outcome import finding_of
 
     finding = finding_of(exc)
     if as_json:

@@ -46,7 +46,7 @@ def _sci(x) -> str:
 
 def finding_of(exc: BackendRaised) -> Finding:
     """The finding of an exception raised by the code under test (the checks layer's)."""
-    from harness.checks.run import finding_of as layer_finding
+    from harness.checks.outcome import finding_of as layer_finding
 
     return layer_finding(exc)
 
@@ -63,7 +63,7 @@ def raised_result(check: str, title: str, exc: BackendRaised, header=(), setting
 def equivalence_result(report, *, check: str = "equivalence", title: str, header=(),
                        settings=None, seconds: float = 0.0) -> CheckResult:
     """The checks layer's CheckResult of an :class:`~harness.compare.EquivalenceReport`."""
-    from harness.checks.run import equivalence_result as layer_result
+    from harness.checks.outcome import equivalence_result as layer_result
 
     return layer_result(report, check=check, title=title, header=header, settings=settings,
                         seconds=seconds)
@@ -218,7 +218,7 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
 
 def _fd_summary(report) -> str:
     """The gradient check's one-line summary (the checks layer's)."""
-    from harness.checks.run import gradcheck_summary
+    from harness.checks.outcome import gradcheck_summary
 
     return gradcheck_summary(report)
 
@@ -281,6 +281,6 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
 def trajectory_result(report, *, check: str = "training", title: str, header=(),
                       seconds: float = 0.0) -> CheckResult:
     """The checks layer's CheckResult of a :class:`~harness.training.TrajectoryReport`."""
-    from harness.checks.run import trajectory_result as layer_result
+    from harness.checks.outcome import trajectory_result as layer_result
 
     return layer_result(report, check=check, title=title, header=header, seconds=seconds)
