@@ -64,7 +64,7 @@ from harness.numerics import mean_cross_entropy
 # the trajectory verdict lives in harness.trajectory; its names are re-exported from here
 from harness.trajectory import (  # noqa: F401
     DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryJudge, TrajectoryReport,
-    dtype_for_tolerances, trajectory_bound,
+    WITNESSES, Witness, dtype_for_tolerances, trajectory_bound,
 )
 from harness.util import check_int
 
@@ -204,7 +204,8 @@ def _check_models(models: Mapping[str, Any]) -> tuple[int, ...]:
 def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_size: int,
                        seed: int = 0, shuffle: bool = True, X_val=None, y_val=None,
                        on_step: StepCallback | None = None,
-                       on_epoch: EpochCallback | None = None) -> TrainingLog:
+                       on_epoch: EpochCallback | None = None,
+                       followers: Mapping[str, Any] | None = None) -> TrainingLog:
     """Train every model in ``models`` in lockstep on identical batches.
 
     At each step every model, in the dict's order, takes one ``train_step`` on the
@@ -235,6 +236,11 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         ``on_epoch(epoch, step, metrics)`` after every epoch; ``metrics[name]`` holds
         ``epoch_loss``, ``train_loss``, ``train_accuracy`` and, with a validation set,
         ``val_loss`` and ``val_accuracy``.
+    followers : dict of str to Classifier, optional
+        Models that take a step on every batch too, after ``models``, and whose batch
+        losses join ``losses`` in ``on_step``, but that are neither recorded in the
+        history nor evaluated, and whose non-finite losses do not stop training (the
+        float32 witnesses of :mod:`harness.trajectory`).
 
     Returns
     -------
@@ -256,7 +262,9 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         raise ConfigError(f"`shuffle` must be True or False, got {shuffle!r}")
     seed = check_int("seed", seed, 0)
     log = TrainingLog(list(models), int(epochs), batch_size)
-    xs = {name: X.astype(model_dtype(m), copy=False) for name, m in models.items()}
+    followers = dict(followers or {})
+    xs = {name: X.astype(model_dtype(m), copy=False)
+          for name, m in {**models, **followers}.items()}
     xs_val = {name: val[0].astype(model_dtype(m), copy=False)
               for name, m in models.items()} if val is not None else {}
     step = 0
@@ -271,8 +279,12 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
                     losses[name] = float(model.train_step(xs[name][idx], y[idx]))
                 log.add(step, epoch, name, "loss", losses[name])
             log.steps_done = step
+            followed = {}
+            for name, model in followers.items():
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    followed[name] = float(model.train_step(xs[name][idx], y[idx]))
             if on_step is not None:
-                on_step(step, epoch, losses)
+                on_step(step, epoch, {**losses, **followed})
             bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
             if bad:
                 log.error = _nonfinite_error(step, epoch, bad, losses)
@@ -345,7 +357,8 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
                      atol: float | None = None, shuffle: bool = True,
                      growth_steps: float | None = GROWTH_STEPS,
                      reference_name: str = "reference", candidate_name: str = "candidate",
-                     on_epoch: EpochCallback | None = None, arbiter=None) -> TrajectoryReport:
+                     on_epoch: EpochCallback | None = None, arbiter=None,
+                     witnesses=()) -> TrajectoryReport:
     """Train two models from identical parameters on identical batches; compare trajectories.
 
     The candidate first receives the reference's parameters; both should be fresh
@@ -389,6 +402,13 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         "Trajectory tolerance"); the history gains ``ref_loss_drift``,
         ``cand_loss_drift`` (every step) and ``ref_param_drift``, ``cand_param_drift``
         (epoch ends), the distances of each model from it. Not used in float64.
+    witnesses : sequence of Classifier, optional
+        Fresh float32 models built like the reference (same kind, dtype and optimizer),
+        used with an arbiter only: each trains as a :class:`~harness.trajectory.Witness`
+        (the reference's weights one roundoff unit away, every batch's rows reordered),
+        and its distance from the arbiter widens the bound like the reference's
+        (``witness_loss_drift``, ``witness_param_drift`` in the history: the largest
+        over the witnesses).
 
     Returns
     -------
@@ -431,18 +451,28 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
             raise ConfigError(f"`candidate_name` {candidate_name!r} is the arbiter's label")
 
     copy_params(reference, candidate)
+    followers = {}
     if use_arbiter:
         arbiter.set_params({k: np.asarray(v, dtype=np.float64)
                             for k, v in reference.get_params().items()})
         models[arbiter_name] = arbiter
+        for i, model in enumerate(witnesses, 1):
+            if tuple(getattr(model, "dims", ())) != tuple(dims) or (
+                    model_dtype(model) != model_dtype(reference)):
+                raise ConfigError(f"witness {i} must be built like the reference "
+                                  f"({tuple(dims)}, {model_dtype(reference).name})")
+            witness = Witness(model, seed=int(seed) * 1000 + i)
+            witness.start(reference.get_params())
+            followers[f"{reference_name} (float32 witness {i})"] = witness
     n_param_entries = sum(int(np.size(v)) for v in reference.get_params().values())
     judge = TrajectoryJudge(reference, candidate, reference_name=reference_name,
                             candidate_name=candidate_name, tol=tol,
                             arbiter=arbiter if use_arbiter else None,
-                            arbiter_name=arbiter_name, on_epoch=on_epoch)
+                            arbiter_name=arbiter_name, witnesses=followers,
+                            on_epoch=on_epoch)
     log = train_side_by_side(models, X, y, epochs=epochs, batch_size=batch_size, seed=seed,
                              shuffle=shuffle, X_val=X_val, y_val=y_val, on_step=judge.on_step,
-                             on_epoch=judge.after_epoch)
+                             on_epoch=judge.after_epoch, followers=followers)
     history = history_frame(log.rows + judge.rows).sort_values("step", kind="stable")
     return TrajectoryReport(
         history=history.reset_index(drop=True), reference=reference_name,
@@ -450,4 +480,5 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         growth_steps=None if use_arbiter else growth_steps, epochs=int(epochs),
         epochs_done=log.epochs_done, steps=log.steps_done, batch_size=log.batch_size,
         seed=int(seed), shuffle=bool(shuffle), first_divergence=judge.first,
-        error=log.error, arbiter=use_arbiter, n_param_entries=n_param_entries)
+        error=log.error, arbiter=use_arbiter, n_param_entries=n_param_entries,
+        witnesses=len(followers), spread=judge.spread, amplified_step=judge.amplified_step)

@@ -44,16 +44,34 @@ breast_cancer and synthetic, seeds 0-2, with sgd, adam and adamw (45 runs, 100 t
   same run in float64 separates drift from a wrong rule.
 
 With a float64 arbiter (``compare_training(..., arbiter=model64)``, float32 runs only)
-the growth factor is replaced by the reference's own measured drift: the arbiter, started
-from the reference's weights, trains side by side on the same batches, and at step ``t``
-the candidate passes when::
+the growth factor is replaced by the measured drift of correct float32 runs: the arbiter,
+started from the reference's weights, trains side by side on the same batches, and at
+step ``t`` the candidate passes when::
 
-    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{s <= t} |reference - arbiter| + floor
+    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{s <= t} max_k |run_k - arbiter| + floor
 
-(losses every step; the largest parameter entry difference at epoch ends; ``floor`` is
+where the ``run_k`` are the reference itself and its float32 *witnesses* (below); losses
+every step, the largest parameter entry difference at epoch ends; ``floor`` is
 :data:`harness.compare.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
-value). The reference's drift from float64 is what float32 costs on this very run, so a
-candidate that drifts several times further is doing something else.
+value. The distance of correct float32 runs from float64 is what float32 costs on this
+very run, so a candidate that drifts several times further is doing something else.
+
+Witnesses (``compare_training(..., witnesses=[...])``, :data:`WITNESSES` of them by
+default through :mod:`harness.checks`) are further float32 copies of the reference whose
+rounding differs from the reference's as a second correct implementation's would: each
+starts from the reference's weights moved by one float32 unit in a random direction and
+takes every batch with its rows in a seeded random order (the mean loss and its
+gradient are the same sums, added in another order). Why more than one float32 run:
+when a run amplifies rounding (a large learning rate with momentum on a small batch,
+say), the distance of a float32 run from float64 grows exponentially, and how fast
+depends on where its first rounding errors happened to point, not on its code. One
+reference can happen to stay close while a correct candidate runs ahead: ``nn-harness
+calibrate`` found such a run (digits 64-8-25-2-10 tanh, SGD lr 0.29 momentum 0.89, batch
+4), where the candidate was 24 times further from float64 than the reference at step 32
+and failed, while two of four witnesses were further than the candidate. The largest
+distance among several correct runs is the spread float32 really has there; in a run that
+does not amplify rounding the witnesses stay within a few units of the reference and the
+bound stays as tight.
 
 Accuracies are recorded but not compared: one sample on a decision boundary moves
 accuracy by 1/N.
@@ -77,6 +95,11 @@ from harness.util import isna, json_float
 DIFFERENCE = "difference"
 #: steps over which the trajectory allowance doubles (see the module docstring)
 GROWTH_STEPS = 1000
+#: float32 witnesses the checks layer trains beside a float32 comparison (module docstring)
+WITNESSES = 2
+#: a float32 run is "amplifying" once correct float32 runs are this far from float64,
+#: relative to the float64 loss (about 840 float32 units): its verdict is then blunt
+AMPLIFIED = 1e-4
 #: thresholds of the drift table: the first step at which a difference exceeds each
 DRIFT_THRESHOLDS: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4,
                                       1e-3, 1e-2)
@@ -170,6 +193,25 @@ class TrajectoryReport:
     error: NumericalError | None = None
     arbiter: bool = False
     n_param_entries: int = 0
+    witnesses: int = 0
+    spread: float = 0.0
+    amplified_step: int | None = None
+
+    @property
+    def amplified(self) -> str | None:
+        """Why this float32 verdict is blunt (the run amplifies rounding), or None.
+
+        With an arbiter: set when correct float32 runs (the reference, its witnesses)
+        were more than :data:`AMPLIFIED` of the loss away from float64 at some step.
+        """
+        if self.amplified_step is None:
+            return None
+        runs = "the reference and its witnesses" if self.witnesses else "the reference"
+        return (f"this run amplifies rounding: correct float32 runs ({runs}) were "
+                f"up to {self.spread:.1e} of the loss away from float64 (more than "
+                f"{AMPLIFIED:g} from step {self.amplified_step} on), so a difference smaller than about "
+                f"{ARBITER_MULTIPLIER:g} times that cannot show in float32; rerun with "
+                f"--dtype float64 for a sharp verdict")
 
     @property
     def passed(self) -> bool:
@@ -270,6 +312,9 @@ class TrajectoryReport:
             "growth_steps": self.growth_steps,
             "rule": self.rule,
             "arbiter": self.arbiter,
+            "witnesses": self.witnesses,
+            "float32_spread": json_float(self.spread) if self.arbiter else None,
+            "amplified_step": self.amplified_step,
             "n_quantities": self.n_quantities,
             "n_loss_steps": self.n_loss_steps,
             "n_param_checks": self.n_param_checks,
@@ -300,8 +345,10 @@ class TrajectoryReport:
     def __str__(self) -> str:
         growth = "" if self.growth_steps is None else f" x (1 + step/{self.growth_steps:g})"
         if self.arbiter:
+            runs = self.reference if not self.witnesses else (
+                f"{self.reference} or one of its {self.witnesses} float32 witnesses")
             rule = (f"rule at each step: |{self.candidate} - float64 arbiter| <= "
-                    f"{ARBITER_MULTIPLIER:g} x the largest |{self.reference} - arbiter| so far "
+                    f"{ARBITER_MULTIPLIER:g} x the largest |{runs} - arbiter| so far "
                     f"+ {ARBITER_FLOOR_ULPS:g} float32 ulps")
         else:
             rule = (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
@@ -401,6 +448,10 @@ class TrajectoryJudge:
     arbiter : Classifier, optional
         The float64 arbiter, stepping along under ``arbiter_name``; None: the tolerances.
     arbiter_name : str, optional
+    witnesses : dict of str to Classifier, optional
+        The float32 witnesses (:class:`Witness`) by the names under which their batch
+        losses arrive; their distance from the arbiter widens the bound like the
+        reference's. Only with an arbiter.
     on_epoch : callable, optional
         Called after every epoch with the metrics (the arbiter's left out) and the
         :data:`DIFFERENCE` entry (``param_diff``, ``max_loss_diff``).
@@ -415,8 +466,10 @@ class TrajectoryJudge:
 
     def __init__(self, reference, candidate, *, reference_name: str, candidate_name: str,
                  tol: dict, arbiter=None, arbiter_name: str | None = None,
+                 witnesses: dict | None = None,
                  on_epoch: Callable[[int, int, dict], None] | None = None) -> None:
         self.reference, self.candidate, self.arbiter = reference, candidate, arbiter
+        self.witnesses = dict(witnesses or {}) if arbiter is not None else {}
         self.reference_name, self.candidate_name = reference_name, candidate_name
         self.arbiter_name = arbiter_name
         self.tol = tol
@@ -426,6 +479,10 @@ class TrajectoryJudge:
         self._epoch_max = 0.0
         self._loss_drift = 0.0
         self._param_drift = 0.0
+        #: the largest distance of correct float32 runs from float64 relative to the loss
+        self.spread = 0.0
+        #: the first step at which that exceeded :data:`AMPLIFIED`
+        self.amplified_step: int | None = None
 
     def _note(self, div: Divergence) -> None:
         if self.first is None:
@@ -443,12 +500,18 @@ class TrajectoryJudge:
             judged = abs(lc - l64)
             if not math.isfinite(judged):
                 judged = math.nan
-            if math.isfinite(drift):
-                self._loss_drift = max(self._loss_drift, drift)
+            witnessed = _finite_max(abs(losses[name] - l64) for name in self.witnesses)
+            self._loss_drift = _finite_max((self._loss_drift, drift, witnessed))
             bound = ARBITER_MULTIPLIER * self._loss_drift + ARBITER_FLOOR_ULPS * _EPS32 * (
                 abs(l64) if math.isfinite(l64) else 0.0)
+            if math.isfinite(l64) and l64 != 0:
+                self.spread = max(self.spread, self._loss_drift / abs(l64))
+                if self.amplified_step is None and self.spread > AMPLIFIED:
+                    self.amplified_step = step
             self.rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_loss_drift", judged))
+            if self.witnesses:
+                self.rows.append((step, epoch, DIFFERENCE, "witness_loss_drift", witnessed))
         else:
             judged = diff
             bound = trajectory_bound(abs(lr_) if math.isfinite(lr_) else 0.0, step, **self.tol)
@@ -465,12 +528,15 @@ class TrajectoryJudge:
             p64 = self.arbiter.get_params()
             drift, scale64, _ = _param_difference(p64, p_ref)
             judged, _, where = _param_difference(p64, p_cand)
-            if math.isfinite(drift):
-                self._param_drift = max(self._param_drift, drift)
+            witnessed = _finite_max(_param_difference(p64, w.get_params())[0]
+                                    for w in self.witnesses.values())
+            self._param_drift = _finite_max((self._param_drift, drift, witnessed))
             bound = (ARBITER_MULTIPLIER * self._param_drift
                      + ARBITER_FLOOR_ULPS * _EPS32 * scale64)
             self.rows.append((step, epoch, DIFFERENCE, "ref_param_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_param_drift", judged))
+            if self.witnesses:
+                self.rows.append((step, epoch, DIFFERENCE, "witness_param_drift", witnessed))
         else:
             judged = diff
             bound = trajectory_bound(scale, step, **self.tol)
@@ -486,3 +552,47 @@ class TrajectoryJudge:
 
 
 _EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _finite_max(values) -> float:
+    """The largest finite value (0.0 when none is): a diverged witness widens nothing."""
+    return max((float(v) for v in values if math.isfinite(v)), default=0.0)
+
+
+class Witness:
+    """A float32 copy of the reference that rounds differently (module docstring).
+
+    Wraps a fresh model of the reference's kind: :meth:`start` gives it the reference's
+    parameters moved by one float32 unit each, in seeded random directions, and
+    :meth:`train_step` hands it every batch with its rows in a seeded random order.
+    Everything else is the wrapped model's.
+
+    Parameters
+    ----------
+    model : Classifier
+        A fresh (no optimizer state) float32 model built like the reference.
+    seed : int
+    """
+
+    def __init__(self, model, seed: int) -> None:
+        self.model = model
+        self._rng = np.random.default_rng([int(seed), 0x5EED])
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def start(self, params: dict) -> None:
+        """Take ``params`` (the reference's), each entry one unit of roundoff away."""
+        moved = {}
+        for key, value in params.items():
+            v = np.asarray(value)
+            if v.dtype.kind == "f":
+                towards = np.where(self._rng.random(v.shape) < 0.5, -np.inf, np.inf)
+                v = np.nextafter(v, towards.astype(v.dtype)).astype(v.dtype, copy=False)
+            moved[key] = v
+        self.model.set_params(moved)
+
+    def train_step(self, x, y):
+        """One optimizer step on the batch, rows in a random order."""
+        order = self._rng.permutation(len(y))
+        return self.model.train_step(x[order], y[order])

@@ -215,6 +215,109 @@ def test_trajectory_arbiter_replaces_the_growth_factor(digits64):
     assert plain.rule == "tolerance" and plain.growth_steps == 1000 and plain.passed
 
 
+def test_witnesses_start_one_unit_away_and_reorder_rows():
+    from harness.trajectory import Witness
+
+    spec = ModelSpec((3, 4, 2), dtype="float32", seed=1)
+    ref = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
+    seen = []
+
+    class Spy:
+        dims, dtype = spec.dims, spec.dtype
+
+        def __init__(self):
+            self.inner = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
+
+        def set_params(self, p):
+            self.inner.set_params(p)
+
+        def get_params(self):
+            return self.inner.get_params()
+
+        def train_step(self, x, y):
+            seen.append(y.copy())
+            return self.inner.train_step(x, y)
+
+    w = Witness(Spy(), seed=0)
+    w.start(ref.get_params())
+    for key, value in ref.get_params().items():
+        moved = w.get_params()[key]
+        assert moved.dtype == np.float32
+        # every entry exactly one float32 unit away, in both directions somewhere
+        ulps = (moved.view(np.int32).astype(np.int64) - value.view(np.int32).astype(np.int64))
+        assert set(np.abs(ulps).ravel()) == {1}, key
+    y = np.arange(8) % 2
+    x = np.arange(24, dtype=np.float32).reshape(8, 3)
+    w.train_step(x, y)
+    assert sorted(seen[0]) == sorted(y) and not np.array_equal(seen[0], y)
+
+
+def test_a_follower_that_blows_up_does_not_stop_training(digits64):
+    from harness.training import train_side_by_side
+
+    x, y = digits64
+    spec = spec_for(x, y, "float32")
+    seen = []
+    blown = make_backend("torch", spec, OptimizerSpec("sgd", lr=1e6))
+    log = train_side_by_side({"a": make_backend("torch", spec)}, x, y, epochs=2,
+                             batch_size=16, followers={"b": blown},
+                             on_step=lambda s, e, losses: seen.append(losses["b"]))
+    assert log.error is None and log.steps_done == 8
+    assert not all(np.isfinite(seen))  # the follower diverged, training went on
+    assert set(log.history["backend"]) == {"a"}  # followers are not recorded
+
+
+@pytest.fixture(scope="module")
+def amplifying_run():
+    """Calibration's configuration 233 (seed 0): SGD lr 0.29, momentum 0.89, batch 4,
+    tanh through a 2-wide layer: the float32 runs part from float64 exponentially."""
+    from harness.calibrate import configs as C
+    from harness.calibrate.run import check_config
+
+    cfg = C.draw_config(0, 233)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    assert (spec.dims, cfg["batch_size"]) == ((64, 8, 25, 2, 10), 4)
+    return check_config(("torch", "scratch"), spec, opt, batch_size=4), data
+
+
+def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run):
+    from harness.checks import run_training
+    from harness.checks.run import build_arbiter, build_model, training_rows
+
+    config, data = amplifying_run
+    result = run_training(config, data)
+    assert result.status == "WARN", result.text()
+    assert "amplifies rounding" in result.summary and "--dtype float64" in result.summary
+    report = result.report
+    assert report.witnesses == 2 and report.amplified_step is not None
+    assert report.to_dict()["amplified_step"] == report.amplified_step
+    assert "float32 witnesses" in str(report)
+    # judged by the reference alone, the same correct pair fails: one float32 run can
+    # happen to stay close to float64 while another runs ahead
+    X, y, *_ = training_rows(config, data)
+    alone = compare_training(build_model(config, "torch"), build_model(config, "scratch"),
+                             X, y, epochs=config.epochs, batch_size=4, seed=config.spec.seed,
+                             arbiter=build_arbiter(config, "torch", "float32")[0])
+    assert not alone.passed and alone.witnesses == 0
+
+
+def test_witnesses_leave_wrong_rules_failing_in_float32(digits64):
+    from harness.checks import CheckConfig, run_training
+    from harness.data import Dataset
+
+    x, y = digits64
+    spec = spec_for(x, y, "float32", "tanh")
+    opt = OptimizerSpec("adam", lr=1e-2, weight_decay=1e-2)
+    data = Dataset("digits64", x, y, [str(k) for k in range(10)])
+    for backend in ("tests.broken_optimizers:AdamDecayingLikeAdamW",
+                    "tests.broken_optimizers:AdamIgnoringWeightDecay"):
+        result = run_training(CheckConfig(("torch", backend), spec, opt, epochs=2,
+                                          batch_size=16, val_fraction=0.0), data)
+        assert result.status == "FAIL", result.text()
+        assert result.report.witnesses == 2 and result.report.amplified_step is None
+
+
 # ------------------------------------------------------------ 3. gradcheck verdicts
 def test_a_parameter_seen_only_at_kinks_is_not_checked():
     model = make_backend("scratch", ModelSpec((1, 1, 2), activation="relu", seed=3))

@@ -60,7 +60,7 @@ def _run(check: str, config, data, names=None):
         return run_training(config, data)
 
 
-def _first_words(text: str | None, n: int = 300) -> str:
+def _first_words(text: str | None, n: int = 500) -> str:
     return "" if not text else " ".join(str(text).split())[:n]
 
 

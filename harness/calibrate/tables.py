@@ -52,15 +52,17 @@ class Calibration:
 
     # -------------------------------------------------------------- tables
     def false_alarm_table(self) -> pd.DataFrame:
-        """Per pair, check and dtype: configurations run, FAIL, NOT CHECKED, errors."""
+        """Per pair, check and dtype: configurations run, FAIL, NOT CHECKED, errors, WARN."""
         df = self.false_alarm_rows
-        cols = ["pair", "check", "dtype", "runs", "false_alarms", "not_checked", "errors"]
+        cols = ["pair", "check", "dtype", "runs", "false_alarms", "not_checked", "errors",
+                "warned"]
         if df.empty:
             return pd.DataFrame(columns=cols)
         g = df.groupby(["pair", "check", "dtype"], sort=False)["status"]
         table = g.agg(runs="size", false_alarms=lambda s: int((s == "FAIL").sum()),
                       not_checked=lambda s: int((s == "NOT CHECKED").sum()),
-                      errors=lambda s: int((s == "ERROR").sum())).reset_index()
+                      errors=lambda s: int((s == "ERROR").sum()),
+                      warned=lambda s: int((s == "WARN").sum())).reset_index()
         return table[cols]
 
     def detection_table(self) -> pd.DataFrame:
@@ -84,9 +86,13 @@ class Calibration:
         """Each target, met or not, with what missed it."""
         fa = self.false_alarm_rows
         bad = fa[~fa["status"].isin(_PASSING)] if not fa.empty else fa
-        alarms = [{"index": int(r["index"]), "pair": r["pair"], "check": r["check"],
-                   "dtype": r["dtype"], "status": r["status"], "summary": r["summary"]}
-                  for _, r in bad.iterrows()]
+        def listed(rows) -> list[dict[str, Any]]:
+            return [{"index": int(r["index"]), "pair": r["pair"], "check": r["check"],
+                     "dtype": r["dtype"], "status": r["status"], "summary": r["summary"]}
+                    for _, r in rows.iterrows()]
+
+        alarms = listed(bad)
+        warned = listed(fa[fa["status"] == "WARN"]) if not fa.empty else []
         missed = []
         det = self.detection_rows
         if not det.empty:
@@ -99,7 +105,8 @@ class Calibration:
         res = {r["dtype"]: r.get("smallest_caught") for r in self.resolution}
         return {
             "no_false_alarms": {"met": not alarms, "configurations": int(fa["index"].nunique())
-                                if not fa.empty else 0, "false_alarms": alarms},
+                                if not fa.empty else 0, "false_alarms": alarms,
+                                "warned": warned},
             "every_bug_caught": {"met": not missed, "missed": missed},
             "smallest_relative_error_caught": res,
         }
@@ -156,6 +163,13 @@ class Calibration:
         for a in t["no_false_alarms"]["false_alarms"][:20]:
             lines.append(f"    false alarm: configuration {a['index']} {a['pair']} "
                          f"{a['check']} {a['dtype']}: {a['summary']}")
+        warned = t["no_false_alarms"]["warned"]
+        if warned:
+            lines.append(f"  {len(warned)} WARN verdicts (passed, with a caution; not false "
+                         f"alarms):")
+            for a in warned[:10]:
+                lines.append(f"    warned: configuration {a['index']} {a['pair']} "
+                             f"{a['check']} {a['dtype']}: {a['summary']}")
         for m in t["every_bug_caught"]["missed"]:
             lines.append(f"    missed: {m['bug']} on {m['dataset']} {m['dims']} {m['dtype']}: "
                          f"{m['why']}")

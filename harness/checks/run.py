@@ -247,7 +247,7 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
 
 def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
                 on_epoch: Callable | None = None):
-    from harness.training import compare_training
+    from harness.training import WITNESSES, compare_training
 
     ref_name, cand_name = config.pair("a training comparison")
     if ref_name == cand_name:
@@ -258,12 +258,14 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
         warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data: clamped
         reference, candidate = build_models(cfg, config.pair("a training comparison"))
         arbiter, note = build_arbiter(config, config.backends[0], dtype)
+        witnesses = () if arbiter is None else [
+            build_model(cfg, config.backends[0], init=False) for _ in range(WITNESSES)]
         report = compare_training(
             reference, candidate, X_tr, y_tr, epochs=config.epochs,
             batch_size=config.batch_size, seed=config.spec.seed, X_val=X_va, y_val=y_va,
             rtol=cfg.rtol if tolerances else None, atol=cfg.atol if tolerances else None,
             shuffle=config.shuffle, reference_name=ref_name, candidate_name=cand_name,
-            on_epoch=on_epoch, arbiter=arbiter)
+            on_epoch=on_epoch, arbiter=arbiter, witnesses=witnesses)
     if note:
         split["arbiter_note"] = note
     return report, split
