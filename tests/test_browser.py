@@ -47,6 +47,9 @@ PROBE = """
             .filter(d => d.scrollWidth > d.clientWidth + 1)
             .map(d => (d.querySelector('table') || {}).id || '(a table)'),
           bench_all_open: (document.querySelector('#bench-all') || {}).open,
+          details: Object.fromEntries(Array.from(document.querySelectorAll('details[id]'))
+            .map(d => [d.id, d.open])),
+          page_height: document.documentElement.scrollHeight,
           disturbed_box: !!document.querySelector('#bench-disturbed')};
 })()
 """
@@ -100,6 +103,9 @@ def test_the_report_page_loads_offline_without_errors(tmp_path_factory):
     assert styles["PASS"][0] == "solid" and styles["INFO"][0] == "dotted"
     assert styles["PASS"][1] != styles["INFO"][1]
     assert len(page.images) >= 8
+    # detail tables are folded on a passing page, so the figures need not be shrunk
+    assert probe["details"]["equivalence-details"] is False
+    assert probe["details"]["cv-details"] is False
 
 
 def test_a_failing_report_reads_as_failing(tmp_path):
@@ -119,6 +125,9 @@ def test_a_failing_report_reads_as_failing(tmp_path):
     assert fail["border"] == "double" and ok["border"] == "solid"
     assert float(fail["borderWidth"].rstrip("px")) > float(ok["borderWidth"].rstrip("px"))
     assert fail["color"] != ok["color"] and fail["background"] != ok["background"]
+    # what failed is open: its table shows without a click; what passed stays folded
+    assert probe["details"]["equivalence-details"] is True
+    assert probe["details"]["cv-details"] is False
 
 
 def test_the_checker_catches_errors_broken_images_and_network_use(tmp_path):

@@ -41,9 +41,14 @@ _WIDE = {"loss.png", "drift.png", "cv_loss_curves.png", "time_vs_batch.png", "gf
          "breakdown.png"}
 
 
+#: figures the page keeps folded under "more figures" (a click away, full width)
+_FOLDED = {"gflops.png", "memory.png", "breakdown.png"}
+
+
 def _figure(path: str, title: str, caption: str) -> dict[str, Any]:
-    return {"path": path, "title": title, "caption": caption,
-            "wide": path.rsplit("/", 1)[-1] in _WIDE}
+    name = path.rsplit("/", 1)[-1]
+    return {"path": path, "title": title, "caption": caption, "wide": name in _WIDE,
+            "folded": name in _FOLDED}
 
 
 def _csv(frame, tmp: Path, rel: str, files: list[str]) -> None:
