@@ -198,6 +198,15 @@ class TrajectoryReport:
     amplified_step: int | None = None
 
     @property
+    def amplified_brief(self) -> str | None:
+        """:attr:`amplified` in a clause, for a verdict line."""
+        if self.amplified_step is None:
+            return None
+        return (f"this run amplifies rounding (correct float32 runs up to {self.spread:.1e} "
+                f"of the loss from float64), so only larger differences can show; rerun "
+                f"with --dtype float64")
+
+    @property
     def amplified(self) -> str | None:
         """Why this float32 verdict is blunt (the run amplifies rounding), or None.
 
@@ -384,7 +393,10 @@ class TrajectoryReport:
                 lines.append(f"first divergence before that: {first}")
         elif first is None:
             lines.append(f"PASS: the trajectories agree within tolerance for all "
-                         f"{self.steps} steps")
+                         f"{self.steps} steps" + ("" if self.amplified_step is None else
+                                                  ", a blunt bound on this run (note below)"))
+            if self.amplified is not None:
+                lines.append(f"note: {self.amplified}")
         else:
             lines.append(f"FAIL: first divergence at {first}")
             if self.dtype == "float32" and not self.arbiter:

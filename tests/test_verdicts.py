@@ -290,6 +290,7 @@ def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run
     assert result.status == "WARN", result.text()
     assert "amplifies rounding" in result.summary and "--dtype float64" in result.summary
     report = result.report
+    assert "amplifies rounding" in str(report) and result.text().count("amplifies") == 2
     assert report.witnesses == 2 and report.amplified_step is not None
     assert report.to_dict()["amplified_step"] == report.amplified_step
     assert "float32 witnesses" in str(report)

@@ -96,7 +96,7 @@ def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
     notes = list(notes)
-    caution = _training_caution(report) or getattr(report, "amplified", None)
+    caution = _training_caution(report) or getattr(report, "amplified_brief", None)
     fields = {**_trajectory_fields("training", report), "training_caution": caution}
     if caution is not None:
         if report.passed:  # agreement, but it shows nothing

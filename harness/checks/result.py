@@ -252,7 +252,9 @@ class CheckResult:
                 lines.append(f"{v.status}: {v.summary}" if len(self.verdicts) == 1
                              else f"{v.status} {v.name}: {v.summary}")
         # notes last: a WARN's reason ends the output
-        lines.extend(n for n in self.notes if n not in "\n".join(lines))
+        shown = "\n".join(lines)
+        lines.extend(n for n in self.notes
+                     if n not in shown and n.split(": ", 1)[-1] not in shown)
         return "\n".join(lines)
 
     def __str__(self) -> str:
