@@ -98,7 +98,9 @@ GROWTH_STEPS = 1000
 #: float32 witnesses the checks layer trains beside a float32 comparison (module docstring)
 WITNESSES = 2
 #: a float32 run is "amplifying" once correct float32 runs are this far from float64,
-#: relative to the float64 loss (about 840 float32 units): its verdict is then blunt
+#: relative to the run's largest float64 loss so far (about 840 float32 units of it):
+#: its verdict is then blunt. Not relative to the step's own loss: a batch fitted to a
+#: loss near 0 is computed with an absolute error set by the logits' size, not the loss's
 AMPLIFIED = 1e-4
 #: thresholds of the drift table: the first step at which a difference exceeds each
 DRIFT_THRESHOLDS: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4,
@@ -203,23 +205,24 @@ class TrajectoryReport:
         if self.amplified_step is None:
             return None
         return (f"this run amplifies rounding (correct float32 runs up to {self.spread:.1e} "
-                f"of the loss from float64), so only larger differences can show; rerun "
-                f"with --dtype float64")
+                f"of the run's largest loss from float64), so only larger differences can "
+                f"show; rerun with --dtype float64")
 
     @property
     def amplified(self) -> str | None:
         """Why this float32 verdict is blunt (the run amplifies rounding), or None.
 
         With an arbiter: set when correct float32 runs (the reference, its witnesses)
-        were more than :data:`AMPLIFIED` of the loss away from float64 at some step.
+        were more than :data:`AMPLIFIED` of the run's largest loss away from float64 at
+        some step.
         """
         if self.amplified_step is None:
             return None
         runs = "the reference and its witnesses" if self.witnesses else "the reference"
         return (f"this run amplifies rounding: correct float32 runs ({runs}) were "
-                f"up to {self.spread:.1e} of the loss away from float64 (more than "
-                f"{AMPLIFIED:g} from step {self.amplified_step} on), so a difference smaller than about "
-                f"{ARBITER_MULTIPLIER:g} times that cannot show in float32; rerun with "
+                f"up to {self.spread:.1e} of the run's largest loss away from float64 (more "
+                f"than {AMPLIFIED:g} from step {self.amplified_step} on), so a difference "
+                f"smaller than about {ARBITER_MULTIPLIER:g} times that cannot show in float32; rerun with "
                 f"--dtype float64 for a sharp verdict")
 
     @property
@@ -493,6 +496,7 @@ class TrajectoryJudge:
         self._param_drift = 0.0
         #: the largest distance of correct float32 runs from float64 relative to the loss
         self.spread = 0.0
+        self._loss_scale = 0.0
         #: the first step at which that exceeded :data:`AMPLIFIED`
         self.amplified_step: int | None = None
 
@@ -516,8 +520,10 @@ class TrajectoryJudge:
             self._loss_drift = _finite_max((self._loss_drift, drift, witnessed))
             bound = ARBITER_MULTIPLIER * self._loss_drift + ARBITER_FLOOR_ULPS * _EPS32 * (
                 abs(l64) if math.isfinite(l64) else 0.0)
-            if math.isfinite(l64) and l64 != 0:
-                self.spread = max(self.spread, self._loss_drift / abs(l64))
+            if math.isfinite(l64):
+                self._loss_scale = max(self._loss_scale, abs(l64))
+            if self._loss_scale > 0:
+                self.spread = max(self.spread, self._loss_drift / self._loss_scale)
                 if self.amplified_step is None and self.spread > AMPLIFIED:
                     self.amplified_step = step
             self.rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
