@@ -303,6 +303,19 @@ def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run
     assert not alone.passed and alone.witnesses == 0
 
 
+def test_the_report_drift_stage_warns_on_an_amplifying_run(amplifying_run):
+    from dataclasses import replace as dc_replace
+
+    from harness.checks.run import run_drift
+
+    config, data = amplifying_run
+    config = dc_replace(config, spec=dc_replace(config.spec, dtype="float64"))
+    result = run_drift(config, data)
+    assert result.status == "WARN", result.summary
+    assert "the float64 arbiter's bound" in result.summary
+    assert "amplifies rounding" in result.summary
+
+
 def test_witnesses_leave_wrong_rules_failing_in_float32(digits64):
     from harness.checks import CheckConfig, run_training
     from harness.data import Dataset

@@ -23,7 +23,7 @@ from harness.checks.outcome import (
     _gradcheck_status, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
 )
-from harness.checks.result import FAIL, INFO, PASS, CheckResult, CheckRun, Verdict
+from harness.checks.result import FAIL, INFO, PASS, WARN, CheckResult, CheckRun, Verdict
 from harness.errors import BackendRaised, ConfigError, NumericalError
 
 
@@ -294,7 +294,7 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
 
 
 def run_drift(config: CheckConfig, data) -> CheckResult | None:
-    """The training workload again in float32, judged by float32's tolerance.
+    """The training workload again in float32, judged by the float64 arbiter (or the tolerance).
 
     Only for a float64 configuration (None otherwise): the float64 trajectory says
     whether the update rules agree; this one shows how far float32 rounding carries
@@ -312,16 +312,21 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
     crossed = [d for d in report.to_dict()["drift"] if d["param_diff_step"] is not None]
     where = (f"; parameter difference first exceeded {crossed[-1]['threshold']:.0e} at step "
              f"{crossed[-1]['param_diff_step']}" if crossed else "")
+    status = PASS if report.passed else FAIL
     if report.passed:
-        summary = (f"float32 trajectories stay within the float32 tolerance for all "
+        bound = ("the float64 arbiter's bound" if report.arbiter
+                 else "the float32 tolerance")
+        summary = (f"float32 trajectories stay within {bound} for all "
                    f"{report.steps} steps; largest parameter difference "
                    f"{_sci(report.max_param_diff)}{where}")
+        if report.amplified_brief is not None:
+            status, summary = WARN, f"{summary}; but {report.amplified_brief}"
     elif report.error is not None:
         summary = _trajectory_summary(report)
     else:
         summary = (_trajectory_summary(report) + " (the float64 run tells float32 drift "
                    "from a wrong update rule)")
-    verdict = Verdict("drift", title, PASS if report.passed else FAIL, summary, seconds)
+    verdict = Verdict("drift", title, status, summary, seconds)
     return CheckResult("drift", [verdict], report,
                        settings=_settings(config, **split, dtype="float32"),
                        fields=_trajectory_fields("drift", report),
