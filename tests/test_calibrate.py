@@ -112,3 +112,26 @@ def test_cli_bad_input_and_help(capsys):
 
     assert main(["calibrate", "--configs", "-1"]) == 2
     assert "`--configs` must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_a_warn_is_counted_and_listed_but_is_no_false_alarm():
+    from harness.calibrate.tables import Calibration
+
+    base = {"pair": "scratch-torch", "dtype": "float32", "summary": "s"}
+    rows = pd.DataFrame([
+        {**base, "index": 0, "check": "training", "status": "PASS"},
+        {**base, "index": 1, "check": "training", "status": "WARN",
+         "summary": "within tolerance; but this run amplifies rounding"},
+        {**base, "index": 2, "check": "training", "status": "NOT CHECKED"},
+    ])
+    cal = Calibration(rows, pd.DataFrame(), [], {"seed": 0, "configs": 3,
+                                                 "command": "nn-harness calibrate"})
+    table = cal.false_alarm_table().iloc[0]
+    assert (table["runs"], table["false_alarms"], table["not_checked"], table["warned"]) == (
+        3, 0, 1, 1)
+    targets = cal.targets()["no_false_alarms"]
+    # NOT CHECKED on correct code misses the target; a WARN does not, but is listed
+    assert [a["index"] for a in targets["false_alarms"]] == [2]
+    assert [a["index"] for a in targets["warned"]] == [1]
+    assert "warned: configuration 1 scratch-torch training float32: within tolerance; but " \
+           "this run amplifies rounding" in cal.text()
