@@ -68,7 +68,8 @@ depends on where its first rounding errors happened to point, not on its code. O
 reference can happen to stay close while a correct candidate runs ahead: ``nn-harness
 calibrate`` found such a run (digits 64-8-25-2-10 tanh, SGD lr 0.29 momentum 0.89, batch
 4), where the candidate was 24 times further from float64 than the reference at step 32
-and failed, while two of four witnesses were further than the candidate. The largest
+and failed; of four witnesses tried there, every one was further than the reference and
+one further than the candidate. The largest
 distance among several correct runs is the spread float32 really has there; in a run that
 does not amplify rounding the witnesses stay within a few units of the reference and the
 bound stays as tight.
