@@ -64,9 +64,10 @@ from harness.numerics import mean_cross_entropy
 # the trajectory verdict lives in harness.trajectory; its names are re-exported from here
 from harness.trajectory import (  # noqa: F401
     DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryJudge, TrajectoryReport,
-    WITNESSES, Witness, dtype_for_tolerances, trajectory_bound,
+    WITNESSES, dtype_for_tolerances, trajectory_bound,
 )
 from harness.util import check_int
+from harness.witness import Witness
 
 HISTORY_COLUMNS: tuple[str, ...] = ("step", "epoch", "backend", "quantity", "value")
 
@@ -404,7 +405,7 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         (epoch ends), the distances of each model from it. Not used in float64.
     witnesses : sequence of Classifier, optional
         Fresh float32 models built like the reference (same kind, dtype and optimizer),
-        used with an arbiter only: each trains as a :class:`~harness.trajectory.Witness`
+        used with an arbiter only: each trains as a :class:`~harness.witness.Witness`
         (the reference's weights one roundoff unit away, every batch's rows reordered),
         and its distance from the arbiter widens the bound like the reference's
         (``witness_loss_drift``, ``witness_param_drift`` in the history: the largest

@@ -216,7 +216,7 @@ def test_trajectory_arbiter_replaces_the_growth_factor(digits64):
 
 
 def test_witnesses_start_one_unit_away_and_reorder_rows():
-    from harness.trajectory import Witness
+    from harness.witness import Witness
 
     spec = ModelSpec((3, 4, 2), dtype="float32", seed=1)
     ref = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
