@@ -88,6 +88,39 @@ def test_trains_alike_and_apart(xy):
                             optimizer={"name": "sgd", "lr": 0.1})
 
 
+def test_float32_is_judged_by_the_float64_arbiter_as_on_the_command_line(xy):
+    from harness import ModelSpec, OptimizerSpec, make_backend
+
+    result = assert_equivalent("torch", "scratch", *xy, dims=DIMS, dtype="float32")
+    assert {row.rule for row in result.report.rows} == {"arbiter", "tolerance"}
+    assert all(r.rule == "arbiter" for r in result.report.rows
+               if r.quantity.startswith("grads"))
+    trained = assert_trains_alike("torch", NumpyMLP, *xy, epochs=2, batch_size=3, dims=DIMS,
+                                  dtype="float32")
+    assert trained.report.rule == "arbiter" and trained.report.witnesses == 2
+    # a built reference cannot be rebuilt in float64: the tolerances judge, and say so
+    built = make_backend("torch", ModelSpec(DIMS, dtype="float32"), OptimizerSpec())
+    alone = assert_trains_alike(built, NumpyMLP, *xy, epochs=2, batch_size=3)
+    assert alone.report.rule == "tolerance" and alone.report.witnesses == 0
+
+
+def test_an_amplifying_float32_run_passes_with_a_warn_not_an_assertion_error():
+    """The calibration's configuration 233 through assert_trains_alike."""
+    from harness.calibrate import configs as C
+    from harness.calibrate.run import check_config
+    from harness.checks.run import training_rows
+
+    cfg = C.draw_config(0, 233)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    X, y, *_ = training_rows(check_config(("torch", "scratch"), spec, opt, batch_size=4),
+                             data)
+    result = assert_trains_alike("torch", "scratch", X, y, epochs=2, batch_size=4,
+                                 dims=spec.dims, activation=spec.activation, dtype="float32",
+                                 seed=spec.seed, optimizer=opt)
+    assert result.status == "WARN" and "amplifies rounding" in result.summary
+
+
 def test_code_under_test_raising_is_reported_with_its_line(xy):
     with pytest.raises(HarnessAssertionError) as info:
         assert_equivalent("torch", RaisesInForward, *xy, dims=DIMS)

@@ -99,7 +99,9 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
 
     The candidate gets the reference's parameters; then parameters, logits, loss,
     every gradient, the loss returned by one ``train_step`` and the parameters after
-    it are compared (:func:`harness.compare.check_equivalence`).
+    it are compared (:func:`harness.compare.check_equivalence`). In float32, with the
+    reference given as a name or a class, it is also rebuilt in float64 and judges as
+    the float64 arbiter, as in ``nn-harness check``.
 
     Parameters
     ----------
@@ -135,8 +137,10 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     try:
         ref = _b.build(reference, spec, opt)
         cand = _b.build(candidate, spec, opt)
+        arbiter, _ = _b.float64_arbiter(reference, spec, opt, witnesses=0)
         report = check_equivalence(ref, cand, x, y, rtol=rtol, atol=atol,
-                                   reference_name=ref_name, candidate_name=cand_name)
+                                   reference_name=ref_name, candidate_name=cand_name,
+                                   arbiter=arbiter)
     except BackendRaised as exc:
         return _check(raised_result("equivalence", title, exc, header,
                                     seconds=time.perf_counter() - t0))
@@ -234,7 +238,9 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
 
     The candidate starts from the reference's parameters; both take ``train_step``
     on the same batches for ``epochs`` epochs (:func:`harness.training.compare_training`);
-    a loss or parameter difference beyond the trajectory tolerance fails.
+    a loss or parameter difference beyond the trajectory tolerance fails. In float32,
+    with the reference given as a name or a class, the float64 arbiter and two float32
+    witnesses judge instead, as in ``nn-harness train`` (:mod:`harness.trajectory`).
 
     Parameters
     ----------
@@ -267,10 +273,12 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
     try:
         ref = _b.build(reference, spec, opt)
         cand = _b.build(candidate, spec, opt)
+        arbiter, witnesses = _b.float64_arbiter(reference, spec, opt)
         report = compare_training(ref, cand, X, y, epochs=epochs, batch_size=batch_size,
                                   seed=seed, X_val=X_val, y_val=y_val, rtol=rtol, atol=atol,
                                   shuffle=shuffle, reference_name=ref_name,
-                                  candidate_name=cand_name)
+                                  candidate_name=cand_name, arbiter=arbiter,
+                                  witnesses=witnesses)
     except BackendRaised as exc:
         return _check(raised_result("training", title, exc, header,
                                     seconds=time.perf_counter() - t0))

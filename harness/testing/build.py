@@ -178,3 +178,27 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     if type(target).__module__.split(".")[0] in ("scratch", "torch_impl"):
         return target  # a built-in backend: trusted, its exceptions are bugs to see whole
     return Guarded(target, name)
+
+
+def float64_arbiter(reference, spec, opt, *, witnesses: int | None = None):
+    """``(arbiter, witnesses)`` of a float32 check, as the checks layer builds them.
+
+    The reference rebuilt in float64 and ``witnesses`` (default
+    :data:`harness.trajectory.WITNESSES`) more float32 copies of it: only for a reference
+    given as a name or a class (a built model cannot be rebuilt). ``(None, ())``
+    otherwise, or when it cannot be built in float64: the float32 tolerances then judge
+    alone (the report's ``rule`` says which judged).
+    """
+    from dataclasses import replace
+
+    from harness.errors import HarnessError
+    from harness.trajectory import WITNESSES
+
+    if spec.dtype != "float32" or is_built(reference):
+        return None, ()
+    try:
+        arbiter = build(reference, replace(spec, dtype="float64"), opt)
+    except (HarnessError, ValueError, TypeError):
+        return None, ()
+    n = WITNESSES if witnesses is None else witnesses
+    return arbiter, [build(reference, spec, opt) for _ in range(n)]
