@@ -404,12 +404,14 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         ``cand_loss_drift`` (every step) and ``ref_param_drift``, ``cand_param_drift``
         (epoch ends), the distances of each model from it. Not used in float64.
     witnesses : sequence of Classifier, optional
-        Fresh float32 models built like the reference (same kind, dtype and optimizer),
-        used with an arbiter only: each trains as a :class:`~harness.witness.Witness`
-        (the reference's weights one roundoff unit away, every batch's rows reordered),
-        and its distance from the arbiter widens the bound like the reference's
-        (``witness_loss_drift``, ``witness_param_drift`` in the history: the largest
-        over the witnesses).
+        Fresh models built like the reference (same kind, dtype and optimizer): each
+        trains as a :class:`~harness.witness.Witness` (the reference's weights one
+        roundoff unit away, every batch's rows reordered). With an arbiter, their
+        distance from it widens the bound like the reference's; without one, their
+        distance from the reference, times the arbiter's multiplier, replaces the
+        tolerance wherever it is larger (a run that amplifies rounding; the report
+        says so). ``witness_loss_drift`` and ``witness_param_drift`` in the history are
+        the largest over the witnesses.
 
     Returns
     -------
@@ -457,14 +459,14 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         arbiter.set_params({k: np.asarray(v, dtype=np.float64)
                             for k, v in reference.get_params().items()})
         models[arbiter_name] = arbiter
-        for i, model in enumerate(witnesses, 1):
-            if tuple(getattr(model, "dims", ())) != tuple(dims) or (
-                    model_dtype(model) != model_dtype(reference)):
-                raise ConfigError(f"witness {i} must be built like the reference "
-                                  f"({tuple(dims)}, {model_dtype(reference).name})")
-            witness = Witness(model, seed=int(seed) * 1000 + i)
-            witness.start(reference.get_params())
-            followers[f"{reference_name} (float32 witness {i})"] = witness
+    for i, model in enumerate(witnesses, 1):
+        if tuple(getattr(model, "dims", ())) != tuple(dims) or (
+                model_dtype(model) != model_dtype(reference)):
+            raise ConfigError(f"witness {i} must be built like the reference "
+                              f"({tuple(dims)}, {model_dtype(reference).name})")
+        witness = Witness(model, seed=int(seed) * 1000 + i)
+        witness.start(reference.get_params())
+        followers[f"{reference_name} (witness {i})"] = witness
     n_param_entries = sum(int(np.size(v)) for v in reference.get_params().values())
     judge = TrajectoryJudge(reference, candidate, reference_name=reference_name,
                             candidate_name=candidate_name, tol=tol,

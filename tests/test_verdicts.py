@@ -288,7 +288,7 @@ def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run
     config, data = amplifying_run
     result = run_training(config, data)
     assert result.status == "WARN", result.text()
-    assert "amplifies rounding" in result.summary and "--dtype float64" in result.summary
+    assert "amplifies rounding" in result.summary and "--dtype float64 is sharper" in result.summary
     report = result.report
     assert "amplifies rounding" in str(report) and result.text().count("amplifies") == 2
     assert report.witnesses == 2 and report.amplified_step is not None
@@ -300,6 +300,30 @@ def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run
     alone = compare_training(build_model(config, "torch"), build_model(config, "scratch"),
                              X, y, epochs=config.epochs, batch_size=4, seed=config.spec.seed,
                              arbiter=build_arbiter(config, "torch", "float32")[0])
+    assert not alone.passed and alone.witnesses == 0
+
+
+def test_an_amplifying_float64_run_warns_instead_of_a_false_alarm(amplifying_run):
+    """float64 has no arbiter: the witnesses' distance from the reference widens the
+    tolerance on a run that amplifies rounding, and the verdict says so."""
+    from dataclasses import replace as dc_replace
+
+    from harness.checks import run_training
+    from harness.checks.run import build_model, training_rows
+
+    config, data = amplifying_run
+    config = dc_replace(config, spec=dc_replace(config.spec, dtype="float64"),
+                        train_samples=None, epochs=1)
+    result = run_training(config, data)
+    assert result.status == "WARN", result.text()
+    report = result.report
+    assert report.rule == "tolerance" and report.witnesses == 2
+    assert report.amplified_step is not None and "larger batches" in result.summary
+    assert "witnesses from" in str(report)
+    # the tolerance alone calls this correct pair different
+    X, y, *_ = training_rows(config, data)
+    alone = compare_training(build_model(config, "torch"), build_model(config, "scratch"),
+                             X, y, epochs=1, batch_size=4, seed=config.spec.seed)
     assert not alone.passed and alone.witnesses == 0
 
 
@@ -316,12 +340,13 @@ def test_the_report_drift_stage_warns_on_an_amplifying_run(amplifying_run):
     assert "amplifies rounding" in result.summary
 
 
-def test_witnesses_leave_wrong_rules_failing_in_float32(digits64):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_witnesses_leave_wrong_rules_failing(dtype, digits64):
     from harness.checks import CheckConfig, run_training
     from harness.data import Dataset
 
     x, y = digits64
-    spec = spec_for(x, y, "float32", "tanh")
+    spec = spec_for(x, y, dtype, "tanh")
     opt = OptimizerSpec("adam", lr=1e-2, weight_decay=1e-2)
     data = Dataset("digits64", x, y, [str(k) for k in range(10)])
     for backend in ("tests.broken_optimizers:AdamDecayingLikeAdamW",

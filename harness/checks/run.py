@@ -258,8 +258,8 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
         warnings.simplefilter("ignore", UserWarning)  # a batch larger than the data: clamped
         reference, candidate = build_models(cfg, config.pair("a training comparison"))
         arbiter, note = build_arbiter(config, config.backends[0], dtype)
-        witnesses = () if arbiter is None else [
-            build_model(cfg, config.backends[0], init=False) for _ in range(WITNESSES)]
+        witnesses = [build_model(cfg, config.backends[0], init=False)
+                     for _ in range(WITNESSES)]
         report = compare_training(
             reference, candidate, X_tr, y_tr, epochs=config.epochs,
             batch_size=config.batch_size, seed=config.spec.seed, X_val=X_va, y_val=y_va,

@@ -137,7 +137,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     try:
         ref = _b.build(reference, spec, opt)
         cand = _b.build(candidate, spec, opt)
-        arbiter, _ = _b.float64_arbiter(reference, spec, opt, witnesses=0)
+        arbiter, _ = _b.reference_judges(reference, spec, opt, witnesses=0)
         report = check_equivalence(ref, cand, x, y, rtol=rtol, atol=atol,
                                    reference_name=ref_name, candidate_name=cand_name,
                                    arbiter=arbiter)
@@ -273,7 +273,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
     try:
         ref = _b.build(reference, spec, opt)
         cand = _b.build(candidate, spec, opt)
-        arbiter, witnesses = _b.float64_arbiter(reference, spec, opt)
+        arbiter, witnesses = _b.reference_judges(reference, spec, opt)
         report = compare_training(ref, cand, X, y, epochs=epochs, batch_size=batch_size,
                                   seed=seed, X_val=X_val, y_val=y_val, rtol=rtol, atol=atol,
                                   shuffle=shuffle, reference_name=ref_name,

@@ -180,25 +180,27 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     return Guarded(target, name)
 
 
-def float64_arbiter(reference, spec, opt, *, witnesses: int | None = None):
-    """``(arbiter, witnesses)`` of a float32 check, as the checks layer builds them.
+def reference_judges(reference, spec, opt, *, witnesses: int | None = None):
+    """``(arbiter, witnesses)`` of a check, as the checks layer builds them.
 
-    The reference rebuilt in float64 and ``witnesses`` (default
-    :data:`harness.trajectory.WITNESSES`) more float32 copies of it: only for a reference
-    given as a name or a class (a built model cannot be rebuilt). ``(None, ())``
-    otherwise, or when it cannot be built in float64: the float32 tolerances then judge
-    alone (the report's ``rule`` says which judged).
+    Only for a reference given as a name or a class (a built model cannot be rebuilt;
+    ``(None, ())`` then): in float32 the reference rebuilt in float64 as the arbiter
+    (None when it cannot be: the float32 tolerances judge, and the report's ``rule``
+    says so), and in either dtype ``witnesses`` (default
+    :data:`harness.trajectory.WITNESSES`) more copies of it for a trajectory.
     """
     from dataclasses import replace
 
     from harness.errors import HarnessError
     from harness.trajectory import WITNESSES
 
-    if spec.dtype != "float32" or is_built(reference):
+    if is_built(reference):
         return None, ()
-    try:
-        arbiter = build(reference, replace(spec, dtype="float64"), opt)
-    except (HarnessError, ValueError, TypeError):
-        return None, ()
+    arbiter = None
+    if spec.dtype == "float32":
+        try:
+            arbiter = build(reference, replace(spec, dtype="float64"), opt)
+        except (HarnessError, ValueError, TypeError):
+            arbiter = None
     n = WITNESSES if witnesses is None else witnesses
     return arbiter, [build(reference, spec, opt) for _ in range(n)]

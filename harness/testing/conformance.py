@@ -228,7 +228,7 @@ def _step(target, ref: str, check: str, *, activation: str, dtype: str, optimize
     name = _b.short_name(target)
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,
-                               arbiter=_b.float64_arbiter(ref, spec, opt, witnesses=0)[0])
+                               arbiter=_b.reference_judges(ref, spec, opt, witnesses=0)[0])
     return equivalence_result(report, check=check, title=f"{name} one {optimizer} step "
                               f"against {ref}", header=header_lines(spec, opt))
 
@@ -246,7 +246,7 @@ def _trajectory(target, ref: str, check: str, *, activation: str, dtype: str,
     name = _b.short_name(target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        arbiter, witnesses = _b.float64_arbiter(ref, spec, opt)
+        arbiter, witnesses = _b.reference_judges(ref, spec, opt)
         report = compare_training(reference, candidate, x, y, epochs=2, batch_size=4, seed=0,
                                   reference_name=ref, candidate_name=name, arbiter=arbiter,
                                   witnesses=witnesses)
