@@ -63,9 +63,10 @@ from harness.errors import ConfigError, NumericalError
 from harness.numerics import mean_cross_entropy
 # the trajectory verdict lives in harness.trajectory; its names are re-exported from here
 from harness.trajectory import (  # noqa: F401
-    DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryJudge, TrajectoryReport,
+    DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryReport,
     WITNESSES, dtype_for_tolerances, trajectory_bound,
 )
+from harness.trajectory_judge import TrajectoryJudge
 from harness.util import check_int
 from harness.witness import Witness
 
