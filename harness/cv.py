@@ -30,6 +30,7 @@ from harness.registry import make_backend, validate_backend_name
 from harness.specs import ModelSpec, OptimizerSpec
 from harness.training import train_side_by_side
 from harness.util import check_int
+from harness.witness import Witness
 
 #: metrics of one fold and backend, the columns of :attr:`CVReport.table` after the keys
 METRICS = ("train_loss", "train_acc", "val_acc", "train_f1", "val_f1", "train_time_s")
@@ -131,6 +132,17 @@ class CVReport:
         return float(self.agreement["n_identical"].sum() / self.agreement["n_val"].sum())
 
     @property
+    def witness_agreement_fraction(self) -> float | None:
+        """Fraction of validation predictions on which the first backend's witness (the
+        same backend, one rounding unit apart, batches reordered) agrees with it; None
+        without witnesses. Well below 1: the workload amplifies rounding, and correct
+        implementations cannot be expected to predict alike."""
+        col = self.agreement.get("n_witness_identical")
+        if col is None or col.isna().all() or not len(col):
+            return None
+        return float(col.sum() / self.agreement["n_val"].sum())
+
+    @property
     def max_val_acc_diff(self) -> float:
         """Largest difference in validation accuracy between backends, over the folds."""
         return float(self.agreement["val_acc_diff"].max())
@@ -229,7 +241,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
                    device: str = "cpu", class_names: Sequence[str] | None = None,
                    quiet: bool = False, init_params: dict | None = None,
                    on_fold: Callable[[int, CVReport], None] | None = None,
-                   wrap: Callable | None = None) -> CVReport:
+                   wrap: Callable | None = None, witnesses: int = 0) -> CVReport:
     """Cross-validate every backend on the same ``folds`` folds of (X, y).
 
     For each fold:
@@ -279,6 +291,11 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     wrap : callable, optional
         ``wrap(name, model)`` returns the model to train in its place (the checks layer
         guards a user's class with it).
+    witnesses : int
+        Per fold, this many :class:`~harness.witness.Witness` copies of the first
+        backend train beside it; ``agreement["n_witness_identical"]`` counts the
+        validation predictions on which the least agreeing one matches it (how alike
+        correct implementations can predict on this workload).
     on_fold : callable, optional
         ``on_fold(k, report)`` after fold ``k``: ``report`` covers folds 1..k (for
         writing partial results as they come).
@@ -375,6 +392,13 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
                 copy_params(first, models[name])
 
             timed = {name: _Timed(model) for name, model in models.items()}
+            witnessing = {}
+            for i in range(1, witnesses + 1):  # the first backend, rounding otherwise
+                model = make_backend(names[0], spec, optimizer, device=device)
+                witness = Witness(wrap(names[0], model) if wrap is not None else model,
+                                  seed=seed * 1000 + k * 10 + i)
+                witness.start(first.get_params())
+                witnessing[f"{names[0]} (witness {i})"] = witness
 
             def on_epoch(epoch, step, metrics, k=k):
                 for name, m in metrics.items():
@@ -388,7 +412,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
             log = train_side_by_side(timed, X_tr, y_tr, epochs=epochs,
                                      batch_size=min(batch_size, len(tr)), seed=spec.seed + k,
                                      shuffle=shuffle, X_val=X_va, y_val=y_va,
-                                     on_epoch=on_epoch)
+                                     on_epoch=on_epoch, followers=witnessing)
             if log.error is not None:
                 err = log.error
                 raise NumericalError(f"fold {k} of {folds}: {err}", step=err.step,
@@ -405,9 +429,12 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
             stacked = np.stack([preds[name] for name in names])
             identical = int(np.all(stacked == stacked[0], axis=0).sum())
             accs = [r["val_acc"] for r in rows[-len(names):]]
+            witnessed = min((int((np.argmax(w.forward(X_va), axis=1) == preds[names[0]]).sum())
+                             for w in witnessing.values()), default=None)
             agreement_rows.append({"fold": k, "n_val": len(va), "n_identical": identical,
                                    "agreement": identical / len(va),
-                                   "val_acc_diff": max(accs) - min(accs)})
+                                   "val_acc_diff": max(accs) - min(accs),
+                                   "n_witness_identical": witnessed})
             if on_fold is not None:
                 on_fold(k, _report(rows, agreement_rows, curve_rows, splits[:k], predictions,
                                    names, class_names, config, y))
@@ -424,7 +451,8 @@ def _report(rows, agreement_rows, curve_rows, splits, predictions, names, class_
     return CVReport(
         table=pd.DataFrame(rows, columns=["fold", "backend", "n_train", "n_val", *METRICS]),
         agreement=pd.DataFrame(agreement_rows, columns=["fold", "n_val", "n_identical",
-                                                        "agreement", "val_acc_diff"]),
+                                                        "agreement", "val_acc_diff",
+                                                        "n_witness_identical"]),
         curves=pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS)),
         splits=list(splits), predictions=list(predictions), backends=names,
         class_names=list(class_names), config=dict(config), y=y)

@@ -327,6 +327,27 @@ def test_an_amplifying_float64_run_warns_instead_of_a_false_alarm(amplifying_run
     assert not alone.passed and alone.witnesses == 0
 
 
+def test_cv_on_an_amplifying_workload_warns_and_a_stable_one_still_fails_a_bug(
+        amplifying_run):
+    from dataclasses import replace as dc_replace
+
+    from harness.checks import run_cv
+
+    config, data = amplifying_run
+    config = dc_replace(config, spec=dc_replace(config.spec, dtype="float64"), folds=2,
+                        epochs=2, min_agreement=0.99)
+    result = run_cv(config, data)
+    assert result.status == "WARN", result.summary
+    assert result.fields["cv_witness_agreement"] < 0.99
+    assert "correct runs disagree as much" in result.summary
+    # a stable workload: the witness agrees fully, and a wrong gradient still fails
+    stable = dc_replace(config, optimizer=OptimizerSpec("sgd", lr=0.05), backends=(
+        "torch", "tests.test_equivalence:BiasGradAveragedPlugin"), batch_size=64)
+    failed = run_cv(stable, data)
+    assert failed.fields["cv_witness_agreement"] == 1.0
+    assert failed.status == "FAIL", failed.summary
+
+
 def test_the_report_drift_stage_warns_on_an_amplifying_run(amplifying_run):
     from dataclasses import replace as dc_replace
 

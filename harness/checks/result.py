@@ -100,7 +100,7 @@ _COLUMNS: dict[str, dict[str, str]] = {
     "drift": {"drift_steps": "int", "drift_max_param_diff": "float",
               "drift_max_loss_diff": "float"},
     "cv": {"cv_agreement": "float", "cv_n_val": "int", "cv_n_identical": "int",
-           "cv_max_val_acc_diff": "float"},
+           "cv_witness_agreement": "float", "cv_max_val_acc_diff": "float"},
     "bench": {"bench_measurements": "int", "bench_ratio_to_torch": "float",
               "bench_disturbed": "bool"},
 }

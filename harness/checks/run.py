@@ -353,7 +353,8 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
                 seed=config.split_seed, epochs=config.epochs, batch_size=config.batch_size,
                 shuffle=config.shuffle, device=config.device, class_names=data.class_names,
                 quiet=quiet, init_params=config.init_params, on_fold=on_fold,
-                wrap=lambda name, m: Guarded(m, name) if ":" in name else m)
+                wrap=lambda name, m: Guarded(m, name) if ":" in name else m,
+                witnesses=1 if len(config.backends) > 1 else 0)
     except BackendRaised as exc:
         return _raised("cv", title, exc, config, time.perf_counter() - t0)
     except NumericalError as exc:
@@ -383,7 +384,16 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
         summary = (f"validation accuracy {accs}; {same} of {n} validation predictions "
                    f"identical ({agreement:.2%}, {'at least' if passed else 'below'} the "
                    f"{config.min_agreement:.0%} required)")
+        witnessed = report.witness_agreement_fraction
+        if not passed and witnessed is not None and witnessed < config.min_agreement:
+            status = WARN
+            summary += (f"; but correct runs disagree as much: a witness of "
+                        f"{config.backends[0]} (one rounding unit apart, batches reordered) "
+                        f"matched it on only {witnessed:.2%}, so this workload amplifies "
+                        f"rounding and its predictions cannot be compared; a smaller "
+                        f"learning rate or larger batches make it comparable")
     fields = {"cv_agreement": agreement, "cv_n_val": n, "cv_n_identical": same,
+              "cv_witness_agreement": report.witness_agreement_fraction if multi else None,
               "cv_max_val_acc_diff": report.max_val_acc_diff if multi else None}
     verdict = Verdict("cv", title, status, summary, seconds)
     return CheckResult("cv", [verdict], report, settings=_settings(
