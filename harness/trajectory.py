@@ -57,9 +57,10 @@ value. The distance of correct float32 runs from float64 is what float32 costs o
 very run, so a candidate that drifts several times further is doing something else.
 
 Witnesses (``compare_training(..., witnesses=[...])``, :data:`WITNESSES` of them by
-default through :mod:`harness.checks`) are further float32 copies of the reference whose
-rounding differs from the reference's as a second correct implementation's would: each
-starts from the reference's weights moved by one float32 unit in a random direction and
+default through :mod:`harness.checks`) are further copies of the reference, in its
+dtype, whose rounding differs from the reference's as a second correct implementation's
+would: each starts from the reference's weights moved by one unit of roundoff in a
+random direction and
 takes every batch with its rows in a seeded random order (the mean loss and its
 gradient are the same sums, added in another order). Why more than one float32 run:
 when a run amplifies rounding (a large learning rate with momentum on a small batch,
@@ -103,7 +104,7 @@ from harness.util import isna, json_float
 DIFFERENCE = "difference"
 #: steps over which the trajectory allowance doubles (see the module docstring)
 GROWTH_STEPS = 1000
-#: float32 witnesses the checks layer trains beside a float32 comparison (module docstring)
+#: witnesses the checks layer trains beside every trajectory comparison (module docstring)
 WITNESSES = 2
 #: a float32 run is "amplifying" once correct float32 runs are this far from float64,
 #: relative to the run's largest float64 loss so far (about 840 float32 units of it):
