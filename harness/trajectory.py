@@ -60,9 +60,8 @@ Witnesses (``compare_training(..., witnesses=[...])``, :data:`WITNESSES` of them
 default through :mod:`harness.checks`) are further copies of the reference, in its
 dtype, whose rounding differs from the reference's as a second correct implementation's
 would: each starts from the reference's weights moved by one unit of roundoff in a
-random direction and
-takes every batch with its rows in a seeded random order (the mean loss and its
-gradient are the same sums, added in another order). Why more than one float32 run:
+random direction and takes every batch with its rows in a seeded random order (the mean
+loss and its gradient are the same sums, added in another order). Why more than one float32 run:
 when a run amplifies rounding (a large learning rate with momentum on a small batch,
 say), the distance of a float32 run from float64 grows exponentially, and how fast
 depends on where its first rounding errors happened to point, not on its code. One
