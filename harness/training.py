@@ -242,7 +242,7 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         Models that take a step on every batch too, after ``models``, and whose batch
         losses join ``losses`` in ``on_step``, but that are neither recorded in the
         history nor evaluated, and whose non-finite losses do not stop training (the
-        float32 witnesses of :mod:`harness.trajectory`).
+        witnesses of :mod:`harness.trajectory`).
 
     Returns
     -------

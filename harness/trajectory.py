@@ -184,6 +184,16 @@ class TrajectoryReport:
     growth_steps : float or None
     epochs, epochs_done, steps, batch_size, seed : int
     shuffle : bool
+    arbiter : bool
+        A float64 arbiter judged (``rule`` ``"arbiter"``).
+    witnesses : int
+        Witnesses that trained beside the reference (module docstring).
+    spread : float
+        The largest distance of correct runs (from float64 with an arbiter, from the
+        reference without), relative to the run's largest loss so far; 0 without
+        witnesses or arbiter.
+    amplified_step : int or None
+        The step from which the run amplified rounding (:attr:`amplified` says how).
     """
 
     history: Any
@@ -347,7 +357,7 @@ class TrajectoryReport:
             "rule": self.rule,
             "arbiter": self.arbiter,
             "witnesses": self.witnesses,
-            "float32_spread": json_float(self.spread) if self.arbiter else None,
+            "spread": json_float(self.spread) if self.arbiter or self.witnesses else None,
             "amplified_step": self.amplified_step,
             "n_quantities": self.n_quantities,
             "n_loss_steps": self.n_loss_steps,
