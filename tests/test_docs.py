@@ -1,0 +1,173 @@
+"""Every example in README.md and docs/*.md runs as written.
+
+The rules a page follows (docs/README-conventions are these, nowhere else):
+
+* A fenced block whose info string is ``bash``, ``sh`` or ``python`` is an example and is
+  run: shell blocks with ``bash -e`` (so every command must succeed; a command that is
+  meant to exit non-zero says so, e.g. ``nn-harness check ... || test $? -eq 1``),
+  python blocks with ``sys.executable``.
+* A block whose info string carries ``file=NAME`` (```` ```python file=mynet.py ````,
+  ```` ```toml file=grid.toml ````) is a file the text asks you to save: it is written
+  into the page's folder when the test reaches it, and not run.
+* Output samples are ``text`` or ``console``; other data (``toml`` without ``file=``) is
+  shown, not run. A block without an info string fails the test, so no example is
+  silently left out.
+* Each page runs in order, in a fresh temporary folder, with the environment of the
+  test (``PYTHONPATH`` included) and ``nn-harness`` from PATH. A copy of the project's
+  ``examples/`` folder is put there, since the pages say to run the commands that name
+  it from the project's folder.
+* An example is skipped only by a rule of ``SKIP_RULES`` below, which says why; every
+  rule must match some block, so a rule outlives no example.
+
+A failing example fails its page's test with the page, the line of the block and the
+block itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+RUN = {"bash": "shell", "sh": "shell", "python": "python"}
+SHOWN = {"text", "console", "toml"}
+TIMEOUT = 300
+
+# (name, why, predicate on a block's text): the only blocks not run.
+SKIP_RULES = [
+    ("install", "installs packages or makes a virtual environment; CI runs the install "
+     "itself, and a test must not change the environment it runs in",
+     lambda code: bool(re.search(r"pip install|python3? -m venv|\.venv/bin/activate", code))),
+    ("cluster", "needs a Dask scheduler and workers on other machines",
+     lambda code: "dask scheduler" in code or "--executor tcp://" in code),
+    ("measurement", "reproduces a measured figure and takes many minutes (the page says "
+     "how long); the same command on a small case runs on the same page",
+     lambda code: any(c in code for c in (
+         "nn-harness calibrate --configs 10000", "nn-harness bench --threads 2\n",
+         "nn-harness bench --threads 2 --grid full"))),
+]
+
+
+@dataclass
+class Block:
+    page: Path
+    line: int  # of the opening fence, 1-based
+    info: str
+    code: str
+
+    @property
+    def lang(self) -> str:
+        return self.info.split()[0] if self.info.split() else ""
+
+    @property
+    def file(self) -> str | None:
+        m = re.search(r"\bfile=(\S+)", self.info)
+        return m.group(1) if m else None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line} ({self.info})"
+
+
+def blocks_of(page: Path) -> list[Block]:
+    """The fenced blocks of a Markdown page, in order (fences at the start of a line)."""
+    out, lines, i = [], page.read_text(encoding="utf-8").splitlines(), 0
+    while i < len(lines):
+        m = re.match(r"^```(.*)$", lines[i])
+        if not m:
+            i += 1
+            continue
+        start, body = i, []
+        i += 1
+        while i < len(lines) and lines[i] != "```":
+            body.append(lines[i])
+            i += 1
+        assert i < len(lines), f"{page.name}:{start + 1}: unclosed code block"
+        out.append(Block(page, start + 1, m.group(1).strip(), "\n".join(body) + "\n"))
+        i += 1
+    return out
+
+
+def kind_of(block: Block) -> str:
+    """'file', 'run', 'shown' or 'skip:<rule>'; an unknown kind of block is an error."""
+    if block.file:
+        return "file"
+    if block.lang in RUN:
+        for name, _why, matches in SKIP_RULES:
+            if matches(block.code):
+                return f"skip:{name}"
+        return "run"
+    if block.lang in SHOWN:
+        return "shown"
+    raise AssertionError(f"{block.where}: a code block needs an info string: "
+                         f"one of {sorted(RUN)} (run), {sorted(SHOWN)} (shown) or file=NAME")
+
+
+ALL = [b for page in PAGES for b in blocks_of(page)]
+
+
+def test_every_block_is_run_written_shown_or_skipped_by_a_named_rule():
+    kinds = [kind_of(b) for b in ALL]
+    counts = {k: kinds.count(k) for k in sorted(set(kinds))}
+    print(f"docs examples: {counts.get('run', 0)} run, {counts.get('file', 0)} files, "
+          + ", ".join(f"{n} {k}" for k, n in counts.items() if k.startswith("skip")))
+    for name, _why, _ in SKIP_RULES:
+        assert f"skip:{name}" in kinds, f"skip rule {name!r} matches no block: remove it"
+    assert counts.get("run", 0) >= 40, counts
+    runnable = [b for b in ALL if b.lang in RUN]
+    assert all(kind_of(b) in ("run", "file") or kind_of(b).startswith("skip:")
+               for b in runnable)
+
+
+def test_pages_link_to_each_other():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for page in PAGES[1:]:
+        assert f"docs/{page.name}" in readme, f"README.md does not link {page.name}"
+    assert "docs/layout.md" in readme
+    for page in PAGES:
+        for target in re.findall(r"\]\(((?:docs/)?[\w.-]+\.md)(?:#[\w-]+)?\)", page.read_text()):
+            base = page.parent if page.parent.name == "docs" else ROOT
+            if target != "docs/layout.md" and target != "layout.md":
+                assert (base / target).exists(), f"{page.name} links to missing {target}"
+
+
+def _run(block: Block, folder: Path, env: dict) -> None:
+    if RUN[block.lang] == "shell":
+        argv = ["bash", "-e", "-c", block.code]
+    else:
+        argv = [sys.executable, "-c", block.code]
+    proc = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    if proc.returncode != 0:
+        pytest.fail(f"{block.where} exited with {proc.returncode}:\n{block.code}\n"
+                    f"--- stdout (end)\n{proc.stdout[-3000:]}\n--- stderr (end)\n"
+                    f"{proc.stderr[-3000:]}", pytrace=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_the_examples_of_a_page_run_as_written(page, tmp_path):
+    blocks = blocks_of(page)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    ran = 0
+    for block in blocks:
+        kind = kind_of(block)
+        if kind == "file":
+            target = tmp_path / block.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.code, encoding="utf-8")
+        elif kind == "run":
+            _run(block, tmp_path, env)
+            ran += 1
+    if not any(kind_of(b) == "run" for b in blocks):
+        pytest.skip(f"{page.name} has no runnable example")
+    assert ran
