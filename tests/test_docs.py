@@ -1,11 +1,12 @@
 """Every example in README.md and docs/*.md runs as written.
 
-The rules a page follows (docs/README-conventions are these, nowhere else):
+How a page marks its blocks (these rules are documented here only):
 
 * A fenced block whose info string is ``bash``, ``sh`` or ``python`` is an example and is
   run: shell blocks with ``bash -e`` (so every command must succeed; a command that is
-  meant to exit non-zero says so, e.g. ``nn-harness check ... || test $? -eq 1``),
-  python blocks with ``sys.executable``.
+  meant to exit non-zero says so at the end of its line, ``nn-harness check ... || test
+  $? -eq 1``, and the test makes sure it does exit with that code, not 0), python blocks
+  with ``sys.executable``.
 * A block whose info string carries ``file=NAME`` (```` ```python file=mynet.py ````,
   ```` ```toml file=grid.toml ````) is a file the text asks you to save: it is written
   into the page's folder when the test reaches it, and not run.
@@ -139,9 +140,19 @@ def test_pages_link_to_each_other():
                 assert (base / target).exists(), f"{page.name} links to missing {target}"
 
 
+EXPECTED_EXIT = re.compile(r"^(.*\S) \|\| test \$\? -eq (\d+)$", re.M)
+
+
+def _strict(code: str) -> str:
+    """A command that says it exits with N must not exit with 0 either."""
+    return EXPECTED_EXIT.sub(
+        lambda m: f'{m.group(1)} && {{ echo "expected exit code {m.group(2)}, got 0" >&2; '
+                  f'exit 1; }} || test $? -eq {m.group(2)}', code)
+
+
 def _run(block: Block, folder: Path, env: dict) -> None:
     if RUN[block.lang] == "shell":
-        argv = ["bash", "-e", "-c", block.code]
+        argv = ["bash", "-e", "-c", _strict(block.code)]
     else:
         argv = [sys.executable, "-c", block.code]
     proc = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True,
