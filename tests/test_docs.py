@@ -44,11 +44,11 @@ TIMEOUT = 300
 
 # (name, why, predicate on a block's text): the only blocks not run.
 SKIP_RULES = [
+    ("cluster", "needs a Dask scheduler and workers on other machines",
+     lambda code: "dask scheduler" in code or "--executor tcp://" in code),
     ("install", "installs packages or makes a virtual environment; CI runs the install "
      "itself, and a test must not change the environment it runs in",
      lambda code: bool(re.search(r"pip install|python3? -m venv|\.venv/bin/activate", code))),
-    ("cluster", "needs a Dask scheduler and workers on other machines",
-     lambda code: "dask scheduler" in code or "--executor tcp://" in code),
     ("measurement", "reproduces a measured figure and takes many minutes (the page says "
      "how long); the same command on a small case runs on the same page",
      lambda code: any(c in code for c in (
