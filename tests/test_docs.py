@@ -123,7 +123,7 @@ def test_every_block_is_run_written_shown_or_skipped_by_a_named_rule():
           + ", ".join(f"{n} {k}" for k, n in counts.items() if k.startswith("skip")))
     for name, _why, _ in SKIP_RULES:
         assert f"skip:{name}" in kinds, f"skip rule {name!r} matches no block: remove it"
-    assert counts.get("run", 0) >= 40, counts
+    assert counts.get("run", 0) >= 35, counts  # a parser that loses blocks fails here
     runnable = [b for b in ALL if b.lang in RUN]
     assert all(kind_of(b) in ("run", "file") or kind_of(b).startswith("skip:")
                for b in runnable)
