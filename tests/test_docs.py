@@ -129,16 +129,30 @@ def test_every_block_is_run_written_shown_or_skipped_by_a_named_rule():
                for b in runnable)
 
 
-def test_pages_link_to_each_other():
+def _slug(heading: str) -> str:
+    """The anchor a code host gives a heading: lower case, punctuation dropped, - for spaces."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_pages_and_to_headings_resolve():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for page in PAGES[1:]:
         assert f"docs/{page.name}" in readme, f"README.md does not link {page.name}"
     assert "docs/layout.md" in readme
+    anchors = {p.name: {_slug(h) for h in re.findall(r"^#+ (.*)$", p.read_text(), re.M)}
+               for p in PAGES}
     for page in PAGES:
-        for target in re.findall(r"\]\(((?:docs/)?[\w.-]+\.md)(?:#[\w-]+)?\)", page.read_text()):
-            base = page.parent if page.parent.name == "docs" else ROOT
-            if target != "docs/layout.md" and target != "layout.md":
-                assert (base / target).exists(), f"{page.name} links to missing {target}"
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\(((?:\.\./|docs/)?[\w./-]*?)(?:#([\w-]+))?\)", text):
+            name = Path(target).name if target else page.name
+            if name == "layout.md" or not (target.endswith(".md") or not target):
+                continue  # layout.md is another page's subject; pictures and code files below
+            assert (page.parent / target).exists() if target else True, \
+                f"{page.name} links to missing {target}"
+            if anchor:
+                assert anchor in anchors[name], f"{page.name}: no heading #{anchor} in {name}"
+        for target in re.findall(r"\]\(((?:\.\./)?examples/[\w.]+)\)", text):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
 EXPECTED_EXIT = re.compile(r"^(.*\S) \|\| test \$\? -eq (\d+)$", re.M)
