@@ -15,7 +15,7 @@ collects
   decoded and the fonts have loaded);
 * optionally a PNG screenshot of the whole page or of its top.
 
-Used by the browser test of the report page, and to take the README's picture::
+Used by the browser test of the report page, and to take the picture in docs/report.md::
 
     python -m tests.browser reports/NAME/index.html --screenshot docs/report.png
 """

@@ -277,25 +277,25 @@ def test_specs_describe_themselves_in_one_line_and_keep_the_conventions_in_to_di
     assert (d["weight_decay_in"], d["weight_decay_on"]) == ("loss", "weights")
 
 
-# ------------------------------------------------------------ CLI and README
-def _readme_class() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Plugging in your own class", 1)[1]
-    return re.search(r"```python\n(# mynet\.py.*?)```", section, re.DOTALL).group(1)
+# ------------------------------------------------------ CLI and docs/protocol.md
+def _protocol_page_class() -> str:
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text.split("## Plugging in your own class", 1)[1]
+    return re.search(r"```python file=mynet\.py\n(# mynet\.py.*?)```", section, re.DOTALL).group(1)
 
 
-def _readme_command() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Plugging in your own class", 1)[1]
+def _protocol_page_command() -> list[str]:
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text.split("## Plugging in your own class", 1)[1]
     line = re.search(r"```bash\n(nn-harness check [^\n]*mynet:MyMLP[^\n]*)\n", section).group(1)
     return line.split()[1:]
 
 
-def test_the_readme_plug_in_example_passes_as_written(tmp_path, monkeypatch, capsys):
-    (tmp_path / "mynet.py").write_text(_readme_class())
+def test_the_protocol_page_plug_in_example_passes_as_written(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mynet.py").write_text(_protocol_page_class())
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert main(_readme_command()) == 0, capsys.readouterr()
+    assert main(_protocol_page_command()) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     assert "optimizer: sgd (lr" in out and "loss: mean over the batch" in out
 

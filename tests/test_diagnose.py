@@ -171,7 +171,7 @@ def test_numbers_are_printed_with_the_digits_that_tell_them_apart():
 
 
 def test_dz_of_intermediates_is_already_averaged_over_the_batch(iris):
-    """The convention documented in the README: dz{i} = dL/dz_i of the *mean* loss."""
+    """The convention documented in docs/protocol.md: dz{i} = dL/dz_i of the *mean* loss."""
     from harness.registry import make_backend
 
     x, y = iris

@@ -89,8 +89,8 @@ def test_report_skips_the_drift_run_of_a_float64_only_class(capsys, tmp_path):
     assert "computes in float64 when float32 was asked" in drift["summary"]
 
 
-def test_the_worked_example_passes_as_the_readme_writes_it():
-    readme = (ROOT / "README.md").read_text()
+def test_the_worked_example_passes_as_the_docs_write_it():
+    readme = (ROOT / "docs" / "protocol.md").read_text()
     command = ("nn-harness check --backends torch,mynet_sgd:MyMLP --dataset iris "
                "--optimizer sgd --lr 0.1 --weight-decay 0")
     assert f"cd examples && {command}" in readme

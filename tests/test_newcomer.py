@@ -1,6 +1,6 @@
 """What a newcomer meets first: the default thread count, the verdict of a run that
-diverged, CSV files separated by something other than commas, NumPy's warnings, the
-README's Python example."""
+diverged, CSV files separated by something other than commas, NumPy's warnings,
+the Python example of docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -140,16 +140,16 @@ def test_a_comma_separated_file_is_unchanged(tmp_path):
     assert load_data_file(path).feature_names == ["a;x", "b"]
 
 
-# ---------------------------------------------------------------- README
-def _readme_block(marker: str) -> str:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+# ------------------------------------------------------- docs/protocol.md
+def _protocol_page_block(marker: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "protocol.md").read_text(), re.S)
     (block,) = [b for b in blocks if marker in b]
     return block
 
 
-def test_the_readme_python_example_runs(capsys):
+def test_the_protocol_page_python_example_runs(capsys):
     namespace: dict = {}
-    exec(compile(_readme_block("check_equivalence(scratch"), "README.md", "exec"), namespace)
+    exec(compile(_protocol_page_block("check_equivalence(scratch"), "docs/protocol.md", "exec"), namespace)
     assert namespace["report"].passed
     assert namespace["x"].shape == (1797, 64)
     assert "PASS" in capsys.readouterr().out

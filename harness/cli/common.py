@@ -132,7 +132,7 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
 
 def add_threads_arg(p: argparse.ArgumentParser,
                     default_help: str = "1 for small networks, all cores for large ones; "
-                                        "see README") -> None:
+                                        "see docs/cli.md") -> None:
     """--threads N: one thread count for NumPy's BLAS (threadpoolctl) and torch."""
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"threads for NumPy's BLAS and for torch alike (default: "

@@ -22,7 +22,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help=HELP, description=HELP + ".",
                        epilog=f"examples:\n  {EXAMPLE}{MORE}")
     p.add_argument("grid", nargs="?", metavar="GRID.toml",
-                   help="grid file: [sweep] settings and [grid] values (see the README)")
+                   help="grid file: [sweep] settings and [grid] values (see docs/sweeps.md)")
     p.add_argument("--summary", metavar="RESULTS", default=None,
                    help="print the summary of an existing results folder (and redraw its "
                         "plot) instead of running a sweep")
