@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 from scratch import MLP
 from scratch.activations import ACTIVATIONS, erf
 from scratch.losses import log_softmax

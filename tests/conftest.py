@@ -9,7 +9,7 @@ import pytest
 @pytest.fixture(scope="session")
 def digits():
     """The digits data set, standardised: (X (1797, 64), y (1797,))."""
-    from harness.data import load_dataset, standardize
+    from harness.data.datasets import load_dataset, standardize
 
     data = load_dataset("digits")
     (X,) = standardize(data.X)

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from harness import ModelSpec, make_backend
-from harness.autograd_check import (
+from harness.gradients.autograd import (
     ClassifierLoss,
     autograd_pass,
     classifier_loss,
     compare_with_autograd,
     torch_gradcheck,
 )
-from harness.compare import DEFAULT_TOLERANCES
+from harness.compare.equivalence import DEFAULT_TOLERANCES
 from harness.errors import ConfigError
 from tests.broken_backends import (
     GradsWithoutIntermediates,

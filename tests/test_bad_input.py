@@ -38,7 +38,7 @@ def _net(dims=(4, 8, 3), dtype="float64"):
 
 
 def _safetensors(path: Path, params) -> None:
-    from harness.weights import weights_bytes
+    from harness.data.weights import weights_bytes
 
     path.write_bytes(weights_bytes(params, "safetensors"))
 
@@ -275,12 +275,12 @@ def test_every_command_that_computes_takes_threads_and_the_model_builders_init_f
 
 
 def test_a_file_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
-    import harness.io
+    import harness.data.atomic
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "w.safetensors"))
 
-    monkeypatch.setattr(harness.io, "atomic_write_bytes", disk_full)
+    monkeypatch.setattr(harness.data.atomic, "atomic_write_bytes", disk_full)
     code = main(["export", "--dims", "4,3,2", "--out", str(tmp_path / "w.safetensors")])
     err = capsys.readouterr().err
     assert code == 2

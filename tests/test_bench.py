@@ -347,8 +347,8 @@ def test_named_grids_and_a_small_default():
 
 def test_the_profiler_writes_nothing_to_stderr(capfd):
     from harness.bench.timing import peak_memory_torch
-    from harness.registry import make_backend
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     model = make_backend("torch", ModelSpec((8, 6, 3)), OptimizerSpec("sgd", lr=0.1))
     x = np.random.default_rng(0).standard_normal((5, 8))

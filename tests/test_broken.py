@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.gradcheck import gradcheck
+from harness.gradients.finite_diff import gradcheck
 from tests import broken_backends as bb
 
 DIMS = (5, 8, 8, 8, 3)  # layer 1 is square; layers 1 and 2 have the same shape
@@ -70,7 +70,7 @@ def build(name, activation, dtype="float64", seed=3):
 
 def test_every_wrong_derivative_has_a_case():
     assert {cls.__name__ for cls in bb.WRONG_DERIVATIVES.values()} <= set(IDS)
-    from harness.specs import ACTIVATION_NAMES
+    from harness.model.specs import ACTIVATION_NAMES
 
     assert set(bb.WRONG_DERIVATIVES) == set(ACTIVATION_NAMES)
 

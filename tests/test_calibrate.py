@@ -70,8 +70,8 @@ def test_one_entry_error_caught_in_float64_and_resolution_brackets_the_tolerance
 
 
 def test_perturbed_backend_is_a_plugin_name():
-    from harness.registry import make_backend
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     name = perturbed_backend(1e-3)
     assert name == perturbed_backend(1e-3)

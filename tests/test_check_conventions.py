@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from harness import ModelSpec, OptimizerSpec, make_backend
-from harness.autograd_check import autograd_pass, compare_with_autograd
-from harness.conventions import LossConventions, loss_conventions
+from harness.gradients.autograd import autograd_pass, compare_with_autograd
+from harness.model.conventions import LossConventions, loss_conventions
 from harness.errors import ConfigError
-from harness.gradcheck import gradcheck
-from harness.precision import float64_copy
+from harness.gradients.finite_diff import gradcheck
+from harness.model.precision import float64_copy
 from scratch.reference import ReferenceMLP
 
 DIMS = (4, 6, 3)

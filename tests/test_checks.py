@@ -11,9 +11,9 @@ import pytest
 from harness.checks import (
     CHECKS, FAIL, PASS, CheckConfig, columns, preflight, run_check, run_checks, worst_status,
 )
-from harness.data import load_dataset
+from harness.data.datasets import load_dataset
 from harness.errors import ConfigError, ProtocolError
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 
 @pytest.fixture(scope="module")

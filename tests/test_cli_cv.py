@@ -216,12 +216,12 @@ def test_flags_that_need_another(tmp_path, capsys, args, message):
 
 
 def test_existing_out_is_refused_before_training_and_left_alone(tmp_path, capsys, monkeypatch):
-    import harness.cv
+    import harness.training.cv
 
     out = tmp_path / "cv"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    monkeypatch.setattr(harness.cv, "cross_validate",
+    monkeypatch.setattr(harness.training.cv, "cross_validate",
                         lambda *a, **k: pytest.fail("trained before checking --out"))
     assert main(["cv", "--dataset", "iris", *FAST, "--out", str(out)]) == 2
     assert "already exists and is not empty" in capsys.readouterr().err

@@ -92,12 +92,12 @@ def test_json_summary_without_out_writes_nothing(tmp_path, capsys, monkeypatch):
 ])
 def test_bad_input_exits_2_with_one_line_before_any_work(flags, message, tmp_path, capsys,
                                                          monkeypatch):
-    import harness.data
+    import harness.data.datasets
 
     def no_data(*args, **kwargs):
         raise AssertionError("data was loaded before the arguments were checked")
 
-    monkeypatch.setattr(harness.data, "load_dataset", no_data)
+    monkeypatch.setattr(harness.data.datasets, "load_dataset", no_data)
     out = tmp_path / "never"
     assert main(["train", *flags, "--out", str(out)]) == 2
     err = capsys.readouterr().err

@@ -13,8 +13,8 @@ import pytest
 
 from harness import ConfigError, ModelSpec, OptimizerSpec, make_backend
 from harness.cli import main
-from harness.compare import check_equivalence
-from harness.gradcheck import gradcheck
+from harness.compare.equivalence import check_equivalence
+from harness.gradients.finite_diff import gradcheck
 
 ROOT = Path(__file__).resolve().parents[1]
 DIMS = (4, 8, 3)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-import harness.cv as cv_module
-from harness.cv import cross_validate
+import harness.training.cv as cv_module
+from harness.training.cv import cross_validate
 from harness.errors import ConfigError, DataError, NumericalError
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 ADAM = OptimizerSpec("adam", lr=1e-3, weight_decay=1e-4)
 
@@ -298,7 +298,7 @@ def test_a_nan_loss_is_a_numerical_error_naming_the_backend(monkeypatch):
 
 # ----------------------------------------------------------------- acceptance
 def _digits_cv(epochs):
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
 
     data = load_dataset("digits")
     return cross_validate(["scratch", "torch"], data.X, data.y,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.data import encode_labels, load_data_file, load_dataset, make_synthetic
+from harness.data.datasets import encode_labels, load_data_file, load_dataset, make_synthetic
 from harness.errors import DataError
 
 
@@ -217,8 +217,7 @@ def test_digits_fall_back_to_scikit_learn_when_the_bundled_file_is_not_found(mon
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "sklearn" else real(name, *a))
-    from harness import data
-
+    from harness.data import datasets as data
     assert data._read_bundled_digits() is None
     d = load_dataset("digits")
     assert d.X.shape == (1797, 64) and d.class_names[9] == "9"

@@ -120,8 +120,8 @@ def test_the_masks_hide_only_timings():
 def test_torch_models_run_with_deterministic_algorithms():
     import torch
 
-    from harness.registry import make_backend
-    from harness.specs import ModelSpec
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec
 
     torch.use_deterministic_algorithms(False)
     make_backend("torch", ModelSpec((3, 4, 2)))
@@ -132,8 +132,8 @@ def test_torch_models_run_with_deterministic_algorithms():
 def test_the_same_seed_gives_the_same_bits_in_process_for_both_backends():
     import numpy as np
 
-    from harness.registry import make_backend
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(33, 6)), rng.integers(0, 3, 33)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from harness.checks.config import CheckConfig
-from harness.data import load_dataset, standardize
+from harness.data.datasets import load_dataset, standardize
 from harness.diagnose import diagnose, hints, localise
 from harness.diagnose.evidence import Evidence, pair
 from harness.diagnose.probes import activation_values
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 from tests.gallery.base import Net as Base
 
 ADAM = OptimizerSpec("adam", 1e-3, weight_decay=1e-4)
@@ -172,7 +172,7 @@ def test_numbers_are_printed_with_the_digits_that_tell_them_apart():
 
 def test_dz_of_intermediates_is_already_averaged_over_the_batch(iris):
     """The convention documented in docs/protocol.md: dz{i} = dL/dz_i of the *mean* loss."""
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     x, y = iris
     spec = ModelSpec((4, 6, 3))

@@ -13,10 +13,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.compare import check_equivalence
-from harness.gradcheck import gradcheck
-from harness.registry import make_backend
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.compare.equivalence import check_equivalence
+from harness.gradients.finite_diff import gradcheck
+from harness.model.registry import make_backend
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 
 def batch(n=24, d=5, c=3, seed=0, scale=1.0):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.compare import DEFAULT_TOLERANCES, compare
+from harness.compare.equivalence import DEFAULT_TOLERANCES, compare
 from scratch import MLP
 from scratch.losses import cross_entropy
 from scratch.optimizers import make_optimizer

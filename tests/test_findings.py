@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.compare import check_equivalence
+from harness.compare.equivalence import check_equivalence
 from harness.errors import BackendRaised, ConfigError
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 M = "tests.contract_models"
 IRIS = ["--dataset", "iris", "--dims", "4,8,3"]
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_check_equivalence_keeps_the_rows_compared_before_the_candidate_raised():
     from harness.checks.guard import Guarded
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     spec, opt = ModelSpec((4, 8, 3)), OptimizerSpec()
     ref = make_backend("scratch", spec, opt)

@@ -52,7 +52,7 @@ def assert_clean(code, out, err, argv):
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> Path:
     """A folder with a valid and a broken weight file, a CSV file and an occupied folder."""
-    from harness.weights import weights_bytes
+    from harness.data.weights import weights_bytes
 
     folder = tmp_path_factory.mktemp("fuzz")
     rng = np.random.default_rng(0)
@@ -282,7 +282,7 @@ def mutated(draw, raw: bytes):
 @pytest.mark.parametrize("suffix", ["safetensors", "npz"])
 def test_any_weight_file_ends_cleanly(place, suffix):
     from harness.errors import WeightsError
-    from harness.weights import load_weights
+    from harness.data.weights import load_weights
 
     raw = (place / f"w.{suffix}").read_bytes()
 

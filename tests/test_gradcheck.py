@@ -1,4 +1,4 @@
-"""harness.gradcheck: central differences against each model's own gradients; the CLI."""
+"""harness.gradients.finite_diff: central differences against each model's own gradients; the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from harness import ModelSpec, make_backend
 from harness.cli import main
 from harness.errors import ConfigError, ProtocolError
-from harness.gradcheck import GRADCHECK_DEFAULTS, GradcheckReport, gradcheck
+from harness.gradients.finite_diff import GRADCHECK_DEFAULTS, GradcheckReport, gradcheck
 from tests.broken_backends import GradTimesN, HookedMLP, Opaque
 
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "leaky_relu", "gelu"]

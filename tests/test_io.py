@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import harness.io as hio
+import harness.data.atomic as hio
 from harness.cli import main
 from harness.errors import ConfigError
 

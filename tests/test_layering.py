@@ -3,7 +3,7 @@
 The rule, in one sentence: scratch imports only numpy, the standard library and
 scratch; torch_impl only torch, numpy, the standard library and torch_impl; the
 harness core (every harness module not named here, harness.bench included) reaches
-scratch and torch_impl only through harness.registry; harness.checks imports only the
+scratch and torch_impl only through harness.model.registry; harness.checks imports only the
 core; harness.plots the core and harness.checks; harness.report, harness.sweep and
 harness.calibrate everything below them; harness.cli, at the very top, anything; nothing imports a layer
 above its own, and no chain of imports among the project's modules comes back to
@@ -30,7 +30,7 @@ LAYER_OF = {
     "scratch": "scratch",
     "torch_impl": "torch_impl",
     "harness": "core",
-    "harness.registry": "registry",
+    "harness.model.registry": "registry",
     "harness.checks": "checks",
     "harness.plots": "plots",
     "harness.report": "top",
@@ -215,7 +215,7 @@ def test_the_checker_sees_a_cycle_and_a_violation():
     assert _path_through(["a", "b", "c"], graph) == \
         "a (line 1) -> b (line 2) -> c (line 3) -> a"
     assert _layer("harness.plots.bench") == "plots"
-    assert _layer("harness.registry") == "registry"
+    assert _layer("harness.model.registry") == "registry"
     assert _layer("harness.cli.common") == "cli"
     assert "scratch" not in RULES["core"][0]
 
@@ -223,7 +223,7 @@ def test_the_checker_sees_a_cycle_and_a_violation():
 # ------------------------------------------------------- the backends agree with the core
 def test_activation_names_and_leaky_slope_agree_with_every_backend():
     pytest.importorskip("torch")
-    from harness.specs import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
+    from harness.model.specs import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
     from scratch.activations import ACTIVATIONS as SCRATCH_ACTIVATIONS
     from scratch.activations import LEAKY_SLOPE
     from torch_impl.model import ACTIVATIONS as TORCH_ACTIVATIONS
@@ -237,7 +237,7 @@ def test_activation_names_and_leaky_slope_agree_with_every_backend():
 def test_registry_hands_out_the_torch_backends_activations():
     pytest.importorskip("torch")
     from harness.errors import ConfigError
-    from harness.registry import torch_activation
+    from harness.model.registry import torch_activation
     from torch_impl.model import ACTIVATIONS
 
     for name, fn in ACTIVATIONS.items():

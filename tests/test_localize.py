@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness import ModelSpec, check_equivalence, make_backend
-from harness.localize import (
+from harness.diagnose.localize import (
     describe,
     first_divergence,
     intermediate_order,

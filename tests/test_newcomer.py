@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.data import load_data_file
+from harness.data.datasets import load_data_file
 from harness.errors import DataError
-from harness.sanity import divergence, training_sanity
-from harness.threads import SMALL_WORKLOAD, default_threads, largest_product, usable_cores
+from harness.training.plausibility import divergence, training_sanity
+from harness.runtime.threads import SMALL_WORKLOAD, default_threads, largest_product, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- threads
 def test_small_networks_get_one_thread_and_large_ones_every_core(monkeypatch):
-    monkeypatch.setattr("harness.threads.usable_cores", lambda: 2)
+    monkeypatch.setattr("harness.runtime.threads.usable_cores", lambda: 2)
     assert largest_product((64, 32, 10), 64) == 64 * 32 * 64
     assert default_threads((64, 32, 10), 64) == 1          # the default network
     assert default_threads((64, 32, 10), 1797) == 1        # `check` on all of digits
@@ -37,7 +37,7 @@ def test_small_networks_get_one_thread_and_large_ones_every_core(monkeypatch):
 
 
 def test_more_threads_than_cores_are_cut_with_a_one_line_warning(capsys, monkeypatch):
-    monkeypatch.setattr("harness.threads.usable_cores", lambda: 2)
+    monkeypatch.setattr("harness.runtime.threads.usable_cores", lambda: 2)
     assert main(["check", "--dataset", "iris", "--threads", "64", "--json"]) == 0
     err = capsys.readouterr().err
     assert err == ("nn-harness check: warning: `--threads 64` is more than the 2 cores this "

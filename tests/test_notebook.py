@@ -35,9 +35,9 @@ def test_the_docs_notebook_example_renders_html():
 
 
 def test_failing_rows_come_first_and_text_is_escaped():
-    from harness.compare import check_equivalence
-    from harness.specs import ModelSpec, OptimizerSpec
-    from harness.registry import make_backend
+    from harness.compare.equivalence import check_equivalence
+    from harness.model.specs import ModelSpec, OptimizerSpec
+    from harness.model.registry import make_backend
     from tests.test_conformance import SummedLoss
 
     spec = ModelSpec((5, 7, 3))

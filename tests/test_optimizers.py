@@ -10,14 +10,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.specs import OptimizerSpec
+from harness.model.specs import OptimizerSpec
 from scratch import optimizers
 from scratch.optimizers import SGD, Adam, AdamW, make_optimizer
 from torch_impl import build_torch_optimizer
 
 SHAPES = {"W0": (6, 5), "b0": (5,), "W1": (5, 3), "b1": (3,)}
 
-#: (rtol, atol) per dtype; atol is scaled by max(1, max|expected|) as in harness.compare.
+#: (rtol, atol) per dtype; atol is scaled by max(1, max|expected|) as in harness.compare.equivalence.
 #: float64 updates differ from torch.optim's by fused multiply-adds only (~1e-16).
 TOL = {np.float64: (1e-12, 1e-14), np.float32: (1e-5, 1e-6)}
 

@@ -12,7 +12,7 @@ import pytest
 
 from harness import ModelSpec, OptimizerSpec, ProtocolError, make_backend
 from harness.cli import main
-from harness.userframe import describe_exception, user_frame
+from harness.model.userframe import describe_exception, user_frame
 
 IRIS = ["--dataset", "iris", "--dims", "4,8,3"]
 SGD = ["--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "0"]
@@ -146,10 +146,10 @@ def test_an_import_that_fails_inside_the_users_module_names_its_line(here):
 
 def test_describe_exception_skips_the_harness_frames_and_needs_no_traceback():
     try:
-        OptimizerSpec(lr=-1)  # raised in harness/specs.py: the caller here is the user
+        OptimizerSpec(lr=-1)  # raised in harness/model/specs.py: the caller here is the user
     except ValueError as exc:
         assert describe_exception(exc).startswith("ConfigError: `lr` must be > 0, got -1 (at ")
-        assert user_frame(exc).line == "OptimizerSpec(lr=-1)  # raised in harness/specs.py: " \
+        assert user_frame(exc).line == "OptimizerSpec(lr=-1)  # raised in harness/model/specs.py: " \
                                        "the caller here is the user"
     assert describe_exception(ValueError("two\n  lines")) == "ValueError: two lines"
 

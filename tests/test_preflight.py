@@ -9,10 +9,10 @@ import pytest
 
 from harness.checks import CheckConfig, preflight
 from harness.cli import main
-from harness.contract import violation
-from harness.data import load_dataset
+from harness.model.contract import violation
+from harness.data.datasets import load_dataset
 from harness.errors import ConfigError, ProtocolError
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 M = "tests.contract_models"
 IRIS = ["--dataset", "iris", "--dims", "4,8,3"]

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.autograd_check import compare_with_autograd
-from harness.gradcheck import gradcheck
-from harness.specs import ACTIVATION_NAMES
+from harness.gradients.autograd import compare_with_autograd
+from harness.gradients.finite_diff import gradcheck
+from harness.model.specs import ACTIVATION_NAMES
 from tests.broken_backends import GradTimesN, MissingMask
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,9 +35,9 @@ def make_small_report(root: Path) -> Path:
     if "small" in _SHARED:
         return _SHARED["small"]
     from harness.bench import BenchConfig
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
     from harness.report import ReportSettings, build_report
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     data = load_dataset("iris")
     bench = BenchConfig(grid=(((4, 8, 3), 16),), dtypes=("float32",), repeats=1,
@@ -719,9 +719,9 @@ def test_a_disturbed_benchmark_is_flagged_on_the_page_the_json_and_the_markdown(
         tmp_path, monkeypatch):
     from harness.bench import BenchConfig
     from harness.bench import timing
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
     from harness.report import ReportSettings, build_report
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     class Busy:  # other processes took 71.4% of the CPU during the run
         def start(self):
@@ -807,10 +807,10 @@ def test_the_drift_figure_draws_each_dtypes_tolerance(tmp_path):
 def test_the_cv_accuracy_figure_names_its_axis_start_and_its_mean_lines(tmp_path):
     import matplotlib.pyplot as plt
 
-    from harness.cv import cross_validate
-    from harness.data import load_dataset
+    from harness.training.cv import cross_validate
+    from harness.data.datasets import load_dataset
     from harness.plots.cv import plot_fold_accuracy
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     data = load_dataset("iris")
     report = cross_validate(["torch", "scratch"], data.X, data.y,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness import ConfigError, ModelSpec, OptimizerSpec, ParamError, ProtocolError, make_backend
-from harness.layout import dims_from_params, param_shapes
-from harness.protocol import Classifier
+from harness.model.layout import dims_from_params, param_shapes
+from harness.model.protocol import Classifier
 
 BACKENDS = ["scratch", "torch"]
 

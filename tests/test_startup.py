@@ -60,5 +60,5 @@ def test_a_training_step_of_the_scratch_backend_loads_no_torch():
 def test_the_default_data_set_loads_without_importing_scikit_learn():
     """`check`, `train` and `report` default to digits; its bundled file is read
     directly (scikit-learn's import alone takes about a second)."""
-    loaded = loaded_after("from harness.data import load_dataset\nload_dataset('digits')")
+    loaded = loaded_after("from harness.data.datasets import load_dataset\nload_dataset('digits')")
     assert not loaded & {"sklearn", "scipy", "pandas", "torch"}

@@ -238,7 +238,7 @@ def test_a_bad_grid_is_refused_with_a_message_naming_the_key(doc, message):
 def test_a_check_this_installation_lacks_is_refused(monkeypatch):
     monkeypatch.setattr("harness.sweep.plan.available_checks", lambda: ("equivalence",))
     with pytest.raises(ConfigError, match=r"`sweep.checks` names 'training', which this "
-                                          r"installation does not have yet \(harness.training"):
+                                          r"installation does not have yet \(harness.training.side_by_side"):
         plan_from_dict({"sweep": {"checks": ["equivalence", "training"]}, "grid": {}})
     assert plan_from_dict({"grid": {}}).settings.checks == ("equivalence",)
 

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.batches import iterate_batches
+from harness.training.batches import iterate_batches
 from harness.errors import ConfigError, NumericalError
-from harness.registry import make_backend
-from harness.specs import ModelSpec, OptimizerSpec
-from harness.training import (
+from harness.model.registry import make_backend
+from harness.model.specs import ModelSpec, OptimizerSpec
+from harness.training.side_by_side import (
     DIFFERENCE,
     HISTORY_COLUMNS,
     compare_training,

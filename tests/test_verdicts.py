@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.compare import compare
-from harness.gradcheck import gradcheck
-from harness.training import compare_training
+from harness.compare.equivalence import compare
+from harness.gradients.finite_diff import gradcheck
+from harness.training.side_by_side import compare_training
 from scratch import MLP
 from scratch.optimizers import make_optimizer
 from tests.broken_backends import HookedMLP, WrongTanhGrad
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def digits64():
     """64 rows of standardised digits: constant pixels give exactly zero W0 gradients."""
-    from harness.data import load_dataset, standardize
+    from harness.data.datasets import load_dataset, standardize
 
     data = load_dataset("digits")
     (X,) = standardize(data.X)
@@ -126,7 +126,7 @@ def arbiter_for(kind, spec, opt):
                                               ("gelu", "adamw")])
 @pytest.mark.parametrize("data", ["digits", "iris"])
 def test_arbiter_passes_correct_float32_code(activation, name, data, digits64):
-    from harness.data import load_dataset, standardize
+    from harness.data.datasets import load_dataset, standardize
 
     if data == "digits":
         x, y = digits64
@@ -216,7 +216,7 @@ def test_trajectory_arbiter_replaces_the_growth_factor(digits64):
 
 
 def test_witnesses_start_one_unit_away_and_reorder_rows():
-    from harness.witness import Witness
+    from harness.training.witness import Witness
 
     spec = ModelSpec((3, 4, 2), dtype="float32", seed=1)
     ref = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
@@ -253,7 +253,7 @@ def test_witnesses_start_one_unit_away_and_reorder_rows():
 
 
 def test_a_follower_that_blows_up_does_not_stop_training(digits64):
-    from harness.training import train_side_by_side
+    from harness.training.side_by_side import train_side_by_side
 
     x, y = digits64
     spec = spec_for(x, y, "float32")
@@ -364,7 +364,7 @@ def test_the_report_drift_stage_warns_on_an_amplifying_run(amplifying_run):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_witnesses_leave_wrong_rules_failing(dtype, digits64):
     from harness.checks import CheckConfig, run_training
-    from harness.data import Dataset
+    from harness.data.datasets import Dataset
 
     x, y = digits64
     spec = spec_for(x, y, dtype, "tanh")
@@ -397,7 +397,7 @@ def test_a_parameter_seen_only_at_kinks_is_not_checked():
 
 
 def test_smooth_activation_without_intermediates_is_never_excused_as_a_kink():
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
 
     class NoIntermediates(WrongTanhGrad):
         intermediates = None

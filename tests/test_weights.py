@@ -12,8 +12,8 @@ import pytest
 
 from harness.cli import main
 from harness.errors import WeightsError
-from harness.specs import ModelSpec
-from harness.weights import fit_weights, load_weights, read_weights, save_weights, weights_bytes
+from harness.model.specs import ModelSpec
+from harness.data.weights import fit_weights, load_weights, read_weights, save_weights, weights_bytes
 
 
 def net(dims=(4, 8, 3), dtype="float64", seed=0):
@@ -38,7 +38,7 @@ def write_npz(path, params):
 # ------------------------------------------------------------------ export
 @pytest.mark.parametrize("suffix", ["safetensors", "npz"])
 def test_export_writes_the_backends_initial_parameters(tmp_path, capsys, suffix):
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     out = tmp_path / f"w.{suffix}"
     assert main(["export", "--backend", "scratch", "--dims", "4,8,8,3", "--seed", "7",
@@ -110,7 +110,7 @@ def test_save_weights_never_replaces_without_being_asked(tmp_path):
 @pytest.mark.parametrize("suffix", ["safetensors", "npz"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_both_backends_read_a_file_exactly(tmp_path, suffix, dtype):
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     params = net((5, 7, 4), dtype=dtype)
     path = tmp_path / f"w.{suffix}"
@@ -163,9 +163,9 @@ def test_init_from_takes_dims_from_the_file_and_applies_everywhere(tmp_path, cap
 
 
 def test_cross_validate_starts_every_fold_from_the_given_parameters():
-    from harness.cv import cross_validate
-    from harness.data import load_dataset
-    from harness.specs import OptimizerSpec
+    from harness.training.cv import cross_validate
+    from harness.data.datasets import load_dataset
+    from harness.model.specs import OptimizerSpec
 
     data = load_dataset("iris")
     params = net((4, 5, 3))
@@ -173,7 +173,7 @@ def test_cross_validate_starts_every_fold_from_the_given_parameters():
 
     class Spy:
         def __init__(self, spec, optimizer):
-            from harness.registry import make_backend
+            from harness.model.registry import make_backend
 
             self.inner = make_backend("scratch", spec, optimizer)
             self.dims = self.inner.dims

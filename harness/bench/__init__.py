@@ -15,7 +15,7 @@ Beside times, a run records
   close each backend comes to the hardware limit;
 * the peak memory of one training step per backend, against what its parameters,
   gradients, optimizer state and activations need;
-* machine facts (:mod:`harness.machine`): CPU model, cores, BLAS libraries with
+* machine facts (:mod:`harness.runtime.machine`): CPU model, cores, BLAS libraries with
   their core type, versions, thread count, date, load average;
 * the scratch backend's targets, passed or missed (:mod:`harness.bench.targets`):
   the project's engineering goals, shown only when asked for (``bench --targets``);
@@ -49,7 +49,7 @@ from harness.bench.targets import (LARGE_POINT, MEMORY_RATIO_LIMIT, MEMORY_TARGE
 from harness.bench.timing import (Timing, make_timer, matmul_peaks, matmul_skeleton,
                                   measure_alternating, peak_memory_numpy, peak_memory_torch,
                                   run_bench)
-from harness.machine import CpuShare, cpu_model, machine_info, physical_cores
+from harness.runtime.machine import CpuShare, cpu_model, machine_info, physical_cores
 
 __all__ = [
     "BACKENDS", "BACKEND_LIBRARY", "DEFAULT_DTYPES", "DEFAULT_GRID", "FORMAT", "FULL_GRID",

@@ -42,7 +42,7 @@ class BenchConfig:
     ----------
     grid : sequence of (dims, batch_size)
     dtypes : sequence of "float32" / "float64"
-    backends : names for :func:`harness.registry.make_backend`; "torch" is the reference
+    backends : names for :func:`harness.model.registry.make_backend`; "torch" is the reference
         of the time ratios
     device : "cpu", or "cuda" to also run the torch backend on the GPU
     threads : int or None
@@ -58,9 +58,9 @@ class BenchConfig:
     optimizer, lr, momentum, weight_decay : the optimizer of train_step and epoch,
         with torch.optim's meanings (its other settings keep torch's defaults)
     weight_decay_in, weight_decay_on : where the decay goes ("optimizer" or "loss") and
-        on what ("all" or "weights"), as :class:`harness.specs.OptimizerSpec`
+        on what ("all" or "weights"), as :class:`harness.model.specs.OptimizerSpec`
     activation, seed : of every model
-    loss_reduction : "mean" or "sum", as :class:`harness.specs.ModelSpec`
+    loss_reduction : "mean" or "sum", as :class:`harness.model.specs.ModelSpec`
     memory : bool
         Measure the peak memory of a train_step.
     peak_size : int
@@ -133,15 +133,15 @@ class BenchConfig:
             raise ConfigError("no backends to measure")
         object.__setattr__(self, "backends", tuple(self.backends))
         self.optimizer_spec()  # refuses a bad optimizer setting now, before any work
-        from harness.specs import LOSS_REDUCTIONS
+        from harness.model.specs import LOSS_REDUCTIONS
 
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ConfigError(f"`loss_reduction` must be one of {', '.join(LOSS_REDUCTIONS)}, "
                               f"got {self.loss_reduction!r}")
 
     def optimizer_spec(self):
-        """The :class:`harness.specs.OptimizerSpec` of train_step and epoch."""
-        from harness.specs import OptimizerSpec
+        """The :class:`harness.model.specs.OptimizerSpec` of train_step and epoch."""
+        from harness.model.specs import OptimizerSpec
 
         return OptimizerSpec(name=self.optimizer, lr=self.lr, momentum=self.momentum,
                              weight_decay=self.weight_decay,

@@ -10,7 +10,7 @@ from harness.bench.arithmetic import beyond_matmuls
 from harness.bench.config import series_label
 from harness.bench.quality import OTHER_LOAD_WARNING, ROW_FLAGS, disturbance_message, row_flags
 from harness.bench.store import BenchResult
-from harness.util import isna
+from harness.runtime.values import isna
 
 __all__ = ["OTHER_LOAD_WARNING", "format_comparison", "format_result"]
 

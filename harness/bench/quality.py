@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.util import isna
+from harness.runtime.values import isna
 
 #: warn when other processes used more than this share of the CPU during a run
 OTHER_LOAD_WARNING = 0.05

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.util import jsonable
+from harness.runtime.values import jsonable
 
 FORMAT = "nn-harness-bench/1"
 KEY = ["backend", "device", "dims", "batch_size", "dtype", "op"]
@@ -62,8 +62,8 @@ class BenchResult:
                    d.get("matmul_peaks", []), d.get("targets", []), d.get("times_s", {}))
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 
@@ -96,7 +96,7 @@ def save_run(result: BenchResult, root: str | os.PathLike) -> Path:
     The figures are the caller's (:func:`harness.plots.bench.plot_all` into the
     returned folder), so that this layer never imports the plots.
     """
-    from harness.io import atomic_write_json, atomic_write_text
+    from harness.data.atomic import atomic_write_json, atomic_write_text
 
     path = new_run_dir(root)
     atomic_write_text(path / "bench.csv", result.table.to_csv(index=False))

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.bench.arithmetic import parse_dims_label
 from harness.bench.config import BACKEND_LIBRARY
-from harness.util import isna
+from harness.runtime.values import isna
 
 #: the targets the fast scratch backend is held to (issue 6)
 SMALL_POINT = ((64, 32, 10), 64, "float32")

@@ -14,7 +14,7 @@ the median and interquartile range over the blocks of all rounds.
 Beside times, a run records the machine's matmul peak (large float32 and float64
 matmuls through NumPy and through torch, measured in the same run), the peak
 memory of one training step per backend, and the machine facts of
-:mod:`harness.machine`.
+:mod:`harness.runtime.machine`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from harness.bench.quality import add_flags
 from harness.bench.store import KEY, BenchResult
 from harness.bench.targets import evaluate_targets
 from harness.errors import ConfigError
-from harness.machine import CpuShare, load_average, machine_info
-from harness.threads import limit_threads
+from harness.runtime.machine import CpuShare, load_average, machine_info
+from harness.runtime.threads import limit_threads
 
 
 def _cuda_sync_timer() -> float:
@@ -243,7 +243,7 @@ def peak_memory_torch(model, x, y) -> dict[str, int]:
                     if torch.is_tensor(v) and v.dim() > 0)
     from torch.profiler import ProfilerActivity, profile
 
-    from harness.console import quiet_profiler
+    from harness.runtime.console import quiet_profiler
 
     # the profiler prints lines of its own to stderr (USDT probes, CPUAllocator warnings)
     with quiet_profiler(), profile(activities=[ProfilerActivity.CPU],
@@ -274,7 +274,7 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
     import pandas as pd
     import torch
 
-    from harness.specs import ModelSpec
+    from harness.model.specs import ModelSpec
 
     log = log or (lambda message: None)
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -322,9 +322,9 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
 
     The per-block times go into ``times`` under the row's key.
     """
-    from harness.batches import iterate_batches
-    from harness.params import copy_params
-    from harness.registry import make_backend
+    from harness.training.batches import iterate_batches
+    from harness.model.transfer import copy_params
+    from harness.model.registry import make_backend
 
     dims, dtype = spec.dims, spec.dtype
     rng = np.random.default_rng(config.seed)

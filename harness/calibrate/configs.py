@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.specs import ACTIVATION_NAMES
+from harness.model.specs import ACTIVATION_NAMES
 
 BUNDLED = ("iris", "wine", "digits", "breast_cancer")
 #: the checks a configuration runs through, in order
@@ -82,14 +82,14 @@ def draw_config(seed: int, index: int) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def _bundled(name: str):
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
 
     return load_dataset(name)
 
 
 def dataset_of(cfg: dict[str, Any]):
-    """The :class:`harness.data.Dataset` of a configuration (bundled sets loaded once)."""
-    from harness.data import make_synthetic
+    """The :class:`harness.data.datasets.Dataset` of a configuration (bundled sets loaded once)."""
+    from harness.data.datasets import make_synthetic
 
     if cfg["dataset"] != "synthetic":
         return _bundled(cfg["dataset"])
@@ -100,7 +100,7 @@ def dataset_of(cfg: dict[str, Any]):
 
 def specs_of(cfg: dict[str, Any], data):
     """``(ModelSpec, OptimizerSpec)`` of a configuration on its data."""
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     dims = (data.n_features, *cfg["hidden"], data.n_classes)
     spec = ModelSpec(dims, activation=cfg["activation"], dtype=cfg["dtype"], seed=cfg["seed"])

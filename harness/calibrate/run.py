@@ -138,7 +138,7 @@ def bug_config(bug: Bug, dataset: str, hidden: tuple[int, ...], dtype: str, seed
                threads: int = 1):
     """``(CheckConfig, data)`` of one catalogue entry on one case, torch the reference."""
     from harness.checks.run import build_model
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     data = C._bundled(dataset)
     spec = ModelSpec((data.n_features, *hidden, data.n_classes), activation=bug.activation,
@@ -226,7 +226,7 @@ def resolution(dtype: str = "float64", *, seed: int = 0, threads: int = 1, lo: f
             else:
                 a = mid
     # the entry and what the tolerance predicts for it
-    from harness.compare import default_tolerances
+    from harness.compare.equivalence import default_tolerances
 
     bug = Bug("one_entry", "OneEntryOff", "", activation="tanh")
     config, data = bug_config(bug, *RESOLUTION_CASE, dtype, seed, threads=threads)

@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import erf
 
-from harness.specs import LEAKY_RELU_SLOPE
+from harness.model.specs import LEAKY_RELU_SLOPE
 
 
 # ------------------------------------------------------------------ activations

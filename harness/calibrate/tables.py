@@ -179,7 +179,7 @@ class Calibration:
 
     def write(self, folder: str | Path) -> list[str]:
         """``false_alarms.csv``, ``detection.csv``, ``resolution.csv``, ``summary.json``."""
-        from harness.io import atomic_write_json, atomic_write_text
+        from harness.data.atomic import atomic_write_json, atomic_write_text
 
         folder = Path(folder)
         files = {"false_alarms.csv": self.false_alarm_rows,

@@ -2,7 +2,7 @@
 
 Given a :class:`CheckConfig` (backends, model and optimizer specs, tolerances, the
 settings of each check) and a data set, :func:`run_checks` builds the backends
-through :mod:`harness.registry`, runs each check that was asked for and returns a
+through :mod:`harness.model.registry`, runs each check that was asked for and returns a
 :class:`CheckRun` of typed :class:`CheckResult` objects. Every result has one
 dictionary form (``to_dict()``), one flat row (``row()``, the columns a sweep stores)
 and one text form (``text()``, what the command line prints). The command line, the

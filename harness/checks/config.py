@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.specs import ModelSpec, OptimizerSpec
-from harness.util import check_int
+from harness.model.specs import ModelSpec, OptimizerSpec
+from harness.runtime.values import check_int
 
 #: every check the layer runs, in the order it runs them
 CHECKS: tuple[str, ...] = ("equivalence", "gradcheck", "training", "drift", "cv", "bench")
@@ -28,14 +28,14 @@ class CheckConfig:
     optimizer : OptimizerSpec
     rtol, atol : float, optional
         Both or neither: the tolerances of the equivalence check and the base of the
-        trajectory's; default by dtype (:data:`harness.compare.DEFAULT_TOLERANCES`).
+        trajectory's; default by dtype (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
     init_params : dict, optional
         Parameters every model starts from instead of the seeded initialisation.
     device : str
         ``cpu`` or ``cuda`` (the torch backend only).
     threads : int, optional
         One thread count for NumPy's BLAS and torch while the checks run; default:
-        :func:`harness.threads.default_threads`.
+        :func:`harness.runtime.threads.default_threads`.
     check_samples : int, optional
         Rows of the equivalence check (and of the gradient check): all rows in their
         order when None, else the first ``check_samples`` of a fixed seeded shuffle.
@@ -55,7 +55,7 @@ class CheckConfig:
     arbiter : bool
         In float32, also build the reference in float64 from the same weights and judge
         the candidate by how far it is from that float64 result compared with how far
-        the float32 reference is (:mod:`harness.compare`); default True. Where the
+        the float32 reference is (:mod:`harness.compare.equivalence`); default True. Where the
         reference cannot be built in float64, the dtype's tolerances judge alone.
     """
 
@@ -87,8 +87,8 @@ class CheckConfig:
     arbiter: bool = True
 
     def __post_init__(self) -> None:
-        from harness.compare import resolve_tolerances
-        from harness.registry import validate_backend_name
+        from harness.compare.equivalence import resolve_tolerances
+        from harness.model.registry import validate_backend_name
 
         if isinstance(self.backends, str):
             raise ConfigError(f"`backends` must be a sequence of names, got {self.backends!r}")
@@ -113,7 +113,7 @@ class CheckConfig:
             if getattr(self, key) is not None:
                 check_int(key, getattr(self, key), 1)
         # epochs, batch size and folds are validated by the checks that use them
-        # (harness.training, harness.cv), with the data's size at hand
+        # (harness.training.side_by_side, harness.training.cv), with the data's size at hand
         if self.gradcheck_eps is not None and not (
                 isinstance(self.gradcheck_eps, (int, float)) and self.gradcheck_eps > 0
                 and math.isfinite(self.gradcheck_eps)):
@@ -128,8 +128,8 @@ class CheckConfig:
     @property
     def resolved_threads(self) -> int:
         """The thread count a training workload runs with: ``threads``, else the count
-        that fits the network and the batch size (:func:`harness.threads.default_threads`)."""
-        from harness.threads import default_threads
+        that fits the network and the batch size (:func:`harness.runtime.threads.default_threads`)."""
+        from harness.runtime.threads import default_threads
 
         return self.threads or default_threads(self.spec.dims, self.batch_size)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from harness.contract import check_return
+from harness.model.contract import check_return
 from harness.errors import BackendRaised, HarnessError
 
 #: the methods a guard watches
@@ -73,10 +73,10 @@ def user_frame(exc: BaseException) -> tuple[str, str] | None:
     """``("file.py:LINE", source line)`` of the innermost frame of ``exc`` in user code.
 
     User code is anything outside the harness, the standard library and installed
-    packages (see :mod:`harness.userframe`): a bad ``max(x, 0)`` points at the user's
+    packages (see :mod:`harness.model.userframe`): a bad ``max(x, 0)`` points at the user's
     line, not at NumPy's reduction. None when there is no such frame.
     """
-    from harness.userframe import user_frame as innermost
+    from harness.model.userframe import user_frame as innermost
 
     if getattr(exc, "where", None):  # a contract violation: the method's own def line
         return exc.where, exc.source or ""

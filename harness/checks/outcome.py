@@ -12,7 +12,7 @@ from harness.checks.guard import user_frame
 from harness.checks.result import (
     FAIL, NOT_CHECKED, PASS, WARN, CheckResult, Finding, Verdict,
 )
-from harness.compare import EXCUSED_SHARE_LIMIT as EXCUSED_SHARE
+from harness.compare.equivalence import EXCUSED_SHARE_LIMIT as EXCUSED_SHARE
 from harness.errors import BackendRaised
 
 
@@ -38,10 +38,10 @@ def finding_of(exc: BackendRaised) -> Finding:
 # ------------------------------------------------------------------ results
 def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=None,
                        header=(), check: str = "equivalence") -> CheckResult:
-    """The :class:`CheckResult` of an :class:`~harness.compare.EquivalenceReport`.
+    """The :class:`CheckResult` of an :class:`~harness.compare.equivalence.EquivalenceReport`.
 
     PASS, FAIL, or WARN for a pass that excused more than
-    :data:`harness.compare.EXCUSED_SHARE_LIMIT` of a quantity's entries after the step;
+    :data:`harness.compare.equivalence.EXCUSED_SHARE_LIMIT` of a quantity's entries after the step;
     the summary and the flat fields every output shows.
     """
     rows = report.rows
@@ -88,7 +88,7 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
 
 def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None,
                       header=(), notes=(), check: str = "training") -> CheckResult:
-    """The :class:`CheckResult` of a :class:`~harness.training.TrajectoryReport`.
+    """The :class:`CheckResult` of a :class:`~harness.training.side_by_side.TrajectoryReport`.
 
     PASS, FAIL, or WARN when the trajectories agree but both diverged (agreement
     that shows nothing); a caution also when a failing candidate scores better.
@@ -149,8 +149,8 @@ def _trajectory_summary(report) -> str:
 
 def _training_caution(report) -> str | None:
     """Why a trajectory's verdict may mislead (both diverged; a failing candidate that
-    scores better), or None: :func:`harness.sanity.training_sanity` on its history."""
-    from harness.sanity import training_sanity
+    scores better), or None: :func:`harness.training.plausibility.training_sanity` on its history."""
+    from harness.training.plausibility import training_sanity
 
     h = report.history
     steps = h[h["quantity"] == "loss"]

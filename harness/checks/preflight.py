@@ -69,7 +69,7 @@ def preflight(config: CheckConfig, data=None, *, dtype: str | None = None) -> Ch
     Parameters
     ----------
     config : CheckConfig
-    data : harness.data.Dataset, optional
+    data : harness.data.datasets.Dataset, optional
         The first :data:`PREFLIGHT_ROWS` rows of the check rows are used; without data,
         seeded standard-normal rows of the model's width (``export``).
     dtype : str, optional
@@ -144,7 +144,7 @@ def _batch(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tolerance(dtype: str) -> tuple[float, float]:
-    from harness.compare import default_tolerances
+    from harness.compare.equivalence import default_tolerances
 
     rtol, atol = default_tolerances(dtype)
     return 10 * rtol, 10 * max(atol, rtol)
@@ -157,7 +157,7 @@ class _Stop(Exception):
 def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
     """The broken rules of one plug-in, checked on ``model`` and one more fresh model."""
     from harness.checks.outcome import finding_of
-    from harness.contract import ContractViolation, method_location
+    from harness.model.contract import ContractViolation, method_location
 
     findings: list[Finding] = []
 

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.util import jsonable
+from harness.runtime.values import jsonable
 
 PASS, INFO, WARN, NOT_CHECKED, FAIL = "PASS", "INFO", "WARN", "NOT CHECKED", "FAIL"
 STATUSES: tuple[str, ...] = (PASS, INFO, WARN, NOT_CHECKED, FAIL)
@@ -261,8 +261,8 @@ class CheckResult:
         return self.text()
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 
@@ -323,7 +323,7 @@ class CheckRun:
                          "seconds": round(self.seconds, 3)})
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)

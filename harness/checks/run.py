@@ -2,7 +2,7 @@
 
 Each ``run_<check>(config, data)`` returns one :class:`CheckResult`; :func:`run_checks`
 runs several in order and returns a :class:`CheckRun`. ``data`` is a
-:class:`harness.data.Dataset` (features not yet standardised): each check prepares
+:class:`harness.data.datasets.Dataset` (features not yet standardised): each check prepares
 its own rows the way it is documented to (standardised over the rows it uses, a
 seeded subset where the configuration asks for one).
 """
@@ -36,7 +36,7 @@ def build_model(config: CheckConfig, name: str, *, dtype: str | None = None,
     exception it raises becomes a finding. With ``init``, the model starts from
     ``config.init_params`` when they are given.
     """
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     cfg = config if dtype is None or dtype == config.spec.dtype else config.with_dtype(dtype)
     model = make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
@@ -74,7 +74,7 @@ def build_arbiter(config: CheckConfig, name: str, dtype: str) -> tuple[Any, str 
 
 def _threads(config: CheckConfig, rows: int):
     """``config.threads``, else the count that fits a workload of ``rows`` per product."""
-    from harness.threads import default_threads, limit_threads
+    from harness.runtime.threads import default_threads, limit_threads
 
     n = config.threads if config.threads is not None else default_threads(config.spec.dims,
                                                                           rows)
@@ -92,7 +92,7 @@ def _shuffled_head(X: np.ndarray, y: np.ndarray, n: int | None):
 
 def check_rows(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:
     """The rows of the equivalence and gradient checks: standardised, then a subset."""
-    from harness.data import standardize
+    from harness.data.datasets import standardize
 
     (X,) = standardize(data.X)
     return _shuffled_head(X, data.y, config.check_samples)
@@ -105,7 +105,7 @@ def training_rows(config: CheckConfig, data):
     features are standardised with the training part's statistics; else everything
     is standardised together. ``train_samples`` then keeps a seeded subset.
     """
-    from harness.data import split_validation, standardize
+    from harness.data.datasets import split_validation, standardize
 
     if config.val_fraction > 0:
         X_tr, y_tr, X_va, y_va, stratified = split_validation(
@@ -158,7 +158,7 @@ def _settings(config: CheckConfig, **extra) -> dict:
 # ------------------------------------------------------------------ checks
 def run_equivalence(config: CheckConfig, data) -> CheckResult:
     """Copy the reference's weights into the candidate; compare everything once."""
-    from harness.compare import check_equivalence
+    from harness.compare.equivalence import check_equivalence
 
     ref_name, cand_name = config.pair("the equivalence check")
     x, y = check_rows(config, data)
@@ -186,8 +186,8 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
 
 def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None) -> CheckResult:
     """Every named backend's gradients against central finite differences of its loss."""
-    from harness.batches import epoch_order
-    from harness.gradcheck import gradcheck
+    from harness.training.batches import epoch_order
+    from harness.gradients.finite_diff import gradcheck
 
     names = tuple(names or config.backends)
     X, y = check_rows(config, data)
@@ -247,7 +247,7 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
 
 def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
                 on_epoch: Callable | None = None):
-    from harness.training import WITNESSES, compare_training
+    from harness.training.side_by_side import WITNESSES, compare_training
 
     ref_name, cand_name = config.pair("a training comparison")
     if ref_name == cand_name:
@@ -341,7 +341,7 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
     A NaN or inf loss makes a FAIL result, or, with ``raise_numerical``, raises the
     :class:`~harness.errors.NumericalError` (a caller that keeps partial results).
     """
-    from harness.cv import cross_validate
+    from harness.training.cv import cross_validate
 
     title = f"{config.folds}-fold cross-validation, {config.epochs} epochs per fold"
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Exit codes: 0 pass, 1 a mismatch (or a numerical failure) was found, 2 bad input
 or usage, 130 interrupted (Ctrl-C or SIGTERM). Library errors are turned into
 one-line messages here and nowhere else; where a command kept partial results
-(``harness.io.staged_dir(keep_partial=True)``), the message says where they are.
+(``harness.data.atomic.staged_dir(keep_partial=True)``), the message says where they are.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _options_of(parser: argparse.ArgumentParser, command: str) -> set[str]:
 
 
 def _partial_note(exc: BaseException) -> str:
-    from harness.io import partial_path_of
+    from harness.data.atomic import partial_path_of
 
     path = partial_path_of(exc)
     return "" if path is None else f"; partial results are in {path}"

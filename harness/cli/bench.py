@@ -168,7 +168,7 @@ def build_config(args):
 
 def run(args) -> int:
     from harness import bench
-    from harness.console import to_stderr
+    from harness.runtime.console import to_stderr
 
     if args.compare:
         old, new = (bench.load_run(p) for p in args.compare)

@@ -45,7 +45,7 @@ def run(args) -> int:
     from datetime import datetime
 
     from harness.calibrate.tables import calibrate
-    from harness.threads import limit_threads
+    from harness.runtime.threads import limit_threads
 
     configs = QUICK_CONFIGS if args.configs is None and args.quick else (
         10000 if args.configs is None else args.configs)
@@ -57,7 +57,7 @@ def run(args) -> int:
     out = args.out or f"reports/calibrate-{datetime.now():%Y%m%d-%H%M%S}"
     command = "nn-harness calibrate " + shlex.join(_argv(args, configs, out))
     if args.out is not None:
-        from harness.io import check_output_dir
+        from harness.data.atomic import check_output_dir
 
         check_output_dir(out, force=args.force)
     common.check_writable(out)  # refused now, not after the run

@@ -49,7 +49,7 @@ def add_backends_arg(p: argparse.ArgumentParser, default: str = "scratch,torch")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
+    from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
 
     g = p.add_argument_group("model")
     g.add_argument("--dims", type=csv_ints, default=None, metavar="D0,...,DL",
@@ -70,7 +70,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    from harness.data import BUILTIN_DATASETS
+    from harness.data.datasets import BUILTIN_DATASETS
 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="digits", metavar="NAME", action=_StoreExplicit,
@@ -95,7 +95,7 @@ class _StoreExplicit(argparse.Action):
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
-    from harness.specs import OPTIMIZER_NAMES, WEIGHT_DECAY_IN, WEIGHT_DECAY_ON
+    from harness.model.specs import OPTIMIZER_NAMES, WEIGHT_DECAY_IN, WEIGHT_DECAY_ON
 
     g = p.add_argument_group("optimizer (torch.optim's meanings)")
     g.add_argument("--optimizer", default="adam", metavar="NAME",
@@ -158,7 +158,7 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int = 50, batch_siz
                       val_fraction: float | None = 0.2) -> None:
     """--epochs, --batch-size, --no-shuffle and (unless ``val_fraction`` is None) --val-fraction.
 
-    Values are checked by the library (harness.training.validate_training_args), not here.
+    Values are checked by the library (harness.training.side_by_side.validate_training_args), not here.
     """
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default: {epochs})")
@@ -186,7 +186,7 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------- parsing
 def load_data(args):
     """The data set the flags name (unstandardised): --data FILE, else --dataset."""
-    from harness.data import load_data_file, load_dataset
+    from harness.data.datasets import load_data_file, load_dataset
 
     data_file = getattr(args, "data", None)
     target = getattr(args, "target", None)
@@ -206,7 +206,7 @@ def load_data(args):
         raise ConfigError(f"`{given[0]}` sizes --dataset synthetic; it does not apply "
                           f"to --data")
     data = load_data_file(data_file, target=target)
-    from harness.data import fit_standardizer
+    from harness.data.datasets import fit_standardizer
 
     try:  # every command standardises: refuse data that cannot be, before any work
         fit_standardizer(data.X)
@@ -223,7 +223,7 @@ def read_init(args):
     cached = getattr(args, "_init_weights", None)
     if cached is None:
         from harness.errors import WeightsError
-        from harness.weights import read_weights
+        from harness.data.weights import read_weights
 
         try:
             cached = read_weights(path)
@@ -239,7 +239,7 @@ def initial_params(args, spec):
     if weights is None:
         return None
     from harness.errors import WeightsError
-    from harness.weights import fit_weights
+    from harness.data.weights import fit_weights
 
     try:
         return fit_weights(weights, spec.dims, spec.dtype)
@@ -253,7 +253,7 @@ def model_spec(args, dataset):
     Without --dims the widths are those of the --init-from file, if any, else
     features, 32, classes. A given --init-from file must fit the spec (dims, dtype).
     """
-    from harness.specs import ModelSpec
+    from harness.model.specs import ModelSpec
 
     weights = read_init(args)
     if args.dims is None and weights is not None:
@@ -283,7 +283,7 @@ def build_models(names, spec, optimizer, args, *, device: str = "cpu") -> list:
 
     (Every comparison copies the first model's parameters into the others.)
     """
-    from harness.registry import make_backend
+    from harness.model.registry import make_backend
 
     models = [make_backend(name, spec, optimizer, device=device) for name in names]
     params = initial_params(args, spec)
@@ -309,16 +309,16 @@ def check_config(args, backends, spec, optimizer, *, device: str = "cpu", **sett
 
 
 def _default_optimizer():
-    from harness.specs import OptimizerSpec
+    from harness.model.specs import OptimizerSpec
 
     return OptimizerSpec()
 
 
 def threads(args, backends=None, *, dims=None, rows=None):
     """Context: --threads for NumPy's BLAS and torch; without it the count that fits the
-    workload (harness.threads.default_threads of ``dims`` and ``rows``: one thread for
+    workload (harness.runtime.threads.default_threads of ``dims`` and ``rows``: one thread for
     small matrices, every core for large ones; every core when neither is given)."""
-    from harness.threads import default_threads, limit_threads
+    from harness.runtime.threads import default_threads, limit_threads
 
     n = getattr(args, "threads", None)
     if n is None and dims is not None and rows is not None:
@@ -328,7 +328,7 @@ def threads(args, backends=None, *, dims=None, rows=None):
 
 def validate_threads(args) -> int | None:
     """--threads checked; more than the usable cores is cut to them, with a warning."""
-    from harness.threads import usable_cores, validate_threads as check
+    from harness.runtime.threads import usable_cores, validate_threads as check
 
     n = check(getattr(args, "threads", None))
     cores = usable_cores()
@@ -365,12 +365,12 @@ def check_writable(out, flag: str = "--out") -> None:
 
 
 def output_folder(out, *, force: bool, keep_partial: bool, what: str = "run"):
-    """Context: the staged folder of ``out`` (see harness.io.staged_dir), or None without it."""
+    """Context: the staged folder of ``out`` (see harness.data.atomic.staged_dir), or None without it."""
     import contextlib
 
     if out is None:
         return contextlib.nullcontext(None)
-    from harness.io import staged_dir
+    from harness.data.atomic import staged_dir
 
     return staged_dir(out, force=force, keep_partial=keep_partial, what=what)
 
@@ -383,7 +383,7 @@ def positive_int(flag: str, value, minimum: int = 1) -> int:
 
 
 def optimizer_spec(args):
-    from harness.specs import OptimizerSpec
+    from harness.model.specs import OptimizerSpec
 
     return OptimizerSpec(name=args.optimizer, lr=args.lr, momentum=args.momentum,
                          nesterov=args.nesterov, betas=tuple(args.betas), eps=args.eps,
@@ -405,7 +405,7 @@ def validate_device(args) -> str:
 
 
 def validate_backends(names, *, at_least: int = 1) -> tuple[str, ...]:
-    from harness.registry import validate_backend_name
+    from harness.model.registry import validate_backend_name
 
     for name in names:
         validate_backend_name(name)
@@ -439,7 +439,7 @@ def json_stdout(enabled: bool):
 
 
 def print_json(obj) -> None:
-    from harness.util import jsonable
+    from harness.runtime.values import jsonable
 
     out = _json_out if _json_out is not None else sys.stdout
     json.dump(jsonable(obj), out, indent=2)

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from harness.registry import BUILTIN_BACKENDS, validate_backend_name
+    from harness.model.registry import BUILTIN_BACKENDS, validate_backend_name
     from harness.testing.conformance import capabilities_of, check_network
 
     validate_backend_name(args.backend)

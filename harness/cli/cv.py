@@ -62,8 +62,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from harness.errors import ConfigError
-    from harness.io import check_output_dir
-    from harness.training import validate_training_args
+    from harness.data.atomic import check_output_dir
+    from harness.training.side_by_side import validate_training_args
 
     backends = common.validate_backends(args.backends, at_least=1)
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
@@ -141,7 +141,7 @@ def _classes(names, shown: int = 10) -> str:
 
 def _write_tables(report, folder, *, complete: bool, name: str | None = None) -> None:
     """The CSV tables and config.json of ``report`` into ``folder``, each file atomically."""
-    from harness.io import atomic_write_json, atomic_write_text
+    from harness.data.atomic import atomic_write_json, atomic_write_text
 
     for file, frame in (("folds.csv", report.table), ("summary.csv", report.summary),
                         ("agreement.csv", report.agreement), ("curves.csv", report.curves),

@@ -33,7 +33,7 @@ def register(sub) -> None:
     g.add_argument("--dims", type=common.csv_ints, default=None, metavar="D0,...,DL",
                    help="layer widths: features, hidden widths, classes (required unless "
                         "--init-from gives them)")
-    from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
+    from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
 
     g.add_argument("--activation", default="relu", metavar="NAME",
                    help=f"hidden activation, recorded in the file: {', '.join(ACTIVATION_NAMES)} "
@@ -59,9 +59,9 @@ def run(args) -> int:
 
     from harness.checks import build_models
     from harness.errors import ConfigError
-    from harness.registry import validate_backend_name
-    from harness.specs import ModelSpec
-    from harness.weights import SUFFIXES, format_of, save_weights
+    from harness.model.registry import validate_backend_name
+    from harness.model.specs import ModelSpec
+    from harness.data.weights import SUFFIXES, format_of, save_weights
 
     validate_backend_name(args.backend)
     out = Path(args.out)
@@ -98,7 +98,7 @@ def run(args) -> int:
     if weights is not None:
         metadata["init_from"] = str(weights.path)
     path = save_weights(out, model.get_params(), metadata=metadata, replace=args.force)
-    from harness.weights import read_weights
+    from harness.data.weights import read_weights
 
     check = read_weights(path)  # what was written reads back
     if args.json:

@@ -46,9 +46,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from harness.checks import run_gradcheck
-    from harness.compare import resolve_tolerances
+    from harness.compare.equivalence import resolve_tolerances
     from harness.errors import ConfigError
-    from harness.registry import validate_backend_name
+    from harness.model.registry import validate_backend_name
 
     validate_backend_name(args.backend)
     if args.samples < 1:

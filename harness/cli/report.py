@@ -97,7 +97,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.io import check_output_dir
+    from harness.data.atomic import check_output_dir
     from harness.report import ReportSettings, build_report, default_out, validate_settings
 
     backends = common.validate_backends(args.backends, at_least=2)

@@ -23,7 +23,7 @@ With --out DIR it writes history.csv (tidy: step, epoch, backend, quantity, valu
 summary.json, loss.png, accuracy.png and differences.png, all at once when done.
 Interrupted (Ctrl-C, SIGTERM), it keeps what the finished epochs measured in
 DIR.partial and says so. Exit code 1 when the trajectories leave the tolerance
-(which grows with the step count, see harness.training) or a loss becomes NaN or
+(which grows with the step count, see harness.training.side_by_side) or a loss becomes NaN or
 inf; what was recorded is written anyway."""
 
 
@@ -57,10 +57,10 @@ def _check_val_fraction(value) -> float:
 
 def run(args) -> int:
     from harness.checks.run import training_rows
-    from harness.compare import resolve_tolerances
+    from harness.compare.equivalence import resolve_tolerances
     from harness.errors import ConfigError
-    from harness.io import check_output_dir
-    from harness.training import validate_training_args
+    from harness.data.atomic import check_output_dir
+    from harness.training.side_by_side import validate_training_args
 
     # every check that needs no data comes first: bad input costs nothing
     backends = common.validate_backends(args.backends, at_least=2)
@@ -121,7 +121,7 @@ def run(args) -> int:
 def _train(args, config, run_config, data):
     """Train side by side; with --out, in a staged folder that keeps finished epochs."""
     from harness.checks import run_training
-    from harness.progress import progress
+    from harness.runtime.progress import progress
 
     with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
@@ -169,7 +169,7 @@ class _PartialHistory:
         import csv
         import io
 
-        from harness.io import atomic_write_json, atomic_write_text
+        from harness.data.atomic import atomic_write_json, atomic_write_text
 
         for backend, values in metrics.items():
             for quantity, value in values.items():
@@ -186,7 +186,7 @@ class _PartialHistory:
 
 
 def _write(report, summary, folder) -> list[str]:
-    from harness.io import atomic_write_json, atomic_write_text
+    from harness.data.atomic import atomic_write_json, atomic_write_text
     from harness.plots.training import write_training_plots
 
     atomic_write_text(folder / "history.csv", report.history.to_csv(index=False))

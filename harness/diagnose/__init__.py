@@ -51,7 +51,7 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
         Backend names as the registry builds them.
     builder : callable, optional
         ``builder(config, name, dtype=None)`` returning a model (the checks layer's
-        ``build_model``); default: :func:`harness.registry.make_backend`.
+        ``build_model``); default: :func:`harness.model.registry.make_backend`.
 
     Returns
     -------

@@ -146,7 +146,7 @@ class Evidence:
 
         ``builder(config, name, dtype=None)`` builds a model; default: the registry.
         """
-        from harness.compare import resolve_tolerances
+        from harness.compare.equivalence import resolve_tolerances
 
         dtype = np.dtype(config.spec.dtype)
         rtol, atol = resolve_tolerances(dtype, config.rtol, config.atol)
@@ -168,7 +168,7 @@ class Evidence:
             # the code returns (a 1-D array, a transposed gradient), not at the guard's
             # verdict on it
             return getattr(model, "wrapped", model)
-        from harness.registry import make_backend
+        from harness.model.registry import make_backend
 
         cfg = self.config if dtype is None else self.config.with_dtype(dtype)
         return make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)

@@ -1,4 +1,4 @@
-"""Figures of a cross-validation run (:class:`harness.cv.CVReport`)."""
+"""Figures of a cross-validation run (:class:`harness.training.cv.CVReport`)."""
 
 from __future__ import annotations
 

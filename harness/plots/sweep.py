@@ -24,7 +24,7 @@ def _atol(rows, dtype: str) -> float | None:
             return float(values[0])
         if len(values) > 1:
             return None
-    from harness.compare import default_tolerances
+    from harness.compare.equivalence import default_tolerances
 
     try:
         return float(default_tolerances(dtype)[1])

@@ -1,7 +1,7 @@
 """Figures of a training comparison, drawn from its tidy history alone.
 
-Every function takes the history DataFrame of :func:`harness.training.compare_training`
-(or :attr:`harness.training.TrainingLog.history`; columns ``step, epoch, backend,
+Every function takes the history DataFrame of :func:`harness.training.side_by_side.compare_training`
+(or :attr:`harness.training.side_by_side.TrainingLog.history`; columns ``step, epoch, backend,
 quantity, value``) and returns a matplotlib Figure, so what is drawn can be checked
 against the recorded numbers. :func:`write_training_plots` saves them as PNG.
 """
@@ -18,7 +18,7 @@ from harness.plots import MARKERS, pyplot, save, style
 #: file names written by :func:`write_training_plots`
 PLOT_FILES = {"loss": "loss.png", "accuracy": "accuracy.png", "differences": "differences.png"}
 
-_DIFFERENCE = "difference"  # harness.training.DIFFERENCE, without importing pandas here
+_DIFFERENCE = "difference"  # harness.training.side_by_side.DIFFERENCE, without importing pandas here
 
 
 def _check(history) -> None:

@@ -2,15 +2,15 @@
 
 :func:`build_report` runs, in order,
 
-1. ``equivalence``: :func:`harness.compare.check_equivalence` on the whole
+1. ``equivalence``: :func:`harness.compare.equivalence.check_equivalence` on the whole
    (standardised) data set as one batch;
-2. ``gradcheck``: :func:`harness.gradcheck.gradcheck` of each backend on a seeded
+2. ``gradcheck``: :func:`harness.gradients.finite_diff.gradcheck` of each backend on a seeded
    subset of the samples;
-3. ``training``: :func:`harness.training.compare_training` in the configured dtype,
+3. ``training``: :func:`harness.training.side_by_side.compare_training` in the configured dtype,
    with a stratified validation part;
 4. ``drift``: the same workload in float32 (when the configured dtype is float64),
    to show where float32 trajectories of two implementations drift apart;
-5. ``cv``: :func:`harness.cv.cross_validate`, k folds, both backends on the same folds;
+5. ``cv``: :func:`harness.training.cv.cross_validate`, k folds, both backends on the same folds;
 6. ``bench``: a short benchmark (:meth:`harness.bench.BenchConfig.quick`);
 
 and writes, into one folder, ``index.html`` (a self-contained page: images embedded
@@ -61,7 +61,7 @@ from harness.report.settings import (
     validate_settings,
 )
 from harness.report.stages import _Run  # noqa: F401 - the stages (tests patch them)
-from harness.util import jsonable
+from harness.runtime.values import jsonable
 
 __all__ = [
     "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "DEFAULT_FOLDS", "DEFAULT_GRADCHECK_MAX_ENTRIES",

@@ -34,7 +34,7 @@ from harness.report.console import to_stderr
 from harness.report.model import SKIPPED, STAGES, ReportOutcome, StageResult, Verdict
 from harness.report.settings import ReportSettings, validate_settings
 from harness.report.stages import _Run
-from harness.util import jsonable
+from harness.runtime.values import jsonable
 
 SCHEMA = "nn-harness-report"
 SCHEMA_VERSION = 1
@@ -48,7 +48,7 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
 
     Parameters
     ----------
-    data : harness.data.Dataset
+    data : harness.data.datasets.Dataset
         Unstandardised; each stage standardises as it needs (the whole set for the
         equivalence and gradient checks, the training part's statistics for training
         and for every CV fold).
@@ -75,9 +75,9 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
     KeyboardInterrupt
         Passed on; nothing is left behind.
     """
-    from harness.io import check_output_dir, staged_dir
-    from harness.registry import make_backend
-    from harness.threads import limit_threads
+    from harness.data.atomic import check_output_dir, staged_dir
+    from harness.model.registry import make_backend
+    from harness.runtime.threads import limit_threads
 
     started = time.perf_counter()
     validate_settings(settings, data)
@@ -157,7 +157,7 @@ def _short(v: Verdict) -> str:
 
 
 def _machine(bench: StageResult | None, threads: int) -> dict[str, Any]:
-    from harness.machine import machine_info
+    from harness.runtime.machine import machine_info
 
     if bench is not None and bench.view is not None:
         info = dict(bench.view["machine"])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError, DataError
-from harness.util import check_int
+from harness.runtime.values import check_int
 
 #: defaults of the report (the command line shows them in --help)
 DEFAULT_EPOCHS = 50
@@ -106,10 +106,10 @@ class ReportSettings:
 
 def validate_settings(settings: ReportSettings, data) -> None:
     """Refuse bad settings for ``data`` with a ConfigError, before anything runs."""
-    from harness.compare import resolve_tolerances
-    from harness.registry import validate_backend_name
-    from harness.specs import ModelSpec, OptimizerSpec
-    from harness.training import validate_training_args
+    from harness.compare.equivalence import resolve_tolerances
+    from harness.model.registry import validate_backend_name
+    from harness.model.specs import ModelSpec, OptimizerSpec
+    from harness.training.side_by_side import validate_training_args
 
     s = settings
     if not isinstance(s.spec, ModelSpec):
@@ -153,11 +153,11 @@ def validate_settings(settings: ReportSettings, data) -> None:
     check_int("--max-entries", s.gradcheck_max_entries, 1)
     if s.device not in ("cpu", "cuda"):
         raise ConfigError(f"`--device` must be one of cpu, cuda, got {s.device!r}")
-    from harness.threads import validate_threads
+    from harness.runtime.threads import validate_threads
 
     validate_threads(s.threads)
     if s.init_params is not None:
-        from harness.layout import validate_params
+        from harness.model.layout import validate_params
 
         validate_params(s.init_params, s.spec.dims, s.spec.dtype)
     if s.bench is not None and not isinstance(s.bench, str):

@@ -17,7 +17,7 @@ import numpy as np
 from harness.report.console import native_stderr
 from harness.report.model import INFO, StageResult, Verdict
 from harness.report.settings import ReportSettings, safe_name
-from harness.util import isna
+from harness.runtime.values import isna
 
 
 # ------------------------------------------------------------------- helpers
@@ -67,7 +67,7 @@ class _Run:
     """
 
     def __init__(self, settings: ReportSettings, data, tmp: Path, log, quiet: bool):
-        from harness.data import standardize
+        from harness.data.datasets import standardize
 
         self.s = settings
         self.data = data

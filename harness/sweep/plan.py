@@ -25,8 +25,8 @@ HASH_VERSION = 1
 
 #: the checks a sweep can run, in the order a task runs them
 CHECKS: tuple[str, ...] = ("equivalence", "gradcheck", "training")
-_CHECK_MODULES = {"equivalence": "harness.compare", "gradcheck": "harness.gradcheck",
-                  "training": "harness.training"}
+_CHECK_MODULES = {"equivalence": "harness.compare.equivalence", "gradcheck": "harness.gradients.finite_diff",
+                  "training": "harness.training.side_by_side"}
 
 #: the most configurations one grid file may expand to
 MAX_CONFIGS = 1_000_000
@@ -49,7 +49,7 @@ _GRID_DEFAULTS: dict[str, list] = {
     "weight_decay_in": ["optimizer"],
     "weight_decay_on": ["all"],
 }
-#: conventions (harness.specs): a configuration at these defaults keeps the key it had
+#: conventions (harness.model.specs): a configuration at these defaults keeps the key it had
 #: before the conventions existed, so that older results folders still resume
 CONVENTION_DEFAULTS: dict[str, str] = {"loss_reduction": "mean",
                                        "weight_decay_in": "optimizer", "weight_decay_on": "all"}
@@ -194,7 +194,7 @@ def _parse_settings(table: dict) -> tuple[SweepSettings, str, int | None, int | 
             if key in table:
                 raise _fail(f"sweep.{key}", 'applies to mode = "random" only')
 
-    from harness.registry import validate_backend_name
+    from harness.model.registry import validate_backend_name
 
     backends = table.get("backends", ["scratch", "torch"])
     if (not isinstance(backends, list) or len(backends) != 2
@@ -327,7 +327,7 @@ def _betas(v):
 @cache
 def _data_shape(name: str) -> tuple[int, int, int]:
     """(samples, features, classes) of a built-in data set."""
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
 
     data = load_dataset(name)
     return len(data), data.n_features, data.n_classes
@@ -376,8 +376,8 @@ class _Factors:
 
 
 def _parse_grid(grid: dict) -> _Factors:
-    from harness.data import BUILTIN_DATASETS
-    from harness.specs import (
+    from harness.data.datasets import BUILTIN_DATASETS
+    from harness.model.specs import (
         ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS, OPTIMIZER_NAMES, WEIGHT_DECAY_IN,
         WEIGHT_DECAY_ON,
     )

@@ -195,7 +195,7 @@ class ResultsStore:
         return _dedupe(self.read_raw())
 
     def write_plan(self, plan: SweepPlan) -> None:
-        from harness.io import atomic_write_json
+        from harness.data.atomic import atomic_write_json
 
         atomic_write_json(self.path / "plan.json", {
             "source": plan.source, "mode": plan.mode, "grid_size": plan.grid_size,

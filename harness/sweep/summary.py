@@ -9,7 +9,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.sweep.plan import CHECKS
-from harness.util import isna
+from harness.runtime.values import isna
 
 #: factors a summary can group by
 FACTORS: tuple[str, ...] = ("dataset", "hidden", "dims", "activation", "dtype", "optimizer",

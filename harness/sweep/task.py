@@ -19,13 +19,13 @@ from typing import Any
 @lru_cache(maxsize=8)
 def _dataset(name: str):
     """A built-in data set, loaded once per process."""
-    from harness.data import load_dataset
+    from harness.data.datasets import load_dataset
 
     return load_dataset(name)
 
 
 def _specs(config: dict[str, Any]):
-    from harness.specs import ModelSpec, OptimizerSpec
+    from harness.model.specs import ModelSpec, OptimizerSpec
 
     dims = tuple(int(d) for d in config["dims"].split("-"))
     spec = ModelSpec(dims, activation=config["activation"], dtype=config["dtype"],

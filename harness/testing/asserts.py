@@ -62,7 +62,7 @@ def raised_result(check: str, title: str, exc: BackendRaised, header=(), setting
 
 def equivalence_result(report, *, check: str = "equivalence", title: str, header=(),
                        settings=None, seconds: float = 0.0) -> CheckResult:
-    """The checks layer's CheckResult of an :class:`~harness.compare.EquivalenceReport`."""
+    """The checks layer's CheckResult of an :class:`~harness.compare.equivalence.EquivalenceReport`."""
     from harness.checks.outcome import equivalence_result as layer_result
 
     return layer_result(report, check=check, title=title, header=header, settings=settings,
@@ -99,7 +99,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
 
     The candidate gets the reference's parameters; then parameters, logits, loss,
     every gradient, the loss returned by one ``train_step`` and the parameters after
-    it are compared (:func:`harness.compare.check_equivalence`). In float32, with the
+    it are compared (:func:`harness.compare.equivalence.check_equivalence`). In float32, with the
     reference given as a name or a class, it is also rebuilt in float64 and judges as
     the float64 arbiter, as in ``nn-harness check``.
 
@@ -110,7 +110,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     x : ndarray of shape (N, d_0)
     y : ndarray of int, shape (N,)
     rtol, atol : float, optional
-        Both or neither; default by dtype (:data:`harness.compare.DEFAULT_TOLERANCES`).
+        Both or neither; default by dtype (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
     dims, activation, dtype, seed, optimizer, loss_reduction, weight_decay_in, weight_decay_on
         How names and classes are built (see the module docstring).
 
@@ -124,7 +124,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     HarnessAssertionError
         Something differs, or the code under test raised; the message is the report.
     """
-    from harness.compare import check_equivalence
+    from harness.compare.equivalence import check_equivalence
 
     spec, opt = _setup((reference, candidate), x, y, dims=dims, activation=activation,
                        dtype=dtype, seed=seed, optimizer=optimizer,
@@ -164,10 +164,10 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
     y : ndarray of int, shape (N,)
     eps, rtol, atol, max_entries
         The finite-difference check's half-width, tolerances (both or neither) and
-        entries checked per parameter (:func:`harness.gradcheck.gradcheck`).
+        entries checked per parameter (:func:`harness.gradients.finite_diff.gradcheck`).
     autograd : bool, optional
         Also compare logits, loss and gradients with ``torch.autograd`` on the model's
-        own parameters (:func:`harness.autograd_check.compare_with_autograd`). Default:
+        own parameters (:func:`harness.gradients.autograd.compare_with_autograd`). Default:
         when torch is available, the activation is known and the loss is the mean.
     dims, activation, dtype, seed, optimizer, loss_reduction
         How a name or class is built.
@@ -177,7 +177,7 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
     CheckResult
         The passing result: one verdict for finite differences, one for autograd.
     """
-    from harness.gradcheck import activation_of, gradcheck
+    from harness.gradients.finite_diff import activation_of, gradcheck
 
     spec, opt = _setup((model,), x, y, dims=dims, activation=activation, dtype=dtype,
                        seed=seed, optimizer=optimizer, loss_reduction=loss_reduction,
@@ -201,7 +201,7 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
         if autograd is None:
             autograd = _b.has_torch() and act is not None and reduction == "mean"
         if autograd:
-            from harness.autograd_check import compare_with_autograd
+            from harness.gradients.autograd import compare_with_autograd
 
             auto = compare_with_autograd(built, x, y, activation=act, name=name)
             reports["torch.autograd"] = auto
@@ -237,10 +237,10 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
     """Assert that two models trained side by side on identical batches stay together.
 
     The candidate starts from the reference's parameters; both take ``train_step``
-    on the same batches for ``epochs`` epochs (:func:`harness.training.compare_training`);
+    on the same batches for ``epochs`` epochs (:func:`harness.training.side_by_side.compare_training`);
     a loss or parameter difference beyond the trajectory tolerance fails. In float32,
     with the reference given as a name or a class, the float64 arbiter and two float32
-    witnesses judge instead, as in ``nn-harness train`` (:mod:`harness.trajectory`).
+    witnesses judge instead, as in ``nn-harness train`` (:mod:`harness.training.trajectory`).
 
     Parameters
     ----------
@@ -258,7 +258,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
     CheckResult
         The passing result (a WARN when both diverged alike passes too).
     """
-    from harness.training import compare_training
+    from harness.training.side_by_side import compare_training
 
     spec, opt = _setup((reference, candidate), X, y, dims=dims, activation=activation,
                        dtype=dtype, seed=seed, optimizer=optimizer,
@@ -288,7 +288,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
 
 def trajectory_result(report, *, check: str = "training", title: str, header=(),
                       seconds: float = 0.0) -> CheckResult:
-    """The checks layer's CheckResult of a :class:`~harness.training.TrajectoryReport`."""
+    """The checks layer's CheckResult of a :class:`~harness.training.side_by_side.TrajectoryReport`."""
     from harness.checks.outcome import trajectory_result as layer_result
 
     return layer_result(report, check=check, title=title, header=header, seconds=seconds)

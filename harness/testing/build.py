@@ -3,7 +3,7 @@
 A *target* is what a user hands to :mod:`harness.testing`: a backend name
 (``"torch"``, ``"scratch"``, ``"mymod:MyMLP"``), a class constructed as
 ``Class(spec, optimizer)``, or a model already built. Names and classes are built
-here, through :mod:`harness.registry` and the checks layer's guard, so that an
+here, through :mod:`harness.model.registry` and the checks layer's guard, so that an
 exception raised by the code under test becomes a finding naming the method and
 the user's line. Imports stay light: nothing here imports torch.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import ModelSpec, OptimizerSpec
 
 #: hidden width used when ``dims`` is inferred from the data (the command line's default)
 DEFAULT_HIDDEN = 32
@@ -133,8 +133,8 @@ def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int
     What is not given is read off a built target (its dims, dtype and activation),
     else inferred from ``x`` and ``y`` (dims), else the defaults (relu, float64).
     """
-    from harness.compare import model_dtype
-    from harness.gradcheck import activation_of
+    from harness.compare.equivalence import model_dtype
+    from harness.gradients.finite_diff import activation_of
 
     built = [t for t in targets if is_built(t)]
     if built:
@@ -149,13 +149,13 @@ def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int
 def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "cpu"):
     """A model of ``target`` for ``spec``; a user's code behind the checks layer's guard.
 
-    Names go through :func:`harness.registry.make_backend` (bad input: ProtocolError);
+    Names go through :func:`harness.model.registry.make_backend` (bad input: ProtocolError);
     a class is constructed as ``Class(spec, optimizer)`` and checked against the
     protocol the same way; a built model is checked and guarded as it is.
     """
     from harness.checks.guard import Guarded
     from harness.errors import ProtocolError
-    from harness.registry import BUILTIN_BACKENDS, check_protocol, make_backend
+    from harness.model.registry import BUILTIN_BACKENDS, check_protocol, make_backend
 
     target = as_target(target)
     if isinstance(target, str):
@@ -187,12 +187,12 @@ def reference_judges(reference, spec, opt, *, witnesses: int | None = None):
     ``(None, ())`` then): in float32 the reference rebuilt in float64 as the arbiter
     (None when it cannot be: the float32 tolerances judge, and the report's ``rule``
     says so), and in either dtype ``witnesses`` (default
-    :data:`harness.trajectory.WITNESSES`) more copies of it for a trajectory.
+    :data:`harness.training.trajectory.WITNESSES`) more copies of it for a trajectory.
     """
     from dataclasses import replace
 
     from harness.errors import HarnessError
-    from harness.trajectory import WITNESSES
+    from harness.training.trajectory import WITNESSES
 
     if is_built(reference):
         return None, ()

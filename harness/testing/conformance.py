@@ -16,7 +16,7 @@ The checks:
 * ``forward|loss|gradients-<activation>-<dtype>``: against the reference backend
   (torch, else scratch) from identical parameters; then ``gradients-depth1`` and
   ``-depth3``, ``-batch1``, ``-duplicated-batch`` and ``-zero-input``.
-* ``step-<optimizer>``: one optimizer step (:func:`harness.compare.check_equivalence`);
+* ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
   ``convention-<option>-<value>``: a step under each non-default convention.
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
@@ -36,7 +36,7 @@ import numpy as np
 
 from harness.checks.result import FAIL, PASSING, CheckResult
 from harness.errors import BackendRaised, ConfigError
-from harness.specs import ACTIVATION_NAMES, DTYPE_NAMES, OPTIMIZER_NAMES
+from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, OPTIMIZER_NAMES
 from harness.testing import build as _b
 from harness.testing.asserts import equivalence_result, raised_result, trajectory_result
 from harness.testing.contract import (
@@ -68,7 +68,7 @@ def capabilities_of(target) -> dict[str, Any]:
     ConfigError
         An unknown key or name in the declaration.
     """
-    from harness.registry import BUILTIN_BACKENDS, load_user_class
+    from harness.model.registry import BUILTIN_BACKENDS, load_user_class
 
     if isinstance(target, str) and target in BUILTIN_BACKENDS:
         return {"activations": list(ACTIVATION_NAMES), "dtypes": list(DTYPE_NAMES),
@@ -131,7 +131,7 @@ class ConformanceCheck:
         return "-".join((self.name, *self.params))
 
     def run(self, target, *, reference: str | None = None) -> CheckResult:
-        from harness.threads import limit_threads
+        from harness.runtime.threads import limit_threads
 
         ref = reference or self.reference or ("torch" if _b.has_torch() else "scratch")
         t0 = time.perf_counter()
@@ -177,8 +177,8 @@ def _batch(kind: str, dims):
 def _against_reference(target, ref: str, check: str, *, quantity: str, activation: str,
                        dtype: str, dims=DIMS, batch: str = "random") -> CheckResult:
     """Logits, loss or gradients of ``target`` against ``ref`` from identical parameters."""
-    from harness.closeness import compare
-    from harness.compare import EquivalenceReport, compare_dicts, resolve_tolerances
+    from harness.compare.closeness import compare
+    from harness.compare.equivalence import EquivalenceReport, compare_dicts, resolve_tolerances
 
     spec = _b.make_spec(dims, activation=activation, dtype=dtype)
     opt = _b.make_optimizer()
@@ -198,7 +198,7 @@ def _against_reference(target, ref: str, check: str, *, quantity: str, activatio
     name = _b.short_name(target)
     divergence, notes = None, []
     if not all(r.passed for r in rows):
-        from harness.localize import localisation_note, locate_divergence
+        from harness.diagnose.localize import localisation_note, locate_divergence
 
         divergence = locate_divergence(reference, candidate, x, y, **tol,
                                        reference_name=ref, candidate_name=name)
@@ -215,7 +215,7 @@ def _against_reference(target, ref: str, check: str, *, quantity: str, activatio
 def _step(target, ref: str, check: str, *, activation: str, dtype: str, optimizer: str,
           conventions: dict | None = None, weight_decay: float = 0.0) -> CheckResult:
     """One optimizer step of ``target`` against ``ref`` (everything compared once)."""
-    from harness.compare import check_equivalence
+    from harness.compare.equivalence import check_equivalence
 
     conventions = conventions or {}
     spec = _b.make_spec(DIMS, activation=activation, dtype=dtype,
@@ -237,7 +237,7 @@ def _trajectory(target, ref: str, check: str, *, activation: str, dtype: str,
                 optimizer: str) -> CheckResult:
     import warnings
 
-    from harness.training import compare_training
+    from harness.training.side_by_side import compare_training
 
     spec = _b.make_spec(DIMS, activation=activation, dtype=dtype)
     opt = _b.make_optimizer({"name": optimizer, "lr": LR})
@@ -379,14 +379,14 @@ class ConformanceRun:
     __str__ = text
 
     def to_dict(self) -> dict[str, Any]:
-        from harness.util import jsonable
+        from harness.runtime.values import jsonable
 
         return jsonable({"target": self.target, "passed": self.passed, **self.counts(),
                          "checks": [o.to_dict() for o in self.outcomes],
                          "seconds": round(self.seconds, 3)})
 
     def _repr_html_(self) -> str:
-        from harness.display import conformance_html
+        from harness.compare.html import conformance_html
 
         return conformance_html(self)
 

@@ -127,7 +127,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
         if p:
             problems.append(p)
         else:
-            from harness.compare import resolve_tolerances
+            from harness.compare.equivalence import resolve_tolerances
 
             rtol, atol = resolve_tolerances(dtype, None, None)
             if not np.isclose(float(returned), float(loss_before), rtol=rtol, atol=atol):

@@ -12,7 +12,7 @@ any test run where nn-harness is installed; load it explicitly with
   ``weight_decay_on``), ``.name`` is the backend name, and a factory can be handed to
   the assertions as it is (they build it with their own spec). Without a candidate
   named, tests using ``nnh_candidate`` are skipped with the reason.
-* ``nnh_data("iris")``: a bundled data set (:func:`harness.data.load_dataset`) as
+* ``nnh_data("iris")``: a bundled data set (:func:`harness.data.datasets.load_dataset`) as
   standardised ``(X, y)``.
 * ``@pytest.mark.nnh(backend=..., reference=..., dims=..., activation=..., ...)``:
   per-test defaults of the two factories.
@@ -56,7 +56,7 @@ class ModelFactory:
     """
 
     def __init__(self, name: str, defaults: dict | None = None):
-        from harness.registry import validate_backend_name
+        from harness.model.registry import validate_backend_name
 
         self.name = validate_backend_name(name)
         self.defaults = dict(defaults or {})
@@ -126,7 +126,7 @@ def nnh_data():
     def load(name: str = "iris", *, n_samples: int | None = None, seed: int = 0):
         import numpy as np
 
-        from harness.data import load_dataset, standardize
+        from harness.data.datasets import load_dataset, standardize
 
         data = load_dataset(name, seed=seed,
                             **({"n_samples": n_samples} if name == "synthetic" else {}))

@@ -1,8 +1,8 @@
 """The judge of a trajectory comparison: each step's bound, as the models train.
 
 :class:`TrajectoryJudge` receives the callbacks of
-:func:`harness.training.train_side_by_side` and applies the rule of
-:mod:`harness.trajectory` ("Trajectory tolerance"): the tolerance, widened by the
+:func:`harness.training.side_by_side.train_side_by_side` and applies the rule of
+:mod:`harness.training.trajectory` ("Trajectory tolerance"): the tolerance, widened by the
 witnesses' spread, or the float64 arbiter's bound.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.compare import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
-from harness.trajectory import AMPLIFIED, DIFFERENCE, Divergence, trajectory_bound
+from harness.compare.equivalence import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.training.trajectory import AMPLIFIED, DIFFERENCE, Divergence, trajectory_bound
 
 
 def _param_difference(ref: dict, cand: dict) -> tuple[float, float, str]:
@@ -40,7 +40,7 @@ def _entry(key: str, flat: int, shape: tuple[int, ...]) -> str:
 
 
 class TrajectoryJudge:
-    """Compares two models as :func:`harness.training.train_side_by_side` steps them.
+    """Compares two models as :func:`harness.training.side_by_side.train_side_by_side` steps them.
 
     Its :meth:`on_step` and :meth:`after_epoch` are that function's callbacks. Each
     step's loss difference and each epoch end's largest parameter difference are
@@ -58,7 +58,7 @@ class TrajectoryJudge:
         The float64 arbiter, stepping along under ``arbiter_name``; None: the tolerances.
     arbiter_name : str, optional
     witnesses : dict of str to Classifier, optional
-        The float32 witnesses (:class:`~harness.witness.Witness`) by the names under
+        The float32 witnesses (:class:`~harness.training.witness.Witness`) by the names under
         which their batch losses arrive; their distance from the arbiter widens the
         bound like the reference's. Only with an arbiter.
     on_epoch : callable, optional

@@ -1,9 +1,9 @@
 """Judging two training trajectories: the per-step bound, the float64 arbiter, the report.
 
-:func:`harness.training.compare_training` trains two models side by side from
-identical parameters; a :class:`~harness.trajectory_judge.TrajectoryJudge` compares
+:func:`harness.training.side_by_side.compare_training` trains two models side by side from
+identical parameters; a :class:`~harness.training.judge.TrajectoryJudge` compares
 them after every step and every epoch, and the outcome is a :class:`TrajectoryReport`.
-The history it reads is described in :mod:`harness.training`.
+The history it reads is described in :mod:`harness.training.side_by_side`.
 
 Trajectory tolerance
 --------------------
@@ -12,7 +12,7 @@ A compared quantity with reference value(s) ``r`` passes at step ``t`` when::
     max |candidate - reference| <= (atol * max(1, s) + rtol * s) * (1 + t / growth_steps)
 
 with ``s = max |r|`` (the loss, or the largest parameter magnitude), ``(rtol, atol)``
-the per-step defaults of :data:`harness.compare.DEFAULT_TOLERANCES` for the less
+the per-step defaults of :data:`harness.compare.equivalence.DEFAULT_TOLERANCES` for the less
 precise dtype of the two models, and ``growth_steps = 1000`` (:data:`GROWTH_STEPS`):
 the allowance doubles over the first 1000 steps and keeps growing linearly.
 
@@ -52,7 +52,7 @@ step ``t`` the candidate passes when::
 
 where the ``run_k`` are the reference itself and its float32 *witnesses* (below); losses
 every step, the largest parameter entry difference at epoch ends; ``floor`` is
-:data:`harness.compare.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
+:data:`harness.compare.equivalence.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
 value. The distance of correct float32 runs from float64 is what float32 costs on this
 very run, so a candidate that drifts several times further is doing something else.
 
@@ -76,7 +76,7 @@ bound stays as tight.
 
 Without an arbiter (float64 runs, or a reference that cannot be built in float64) the
 witnesses still run when given: their largest distance from the *reference* so far,
-times :data:`harness.compare.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
+times :data:`harness.compare.equivalence.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
 larger. In a run that does not amplify rounding they stay within a few units of
 roundoff of the reference and the tolerance judges alone; in one that does (the
 configuration above, in float64 over all 1797 digits rows, parts beyond the float64
@@ -94,10 +94,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, model_dtype
+from harness.compare.equivalence import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, model_dtype
 from harness.errors import NumericalError
-from harness.summary import format_counts, pair_fields
-from harness.util import isna, json_float
+from harness.compare.counts import format_counts, pair_fields
+from harness.runtime.values import isna, json_float
 
 #: backend label of the rows that compare two models
 DIFFERENCE = "difference"
@@ -170,7 +170,7 @@ class TrajectoryReport:
     Attributes
     ----------
     history : pandas.DataFrame
-        The tidy history of both models and their differences (:mod:`harness.training`).
+        The tidy history of both models and their differences (:mod:`harness.training.side_by_side`).
     passed : bool
         No compared quantity left the tolerance and no loss became non-finite.
     first_divergence : Divergence or None
@@ -237,7 +237,7 @@ class TrajectoryReport:
         With an arbiter (float32): set when correct float32 runs (the reference, its
         witnesses) were more than :data:`AMPLIFIED` of the run's largest loss away from
         float64 at some step. Without one: when the witnesses' distance from the
-        reference, times :data:`~harness.compare.ARBITER_MULTIPLIER`, exceeded the
+        reference, times :data:`~harness.compare.equivalence.ARBITER_MULTIPLIER`, exceeded the
         tolerance and so became the bound.
         """
         if self.amplified_step is None:
@@ -446,8 +446,8 @@ class TrajectoryReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 

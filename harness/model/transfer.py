@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.errors import ConfigError
-from harness.protocol import Classifier
+from harness.model.protocol import Classifier
 
 
 def copy_params(src: Classifier, dst: Classifier) -> None:

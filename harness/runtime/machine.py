@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from harness.threads import default_threads
+from harness.runtime.threads import default_threads
 
 
 def cpu_model() -> str:

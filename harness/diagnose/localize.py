@@ -1,7 +1,7 @@
 """Find the first layer and quantity where two implementations part.
 
 Both built-in backends implement the optional ``intermediates(x, y)`` method
-(:class:`harness.protocol.ExposesIntermediates`). Its quantities are compared in
+(:class:`harness.model.protocol.ExposesIntermediates`). Its quantities are compared in
 the order a forward and backward pass computes them::
 
     z0, a0, z1, a1, ..., z{L-1}                    forward, input to output
@@ -25,9 +25,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from harness.closeness import Comparison, compare
-from harness.protocol import ExposesIntermediates
-from harness.util import json_float
+from harness.compare.closeness import Comparison, compare
+from harness.model.protocol import ExposesIntermediates
+from harness.runtime.values import json_float
 
 _NAME = re.compile(r"^(z|a|dz|dW|db)(\d+)$")
 
@@ -124,7 +124,7 @@ def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any],
     reference, candidate : mapping of name to array
         As returned by ``intermediates(x, y)``.
     rtol, atol : float
-        As in :func:`harness.closeness.compare` (atol scaled by the quantity's magnitude).
+        As in :func:`harness.compare.closeness.compare` (atol scaled by the quantity's magnitude).
     order : list of str, optional
         Names in computation order; default: the reference's order. Names the
         reference has but ``order`` lacks are compared afterwards.

@@ -51,7 +51,7 @@ such an entry is reported as skipped and never counted as a failure. It is
 detected
 
 * from the pre-activations ``z{i}`` of ``intermediates(x, y)`` (the optional
-  :class:`harness.protocol.ExposesIntermediates` extension) at ``p + eps`` and
+  :class:`harness.model.protocol.ExposesIntermediates` extension) at ``p + eps`` and
   ``p - eps``: a sign change of any hidden ``z`` is a kink. Used when the model
   exposes intermediates and its activation is relu, leaky_relu or not known
   (read from ``model.activation`` or ``model.spec.activation``);
@@ -103,20 +103,20 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import model_dtype, validate_batch
+from harness.compare.equivalence import model_dtype, validate_batch
 # activation_of, KINKED_ACTIVATIONS, float64_copy and NOISE_LIMIT_FLOAT64 moved to
-# harness.conventions, harness.kinks and harness.precision; re-exported from here
-from harness.conventions import activation_of  # noqa: F401
+# harness.model.conventions, harness.gradients.kinks and harness.model.precision; re-exported from here
+from harness.model.conventions import activation_of  # noqa: F401
 from harness.errors import ConfigError
-from harness.kinks import (  # noqa: F401
+from harness.gradients.kinks import (  # noqa: F401
     KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
     hidden_signs, kink_mode, one_sided_kink,
 )
-from harness.precision import (  # noqa: F401
+from harness.model.precision import (  # noqa: F401
     NOISE_LIMIT_FLOAT64, arithmetic_problem, float64_copy,
 )
-from harness.summary import format_counts, total
-from harness.util import jsonable
+from harness.compare.counts import format_counts, total
+from harness.runtime.values import jsonable
 
 #: (eps, rtol, atol) by the dtype the check computes in; see the module docstring
 GRADCHECK_DEFAULTS: dict[str, tuple[float, float, float]] = {
@@ -349,8 +349,8 @@ class GradcheckReport:
         }
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 
@@ -413,7 +413,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
 
     The model's parameters are perturbed in place and restored before returning.
     """
-    from harness.registry import check_protocol
+    from harness.model.registry import check_protocol
 
     name = name or type(model).__name__
     check_protocol(model, name)

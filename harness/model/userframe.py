@@ -14,7 +14,7 @@ from pathlib import Path
 
 #: nn-harness's own packages: frames in them are never the user's
 PROJECT_PACKAGES: tuple[str, ...] = ("scratch", "harness", "torch_impl")
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _library_dirs() -> tuple[str, ...]:

@@ -4,8 +4,8 @@ The gradient checks recompute or re-evaluate a model's loss, so they must know w
 that loss is. Built-in models name it: the scratch classes (``scratch.MLP``,
 ``scratch.reference.ReferenceMLP``) carry ``activation``, ``loss_reduction``, ``l2`` and
 ``l2_on``; ``torch_impl.TorchClassifier`` keeps its ``spec``
-(:class:`harness.specs.ModelSpec`) and ``optimizer_spec``
-(:class:`harness.specs.OptimizerSpec`). A user's class may define the same attributes;
+(:class:`harness.model.specs.ModelSpec`) and ``optimizer_spec``
+(:class:`harness.model.specs.OptimizerSpec`). A user's class may define the same attributes;
 one that does not is taken to use the defaults: a mean cross-entropy over the batch,
 no L2 term in the loss.
 """

@@ -47,14 +47,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.closeness import (  # noqa: F401 - re-exported: harness.compare's public names
+from harness.compare.closeness import (  # noqa: F401 - re-exported: harness.compare.equivalence's public names
     ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, RULE_ARBITER, RULE_TOLERANCE, Comparison,
     _as_scalar_loss,
     arbiter_floor, compare,
 )
 from harness.errors import ConfigError
-from harness.summary import format_counts, pair_fields, total
-from harness.util import jsonable
+from harness.compare.counts import format_counts, pair_fields, total
+from harness.runtime.values import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float64": (1e-7, 1e-12),
@@ -172,7 +172,7 @@ class EquivalenceReport:
         Where the implementations first part, when both expose intermediates and
         something failed: ``quantity`` (e.g. ``"dz1"``), ``layer``, ``phase``
         (forward or backward), ``message``; ``localised`` is False (quantity None)
-        when every intermediate agrees. See :func:`harness.localize.locate_divergence`.
+        when every intermediate agrees. See :func:`harness.diagnose.localize.locate_divergence`.
     notes : list of str
         Extra lines for the text report (e.g. why no layer-level localisation was possible).
     arbiter : bool
@@ -277,8 +277,8 @@ class EquivalenceReport:
         }
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 
@@ -419,7 +419,7 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     count is in each row (``n_excused``), the notes and ``heavily_excused``.
     """
     from harness.errors import BackendRaised
-    from harness.params import copy_params
+    from harness.model.transfer import copy_params
 
     if tuple(reference.dims) != tuple(candidate.dims):
         raise ConfigError(f"reference dims {tuple(reference.dims)} differ from candidate dims "
@@ -467,7 +467,7 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         rows.extend(compare_dicts("grads", grads_c, grads_r, **tol, arbiter=judge("grads")))
 
         if not all(r.passed for r in rows):
-            from harness.localize import localisation_note, locate_divergence
+            from harness.diagnose.localize import localisation_note, locate_divergence
 
             divergence = locate_divergence(reference, candidate, x_ref, y, **tol,
                                            reference_name=reference_name,

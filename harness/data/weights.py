@@ -1,6 +1,6 @@
 """Weight files: the canonical parameters of a network, readable by every backend.
 
-A weight file holds exactly the canonical tensors (:mod:`harness.layout`): ``W{i}``
+A weight file holds exactly the canonical tensors (:mod:`harness.model.layout`): ``W{i}``
 of shape ``(d_i, d_{i+1})`` and ``b{i}`` of shape ``(d_{i+1},)`` for every layer, all
 float32 or all float64, finite. Two formats:
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import WeightsError
-from harness.layout import param_shapes, validate_params
+from harness.model.layout import param_shapes, validate_params
 
 FORMAT = "nn-harness-weights"
 FORMAT_VERSION = "1"
@@ -265,7 +265,7 @@ def fit_weights(weights: WeightFile, dims, dtype) -> dict[str, np.ndarray]:
     """The file's parameters for a model of ``dims`` and ``dtype``, or a WeightsError.
 
     The file must hold exactly the model's network (same widths) in the model's dtype.
-    Returns fresh copies (:func:`harness.layout.validate_params`).
+    Returns fresh copies (:func:`harness.model.layout.validate_params`).
     """
     dims = tuple(int(d) for d in dims)
     dtype = np.dtype(dtype).name
@@ -363,8 +363,8 @@ def save_weights(path: str | os.PathLike, params: Mapping[str, np.ndarray], *,
     The format follows the suffix (``.safetensors`` or ``.npz``). ``replace=False``
     refuses an existing file (WeightsError), also one created while writing.
     """
-    from harness.io import atomic_write_bytes
-    from harness.layout import dims_from_params
+    from harness.data.atomic import atomic_write_bytes
+    from harness.model.layout import dims_from_params
 
     fmt = format_of(path)
     params = dict(params)

@@ -1,8 +1,8 @@
 """Float32 witnesses: copies of the reference that round as a second implementation would.
 
-:func:`harness.training.compare_training` trains them beside a float32 comparison
+:func:`harness.training.side_by_side.compare_training` trains them beside a float32 comparison
 judged by a float64 arbiter; their distance from the arbiter widens the bound like the
-reference's own (:mod:`harness.trajectory`, "Trajectory tolerance", says why).
+reference's own (:mod:`harness.training.trajectory`, "Trajectory tolerance", says why).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The arithmetic of a model under a gradient check: float64 copies, and the dtype it computes in.
 
-Central differences need float64 (:mod:`harness.gradcheck`, "Precision"):
+Central differences need float64 (:mod:`harness.gradients.finite_diff`, "Precision"):
 :func:`float64_copy` makes an independent float64 copy of a float32 model where its
 class allows, and :func:`arithmetic_problem` tells when a model does not compute in
 the dtype its parameters claim (its finite differences would then be rounding noise).
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare import model_dtype
-from harness.conventions import loss_conventions
+from harness.compare.equivalence import model_dtype
+from harness.model.conventions import loss_conventions
 from harness.errors import ProtocolError
 
 #: a float64 loss whose five-point probe deviates from a parabola by more than this

@@ -3,10 +3,10 @@
 1. :func:`compare_with_autograd` recomputes the loss from the model's own parameters
    with plain torch operations (``z = a @ W + b``, the activation, ``F.cross_entropy``
    reduced over the batch as the model says, plus its L2 term ``0.5 * l2 * sum ||p||^2``
-   when its weight decay sits in the loss; :func:`harness.conventions.loss_conventions`)
+   when its weight decay sits in the loss; :func:`harness.model.conventions.loss_conventions`)
    and lets ``torch.autograd`` differentiate it; the model's logits, loss and
    gradients are compared with those at the default tolerances of
-   :mod:`harness.compare`. When the model exposes ``intermediates``, the first
+   :mod:`harness.compare.equivalence`. When the model exposes ``intermediates``, the first
    layer and quantity where it parts from autograd is named as well.
 
 2. :func:`torch_gradcheck` wraps the model's forward and backward
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.autograd.gradcheck import GradcheckError
 
-from harness.compare import (
+from harness.compare.equivalence import (
     EquivalenceReport,
     compare,
     compare_dicts,
@@ -39,12 +39,12 @@ from harness.compare import (
     resolve_tolerances,
     validate_batch,
 )
-from harness.conventions import LossConventions, activation_of, loss_conventions
+from harness.model.conventions import LossConventions, activation_of, loss_conventions
 from harness.errors import ConfigError
-from harness.localize import first_divergence, intermediate_order, ordered_intermediates
-from harness.precision import float64_copy
-from harness.protocol import ExposesIntermediates
-from harness.registry import check_protocol, torch_activation
+from harness.diagnose.localize import first_divergence, intermediate_order, ordered_intermediates
+from harness.model.precision import float64_copy
+from harness.model.protocol import ExposesIntermediates
+from harness.model.registry import check_protocol, torch_activation
 
 
 def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -63,7 +63,7 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
     Returns
     -------
     loss, logits, grads (canonical names), intermediates (names as
-    :class:`harness.protocol.ExposesIntermediates`), all NumPy in the parameters' dtype.
+    :class:`harness.model.protocol.ExposesIntermediates`), all NumPy in the parameters' dtype.
     """
     act = torch_activation(activation)  # the torch backend's own (ConfigError if unknown)
     tensors = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.items()}
@@ -107,9 +107,9 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
     activation : str, optional
         The hidden activation; read from the model when not given. The loss's
         conventions (reduction, L2 term) are read from the model
-        (:func:`harness.conventions.loss_conventions`).
+        (:func:`harness.model.conventions.loss_conventions`).
     rtol, atol : float, optional
-        Both or neither; defaults by the model's dtype (:data:`harness.compare.DEFAULT_TOLERANCES`).
+        Both or neither; defaults by the model's dtype (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
     name : str, optional
         The model's name in the report.
 
@@ -218,7 +218,7 @@ def torch_gradcheck(model, x, y, *, eps: float = 1e-6, atol: float = 1e-5, rtol:
     ----------
     model : Classifier
         Checked in float64: as it is, or through a float64 copy (see
-        :func:`harness.precision.float64_copy`); ConfigError when neither is possible.
+        :func:`harness.model.precision.float64_copy`); ConfigError when neither is possible.
     x, y : the batch
     eps, atol, rtol : float
         torch.autograd.gradcheck's own parameters and defaults.
@@ -227,7 +227,7 @@ def torch_gradcheck(model, x, y, *, eps: float = 1e-6, atol: float = 1e-5, rtol:
 
     The model's parameters are restored before returning. A relu or leaky_relu
     model can fail here at a kink (torch's checker does not skip them); use
-    :func:`harness.gradcheck.gradcheck` for those.
+    :func:`harness.gradients.finite_diff.gradcheck` for those.
     """
     check_protocol(model, type(model).__name__)
     if not (isinstance(eps, (int, float)) and eps > 0):

@@ -22,15 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from harness.data import encode_labels, fit_standardizer
+from harness.data.datasets import encode_labels, fit_standardizer
 from harness.errors import ConfigError, DataError, NumericalError
-from harness.numerics import mean_cross_entropy
-from harness.params import copy_params
-from harness.registry import make_backend, validate_backend_name
-from harness.specs import ModelSpec, OptimizerSpec
-from harness.training import train_side_by_side
-from harness.util import check_int
-from harness.witness import Witness
+from harness.compare.numerics import mean_cross_entropy
+from harness.model.transfer import copy_params
+from harness.model.registry import make_backend, validate_backend_name
+from harness.model.specs import ModelSpec, OptimizerSpec
+from harness.training.side_by_side import train_side_by_side
+from harness.runtime.values import check_int
+from harness.training.witness import Witness
 
 #: metrics of one fold and backend, the columns of :attr:`CVReport.table` after the keys
 METRICS = ("train_loss", "train_acc", "val_acc", "train_f1", "val_f1", "train_time_s")
@@ -196,8 +196,8 @@ class CVReport:
         }
 
     def _repr_html_(self) -> str:
-        """The HTML form Jupyter shows (:mod:`harness.display`)."""
-        from harness.display import to_html
+        """The HTML form Jupyter shows (:mod:`harness.compare.html`)."""
+        from harness.compare.html import to_html
 
         return to_html(self)
 
@@ -251,7 +251,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     * a fresh model of every backend is built; the first backend's initial parameters
       (``spec.seed``, the same in every fold) are copied into the others;
     * every backend trains ``epochs`` epochs on the fold's training part only, in
-      lockstep on the same batches (:func:`harness.training.train_side_by_side`, batch
+      lockstep on the same batches (:func:`harness.training.side_by_side.train_side_by_side`, batch
       order seeded by ``spec.seed + k`` in fold ``k``), with cross-entropy and
       ``optimizer``;
     * the models are scored on the fold's training and validation parts.
@@ -287,12 +287,12 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         No progress bar (there is none anyway when stderr is not a terminal).
     init_params : dict, optional
         Initial parameters (canonical layout) for every fold instead of the seeded
-        initialisation, e.g. from a weight file (:mod:`harness.weights`).
+        initialisation, e.g. from a weight file (:mod:`harness.data.weights`).
     wrap : callable, optional
         ``wrap(name, model)`` returns the model to train in its place (the checks layer
         guards a user's class with it).
     witnesses : int
-        Per fold, this many :class:`~harness.witness.Witness` copies of the first
+        Per fold, this many :class:`~harness.training.witness.Witness` copies of the first
         backend train beside it; ``agreement["n_witness_identical"]`` counts the
         validation predictions on which the least agreeing one matches it (how alike
         correct implementations can predict on this workload).
@@ -335,7 +335,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         if not isinstance(value, bool):
             raise ConfigError(f"`{flag}` must be True or False, got {value!r}")
     if init_params is not None:
-        from harness.layout import validate_params
+        from harness.model.layout import validate_params
 
         init_params = validate_params(init_params, spec.dims, spec.np_dtype)
     counts = np.bincount(y, minlength=n_classes)
@@ -365,7 +365,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         "initialisation": "seeded" if init_params is None else "given parameters",
     }
 
-    from harness.progress import progress
+    from harness.runtime.progress import progress
 
     dtype = spec.np_dtype
     rows: list[dict[str, Any]] = []

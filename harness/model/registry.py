@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from harness.errors import ConfigError, ParamError, ProtocolError
-from harness.protocol import PROTOCOL_METHODS, Classifier
-from harness.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
-from harness.userframe import PROJECT_PACKAGES, describe_exception
+from harness.model.protocol import PROTOCOL_METHODS, Classifier
+from harness.model.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
+from harness.model.userframe import PROJECT_PACKAGES, describe_exception
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 BUILTIN_BACKENDS: tuple[str, ...] = ("scratch", "torch")
 

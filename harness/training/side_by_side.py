@@ -8,7 +8,7 @@ Three entry points, with stable signatures (cross-validation and sweeps build on
 * :func:`compare_training` starts two models from identical parameters, trains them
   side by side and compares the trajectories step by step (:class:`TrajectoryReport`).
 
-Batches come from :func:`harness.batches.iterate_batches`: epoch ``e`` (1-based here)
+Batches come from :func:`harness.training.batches.iterate_batches`: epoch ``e`` (1-based here)
 is shuffled from ``(seed, e - 1)``, the last partial batch is kept, and
 ``shuffle=False`` keeps the data's order.
 
@@ -43,7 +43,7 @@ Trajectory tolerance
 --------------------
 How :func:`compare_training` judges the two trajectories, with the per-dtype
 tolerances growing with the step count or a float64 arbiter, and why those bounds
-hold for correct implementations: :mod:`harness.trajectory`, "Trajectory tolerance".
+hold for correct implementations: :mod:`harness.training.trajectory`, "Trajectory tolerance".
 Accuracies are recorded but not compared.
 """
 
@@ -57,18 +57,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.batches import iterate_batches
-from harness.compare import model_dtype, resolve_tolerances, validate_batch
+from harness.training.batches import iterate_batches
+from harness.compare.equivalence import model_dtype, resolve_tolerances, validate_batch
 from harness.errors import ConfigError, NumericalError
-from harness.numerics import mean_cross_entropy
-# the trajectory verdict lives in harness.trajectory; its names are re-exported from here
-from harness.trajectory import (  # noqa: F401
+from harness.compare.numerics import mean_cross_entropy
+# the trajectory verdict lives in harness.training.trajectory; its names are re-exported from here
+from harness.training.trajectory import (  # noqa: F401
     DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryReport,
     WITNESSES, dtype_for_tolerances, trajectory_bound,
 )
-from harness.trajectory_judge import TrajectoryJudge
-from harness.util import check_int
-from harness.witness import Witness
+from harness.training.judge import TrajectoryJudge
+from harness.runtime.values import check_int
+from harness.training.witness import Witness
 
 HISTORY_COLUMNS: tuple[str, ...] = ("step", "epoch", "backend", "quantity", "value")
 
@@ -225,7 +225,7 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     batch_size : int
         >= 1; clamped to N with a ``UserWarning`` when larger.
     seed : int
-        Seed of the batch order (:func:`harness.batches.iterate_batches`).
+        Seed of the batch order (:func:`harness.training.batches.iterate_batches`).
     shuffle : bool
         False keeps the data's order in every epoch.
     X_val : ndarray of shape (M, d_0), optional
@@ -242,7 +242,7 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         Models that take a step on every batch too, after ``models``, and whose batch
         losses join ``losses`` in ``on_step``, but that are neither recorded in the
         history nor evaluated, and whose non-finite losses do not stop training (the
-        witnesses of :mod:`harness.trajectory`).
+        witnesses of :mod:`harness.training.trajectory`).
 
     Returns
     -------
@@ -383,10 +383,10 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     X_val : ndarray of shape (M, d_0), optional
     y_val : ndarray of int, shape (M,), optional
     rtol, atol : float, optional
-        Base tolerances, both or neither; default: :data:`harness.compare.DEFAULT_TOLERANCES`
+        Base tolerances, both or neither; default: :data:`harness.compare.equivalence.DEFAULT_TOLERANCES`
         for the less precise of the two dtypes. The verdict and why it holds for
         correct implementations (measured drift per dtype) are in the docstring of
-        :mod:`harness.trajectory`, "Trajectory tolerance".
+        :mod:`harness.training.trajectory`, "Trajectory tolerance".
     shuffle : bool
         False keeps the data's order.
     growth_steps : float or None
@@ -400,13 +400,13 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     arbiter : Classifier, optional
         A float64 model of the reference's kind and optimizer. Its parameters are set
         to the reference's (up-cast) and it trains on the same batches; in a float32
-        comparison it replaces the tolerances and their growth (:mod:`harness.trajectory`,
+        comparison it replaces the tolerances and their growth (:mod:`harness.training.trajectory`,
         "Trajectory tolerance"); the history gains ``ref_loss_drift``,
         ``cand_loss_drift`` (every step) and ``ref_param_drift``, ``cand_param_drift``
         (epoch ends), the distances of each model from it. Not used in float64.
     witnesses : sequence of Classifier, optional
         Fresh models built like the reference (same kind, dtype and optimizer): each
-        trains as a :class:`~harness.witness.Witness` (the reference's weights one
+        trains as a :class:`~harness.training.witness.Witness` (the reference's weights one
         roundoff unit away, every batch's rows reordered). With an arbiter, their
         distance from it widens the bound like the reference's; without one, their
         distance from the reference, times the arbiter's multiplier, replaces the
@@ -423,7 +423,7 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     ConfigError
         Bad arguments, before any training.
     """
-    from harness.params import copy_params
+    from harness.model.transfer import copy_params
 
     if reference_name == candidate_name:
         raise ConfigError(f"`reference_name` and `candidate_name` must differ, both are "

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.util import jsonable
+from harness.runtime.values import jsonable
 
 #: the attribute :func:`staged_dir` sets on an exception when it kept a partial folder
 PARTIAL_ATTR = "partial_path"
@@ -127,7 +127,7 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, replace: bool = Tru
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON (through :func:`harness.util.jsonable`) to ``path``."""
+    """Write ``obj`` as indented JSON (through :func:`harness.runtime.values.jsonable`) to ``path``."""
     return atomic_write_text(path, json.dumps(jsonable(obj), indent=2) + "\n")
 
 

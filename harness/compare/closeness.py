@@ -6,8 +6,8 @@ A quantity passes when every element satisfies (as ``numpy.isclose`` computes it
 
 so ``atol`` is absolute for quantities of order one and relative to the quantity's
 largest magnitude for bigger ones. Shape and dtype are compared first, then values;
-NaN or inf anywhere is a mismatch. :mod:`harness.compare` builds the equivalence
-check on it, :mod:`harness.localize` the layer-by-layer search.
+NaN or inf anywhere is a mismatch. :mod:`harness.compare.equivalence` builds the equivalence
+check on it, :mod:`harness.diagnose.localize` the layer-by-layer search.
 """
 
 from __future__ import annotations

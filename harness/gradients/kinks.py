@@ -1,8 +1,8 @@
 """Telling a kink of relu or leaky_relu from a wrong gradient in a finite-difference check.
 
 An entry whose perturbation moves a hidden pre-activation across 0 has a central
-difference that mixes two slopes; :func:`harness.gradcheck.gradcheck` skips it. How a
-kink is recognised (the module docstring of :mod:`harness.gradcheck`, "Kinks"):
+difference that mixes two slopes; :func:`harness.gradients.finite_diff.gradcheck` skips it. How a
+kink is recognised (the module docstring of :mod:`harness.gradients.finite_diff`, "Kinks"):
 
 * :data:`PRE_ACTIVATIONS`: a sign change of a hidden ``z`` between ``p + eps`` and
   ``p - eps`` (:func:`hidden_signs`, :func:`crosses_zero`), for models exposing
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from harness.protocol import ExposesIntermediates
+from harness.model.protocol import ExposesIntermediates
 
 KINKED_ACTIVATIONS = ("relu", "leaky_relu")
 PRE_ACTIVATIONS = "pre-activations"

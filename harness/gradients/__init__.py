@@ -1,0 +1,1 @@
+"""Gradient checks: finite differences, torch.autograd, and telling a kink from a wrong gradient."""

@@ -1,0 +1,1 @@
+"""Training side by side on identical batches: trajectories, their judge, witnesses, cross-validation, plausibility."""
