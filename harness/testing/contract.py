@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.model.layout import param_shapes
 from harness.checks.result import FAIL, PASS, CheckResult, Verdict
 from harness.testing import build as _b
 
@@ -51,13 +52,6 @@ def _arr_problem(what: str, value, shape, dtype=None) -> str | None:
     return None
 
 
-def _param_shapes(dims) -> dict[str, tuple[int, ...]]:
-    out = {}
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        out[f"W{i}"], out[f"b{i}"] = (a, b), (b,)
-    return out
-
-
 def _scalar_problem(what: str, loss, dtype=None) -> str | None:
     if isinstance(loss, (np.ndarray, np.generic)):
         if np.ndim(loss) != 0:
@@ -80,7 +74,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
     opt = _b.make_optimizer({"name": "sgd", "lr": LR})
     model = _b.build(target, spec, opt)
     x, y = make_batch(DIMS)
-    shapes = _param_shapes(DIMS)
+    shapes = param_shapes(DIMS)
     problems: list[str] = []
     if part == "forward":
         p = _arr_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]))
@@ -186,7 +180,7 @@ def check_dtype(target, ref: str, check: str, *, activation: str, dtype: str) ->
     model = _b.build(target, spec, opt)
     x, y = make_batch(DIMS)
     x = x.astype(dtype)
-    shapes = _param_shapes(DIMS)
+    shapes = param_shapes(DIMS)
     params = model.get_params()
     problems = [p for k in shapes if k in params
                 for p in [_arr_problem(f"get_params()['{k}']", params[k], shapes[k], dtype)] if p]
