@@ -27,7 +27,7 @@ _EXPORTS = {
     "compare_with_autograd": "harness.gradients.autograd",
     "torch_gradcheck": "harness.gradients.autograd",
     "compare_training": "harness.training.side_by_side",
-    "TrajectoryReport": "harness.training.side_by_side",
+    "TrajectoryReport": "harness.training.trajectory",
     "train": "harness.training.side_by_side",
     "train_side_by_side": "harness.training.side_by_side",
     "Dataset": "harness.data.datasets",

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.compare.equivalence import DEFAULT_TOLERANCES, compare
+from harness.compare.equivalence import DEFAULT_TOLERANCES
+from harness.compare.closeness import compare
 from scratch import MLP
 from scratch.losses import cross_entropy
 from scratch.optimizers import make_optimizer

@@ -466,7 +466,7 @@ def test_force_replaces_the_report_whole(tmp_path, small, capsys):
 def test_an_interrupted_run_leaves_no_half_report(tmp_path, small, capsys, monkeypatch, force):
     import shutil
 
-    from harness import report
+    from harness.report import stages
 
     calls = []
 
@@ -476,7 +476,7 @@ def test_an_interrupted_run_leaves_no_half_report(tmp_path, small, capsys, monke
         (self.tmp / "cv" / "half.csv").write_text("fold\n1\n")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report._Run, "cv", interrupted)
+    monkeypatch.setattr(stages._Run, "cv", interrupted)
     out = tmp_path / "r"
     if force:  # an existing report survives an interrupted --force run untouched
         shutil.copytree(small, out)
@@ -493,17 +493,17 @@ def test_an_interrupted_run_leaves_no_half_report(tmp_path, small, capsys, monke
 
 
 def test_a_folder_made_meanwhile_is_kept_and_the_run_refused(tmp_path, capsys, monkeypatch):
-    from harness import report
+    from harness.report import stages
 
     out = tmp_path / "r"
-    original = report._Run.cv
+    original = stages._Run.cv
 
     def someone_else_writes(self):
         out.mkdir()
         (out / "theirs.txt").write_text("mine\n")
         return original(self)
 
-    monkeypatch.setattr(report._Run, "cv", someone_else_writes)
+    monkeypatch.setattr(stages._Run, "cv", someone_else_writes)
     code = main(["report", *SMALL, "--no-drift", "--quiet", "--out", str(out)])
     _, err = capsys.readouterr()
     assert code == 2 and "was created by someone else while this report ran" in err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import ModelSpec, OptimizerSpec, check_equivalence, make_backend
-from harness.compare.equivalence import compare
+from harness.compare.closeness import compare
 from harness.gradients.finite_diff import gradcheck
 from harness.training.side_by_side import compare_training
 from scratch import MLP

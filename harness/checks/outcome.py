@@ -88,7 +88,7 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
 
 def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None,
                       header=(), notes=(), check: str = "training") -> CheckResult:
-    """The :class:`CheckResult` of a :class:`~harness.training.side_by_side.TrajectoryReport`.
+    """The :class:`CheckResult` of a :class:`~harness.training.trajectory.TrajectoryReport`.
 
     PASS, FAIL, or WARN when the trajectories agree but both diverged (agreement
     that shows nothing); a caution also when a failing candidate scores better.

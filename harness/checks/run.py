@@ -247,7 +247,8 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
 
 def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
                 on_epoch: Callable | None = None):
-    from harness.training.side_by_side import WITNESSES, compare_training
+    from harness.training.side_by_side import compare_training
+    from harness.training.trajectory import WITNESSES
 
     ref_name, cand_name = config.pair("a training comparison")
     if ref_name == cand_name:

@@ -6,6 +6,7 @@ import shlex
 import sys
 
 from harness.cli import common
+from harness.runtime.values import check_int
 
 HELP = "measure the checks' false alarms and which injected bugs they catch"
 EXAMPLE = "nn-harness calibrate --configs 10000 --seed 0 --out reports/calibrate"
@@ -49,10 +50,10 @@ def run(args) -> int:
 
     configs = QUICK_CONFIGS if args.configs is None and args.quick else (
         10000 if args.configs is None else args.configs)
-    common.positive_int("configs", configs, 0)
-    common.positive_int("seed", args.seed, 0)
+    check_int("configs", configs, 0, one_rule=True)
+    check_int("seed", args.seed, 0, one_rule=True)
     args.workers = 1 if args.workers is None else args.workers
-    common.positive_int("workers", args.workers, 1)
+    check_int("workers", args.workers, 1, one_rule=True)
     threads = common.validate_threads(args) or 1
     out = args.out or f"reports/calibrate-{datetime.now():%Y%m%d-%H%M%S}"
     command = "nn-harness calibrate " + shlex.join(_argv(args, configs, out))

@@ -9,7 +9,6 @@ import sys
 
 from harness.errors import ConfigError, DataError
 
-DEFAULT_HIDDEN = 32
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -49,7 +48,7 @@ def add_backends_arg(p: argparse.ArgumentParser, default: str = "scratch,torch")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, LOSS_REDUCTIONS
+    from harness.model.specs import ACTIVATION_NAMES, DEFAULT_HIDDEN, DTYPE_NAMES, LOSS_REDUCTIONS
 
     g = p.add_argument_group("model")
     g.add_argument("--dims", type=csv_ints, default=None, metavar="D0,...,DL",
@@ -253,7 +252,7 @@ def model_spec(args, dataset):
     Without --dims the widths are those of the --init-from file, if any, else
     features, 32, classes. A given --init-from file must fit the spec (dims, dtype).
     """
-    from harness.model.specs import ModelSpec
+    from harness.model.specs import DEFAULT_HIDDEN, ModelSpec
 
     weights = read_init(args)
     if args.dims is None and weights is not None:
@@ -278,20 +277,6 @@ def model_spec(args, dataset):
     return spec
 
 
-def build_models(names, spec, optimizer, args, *, device: str = "cpu") -> list:
-    """One model per backend name; the first starts from --init-from when given.
-
-    (Every comparison copies the first model's parameters into the others.)
-    """
-    from harness.model.registry import make_backend
-
-    models = [make_backend(name, spec, optimizer, device=device) for name in names]
-    params = initial_params(args, spec)
-    if params is not None and models:
-        models[0].set_params(params)
-    return models
-
-
 def check_config(args, backends, spec, optimizer, *, device: str = "cpu", **settings):
     """The :class:`harness.checks.CheckConfig` of a command: its flags, and ``settings``.
 
@@ -312,18 +297,6 @@ def _default_optimizer():
     from harness.model.specs import OptimizerSpec
 
     return OptimizerSpec()
-
-
-def threads(args, backends=None, *, dims=None, rows=None):
-    """Context: --threads for NumPy's BLAS and torch; without it the count that fits the
-    workload (harness.runtime.threads.default_threads of ``dims`` and ``rows``: one thread for
-    small matrices, every core for large ones; every core when neither is given)."""
-    from harness.runtime.threads import default_threads, limit_threads
-
-    n = getattr(args, "threads", None)
-    if n is None and dims is not None and rows is not None:
-        n = default_threads(dims, rows)
-    return limit_threads(n, backends=backends)
 
 
 def validate_threads(args) -> int | None:
@@ -373,13 +346,6 @@ def output_folder(out, *, force: bool, keep_partial: bool, what: str = "run"):
     from harness.data.atomic import staged_dir
 
     return staged_dir(out, force=force, keep_partial=keep_partial, what=what)
-
-
-def positive_int(flag: str, value, minimum: int = 1) -> int:
-    """``value`` of ``flag`` as an int >= ``minimum``, or a ConfigError naming the flag."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"`{flag}` must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def optimizer_spec(args):

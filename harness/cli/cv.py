@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.cli import common
+from harness.runtime.values import check_int
 
 HELP = "k-fold cross-validation of the backends on the same folds, side by side"
 EXAMPLE = ("nn-harness cv --dataset digits --folds 5 --epochs 100 --optimizer adam --lr 1e-3 "
@@ -68,7 +69,7 @@ def run(args) -> int:
     backends = common.validate_backends(args.backends, at_least=1)
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise ConfigError(f"`--min-agreement` must be between 0 and 1, got {args.min_agreement:g}")
-    common.positive_int("--split-seed", args.split_seed, 0)
+    check_int("--split-seed", args.split_seed, 0, one_rule=True)
     validate_training_args(args.epochs, args.batch_size)
     opt = common.optimizer_spec(args)
     device = common.validate_device(args)

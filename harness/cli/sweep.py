@@ -93,7 +93,8 @@ def _report(table, store, args, *, pending: int | None) -> int:
 
 def _summary(args) -> int:
     from harness.errors import ConfigError
-    from harness.sweep import ResultsStore, _ordered
+    from harness.sweep import ResultsStore
+    from harness.sweep.store import _ordered
 
     store = ResultsStore(args.summary)
     if not store.path.is_dir():

@@ -51,11 +51,6 @@ class Comparison:
     n_rel_defined: int | None = None
 
     @property
-    def n_ignored(self) -> int:
-        """Former name of :attr:`n_excused`."""
-        return self.n_excused
-
-    @property
     def excused_share(self) -> float:
         """Excused entries as a share of the entries compared (0 for an empty quantity)."""
         return self.n_excused / self.n_elements if self.n_elements else 0.0

@@ -47,10 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.closeness import (  # noqa: F401 - re-exported: harness.compare.equivalence's public names
-    ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, RULE_ARBITER, RULE_TOLERANCE, Comparison,
+from harness.compare.closeness import (
+    RULE_ARBITER, RULE_TOLERANCE, Comparison,
     _as_scalar_loss,
-    arbiter_floor, compare,
+    compare,
 )
 from harness.errors import ConfigError
 from harness.compare.counts import format_counts, pair_fields, total

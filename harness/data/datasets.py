@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import DataError
+from harness.runtime.values import check_int
 
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer", "synthetic")
 
@@ -94,12 +95,6 @@ def _require_two_classes(y: np.ndarray, class_names: list[str], source: str) -> 
 
 
 # ---------------------------------------------------------------------- built-ins
-def _positive_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def make_synthetic(n_samples: int = 1000, n_features: int = 20, n_classes: int = 3, *,
                    seed: int = 0) -> Dataset:
     """A seeded ``make_classification`` set of any size.
@@ -109,9 +104,9 @@ def make_synthetic(n_samples: int = 1000, n_features: int = 20, n_classes: int =
     per class where the informative dimensions allow it. The default size
     (1000 x 20, 3 classes) is the ``synthetic`` built-in.
     """
-    n_samples = _positive_int("n_samples", n_samples, 2)
-    n_features = _positive_int("n_features", n_features, 1)
-    n_classes = _positive_int("n_classes", n_classes, 2)
+    n_samples = check_int("n_samples", n_samples, 2, error=DataError, one_rule=True)
+    n_features = check_int("n_features", n_features, 1, error=DataError, one_rule=True)
+    n_classes = check_int("n_classes", n_classes, 2, error=DataError, one_rule=True)
     if n_samples < 2 * n_classes:
         raise DataError(f"synthetic data needs at least 2 samples per class: `n_samples` "
                         f"must be >= {2 * n_classes} for {n_classes} classes, got {n_samples}")

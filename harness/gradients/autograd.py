@@ -31,14 +31,8 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.autograd.gradcheck import GradcheckError
 
-from harness.compare.equivalence import (
-    EquivalenceReport,
-    compare,
-    compare_dicts,
-    model_dtype,
-    resolve_tolerances,
-    validate_batch,
-)
+from harness.compare.equivalence import EquivalenceReport, compare_dicts, model_dtype, resolve_tolerances, validate_batch
+from harness.compare.closeness import compare
 from harness.model.conventions import LossConventions, activation_of, loss_conventions
 from harness.errors import ConfigError
 from harness.diagnose.localize import first_divergence, intermediate_order, ordered_intermediates

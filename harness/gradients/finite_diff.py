@@ -104,16 +104,14 @@ from typing import Any
 import numpy as np
 
 from harness.compare.equivalence import model_dtype, validate_batch
-# activation_of, KINKED_ACTIVATIONS, float64_copy and NOISE_LIMIT_FLOAT64 moved to
-# harness.model.conventions, harness.gradients.kinks and harness.model.precision; re-exported from here
-from harness.model.conventions import activation_of  # noqa: F401
+from harness.model.conventions import activation_of
 from harness.errors import ConfigError
-from harness.gradients.kinks import (  # noqa: F401
-    KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
+from harness.gradients.kinks import (
+    ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
     hidden_signs, kink_mode, one_sided_kink,
 )
-from harness.model.precision import (  # noqa: F401
-    NOISE_LIMIT_FLOAT64, arithmetic_problem, float64_copy,
+from harness.model.precision import (
+    arithmetic_problem, float64_copy,
 )
 from harness.compare.counts import format_counts, total
 from harness.runtime.values import jsonable

@@ -15,6 +15,8 @@ from harness.errors import ConfigError
 ACTIVATION_NAMES: tuple[str, ...] = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
 #: the negative slope of ``leaky_relu``, the same in every backend
 LEAKY_RELU_SLOPE: float = 0.01
+#: the hidden width where none is given: dims default to (features, DEFAULT_HIDDEN, classes)
+DEFAULT_HIDDEN: int = 32
 DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
 OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw")
 #: how the loss (and so its gradients) reduces over the batch

@@ -18,7 +18,7 @@ from harness.plots import MARKERS, pyplot, save, style
 #: file names written by :func:`write_training_plots`
 PLOT_FILES = {"loss": "loss.png", "accuracy": "accuracy.png", "differences": "differences.png"}
 
-_DIFFERENCE = "difference"  # harness.training.side_by_side.DIFFERENCE, without importing pandas here
+_DIFFERENCE = "difference"  # harness.training.trajectory.DIFFERENCE, without importing pandas here
 
 
 def _check(history) -> None:

@@ -60,7 +60,6 @@ from harness.report.settings import (
     safe_name,
     validate_settings,
 )
-from harness.report.stages import _Run  # noqa: F401 - the stages (tests patch them)
 from harness.runtime.values import jsonable
 
 __all__ = [

@@ -8,7 +8,7 @@ import numpy as np
 
 from harness.plots import MARKERS, pyplot, save, style
 
-_DIFFERENCE = "difference"  # harness.training.side_by_side.DIFFERENCE
+_DIFFERENCE = "difference"  # harness.training.trajectory.DIFFERENCE
 _QUANTITIES = ("loss_diff", "param_diff", "loss_bound", "param_bound")
 
 
@@ -37,7 +37,7 @@ def _positive(values) -> np.ndarray:
 def drift_figure(reports: dict, path) -> tuple[Path, object]:
     """Loss and parameter differences of trajectories in several dtypes on one log axis.
 
-    ``reports`` maps a dtype name to its :class:`harness.training.side_by_side.TrajectoryReport`.
+    ``reports`` maps a dtype name to its :class:`harness.training.trajectory.TrajectoryReport`.
     Each dtype has its colour; the parameter difference (per epoch) is a solid line
     with markers, the loss difference (per step) a thinner dashed line, and each
     dtype's tolerance of the parameter difference a dotted line in its colour. Returns the path and the

@@ -30,7 +30,7 @@ def _environment():
     )
     env.filters.update(sci=sci, fixed=fixed, pct=pct, secs=secs, md=md, symbol=symbol,
                        vclass=vclass, step=step_text, mib=mib, yesno=yesno)
-    from harness.compare.equivalence import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+    from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
 
     env.globals.update(arbiter_multiplier=f"{ARBITER_MULTIPLIER:g}",
                        arbiter_floor_ulps=f"{ARBITER_FLOOR_ULPS:g}")

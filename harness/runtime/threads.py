@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
-from harness.errors import ConfigError
+from harness.runtime.values import check_int
 
 
 #: largest matrix product, d_i * d_{i+1} * rows (multiply-adds), that one thread does
@@ -66,9 +66,7 @@ def validate_threads(threads) -> int | None:
     """``threads`` as an int >= 1, or None (the default); a ConfigError otherwise."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"`--threads` must be an integer >= 1, got {threads!r}")
-    return threads
+    return check_int("--threads", threads, 1, one_rule=True)
 
 
 def _needs_torch(backends: Iterable[str] | None) -> bool:

@@ -62,16 +62,25 @@ def isna(value) -> bool:
         return False
 
 
-def check_int(name: str, value, minimum: int, maximum: int | None = None, what: str = "") -> int:
-    """``value`` as an int, or a ConfigError naming ``name``, the rule and the value.
+def check_int(name: str, value, minimum: int, maximum: int | None = None, what: str = "", *,
+              error: type[Exception] = ConfigError, one_rule: bool = False) -> int:
+    """``value`` as an int, or an ``error`` naming ``name``, the rule and the value.
 
-    Booleans are refused (``True`` is not a count). ``what`` is appended to the range
-    in the message, e.g. ``" (the number of samples)"``.
+    The one integer validator of the harness. Booleans are refused (``True`` is not a
+    count). ``what`` is appended to the range in the message, e.g. ``" (the number of
+    samples)"``. By default a non-integer and an integer out of range get a message
+    each (```epochs` must be an integer, got 2.5``; ```epochs` must be >= 1, got 0``);
+    ``one_rule=True`` states both in one (```--folds` must be an integer >= 2, got
+    1``), as the command-line flags and the data-set sizes do.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"`{name}` must be an integer, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}{what}" if maximum is not None \
-            else f">= {minimum}"
-        raise ConfigError(f"`{name}` must be {bound}, got {value}")
-    return int(value)
+    is_int = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    in_range = is_int and value >= minimum and (maximum is None or value <= maximum)
+    if in_range:
+        return int(value)
+    bound = f"between {minimum} and {maximum}{what}" if maximum is not None \
+        else f">= {minimum}"
+    if one_rule:
+        raise error(f"`{name}` must be an integer {bound}, got {value!r}")
+    if not is_int:
+        raise error(f"`{name}` must be an integer, got {value!r}")
+    raise error(f"`{name}` must be {bound}, got {value}")

@@ -45,7 +45,6 @@ from harness.sweep.plan import (
     plan_from_dict,
 )
 from harness.sweep.store import VOLATILE_COLUMNS, ResultsStore, columns
-from harness.sweep.store import _ordered  # noqa: F401 - harness.cli.sweep imports it from here
 from harness.sweep.summary import FACTORS, SweepSummary, summarize, summarize_sweep
 from harness.sweep.task import error_row, run_config
 

@@ -177,7 +177,8 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
     CheckResult
         The passing result: one verdict for finite differences, one for autograd.
     """
-    from harness.gradients.finite_diff import activation_of, gradcheck
+    from harness.gradients.finite_diff import gradcheck
+    from harness.model.conventions import activation_of
 
     spec, opt = _setup((model,), x, y, dims=dims, activation=activation, dtype=dtype,
                        seed=seed, optimizer=optimizer, loss_reduction=loss_reduction,
@@ -288,7 +289,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
 
 def trajectory_result(report, *, check: str = "training", title: str, header=(),
                       seconds: float = 0.0) -> CheckResult:
-    """The checks layer's CheckResult of a :class:`~harness.training.side_by_side.TrajectoryReport`."""
+    """The checks layer's CheckResult of a :class:`~harness.training.trajectory.TrajectoryReport`."""
     from harness.checks.outcome import trajectory_result as layer_result
 
     return layer_result(report, check=check, title=title, header=header, seconds=seconds)

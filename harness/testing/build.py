@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.model.specs import ModelSpec, OptimizerSpec
+from harness.model.specs import DEFAULT_HIDDEN, ModelSpec, OptimizerSpec
 
 #: hidden width used when ``dims`` is inferred from the data (the command line's default)
-DEFAULT_HIDDEN = 32
 #: the convention options, where they live and their default (torch's) value
 CONVENTIONS: dict[str, tuple[str, str]] = {
     "loss_reduction": ("model", "mean"),
@@ -134,7 +133,7 @@ def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int
     else inferred from ``x`` and ``y`` (dims), else the defaults (relu, float64).
     """
     from harness.compare.equivalence import model_dtype
-    from harness.gradients.finite_diff import activation_of
+    from harness.model.conventions import activation_of
 
     built = [t for t in targets if is_built(t)]
     if built:

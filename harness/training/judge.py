@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.compare.equivalence import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
 from harness.training.trajectory import AMPLIFIED, DIFFERENCE, Divergence, trajectory_bound
 
 

@@ -61,10 +61,9 @@ from harness.training.batches import iterate_batches
 from harness.compare.equivalence import model_dtype, resolve_tolerances, validate_batch
 from harness.errors import ConfigError, NumericalError
 from harness.compare.numerics import mean_cross_entropy
-# the trajectory verdict lives in harness.training.trajectory; its names are re-exported from here
-from harness.training.trajectory import (  # noqa: F401
-    DIFFERENCE, DRIFT_THRESHOLDS, GROWTH_STEPS, Divergence, TrajectoryReport,
-    WITNESSES, dtype_for_tolerances, trajectory_bound,
+from harness.training.trajectory import (
+    DIFFERENCE, GROWTH_STEPS, TrajectoryReport,
+    dtype_for_tolerances,
 )
 from harness.training.judge import TrajectoryJudge
 from harness.runtime.values import check_int

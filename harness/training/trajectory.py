@@ -52,7 +52,7 @@ step ``t`` the candidate passes when::
 
 where the ``run_k`` are the reference itself and its float32 *witnesses* (below); losses
 every step, the largest parameter entry difference at epoch ends; ``floor`` is
-:data:`harness.compare.equivalence.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
+:data:`harness.compare.closeness.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
 value. The distance of correct float32 runs from float64 is what float32 costs on this
 very run, so a candidate that drifts several times further is doing something else.
 
@@ -76,7 +76,7 @@ bound stays as tight.
 
 Without an arbiter (float64 runs, or a reference that cannot be built in float64) the
 witnesses still run when given: their largest distance from the *reference* so far,
-times :data:`harness.compare.equivalence.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
+times :data:`harness.compare.closeness.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
 larger. In a run that does not amplify rounding they stay within a few units of
 roundoff of the reference and the tolerance judges alone; in one that does (the
 configuration above, in float64 over all 1797 digits rows, parts beyond the float64
@@ -94,7 +94,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.equivalence import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER, model_dtype
+from harness.compare.equivalence import model_dtype
+from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
 from harness.errors import NumericalError
 from harness.compare.counts import format_counts, pair_fields
 from harness.runtime.values import isna, json_float
@@ -237,7 +238,7 @@ class TrajectoryReport:
         With an arbiter (float32): set when correct float32 runs (the reference, its
         witnesses) were more than :data:`AMPLIFIED` of the run's largest loss away from
         float64 at some step. Without one: when the witnesses' distance from the
-        reference, times :data:`~harness.compare.equivalence.ARBITER_MULTIPLIER`, exceeded the
+        reference, times :data:`~harness.compare.closeness.ARBITER_MULTIPLIER`, exceeded the
         tolerance and so became the bound.
         """
         if self.amplified_step is None:
