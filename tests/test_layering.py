@@ -220,6 +220,74 @@ def test_the_checker_sees_a_cycle_and_a_violation():
     assert "scratch" not in RULES["core"][0]
 
 
+# --------------------------------------------------------------- the layout of harness/
+#: the most entries (modules and packages) at the top of harness/, besides __init__ and __main__
+MAX_TOP_LEVEL = 16
+#: the packages of harness/ and their jobs are listed in docs/layout.md
+LAYOUT_PAGE = ROOT / "docs" / "layout.md"
+
+
+def _top_level_entries() -> list[str]:
+    here = ROOT / "harness"
+    return sorted(p.name for p in here.iterdir()
+                  if p.name not in ("__init__.py", "__main__.py", "__pycache__", "templates")
+                  and (p.suffix == ".py" or (p / "__init__.py").exists()))
+
+
+def test_harness_top_level_is_a_few_packages_by_job():
+    entries = _top_level_entries()
+    assert len(entries) <= MAX_TOP_LEVEL, (
+        f"harness/ has {len(entries)} top-level entries (at most {MAX_TOP_LEVEL}): {entries}; "
+        f"put a new module in the package of its job")
+    page = LAYOUT_PAGE.read_text(encoding="utf-8")
+    missing = [e for e in entries if f"harness/{e.removesuffix('.py')}" not in page]
+    assert not missing, f"docs/layout.md does not list {missing}"
+
+
+def test_every_module_says_its_job_in_a_docstring():
+    """Every module and package of the project opens with a docstring (its first line, its job)."""
+    silent = []
+    for name, path in MODULES.items():
+        if path.name == "__main__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        if not doc or not doc.strip().splitlines()[0].strip():
+            silent.append(str(path.relative_to(ROOT)))
+    assert not silent, f"modules without a docstring saying their job: {silent}"
+
+
+def _sys_modules_lookups(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every ``sys.modules.get("scratch...")`` / ``sys.modules["torch_impl..."]``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        key = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "get" and _is_sys_modules(node.func.value) and node.args:
+            key = node.args[0]
+        elif isinstance(node, ast.Subscript) and _is_sys_modules(node.value):
+            key = node.slice
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            if key.value.split(".")[0] in ("scratch", "torch_impl"):
+                found.append((node.lineno, key.value))
+    return found
+
+
+def _is_sys_modules(node) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "modules" \
+        and isinstance(node.value, ast.Name) and node.value.id == "sys"
+
+
+def test_only_the_registry_reaches_the_backends_through_sys_modules():
+    """A lookup in sys.modules is an import in disguise: only the registry may make one."""
+    problems = [f"{path.relative_to(ROOT)}:{line}: sys.modules lookup of {key!r}"
+                for name, path in MODULES.items()
+                if name.startswith("harness") and _layer(name) != "registry"
+                for line, key in _sys_modules_lookups(path)]
+    assert not problems, "\n".join(problems)
+    registry = MODULES["harness.model.registry"]
+    assert _sys_modules_lookups(registry), "the checker no longer sees the registry's lookups"
+
+
 # ------------------------------------------------------- the backends agree with the core
 def test_activation_names_and_leaky_slope_agree_with_every_backend():
     pytest.importorskip("torch")

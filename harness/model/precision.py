@@ -8,8 +8,6 @@ the dtype its parameters claim (its finite differences would then be rounding no
 
 from __future__ import annotations
 
-import sys
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -40,24 +38,9 @@ def float64_copy(model) -> tuple[Any, str] | None:
                 f"{tuple(model.dims)}, got {model_dtype(copy).name} with dims "
                 f"{tuple(getattr(copy, 'dims', ()))}")
         return copy, "float64 copy via the class's as_float64()"
-    params = model.get_params()
-    scratch_classes = [getattr(sys.modules.get(module), cls, None)
-                       for module, cls in (("scratch.model", "MLP"),
-                                           ("scratch.reference", "ReferenceMLP"))]
-    if type(model) in [c for c in scratch_classes if c is not None]:
-        conv = loss_conventions(model)
-        copy = type(model)(model.dims, model.activation, "float64",
-                           loss_reduction=conv.loss_reduction, l2=conv.l2, l2_on=conv.l2_on)
-        copy.set_params(params)
-        return copy, "float64 copy of the built-in scratch MLP"
-    torch_model = sys.modules.get("torch_impl.model")
-    if torch_model is not None and type(model) is torch_model.TorchClassifier:
-        # the spec carries the loss reduction, the optimizer spec the L2 term in the loss
-        spec = replace(model.spec, dtype="float64")
-        copy = torch_model.TorchClassifier(spec, model.optimizer_spec, device=str(model.device))
-        copy.set_params(params)
-        return copy, "float64 copy of the built-in torch classifier"
-    return None
+    from harness.model.registry import builtin_float64_copy
+
+    return builtin_float64_copy(model, loss_conventions(model))
 
 
 def arithmetic_problem(model, x, y, params, dtype, eps: float = 1e-6) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError, ParamError, ProtocolError
@@ -185,3 +186,30 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")
     return model
+
+
+def builtin_float64_copy(model, conventions):
+    """An independent float64 copy of a built-in model (exact types), or None for others.
+
+    ``conventions`` are the model's loss conventions (:func:`harness.model.conventions.
+    loss_conventions`): the copy computes the same loss. A backend that is not loaded
+    yet is not imported (a scratch model never loads torch).
+    """
+    params = model.get_params()
+    scratch_classes = [getattr(sys.modules.get(module), cls, None)
+                       for module, cls in (("scratch.model", "MLP"),
+                                           ("scratch.reference", "ReferenceMLP"))]
+    if type(model) in [c for c in scratch_classes if c is not None]:
+        copy = type(model)(model.dims, model.activation, "float64",
+                           loss_reduction=conventions.loss_reduction, l2=conventions.l2,
+                           l2_on=conventions.l2_on)
+        copy.set_params(params)
+        return copy, "float64 copy of the built-in scratch MLP"
+    torch_model = sys.modules.get("torch_impl.model")
+    if torch_model is not None and type(model) is torch_model.TorchClassifier:
+        # the spec carries the loss reduction, the optimizer spec the L2 term in the loss
+        spec = replace(model.spec, dtype="float64")
+        copy = torch_model.TorchClassifier(spec, model.optimizer_spec, device=str(model.device))
+        copy.set_params(params)
+        return copy, "float64 copy of the built-in torch classifier"
+    return None
