@@ -11,7 +11,9 @@ from harness.training.batches import iterate_batches
 from harness.errors import ConfigError, NumericalError
 from harness.model.registry import make_backend
 from harness.model.specs import ModelSpec, OptimizerSpec
-from harness.training.side_by_side import HISTORY_COLUMNS, compare_training, evaluate, train, train_side_by_side, validate_training_args
+from harness.training.side_by_side import (
+    HISTORY_COLUMNS, compare_training, evaluate, train, train_side_by_side, validate_training_args,
+)
 from harness.training.trajectory import DIFFERENCE, trajectory_bound
 from scratch import MLP
 from scratch.optimizers import SGD, Adam

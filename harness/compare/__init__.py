@@ -1,1 +1,4 @@
-"""Comparing two implementations: element-wise closeness, tolerances, the equivalence check, counts and HTML forms."""
+"""Comparing two implementations.
+
+Element-wise closeness, tolerances, the equivalence check, counts and HTML forms.
+"""

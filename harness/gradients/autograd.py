@@ -31,7 +31,9 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.autograd.gradcheck import GradcheckError
 
-from harness.compare.equivalence import EquivalenceReport, compare_dicts, model_dtype, resolve_tolerances, validate_batch
+from harness.compare.equivalence import (
+    EquivalenceReport, compare_dicts, model_dtype, resolve_tolerances, validate_batch,
+)
 from harness.compare.closeness import compare
 from harness.model.conventions import LossConventions, activation_of, loss_conventions
 from harness.errors import ConfigError
@@ -103,7 +105,8 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
         conventions (reduction, L2 term) are read from the model
         (:func:`harness.model.conventions.loss_conventions`).
     rtol, atol : float, optional
-        Both or neither; defaults by the model's dtype (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
+        Both or neither; defaults by the model's dtype
+        (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
     name : str, optional
         The model's name in the report.
 

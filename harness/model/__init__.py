@@ -1,1 +1,5 @@
-"""The contract and building models: the protocol, the specifications, the registry of backends, the parameter layout and its transfer."""
+"""The contract and building models.
+
+The protocol, the specifications, the registry of backends, the parameter layout and its
+transfer.
+"""

@@ -1,1 +1,4 @@
-"""The run's surroundings: the machine, thread counts, progress on stderr, JSON-safe values and integer validation."""
+"""The run's surroundings.
+
+The machine, thread counts, progress on stderr, JSON-safe values and integer validation.
+"""

@@ -1,1 +1,4 @@
-"""Training side by side on identical batches: trajectories, their judge, witnesses, cross-validation, plausibility."""
+"""Training side by side on identical batches.
+
+Trajectories, their judge, witnesses, cross-validation, plausibility.
+"""
