@@ -189,3 +189,26 @@ def test_from_dims_torch_sequential_is_the_torch_classifier(dims, act):
         assert net.train_step(x, y) == mlp.train_step(x, y)
     for name, value in mlp.get_params().items():
         np.testing.assert_array_equal(net.get_params()[name], value)
+
+
+@pytest.mark.parametrize("l2_on", ["all", "weights"])
+def test_sum_reduction_and_l2_in_the_loss_agree(l2_on, digits):
+    x, y = digits
+    plain = resolve(NET_B, 64, 10).plain()
+    ours = Sequential(plain, seed=0, optimizer=SGD(lr=0.01), loss_reduction="sum",
+                      l2=0.03, l2_on=l2_on)
+    opt = SimpleNamespace(name="sgd", lr=0.01, momentum=0.0, nesterov=False, betas=(0.9, 0.999),
+                          eps=1e-8, weight_decay=0.03, weight_decay_in="loss",
+                          weight_decay_on=l2_on)
+    theirs = TorchSequential(plain, seed=0, optimizer=opt, loss_reduction="sum")
+    theirs.set_params(ours.get_params())
+    masks = _masks(ours, len(x), np.random.default_rng(6))
+    _hand(masks, ours, theirs)
+    loss_a, grads_a = ours.loss_and_grads(x, y)
+    loss_b, grads_b = theirs.loss_and_grads(x, y)
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-10)
+    for name in grads_a:
+        np.testing.assert_allclose(grads_a[name], grads_b[name], rtol=1e-10, atol=1e-12)
+    plain_loss = Sequential(plain, seed=0, loss_reduction="sum")
+    plain_loss.set_dropout_masks(masks)
+    assert loss_a > plain_loss.loss_and_grads(x, y)[0]  # the L2 term is really there

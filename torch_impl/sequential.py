@@ -187,12 +187,13 @@ class TorchSequential:
         y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
         loss = F.cross_entropy(logits, y, reduction=self.loss_reduction)
         if self._l2:  # 0.5 * l2 * sum ||p||^2 over every parameter, or the weights W only
-            penalty = sum(p.pow(2).sum() for m in self.module if isinstance(m, nn.Linear)
-                          for p in ([m.weight] if self._l2_on == "weights" else [m.weight, m.bias]))
-            if self._l2_on == "all":
-                penalty = penalty + sum(p.pow(2).sum() for _, m in self.indexed
-                                        if not isinstance(m, nn.Linear)
-                                        for p in (m.weight, m.bias))
+            terms = []
+            for _, m in self.indexed:
+                if self._l2_on == "all":
+                    terms += [m.weight, m.bias]
+                elif isinstance(m, nn.Linear):
+                    terms.append(m.weight)
+            penalty = sum(p.pow(2).sum() for p in terms)
             loss = loss + 0.5 * self._l2 * penalty
         return loss
 
