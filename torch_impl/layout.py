@@ -78,3 +78,57 @@ def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
             raise error(f"parameter '{name}' has a non-finite value {copy[bad]} at index {bad}")
         out[name] = copy
     return out
+
+
+# ------------------------------------------------------------ layer-list networks
+# ``indexed`` below is a list of (k, module) pairs, one per layer with parameters, in
+# order: nn.Linear k gives ``W{k}`` = weight.T (in, out) and ``b{k}`` = bias;
+# nn.BatchNorm1d / nn.LayerNorm k give ``gamma{k}`` = weight and ``beta{k}`` = bias, and
+# a batch norm's buffers ``running_mean{k}`` and ``running_var{k}``.
+
+def _pairs(k: int, module: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
+    """(canonical name, tensor, transposed) for each parameter of ``module``."""
+    if isinstance(module, nn.Linear):
+        return [(f"W{k}", module.weight, True), (f"b{k}", module.bias, False)]
+    return [(f"gamma{k}", module.weight, False), (f"beta{k}", module.bias, False)]
+
+
+def modules_to_canonical(indexed, *, grad: bool = False) -> dict[str, np.ndarray]:
+    """Parameters (or, with ``grad=True``, their ``.grad``, zeros when None) as canonical
+    NumPy copies, in layer order."""
+    out: dict[str, np.ndarray] = {}
+    for k, module in indexed:
+        for name, p, transposed in _pairs(k, module):
+            t = p.grad if grad else p
+            t = torch.zeros_like(p) if t is None else t
+            t = t.detach().T if transposed else t.detach()
+            out[name] = t.cpu().numpy().copy()
+    return out
+
+
+def canonical_to_modules(params: Mapping[str, np.ndarray], indexed) -> None:
+    """Copy canonical ``params`` into the modules' weights and biases, in place."""
+    with torch.no_grad():
+        for k, module in indexed:
+            for name, p, transposed in _pairs(k, module):
+                value = params[name].T if transposed else params[name]
+                p.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def batchnorm_buffers_to_canonical(indexed) -> dict[str, np.ndarray]:
+    """The running statistics of every nn.BatchNorm1d in ``indexed``, canonical names."""
+    out: dict[str, np.ndarray] = {}
+    for k, module in indexed:
+        if isinstance(module, nn.BatchNorm1d):
+            out[f"running_mean{k}"] = module.running_mean.detach().cpu().numpy().copy()
+            out[f"running_var{k}"] = module.running_var.detach().cpu().numpy().copy()
+    return out
+
+
+def canonical_to_batchnorm_buffers(buffers: Mapping[str, np.ndarray], indexed) -> None:
+    """Copy canonical running statistics into every nn.BatchNorm1d in ``indexed``."""
+    with torch.no_grad():
+        for k, module in indexed:
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.copy_(torch.from_numpy(buffers[f"running_mean{k}"]))
+                module.running_var.copy_(torch.from_numpy(buffers[f"running_var{k}"]))
