@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ConfigError
-from harness.layer_spec import LayerSpec, from_dims, parse, resolve
+from harness.model.layer_spec import LayerSpec, from_dims, parse, resolve
 
 FULL = "linear(64),batchnorm,relu,dropout(0.5),linear(32),layernorm,tanh,linear(10)"
 

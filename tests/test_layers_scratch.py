@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.layer_spec import from_dims, resolve
+from harness.model.layer_spec import from_dims, resolve
 from scratch import MLP
 from scratch.layers import Activation, BatchNorm, Dropout, LayerNorm, Linear
 from scratch.sequential import Sequential

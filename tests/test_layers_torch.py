@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from harness.layer_spec import from_dims, resolve
+from harness.model.layer_spec import from_dims, resolve
 from scratch.optimizers import SGD, Adam
 from scratch.sequential import Sequential
 from torch_impl.model import OptimizerSettings, TorchClassifier
