@@ -93,9 +93,10 @@ def start_local_cluster(n_workers: int | None = None, *, quiet: bool = True):
 
     import dask
 
+    cluster_class = _environ_keeping_cluster()  # imports distributed: its config keys first
     n = n_workers or os.cpu_count() or 1
     with dask.config.set(SCHEDULER_CONFIG):
-        return _environ_keeping_cluster()(
+        return cluster_class(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.CRITICAL if quiet else logging.WARNING)
 
