@@ -323,7 +323,7 @@ def _execute(client, todo, store, outcome, *, progress, on_row, writer, window) 
 
     from distributed import as_completed
 
-    from harness.runtime.progress import progress as bar
+    from harness.runtime.console import progress as bar
 
     run_id = uuid.uuid4().hex[:12]
     queue = iter(todo)
