@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from harness.cli import main
 
@@ -147,3 +148,27 @@ def test_the_same_seed_gives_the_same_bits_in_process_for_both_backends():
         assert runs[0][0] == runs[1][0], name
         for key in runs[0][1]:
             assert runs[0][1][key].tobytes() == runs[1][1][key].tobytes(), (name, key)
+
+
+def machine_facts_of_a_new_process() -> dict:
+    code = ("import json; from harness.runtime.machine import machine_info; "
+            "print(json.dumps(machine_info(1)))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=True)
+    return without_timings(json.loads(proc.stdout))
+
+
+def test_a_dask_cluster_leaves_the_environment_of_later_processes_as_it_was():
+    """A sweep's cluster sets OMP_NUM_THREADS=1 and the like for its workers in this
+    process; once closed, a process started here must see the machine as before."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from harness.sweep import start_local_cluster
+
+    environ, facts = dict(os.environ), machine_facts_of_a_new_process()
+    with start_local_cluster(1) as cluster, Client(cluster) as client:
+        client.restart()  # a worker spawned again sets them again
+    assert dict(os.environ) == environ
+    assert machine_facts_of_a_new_process() == facts

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.sweep import (
-    SCHEDULER_CONFIG,
     VOLATILE_COLUMNS,
     ResultsStore,
     available_checks,
@@ -31,6 +30,7 @@ from harness.sweep import (
     plan_from_dict,
     run_config,
     run_sweep,
+    start_local_cluster,
     summarize,
 )
 from scratch import MLP
@@ -396,12 +396,7 @@ def test_summary_pass_rates_worst_cases_and_plot(tmp_path):
 # ======================================================================== on Dask
 @pytest.fixture(scope="module")
 def cluster():
-    import dask
-    from distributed import LocalCluster
-
-    with dask.config.set(SCHEDULER_CONFIG):
-        cl = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None)
+    cl = start_local_cluster(2, quiet=False)
     yield cl
     cl.close()
 

@@ -121,7 +121,7 @@ def run(args) -> int:
 def _train(args, config, run_config, data):
     """Train side by side; with --out, in a staged folder that keeps finished epochs."""
     from harness.checks import run_training
-    from harness.runtime.progress import progress
+    from harness.runtime.console import progress
 
     with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         bar = progress(total=args.epochs, desc="train", quiet=args.quiet)

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.report.console import to_stderr
 from harness.report.model import SKIPPED, STAGES, ReportOutcome, StageResult, Verdict
 from harness.report.settings import ReportSettings, validate_settings
 from harness.report.stages import _Run
+from harness.runtime.console import to_stderr
 from harness.runtime.values import jsonable
 
 SCHEMA = "nn-harness-report"

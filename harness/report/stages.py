@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.report.console import native_stderr
 from harness.report.model import INFO, StageResult, Verdict
 from harness.report.settings import ReportSettings, safe_name
+from harness.runtime.console import native_stderr
 from harness.runtime.values import isna
 
 

@@ -1,7 +1,10 @@
-"""Progress lines on stderr, and catching what native code writes to stderr meanwhile.
+"""Everything written to stderr while a command runs: progress bars and lines, and
+catching what native code writes to stderr meanwhile.
 
-Core: the benchmark (:mod:`harness.bench`) silences torch's profiler with
-:func:`quiet_profiler`; the report wraps its benchmark stage in :func:`native_stderr`.
+:func:`progress` draws a tqdm bar (train, cv, sweep); :func:`to_stderr` prints a
+progress line (the report's default ``log``); the benchmark (:mod:`harness.bench`)
+silences torch's profiler with :func:`quiet_profiler`; the report wraps its benchmark
+stage in :func:`native_stderr`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,16 @@ import contextlib
 import os
 import re
 import sys
+
+
+def progress(iterable=None, *, total: int | None = None, desc: str = "",
+             quiet: bool = False, leave: bool = False):
+    """A tqdm bar on stderr, disabled when ``quiet`` or stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    disable = quiet or not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave,
+                file=sys.stderr, dynamic_ncols=True)
 
 
 def to_stderr(message: str) -> None:

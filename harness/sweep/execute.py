@@ -7,6 +7,7 @@ a task that raised or a worker that died becomes an error row.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -80,17 +81,58 @@ def validate_executor(executor: str) -> str:
 
 def start_local_cluster(n_workers: int | None = None, *, quiet: bool = True):
     """A LocalCluster of one single-threaded worker process per core (or ``n_workers``),
-    on loopback, with :data:`SCHEDULER_CONFIG`."""
+    on loopback, with :data:`SCHEDULER_CONFIG`.
+
+    Closing it gives this process back the environment it had before: a Dask nanny sets
+    variables for its worker in its own process's ``os.environ`` before each spawn
+    (``OMP_NUM_THREADS=1``, ``OPENBLAS_NUM_THREADS=1``, ``PYTHONHASHSEED``, ...) and
+    never removes them, so every process started later would inherit them (with one
+    BLAS thread, say, and other machine facts in its results).
+    """
     import logging
 
     import dask
-    from distributed import LocalCluster
 
+    cluster_class = _environ_keeping_cluster()  # imports distributed: its config keys first
     n = n_workers or os.cpu_count() or 1
     with dask.config.set(SCHEDULER_CONFIG):
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            host="127.0.0.1", dashboard_address=None,
-                            silence_logs=logging.CRITICAL if quiet else logging.WARNING)
+        return cluster_class(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL if quiet else logging.WARNING)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Set ``os.environ`` back to ``saved``, touching only the variables that differ."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
+@functools.cache
+def _environ_keeping_cluster() -> type:
+    """A LocalCluster class whose ``close`` puts back the environment its start found."""
+    from distributed import LocalCluster
+
+    class EnvironKeepingCluster(LocalCluster):
+        def __init__(self, *args, **kwargs):
+            self._saved_environ = dict(os.environ)
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                _restore_environ(self._saved_environ)
+                raise
+
+        def close(self, timeout: float | None = None):
+            try:
+                return super().close(timeout)
+            finally:
+                saved, self._saved_environ = self._saved_environ, None
+                if saved is not None:  # once: a second close must not undo later changes
+                    _restore_environ(saved)
+
+    return EnvironKeepingCluster
 
 
 def _ignore_interrupts() -> None:
@@ -281,7 +323,7 @@ def _execute(client, todo, store, outcome, *, progress, on_row, writer, window) 
 
     from distributed import as_completed
 
-    from harness.runtime.progress import progress as bar
+    from harness.runtime.console import progress as bar
 
     run_id = uuid.uuid4().hex[:12]
     queue = iter(todo)

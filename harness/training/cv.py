@@ -365,7 +365,7 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         "initialisation": "seeded" if init_params is None else "given parameters",
     }
 
-    from harness.runtime.progress import progress
+    from harness.runtime.console import progress
 
     dtype = spec.np_dtype
     rows: list[dict[str, Any]] = []
