@@ -187,10 +187,12 @@ def test_float64_when_float32_was_asked_fails_the_dtype_cases():
 
 def test_contract_bugs_are_named():
     out = _run(AliasingSetParams, "contract-set_params")
-    assert "must copy them in" in out["contract-set_params"].text()
+    assert "kept the arrays it was given, not copies" in out["contract-set_params"].text()
     assert "accepted a missing parameter" in out["contract-set_params"].text()
     out = _run(LossAfterStep, "contract-train_step")
-    assert "loss before the update" in out["contract-train_step"].summary
+    # the same rule, in the same words, as the preflight of every command
+    assert "returned the loss after its update" in out["contract-train_step"].summary
+    assert "expected the loss before it" in out["contract-train_step"].summary
 
 
 def test_code_under_test_raising_is_a_finding_with_the_users_line():

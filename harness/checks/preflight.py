@@ -143,13 +143,6 @@ def _batch(config: CheckConfig, data) -> tuple[np.ndarray, np.ndarray]:
     return x[:PREFLIGHT_ROWS], np.asarray(y[:PREFLIGHT_ROWS], dtype=np.int64)
 
 
-def _tolerance(dtype: str) -> tuple[float, float]:
-    from harness.compare.equivalence import default_tolerances
-
-    rtol, atol = default_tolerances(dtype)
-    return 10 * rtol, 10 * max(atol, rtol)
-
-
 class _Stop(Exception):
     """The rest of the contract cannot be checked (the finding is recorded)."""
 
@@ -157,7 +150,8 @@ class _Stop(Exception):
 def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
     """The broken rules of one plug-in, checked on ``model`` and one more fresh model."""
     from harness.checks.outcome import finding_of
-    from harness.model.contract import ContractViolation, method_location
+    from harness.model.contract import (ContractViolation, check_copies, check_train_step_loss,
+                                        method_location)
 
     findings: list[Finding] = []
 
@@ -200,8 +194,8 @@ def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
         bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
         if bad:
             broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} model")
-        _copies(call, broke, params)
-        _train_step(call, broke, xd, y, loss, dtype)
+        check_copies(call, broke, params)
+        check_train_step_loss(call, broke, xd, y, loss, dtype)
     except _Stop:
         pass
     return findings
@@ -218,52 +212,3 @@ def _quiet(model, method, *args):
         return getattr(_inner(model), method)(*args)
     except Exception:  # noqa: BLE001 - only to word a message better
         return None
-
-
-def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def _copies(call, broke, params: dict) -> None:
-    """get_params hands out copies; set_params takes copies."""
-    snapshot = {k: np.array(v, copy=True) for k, v in params.items()}
-    for v in params.values():  # the arrays get_params handed out, changed in place
-        if v.flags.writeable:
-            v += 1
-    now = call("get_params")
-    if not _same(now, snapshot):
-        broke("get_params", "returned the model's own arrays, not copies: changing the "
-                            "returned arrays changed the model (return `{k: v.copy() ...}`)")
-        call("set_params", snapshot)
-        now = call("get_params")
-    given = {k: np.array(v, copy=True) for k, v in snapshot.items()}
-    call("set_params", given)
-    for v in given.values():
-        v += 1
-    given.clear()
-    after = call("get_params")
-    if not _same(after, snapshot):
-        broke("set_params", "kept the arrays it was given, not copies: changing them after "
-                            "the call changed the model (copy them in: `v.copy()`)")
-        call("set_params", snapshot)
-
-
-def _train_step(call, broke, x, y, loss_before, dtype: str) -> None:
-    """train_step returns the batch loss before its update."""
-    params = call("get_params")
-    step = call("train_step", x, y)
-    step_loss = float(np.asarray(step).reshape(()))
-    before = float(np.asarray(loss_before).reshape(()))
-    rtol, atol = _tolerance(dtype)
-    if abs(step_loss - before) <= atol + rtol * abs(before):
-        return
-    after, _ = call("loss_and_grads", x, y)
-    after = float(np.asarray(after).reshape(()))
-    moved = not _same(call("get_params"), params)
-    if moved and abs(step_loss - after) <= atol + rtol * abs(after):
-        broke("train_step", f"returned the loss after its update ({step_loss:.6g}); expected "
-                            f"the loss before it ({before:.6g}), as loss_and_grads gives on "
-                            f"the same batch")
-    else:
-        broke("train_step", f"returned {step_loss:.6g}; expected the batch loss before the "
-                            f"update, {before:.6g}, as loss_and_grads gives on the same batch")

@@ -190,3 +190,114 @@ def finite(value) -> bool:
     """Whether a loss is a finite number."""
     loss = scalar_loss(value)
     return loss is not None and math.isfinite(loss)
+
+
+# ----------------------------------------------------------------- the members a class has
+def missing_members(model) -> list[str]:
+    """The protocol's members ``model`` lacks: ``dims`` and the methods that are not callable."""
+    from harness.model.protocol import PROTOCOL_METHODS
+
+    missing = [m for m in PROTOCOL_METHODS if not callable(getattr(model, m, None))]
+    if not hasattr(model, "dims"):
+        missing.insert(0, "dims")
+    return missing
+
+
+# ------------------------------------------------------------ what a value must look like
+def array_problem(what: str, value, shape, dtype=None) -> str | None:
+    """Why ``value`` (what ``what`` returned) is not a finite float array of ``shape``
+    (and ``dtype`` when given), or None."""
+    if not isinstance(value, np.ndarray):
+        return f"{what} returned {type(value).__name__}, expected a NumPy array"
+    if value.shape != tuple(shape):
+        return f"{what} has shape {value.shape}, expected {tuple(shape)}"
+    if dtype is not None and value.dtype != np.dtype(dtype):
+        return f"{what} has dtype {value.dtype}, expected {dtype} (the requested dtype)"
+    if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+        return f"{what} is not all finite floating-point numbers"
+    return None
+
+
+def scalar_problem(what: str, loss, dtype=None) -> str | None:
+    """Why ``loss`` (what ``what`` returned) is not one finite number (of ``dtype`` when it
+    is a NumPy scalar or array), or None."""
+    if isinstance(loss, (np.ndarray, np.generic)):
+        if np.ndim(loss) != 0:
+            return f"{what} is an array of shape {np.shape(loss)}, expected a scalar"
+        if dtype is not None and loss.dtype != np.dtype(dtype):
+            return f"{what} has dtype {loss.dtype}, expected {dtype} (the requested dtype)"
+    elif not isinstance(loss, (int, float)) or isinstance(loss, bool):
+        return f"{what} is {type(loss).__name__}, expected a float"
+    if not np.isfinite(float(loss)):
+        return f"{what} is {float(loss)}, expected a finite number"
+    return None
+
+
+# ----------------------------------------------- the rules one call cannot see: copies, loss
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def loss_tolerance(dtype: str) -> tuple[float, float]:
+    """(rtol, atol) within which two losses of one model on one batch are "the same":
+    ten times the dtype's equivalence tolerances (the loss of a step is recomputed in
+    another order of operations by some classes)."""
+    from harness.compare.equivalence import default_tolerances
+
+    rtol, atol = default_tolerances(dtype)
+    return 10 * rtol, 10 * max(atol, rtol)
+
+
+def check_copies(call, broke, params: dict) -> None:
+    """The rule: get_params hands out copies and set_params takes copies.
+
+    ``call(method, *args)`` calls the model (and may raise to stop the checks);
+    ``broke(method, message)`` records a broken rule; ``params`` is what ``get_params``
+    has just returned. The model is restored after each broken rule.
+    """
+    snapshot = {k: np.array(v, copy=True) for k, v in params.items()}
+    for v in params.values():  # the arrays get_params handed out, changed in place
+        if v.flags.writeable:
+            v += 1
+    now = call("get_params")
+    if not _same(now, snapshot):
+        broke("get_params", "returned the model's own arrays, not copies: changing the "
+                            "returned arrays changed the model (return `{k: v.copy() ...}`)")
+        call("set_params", snapshot)
+        now = call("get_params")
+    given = {k: np.array(v, copy=True) for k, v in snapshot.items()}
+    call("set_params", given)
+    for v in given.values():
+        v += 1
+    given.clear()
+    after = call("get_params")
+    if not _same(after, snapshot):
+        broke("set_params", "kept the arrays it was given, not copies: changing them after "
+                            "the call changed the model (copy them in: `v.copy()`)")
+        call("set_params", snapshot)
+
+
+def check_train_step_loss(call, broke, x, y, loss_before, dtype: str) -> None:
+    """The rule: train_step returns the batch loss before its update.
+
+    ``loss_before`` is the loss ``loss_and_grads`` gave on ``(x, y)`` at the current
+    parameters; the returned loss must be within :func:`loss_tolerance` of it. ``call``
+    and ``broke`` as in :func:`check_copies`.
+    """
+    rtol, atol = loss_tolerance(dtype)
+    params = call("get_params")
+    step = call("train_step", x, y)
+    step_loss = float(np.asarray(step).reshape(()))
+    before = float(np.asarray(loss_before).reshape(()))
+    if abs(step_loss - before) <= atol + rtol * abs(before):
+        return
+    after, _ = call("loss_and_grads", x, y)
+    after = float(np.asarray(after).reshape(()))
+    moved = not _same(call("get_params"), params)
+    if moved and abs(step_loss - after) <= atol + rtol * abs(after):
+        broke("train_step", f"returned the loss after its update ({step_loss:.6g}); expected "
+                            f"the loss before it ({before:.6g}), as loss_and_grads gives on "
+                            f"the same batch")
+    else:
+        broke("train_step", f"returned {step_loss:.6g}; expected the batch loss before the "
+                            f"update, {before:.6g}, as loss_and_grads gives on the same batch")

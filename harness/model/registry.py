@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError, ParamError, ProtocolError
-from harness.model.protocol import PROTOCOL_METHODS, Classifier
+from harness.model.contract import missing_members
+from harness.model.protocol import Classifier
 from harness.model.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
 from harness.model.userframe import PROJECT_PACKAGES, describe_exception
 
@@ -151,9 +152,7 @@ def load_user_class(name: str) -> type:
 
 def check_protocol(model, name: str) -> None:
     """Raise ProtocolError naming what is missing when ``model`` is not a Classifier."""
-    missing = [m for m in PROTOCOL_METHODS if not callable(getattr(model, m, None))]
-    if not hasattr(model, "dims"):
-        missing.insert(0, "dims")
+    missing = missing_members(model)
     if missing or not isinstance(model, Classifier):
         raise ProtocolError(
             f"backend {name!r} does not implement the Classifier protocol: "

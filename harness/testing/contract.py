@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.model.contract import (
+    array_problem, check_copies, check_train_step_loss, scalar_problem,
+)
 from harness.model.layout import param_shapes
 from harness.checks.result import FAIL, PASS, CheckResult, Verdict
 from harness.testing import build as _b
@@ -40,31 +43,6 @@ def _result(check: str, title: str, problems: list[str], ok: str, header=()) -> 
 
 
 # ------------------------------------------------------------------ contract
-def _arr_problem(what: str, value, shape, dtype=None) -> str | None:
-    if not isinstance(value, np.ndarray):
-        return f"{what} returned {type(value).__name__}, expected a NumPy array"
-    if value.shape != tuple(shape):
-        return f"{what} has shape {value.shape}, expected {tuple(shape)}"
-    if dtype is not None and value.dtype != np.dtype(dtype):
-        return f"{what} has dtype {value.dtype}, expected {dtype} (the requested dtype)"
-    if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
-        return f"{what} is not all finite floating-point numbers"
-    return None
-
-
-def _scalar_problem(what: str, loss, dtype=None) -> str | None:
-    if isinstance(loss, (np.ndarray, np.generic)):
-        if np.ndim(loss) != 0:
-            return f"{what} is an array of shape {np.shape(loss)}, expected a scalar"
-        if dtype is not None and loss.dtype != np.dtype(dtype):
-            return f"{what} has dtype {loss.dtype}, expected {dtype} (the requested dtype)"
-    elif not isinstance(loss, (int, float)) or isinstance(loss, bool):
-        return f"{what} is {type(loss).__name__}, expected a float"
-    if not np.isfinite(float(loss)):
-        return f"{what} is {float(loss)}, expected a finite number"
-    return None
-
-
 def check_contract(target, ref: str, check: str, *, part: str, activation: str,
               dtype: str) -> CheckResult:
     """The protocol's promises for one method (``part``), in one dtype."""
@@ -77,7 +55,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
     shapes = param_shapes(DIMS)
     problems: list[str] = []
     if part == "forward":
-        p = _arr_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]))
+        p = array_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]))
         problems += [p] if p else []
     elif part == "loss_and_grads":
         out = model.loss_and_grads(x, y)
@@ -86,7 +64,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
                             f"(loss, grads)")
         else:
             loss, grads = out
-            p = _scalar_problem("the loss of loss_and_grads", loss)
+            p = scalar_problem("the loss of loss_and_grads", loss)
             problems += [p] if p else []
             if not isinstance(grads, dict):
                 problems.append(f"the gradients are a {type(grads).__name__}, expected a dict")
@@ -95,7 +73,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
                     problems.append(f"the gradients are named {sorted(grads)}, expected one "
                                     f"per parameter: {sorted(shapes)}")
                 problems += [p for k in shapes if k in grads
-                             for p in [_arr_problem(f"grads['{k}']", grads[k], shapes[k])] if p]
+                             for p in [array_problem(f"grads['{k}']", grads[k], shapes[k])] if p]
     elif part == "get_params":
         params = model.get_params()
         if not isinstance(params, dict) or set(params) != set(shapes):
@@ -104,35 +82,58 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
                             f"{sorted(shapes)}")
         else:
             problems += [p for k in shapes
-                         for p in [_arr_problem(f"get_params()['{k}']", params[k], shapes[k])] if p]
+                         for p in [array_problem(f"get_params()['{k}']", params[k], shapes[k])] if p]
             if not problems:
-                before = params["W0"].copy()
-                params["W0"] += 1.0
-                if not np.array_equal(model.get_params()["W0"], before):
-                    problems.append("get_params returns the model's own arrays: changing "
-                                    "the returned W0 changed the model (it must return copies)")
+                problems += _copy_problems(model, params, "get_params")
     elif part == "set_params":
         problems += _set_params_problems(model, unwrap(model), shapes)
     elif part == "train_step":
         loss_before, _ = model.loss_and_grads(x, y)
         before = model.get_params()
-        returned = model.train_step(x, y)
-        p = _scalar_problem("the loss train_step returned", returned)
-        if p:
-            problems.append(p)
-        else:
-            from harness.compare.equivalence import resolve_tolerances
-
-            rtol, atol = resolve_tolerances(dtype, None, None)
-            if not np.isclose(float(returned), float(loss_before), rtol=rtol, atol=atol):
-                problems.append(f"train_step returned loss {float(returned):.8g}, but the loss "
-                                f"before the update is {float(loss_before):.8g} (it must return "
-                                f"the loss before the update)")
+        problems += _train_step_problems(model, x, y, loss_before, dtype)
         after = model.get_params()
         if all(np.array_equal(after[k], before[k]) for k in before):
             problems.append("train_step did not change any parameter")
     return _result(check, f"{_b.short_name(target)} {part} keeps the protocol's promises",
                    problems, f"{part} keeps the protocol's promises", header_lines(spec, opt))
+
+
+class _NotALoss(Exception):
+    """train_step returned something that is not one finite number."""
+
+
+def _train_step_problems(model, x, y, loss_before, dtype: str) -> list[str]:
+    """The contract's rule on train_step's loss (:func:`harness.model.contract.
+    check_train_step_loss`), as problem lines."""
+    problems: list[str] = []
+
+    def call(method, *args):
+        out = getattr(model, method)(*args)
+        if method == "train_step":
+            p = scalar_problem("the loss train_step returned", out)
+            if p:
+                raise _NotALoss(p)
+        return out
+
+    try:
+        check_train_step_loss(call, lambda m, msg: problems.append(f"{m} {msg}"), x, y,
+                              loss_before, dtype)
+    except _NotALoss as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _copy_problems(model, params: dict, method: str) -> list[str]:
+    """The contract's copy rule (:func:`harness.model.contract.check_copies`) for ``method``
+    (get_params or set_params), as problem lines."""
+    problems: list[str] = []
+
+    def broke(m: str, message: str) -> None:
+        if m == method:
+            problems.append(f"{m} {message}")
+
+    check_copies(lambda m, *args: getattr(model, m)(*args), broke, params)
+    return problems
 
 
 def _set_params_problems(model, raw, shapes) -> list[str]:
@@ -144,10 +145,7 @@ def _set_params_problems(model, raw, shapes) -> list[str]:
     if any(not np.allclose(got[k], new[k]) for k in new):
         problems.append("set_params did not take the values given (get_params differs after it)")
         return problems
-    new["W0"] += 1.0
-    if np.allclose(model.get_params()["W0"], new["W0"]):
-        problems.append("set_params keeps the caller's arrays: changing W0 afterwards changed "
-                        "the model (it must copy them in)")
+    problems += _copy_problems(model, model.get_params(), "set_params")
     good = model.get_params()
     first = next(iter(shapes))
     bad_inputs = {
@@ -183,14 +181,14 @@ def check_dtype(target, ref: str, check: str, *, activation: str, dtype: str) ->
     shapes = param_shapes(DIMS)
     params = model.get_params()
     problems = [p for k in shapes if k in params
-                for p in [_arr_problem(f"get_params()['{k}']", params[k], shapes[k], dtype)] if p]
-    p = _arr_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]), dtype)
+                for p in [array_problem(f"get_params()['{k}']", params[k], shapes[k], dtype)] if p]
+    p = array_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]), dtype)
     problems += [p] if p else []
     loss, grads = model.loss_and_grads(x, y)
-    p = _scalar_problem("the loss", loss, dtype)
+    p = scalar_problem("the loss", loss, dtype)
     problems += [p] if p else []
     problems += [p for k in shapes if k in grads
-                 for p in [_arr_problem(f"grads['{k}']", grads[k], shapes[k], dtype)] if p]
+                 for p in [array_problem(f"grads['{k}']", grads[k], shapes[k], dtype)] if p]
     return _result(check, f"{_b.short_name(target)} honours dtype {dtype}", problems,
                    f"parameters, logits, loss and gradients are {dtype}", header_lines(spec, opt))
 
