@@ -427,7 +427,8 @@ OPTIMIZERS = {
 def make_optimizer(name: str = "sgd", lr: float = 0.01, *, weight_decay: float = 0.0,
                    weight_decay_in: str = "optimizer", weight_decay_on: str = "all",
                    lr_schedule: str = "none", clip_grad_norm: float | None = None,
-                   clip_grad_value: float | None = None, **options):
+                   clip_grad_value: float | None = None, table: dict | None = None,
+                   **options):
     """Build the optimizer ``name`` (a key of :data:`OPTIMIZERS`) with torch.optim's names.
 
     ``options`` are the other arguments of torch.optim (momentum, nesterov, betas, eps,
@@ -438,9 +439,12 @@ def make_optimizer(name: str = "sgd", lr: float = 0.01, *, weight_decay: float =
     With a ``lr_schedule`` other than "none" (its parameters among ``options``: step_size,
     gamma, decay, t_max, eta_min) or clipping, the optimizer comes wrapped in
     :class:`scratch.schedules.Scheduled`, which clips, steps, then moves the rate.
+    ``table`` (default :data:`OPTIMIZERS`) maps names to (class, argument names):
+    :mod:`scratch.optimizers_reference` passes its readable rules.
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    table = OPTIMIZERS if table is None else table
+    if name not in table:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(table)}")
     if weight_decay_in not in ("optimizer", "loss"):
         raise ValueError(f"`weight_decay_in` must be one of optimizer, loss, "
                          f"got {weight_decay_in!r}")
@@ -449,7 +453,7 @@ def make_optimizer(name: str = "sgd", lr: float = 0.01, *, weight_decay: float =
             raise ValueError("`weight_decay_in` loss does not apply to adamw: its decay is "
                              "decoupled from the gradient")
         weight_decay = 0.0
-    cls, takes = OPTIMIZERS[name]
+    cls, takes = table[name]
     kw = {k: options[k] for k in takes[1:] if k in options}
     if "betas" in kw:
         kw["betas"] = tuple(kw["betas"])
