@@ -131,7 +131,8 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
                    help="rmsprop: divide by the centered second moment")
     g.add_argument("--lr-decay", type=float, default=0.0,
                    help="adagrad: lr / (1 + (t - 1) * lr_decay) (default: 0)")
-    g.add_argument("--initial-accumulator", type=float, default=0.0, metavar="VALUE",
+    g.add_argument("--initial-accumulator", "--initial-accumulator-value", type=float,
+                   default=0.0, metavar="VALUE", dest="initial_accumulator",
                    help="adagrad: initial_accumulator_value (default: 0)")
     g.add_argument("--lr-schedule", default="none", metavar="NAME",
                    help=f"{', '.join(LR_SCHEDULES)}; stepped after every optimizer step, so "
