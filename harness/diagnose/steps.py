@@ -27,11 +27,12 @@ def _flags(*flags: str) -> str:
 def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, betas,
                 eps: float, momentum: float = 0.0, nesterov: bool = False,
                 bias_correction: bool = True, alpha: float = 0.99, centered: bool = False,
-                initial_accumulator_value: float = 0.0) -> dict:
+                initial_accumulator_value: float = 0.0, eps_inside: bool = False) -> dict:
     """Parameters after one step of ``name`` from a fresh state (float64)."""
     if name in ("rmsprop", "adagrad"):
         return _first_adaptive_step(p, g, name=name, lr=lr, wd=wd, on=on, eps=eps, alpha=alpha,
-                                    centered=centered, initial=initial_accumulator_value)
+                                    centered=centered, initial=initial_accumulator_value,
+                                    eps_inside=eps_inside)
     b1, b2 = betas
     out = {}
     for k in g:
@@ -57,9 +58,11 @@ def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, b
 
 
 def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str,
-                         eps: float, alpha: float, centered: bool, initial: float) -> dict:
+                         eps: float, alpha: float, centered: bool, initial: float,
+                         eps_inside: bool = False) -> dict:
     """The first step of rmsprop (v = (1 - alpha) g^2; momentum's buffer is g / denom) or
-    adagrad (s = initial + g^2), from a fresh state (float64)."""
+    adagrad (s = initial + g^2), from a fresh state (float64); ``eps_inside``: the slip
+    sqrt(v + eps) for sqrt(v) + eps."""
     out = {}
     for k in g:
         w = np.asarray(p[k], np.float64)
@@ -70,9 +73,9 @@ def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, o
             v = (1 - alpha) * d * d
             if centered:
                 v = v - ((1 - alpha) * d) ** 2
-            out[k] = w - lr * d / (np.sqrt(v) + eps)
         else:
-            out[k] = w - lr * d / (np.sqrt(initial + d * d) + eps)
+            v = initial + d * d
+        out[k] = w - lr * d / (np.sqrt(v + eps) if eps_inside else np.sqrt(v) + eps)
     return out
 
 
@@ -160,9 +163,9 @@ def update_rule(ev: Evidence) -> str | None:
                          f"--weight-decay-on {other_on}")
         if test(opt.name, 0.0, on, **own):
             return found(f"{opt.name} without weight decay", "--weight-decay 0")
-    if opt.name == "rmsprop" and test("rmsprop", wd, on, centered=not own["centered"]):
-        return found("rmsprop " + ("not centered" if own["centered"] else "centered"),
-                     None if own["centered"] else "--centered")
+    adaptive = _adaptive_slip(opt, lambda **kw: test(opt.name, wd, on, **{**own, **kw}))
+    if adaptive is not None:
+        return found(*adaptive)
     for name in OPTIMIZERS:
         if name == opt.name:
             continue
@@ -197,6 +200,24 @@ def update_rule(ev: Evidence) -> str | None:
             f"{', '.join(OPTIMIZERS[:-1])} or {OPTIMIZERS[-1]} with the same settings, without "
             f"weight decay or with decay on weights only reproduces your step: check the update "
             f"rule and its constants")
+
+
+def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
+    """The slips of a hand-written rmsprop or adagrad that one step shows: (words, flag)."""
+    if opt.name not in ("rmsprop", "adagrad"):
+        return None
+    if test(eps_inside=True):
+        return (f"{opt.name} with eps inside the square root, sqrt(v + eps), where torch adds "
+                f"it after the root, sqrt(v) + eps", None)
+    if opt.name == "rmsprop" and test(centered=not opt.centered):
+        return (f"rmsprop {'not ' if opt.centered else ''}centered",
+                None if opt.centered else "--centered")
+    if opt.name == "adagrad" and opt.initial_accumulator_value and \
+            test(initial_accumulator_value=0.0):
+        return ("adagrad with its sum of squares starting at 0, not at "
+                f"initial_accumulator_value {fmt(opt.initial_accumulator_value)}",
+                "--initial-accumulator 0")
+    return None
 
 
 def matches_ref(expected: dict, after: dict, ev: Evidence, noise: dict) -> bool:
