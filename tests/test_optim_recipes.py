@@ -247,3 +247,41 @@ def test_block_by_block_equals_whole_array_bit_for_bit(kw, monkeypatch):
     blocked = run()
     for k in whole:
         np.testing.assert_array_equal(blocked[k], whole[k], err_msg=k)
+
+
+# ------------------------------------------------- the full models, through the harness
+TRAIN_RECIPES = [
+    ["--optimizer", "rmsprop", "--lr", "0.01", "--momentum", "0.5", "--centered"],
+    ["--optimizer", "rmsprop", "--lr", "0.01", "--weight-decay-in", "loss",
+     "--weight-decay-on", "weights", "--lr-schedule", "exponential", "--gamma", "0.9"],
+    ["--optimizer", "adagrad", "--lr", "0.1", "--lr-decay", "0.05", "--initial-accumulator",
+     "0.1", "--lr-schedule", "cosine", "--t-max", "50", "--clip-grad-norm", "1"],
+    ["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9", "--lr-schedule", "step",
+     "--step-size", "3", "--gamma", "0.5", "--clip-grad-value", "0.05"],
+    ["--optimizer", "adam", "--lr", "0.01", "--lr-schedule", "inverse_time", "--decay", "0.1",
+     "--clip-grad-norm", "0.1"],
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("flags", TRAIN_RECIPES, ids=lambda f: "-".join(f[1::2][:1] + f[-2:]))
+def test_scratch_and_torch_train_alike_through_the_harness(capsys, flags, dtype):
+    """``nn-harness train`` between the built-in backends: 10 epochs of iris in batches of
+    32 (40 steps), every step's loss and the parameters after each epoch agree."""
+    from harness.cli import main
+
+    code = main(["train", "--dataset", "iris", "--dims", "4,8,3", "--epochs", "10",
+                 "--batch-size", "32", "--dtype", dtype, "--quiet", *flags])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "PASS: the trajectories agree within tolerance for all 40 steps" in out, out
+
+
+def test_check_passes_for_rmsprop_between_the_built_in_backends(capsys):
+    from harness.cli import main
+
+    for dtype in ("float64", "float32"):
+        code = main(["check", "--optimizer", "rmsprop", "--dataset", "iris", "--dims", "4,8,3",
+                     "--dtype", dtype])
+        out = capsys.readouterr().out
+        assert code == 0 and "PASS: all 15 quantities agree" in out, out
