@@ -285,3 +285,17 @@ def test_check_passes_for_rmsprop_between_the_built_in_backends(capsys):
                      "--dtype", dtype])
         out = capsys.readouterr().out
         assert code == 0 and "PASS: all 15 quantities agree" in out, out
+
+
+@pytest.mark.parametrize("kw", [r for r in RECIPES if r.get("lr_schedule")], ids=_ids)
+def test_the_diagnosis_closed_forms_are_the_rates_torch_uses(kw):
+    """harness.diagnose.schedules.scheduled_lr(t) is torch's rate after t scheduler steps."""
+    from harness.diagnose.schedules import scheduled_lr
+
+    spec = OptimizerSpec(**kw)
+    opt = build_torch_optimizer(spec, [torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))])
+    sched = build_torch_scheduler(spec, opt)
+    for t in range(STEPS):
+        assert opt.param_groups[0]["lr"] == pytest.approx(scheduled_lr(spec, t), rel=1e-12), t
+        opt.step()
+        sched.step()
