@@ -36,6 +36,7 @@ class SGD:
         self.velocity: dict[str, np.ndarray] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         for name, p in params.items():
             g = grads[name]
             if decays(name, self.weight_decay_on):
@@ -70,6 +71,7 @@ class Adam:
         self.v: dict[str, np.ndarray] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         self.t += 1
         for name, p in params.items():
             g = grads[name]
@@ -114,6 +116,7 @@ class RMSprop:
         self.buf: dict[str, np.ndarray] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         for name, p in params.items():
             g = grads[name]
             if decays(name, self.weight_decay_on):
@@ -150,6 +153,7 @@ class Adagrad:
         self.sums: dict[str, np.ndarray] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
         self.t += 1
         lr_t = self.lr / (1 + (self.t - 1) * self.lr_decay)  # lr_t = lr / (1 + (t-1) decay)
         for name, p in params.items():
