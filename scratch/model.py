@@ -219,7 +219,10 @@ class MLP(ReferenceMLP):
         """One optimizer update on the batch; returns the loss before the update.
 
         The gradients are written into buffers reused by every step, and the optimizer
-        updates the parameters in place.
+        updates the parameters in place. An optimizer with a schedule or clipping
+        (:class:`scratch.schedules.Scheduled`, from ``make_optimizer``) clips these
+        gradients first and moves its rate after the update, as torch's
+        ``clip_grad_norm_``, ``optimizer.step()``, ``scheduler.step()``.
         """
         if self._grads is None:
             self._grads = {k: np.empty_like(p) for k, p in self.params.items()}

@@ -284,17 +284,167 @@ class AdamW(Adam):
     decoupled = True
 
 
-def make_optimizer(name: str = "sgd", lr: float = 0.01, momentum: float = 0.0,
-                   nesterov: bool = False, betas=(0.9, 0.999), eps: float = 1e-8,
-                   weight_decay: float = 0.0, weight_decay_in: str = "optimizer",
-                   weight_decay_on: str = "all"):
-    """Build the optimizer ``name`` (sgd, adam, adamw) with torch.optim's argument names.
+class RMSprop:
+    """torch.optim.RMSprop: eps is added outside the square root.
 
-    Arguments that do not apply to ``name`` (momentum for adam, betas for sgd) are ignored.
-    With ``weight_decay_in="loss"`` the decay is the model's L2 term in the loss, so the
-    optimizer is built without any (``weight_decay`` 0); ``weight_decay_on`` is "all"
-    (every parameter) or "weights" (``W{i}`` only).
+    For each parameter p with gradient g, at step t::
+
+        g <- g + weight_decay * p                     (if weight_decay != 0)
+        v <- alpha * v + (1 - alpha) * g^2            (v_0 = 0)
+        m <- alpha * m + (1 - alpha) * g              (centered; m_0 = 0)
+        d <- sqrt(v - m^2) + eps  (centered), sqrt(v) + eps  (otherwise)
+        b <- momentum * b + g / d;  p <- p - lr * b   (momentum > 0; b_0 = 0)
+        p <- p - lr * g / d                           (otherwise)
+
+    Parameters
+    ----------
+    lr, alpha, eps, momentum, weight_decay : float
+    centered : bool
+    weight_decay_on : {"all", "weights"}
     """
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 momentum: float = 0.0, centered: bool = False, weight_decay: float = 0.0,
+                 weight_decay_on: str = "all"):
+        self.lr = lr
+        self.alpha = alpha
+        self.eps = eps
+        self.momentum = momentum
+        self.centered = centered
+        self.weight_decay = weight_decay
+        self.weight_decay_on = _check_decay_on(weight_decay_on)
+        self.state: dict[str, tuple] = {}
+        self._work = Work()
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
+        for name, p in params.items():
+            if name not in self.state:
+                self.state[name] = (np.zeros_like(p),
+                                    np.zeros_like(p) if self.centered else None,
+                                    np.zeros_like(p) if self.momentum > 0 else None)
+            v, m, b = self.state[name]
+            wd = self.weight_decay if decays(name, self.weight_decay_on) else 0.0
+            for block in blocks(p, grads[name], v, m, b):
+                self._update(*block, wd)
+
+    def _update(self, p, g, v, m, b, wd: float) -> None:
+        """The rule on one block: parameter, gradient, square average ``v``, average
+        ``m`` (None unless centered), momentum buffer ``b`` (None without)."""
+        w, u = self._work.like(p, 2)
+        if wd != 0:
+            np.multiply(p, wd, out=w)
+            g = np.add(g, w, out=w)  # g <- g + weight_decay * p
+        v *= self.alpha
+        np.multiply(g, 1 - self.alpha, out=u)
+        u *= g
+        v += u  # v <- alpha v + (1 - alpha) g^2
+        if m is not None:
+            lerp_(m, g, 1 - self.alpha, work=u)  # m <- alpha m + (1 - alpha) g
+            np.multiply(m, m, out=u)
+            np.subtract(v, u, out=u)
+            denom = np.sqrt(u, out=u)  # sqrt(v - m^2)
+        else:
+            denom = np.sqrt(v, out=u)
+        denom += self.eps
+        if b is not None:
+            b *= self.momentum
+            np.divide(g, denom, out=u)
+            b += u  # b <- momentum b + g / d
+            np.multiply(b, self.lr, out=u)
+            p -= u  # p <- p - lr b
+        else:
+            step = np.multiply(g, self.lr, out=w)
+            step /= denom
+            p -= step  # p <- p - lr g / d
+
+
+class Adagrad:
+    """torch.optim.Adagrad.
+
+    For each parameter p with gradient g, at step t (1, 2, ...)::
+
+        g <- g + weight_decay * p                     (if weight_decay != 0)
+        lr_t <- lr / (1 + (t - 1) * lr_decay)
+        s <- s + g^2                                  (s_0 = initial_accumulator_value)
+        p <- p - lr_t * g / (sqrt(s) + eps)
+
+    Parameters
+    ----------
+    lr, lr_decay, initial_accumulator_value, eps, weight_decay : float
+    weight_decay_on : {"all", "weights"}
+    """
+
+    def __init__(self, lr: float = 0.01, lr_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 weight_decay: float = 0.0, weight_decay_on: str = "all"):
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.initial_accumulator_value = initial_accumulator_value
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.weight_decay_on = _check_decay_on(weight_decay_on)
+        self.steps: dict[str, int] = {}
+        self.sums: dict[str, np.ndarray] = {}
+        self._work = Work()
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array of ``params`` in place from ``grads`` (same keys, shapes)."""
+        for name, p in params.items():
+            t = self.steps[name] = self.steps.get(name, 0) + 1
+            if name not in self.sums:
+                self.sums[name] = np.full_like(p, self.initial_accumulator_value)
+            wd = self.weight_decay if decays(name, self.weight_decay_on) else 0.0
+            clr = self.lr / (1 + (t - 1) * self.lr_decay)
+            for pb, gb, sb in blocks(p, grads[name], self.sums[name]):
+                self._update(pb, gb, sb, clr, wd)
+
+    def _update(self, p, g, s, clr: float, wd: float) -> None:
+        """The rule on one block: parameter, gradient and sum of squares ``s``."""
+        w, u = self._work.like(p, 2)
+        if wd != 0:
+            np.multiply(p, wd, out=w)
+            g = np.add(g, w, out=w)  # g <- g + weight_decay * p
+        np.multiply(g, g, out=u)
+        s += u  # s <- s + g^2
+        denom = np.sqrt(s, out=u)
+        denom += self.eps
+        step = np.multiply(g, clr, out=w)
+        step /= denom
+        p -= step  # p <- p - lr_t g / (sqrt(s) + eps)
+
+
+#: the optimizers by name, and the arguments of :func:`make_optimizer` each one takes
+OPTIMIZERS = {
+    "sgd": (SGD, ("lr", "momentum", "nesterov")),
+    "adam": (Adam, ("lr", "betas", "eps")),
+    "adamw": (AdamW, ("lr", "betas", "eps")),
+    "rmsprop": (RMSprop, ("lr", "alpha", "eps", "momentum", "centered")),
+    "adagrad": (Adagrad, ("lr", "lr_decay", "initial_accumulator_value", "eps")),
+}
+
+
+def make_optimizer(name: str = "sgd", lr: float = 0.01, *, weight_decay: float = 0.0,
+                   weight_decay_in: str = "optimizer", weight_decay_on: str = "all",
+                   lr_schedule: str = "none", clip_grad_norm: float | None = None,
+                   clip_grad_value: float | None = None, table: dict | None = None,
+                   **options):
+    """Build the optimizer ``name`` (a key of :data:`OPTIMIZERS`) with torch.optim's names.
+
+    ``options`` are the other arguments of torch.optim (momentum, nesterov, betas, eps,
+    alpha, centered, lr_decay, initial_accumulator_value); those that do not apply to
+    ``name`` are ignored. With ``weight_decay_in="loss"`` the decay is the model's L2
+    term in the loss, so the optimizer is built without any (``weight_decay`` 0);
+    ``weight_decay_on`` is "all" (every parameter) or "weights" (``W{i}`` only).
+    With a ``lr_schedule`` other than "none" (its parameters among ``options``: step_size,
+    gamma, decay, t_max, eta_min) or clipping, the optimizer comes wrapped in
+    :class:`scratch.schedules.Scheduled`, which clips, steps, then moves the rate.
+    ``table`` (default :data:`OPTIMIZERS`) maps names to (class, argument names):
+    :mod:`scratch.optimizers_reference` passes its readable rules.
+    """
+    table = OPTIMIZERS if table is None else table
+    if name not in table:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(table)}")
     if weight_decay_in not in ("optimizer", "loss"):
         raise ValueError(f"`weight_decay_in` must be one of optimizer, loss, "
                          f"got {weight_decay_in!r}")
@@ -303,11 +453,15 @@ def make_optimizer(name: str = "sgd", lr: float = 0.01, momentum: float = 0.0,
             raise ValueError("`weight_decay_in` loss does not apply to adamw: its decay is "
                              "decoupled from the gradient")
         weight_decay = 0.0
-    on = dict(weight_decay=weight_decay, weight_decay_on=weight_decay_on)
-    if name == "sgd":
-        return SGD(lr=lr, momentum=momentum, nesterov=nesterov, **on)
-    if name == "adam":
-        return Adam(lr=lr, betas=betas, eps=eps, **on)
-    if name == "adamw":
-        return AdamW(lr=lr, betas=betas, eps=eps, **on)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of sgd, adam, adamw")
+    cls, takes = table[name]
+    kw = {k: options[k] for k in takes[1:] if k in options}
+    if "betas" in kw:
+        kw["betas"] = tuple(kw["betas"])
+    opt = cls(lr=lr, weight_decay=weight_decay, weight_decay_on=weight_decay_on, **kw)
+    if lr_schedule == "none" and clip_grad_norm is None and clip_grad_value is None:
+        return opt
+    from scratch.schedules import Scheduled, make_schedule
+
+    schedule = make_schedule(lr_schedule, lr, **options)
+    return Scheduled(opt, schedule, clip_grad_norm=clip_grad_norm,
+                     clip_grad_value=clip_grad_value)

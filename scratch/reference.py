@@ -198,7 +198,12 @@ class ReferenceMLP:
 
     # ------------------------------------------------------------------ training
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One optimizer update on the batch; returns the loss before the update."""
+        """One optimizer update on the batch; returns the loss before the update.
+
+        Clipping and a learning-rate schedule, where the optimizer has them
+        (:class:`scratch.schedules.Scheduled`), act inside ``optimizer.step``: clip the
+        gradients, update, then move the rate.
+        """
         loss, grads = self.loss_and_grads(x, y)
         self.optimizer.step(self.params, grads)
         return loss

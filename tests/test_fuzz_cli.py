@@ -100,7 +100,7 @@ COMMON = {
     "--init-from": st.sampled_from(["w.safetensors", "w.npz", "w32.safetensors",
                                     "bad.safetensors", "missing.npz", "taken", "d.csv"]),
     "--threads": ints(1, 2),
-    "--optimizer": st.sampled_from(["sgd", "adam", "adamw", "rmsprop", ""]),
+    "--optimizer": st.sampled_from(["sgd", "adam", "adamw", "rmsprop", "adagrad", "lamb", ""]),
     "--lr": floats(0.01, 1e-3),
     "--weight-decay": floats(1e-4, 0.0),
     "--momentum": floats(0.9, 0.5, 1.0),

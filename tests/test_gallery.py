@@ -166,3 +166,57 @@ def test_json_carries_hints_and_localisation(capsys):
     assert code == 1
     assert out["hints"][0].startswith("summed loss instead of the mean")
     assert out["fields"]["equivalence_localised"].startswith("localised: the loss")
+
+
+RMSPROP = ["--optimizer", "rmsprop", "--lr", "0.01"]
+ADAGRAD = ["--optimizer", "adagrad", "--lr", "0.1", "--lr-decay", "0.1",
+           "--initial-accumulator", "0.5"]
+STEP = ["--optimizer", "sgd", "--lr", "0.1", "--lr-schedule", "step", "--step-size", "2",
+        "--gamma", "0.5"]
+
+
+def train(capsys, net, *extra):
+    code = main(["train", "--dataset", "iris", "--dims", "4,8,3", "--epochs", "3",
+                 "--backends", f"torch,tests.gallery.recipes:{net}", *extra])
+    return code, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("net, extra", [("RMSprop", RMSPROP), ("Adagrad", ADAGRAD),
+                                        ("StepSchedule", STEP)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_correct_rmsprop_adagrad_or_schedule_trains_alike(capsys, net, extra, dtype):
+    code, out = train(capsys, net, *extra, "--dtype", dtype)
+    assert code == 0 and "likely causes:" not in out, out
+
+
+# (net, flags, text of the hint)
+RECIPE_BUGS = [
+    ("RMSpropEpsInsideRoot", RMSPROP, "your step matches rmsprop with eps inside the square root"),
+    ("AdagradZeroStart", ADAGRAD,
+     "your step matches adagrad with its sum of squares starting at 0, not at "
+     "initial_accumulator_value 0.5"),
+    ("AdagradNoRateDecay", ADAGRAD,
+     "step 2 differs by a factor 1.1 in its rate: your steps match adagrad without its "
+     "lr_decay"),
+    ("StepScheduleEarly", STEP,
+     "step 2 differs by a factor 0.5 in its rate: your steps match the step schedule stepped "
+     "one step early"),
+]
+
+
+@pytest.mark.parametrize("net, extra, hint", RECIPE_BUGS, ids=[c[0] for c in RECIPE_BUGS])
+def test_a_wrong_rmsprop_adagrad_or_schedule_fails_in_training(capsys, net, extra, hint):
+    code, out = train(capsys, net, *extra)
+    assert code == 1 and "FAIL: first divergence at step" in out, out
+    assert [h for h in hints_of(out) if hint in h], out
+    # the rate decay and the schedule act from the second step on
+    if net in ("AdagradNoRateDecay", "StepScheduleEarly"):
+        assert "first divergence at step 2 " in out, out
+
+
+def test_a_network_without_the_asked_optimizer_is_refused(capsys):
+    code = main(["check", "--dataset", "iris", "--dims", "4,8,3", "--backends",
+                 "torch,tests.gallery.base:Net", *RMSPROP])
+    assert code == 2
+    assert "could not build `tests.gallery.base:Net`: ValueError: this network has no " \
+           "rmsprop" in capsys.readouterr().err

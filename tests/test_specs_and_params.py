@@ -36,7 +36,8 @@ def test_model_spec_refuses_bad_values(kwargs, message):
         (dict(momentum=1.0), "`momentum` must be in [0, 1)"),
         (dict(nesterov=True), "`nesterov` needs the sgd optimizer with momentum > 0"),
         (dict(name="adam", betas=(0.9, 1.0)), "`betas` must be two numbers in [0, 1)"),
-        (dict(name="rmsprop"), "`optimizer` must be one of sgd, adam, adamw, got 'rmsprop'"),
+        (dict(name="lamb"),
+         "`optimizer` must be one of sgd, adam, adamw, rmsprop, adagrad, got 'lamb'"),
     ],
 )
 def test_optimizer_spec_refuses_bad_values(kwargs, message):

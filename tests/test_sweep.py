@@ -133,6 +133,20 @@ def test_grid_expands_every_combination_with_optimizer_specific_factors():
     assert first["dims"] == "4-3-3" and first["n_params"] == 4 * 3 + 3 + 3 * 3 + 3
 
 
+def test_rmsprop_and_adagrad_in_a_grid_are_not_multiplied_by_adams_betas():
+    from harness.sweep.task import _specs
+
+    plan = plan_from_dict(tiny(optimizer=["adam", "rmsprop", "adagrad"], eps=[1e-8, 1e-6],
+                               betas=[[0.9, 0.999], [0.8, 0.99]]))
+    by_name = {n: [c for c in plan.configs if c["optimizer"] == n]
+               for n in ("adam", "rmsprop", "adagrad")}
+    assert [len(v) for v in by_name.values()] == [4, 2, 2]
+    for name in ("rmsprop", "adagrad"):
+        assert all(c["beta1"] is None and c["momentum"] is None for c in by_name[name])
+        _, opt = _specs(by_name[name][1])
+        assert (opt.name, opt.eps) == (name, 1e-6)
+
+
 def test_hidden_takes_the_ends_from_each_dataset_and_dims_must_fit():
     plan = plan_from_dict(tiny(dataset=["iris", "wine"], hidden=[[8], [6, 5], []]))
     assert [c["dims"] for c in plan.configs] == ["4-8-3", "4-6-5-3", "4-3", "13-8-3",

@@ -104,6 +104,37 @@ def _decay_groups(params, weight_decay: float, on: str) -> list[dict]:
             {"params": [p for p in params if _is_bias(p)], "weight_decay": 0.0}]
 
 
+def _sgd(spec, groups):
+    return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
+                           nesterov=spec.nesterov)
+
+
+def _adam(cls):
+    return lambda spec, groups: cls(groups, lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps)
+
+
+def _rmsprop(spec, groups):
+    return torch.optim.RMSprop(groups, lr=spec.lr, alpha=getattr(spec, "alpha", 0.99),
+                               eps=spec.eps, momentum=spec.momentum,
+                               centered=getattr(spec, "centered", False))
+
+
+def _adagrad(spec, groups):
+    return torch.optim.Adagrad(
+        groups, lr=spec.lr, lr_decay=getattr(spec, "lr_decay", 0.0), eps=spec.eps,
+        initial_accumulator_value=getattr(spec, "initial_accumulator_value", 0.0))
+
+
+#: torch.optim's optimizer for each name, built from a spec and param groups
+TORCH_OPTIMIZERS = {
+    "sgd": _sgd,
+    "adam": _adam(torch.optim.Adam),
+    "adamw": _adam(torch.optim.AdamW),
+    "rmsprop": _rmsprop,
+    "adagrad": _adagrad,
+}
+
+
 def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
     """torch.optim's own optimizer for ``spec`` over ``params`` (weights 2-D, biases 1-D).
 
@@ -114,14 +145,45 @@ def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
     where, on = _conventions(spec)
     weight_decay = spec.weight_decay if where == "optimizer" else 0.0
     groups = _decay_groups(params, weight_decay, on)
-    if spec.name == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, dampening=0.0,
-                               nesterov=spec.nesterov)
-    if spec.name == "adam":
-        return torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
-    if spec.name == "adamw":
-        return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
-    raise ValueError(f"unknown optimizer {spec.name!r}")  # OptimizerSpec already refused it
+    build = TORCH_OPTIMIZERS.get(spec.name)
+    if build is None:
+        raise ValueError(f"unknown optimizer {spec.name!r}; choose one of "
+                         f"{', '.join(TORCH_OPTIMIZERS)}")
+    return build(spec, groups)
+
+
+def build_torch_scheduler(spec, optimizer):
+    """torch.optim.lr_scheduler for ``spec.lr_schedule`` (None for "none" or no such field).
+
+    step: StepLR(step_size, gamma); exponential: ExponentialLR(gamma); cosine:
+    CosineAnnealingLR(t_max, eta_min); inverse_time: LambdaLR with 1 / (1 + decay * t).
+    Stepped after every optimizer step, so step t (1-based) uses lr(t - 1).
+    """
+    name = getattr(spec, "lr_schedule", "none")
+    sched = torch.optim.lr_scheduler
+    if name == "none":
+        return None
+    if name == "step":
+        return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    if name == "exponential":
+        return sched.ExponentialLR(optimizer, gamma=spec.gamma)
+    if name == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=spec.t_max, eta_min=spec.eta_min)
+    if name == "inverse_time":
+        decay = spec.decay
+        return sched.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
+    raise ValueError(f"unknown lr_schedule {name!r}; choose one of none, step, "
+                     f"inverse_time, cosine, exponential")
+
+
+def clip_gradients(spec, params) -> None:
+    """torch.nn.utils.clip_grad_value_ then clip_grad_norm_, where ``spec`` sets them."""
+    value = getattr(spec, "clip_grad_value", None)
+    norm = getattr(spec, "clip_grad_norm", None)
+    if value is not None:
+        torch.nn.utils.clip_grad_value_(params, value)
+    if norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, norm)
 
 
 class TorchClassifier:
@@ -161,6 +223,7 @@ class TorchClassifier:
         self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
         self.param_error = param_error
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
+        self.scheduler = build_torch_scheduler(self.optimizer_spec, self.optimizer)
         self.loss_reduction = getattr(spec, "loss_reduction", "mean")
         where, self._l2_on = _conventions(self.optimizer_spec)
         self._l2 = self.optimizer_spec.weight_decay if where == "loss" else 0.0
@@ -226,5 +289,8 @@ class TorchClassifier:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(self.module(self._x(x)), y)
         loss.backward()
+        clip_gradients(self.optimizer_spec, list(self.module.parameters()))
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return float(loss.item())

@@ -44,7 +44,8 @@ def memory_need(dims: tuple[int, ...], n: int, dtype: str, optimizer: str = "sgd
     state, and the activations backprop keeps (every hidden layer's output and the
     logits, N·(d_1 + ... + d_L) numbers)."""
     n_params = sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
-    state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2}.get(optimizer, 0)
+    state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2,
+             "rmsprop": 1 + (1 if momentum else 0), "adagrad": 1}.get(optimizer, 0)
     activations = n * sum(dims[1:])
     return (n_params * (2 + state) + activations) * np.dtype(dtype).itemsize
 

@@ -168,13 +168,11 @@ class LowPrecisionSoftmax(SimpleMLP):
 
 # ------------------------------------------------------------------ optimizers
 class _Optimized(SimpleMLP):
-    """A model whose optimizer is ``SGD`` or ``ADAM`` below (set by the subclass)."""
+    """A model whose optimizer is ``SGD`` or ``ADAM`` below (set by the subclass; the
+    name -> class table is :attr:`SimpleMLP.OPTIMIZERS`)."""
 
     SGD: type = SimpleSGD
     ADAM: type = SimpleAdam
-
-    def make_optimizer(self, optimizer):
-        return self.SGD(optimizer) if optimizer.name == "sgd" else self.ADAM(optimizer)
 
 
 class _NoBiasCorrection(SimpleAdam):

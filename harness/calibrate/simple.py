@@ -168,8 +168,22 @@ class SimpleMLP:
             self.params[f"b{i}"] = rng.uniform(-bound, bound, d_out).astype(self.dtype)
         self.optimizer = self.make_optimizer(optimizer)
 
+    #: the optimizer class for each name this model supports
+    OPTIMIZERS = {"sgd": "SGD", "adam": "ADAM", "adamw": "ADAM"}
+    SGD: type = SimpleSGD
+    ADAM: type = SimpleAdam
+
     def make_optimizer(self, optimizer):
-        return SimpleSGD(optimizer) if optimizer.name == "sgd" else SimpleAdam(optimizer)
+        cls = self.OPTIMIZERS.get(optimizer.name)
+        if cls is None:
+            raise ValueError(f"{type(self).__name__} supports the optimizers "
+                             f"{', '.join(self.OPTIMIZERS)}, got {optimizer.name!r}")
+        if getattr(optimizer, "lr_schedule", "none") != "none" or \
+                getattr(optimizer, "clip_grad_norm", None) is not None or \
+                getattr(optimizer, "clip_grad_value", None) is not None:
+            raise ValueError(f"{type(self).__name__} has no learning-rate schedule and no "
+                             f"gradient clipping")
+        return getattr(self, cls)(optimizer)
 
     @property
     def n_layers(self) -> int:

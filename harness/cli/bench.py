@@ -158,8 +158,11 @@ def build_config(args):
         kw["device"] = args.device
     backends = common.validate_backends(args.backends)
     kw["backends"] = backends
-    if kw.get("optimizer", "sgd") not in ("sgd", "adam", "adamw"):
-        raise ConfigError(f"`--optimizer` must be one of sgd, adam, adamw, got {kw['optimizer']!r}")
+    from harness.model.specs import OPTIMIZER_NAMES
+
+    if kw.get("optimizer", "sgd") not in OPTIMIZER_NAMES:
+        raise ConfigError(f"`--optimizer` must be one of {', '.join(OPTIMIZER_NAMES)}, "
+                          f"got {kw['optimizer']!r}")
     try:
         return BenchConfig.quick(**kw) if args.quick else BenchConfig(**kw)
     except TypeError as exc:  # a wrongly typed value from the TOML file

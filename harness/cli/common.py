@@ -114,7 +114,42 @@ def add_optimizer_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nesterov", action="store_true", help="sgd Nesterov momentum")
     g.add_argument("--betas", type=csv_floats, default=(0.9, 0.999), metavar="B1,B2",
                    help="adam/adamw betas (default: 0.9,0.999)")
-    g.add_argument("--eps", type=float, default=1e-8, help="adam/adamw eps (default: 1e-8)")
+    g.add_argument("--eps", type=float, default=1e-8,
+                   help="adam/adamw/rmsprop/adagrad eps (default: 1e-8)")
+    _add_recipe_args(p)
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """rmsprop and adagrad settings, the learning-rate schedule and gradient clipping."""
+    from harness.model.specs import LR_SCHEDULES
+
+    g = p.add_argument_group("rmsprop, adagrad, schedules and clipping (torch's meanings)")
+    g.add_argument("--alpha", type=float, default=0.99,
+                   help="rmsprop smoothing constant, in [0, 1) (default: 0.99)")
+    g.add_argument("--centered", action="store_true",
+                   help="rmsprop: divide by the centered second moment")
+    g.add_argument("--lr-decay", type=float, default=0.0,
+                   help="adagrad: lr / (1 + (t - 1) * lr_decay) (default: 0)")
+    g.add_argument("--initial-accumulator", "--initial-accumulator-value", type=float,
+                   default=0.0, metavar="VALUE", dest="initial_accumulator",
+                   help="adagrad: initial_accumulator_value (default: 0)")
+    g.add_argument("--lr-schedule", default="none", metavar="NAME",
+                   help=f"{', '.join(LR_SCHEDULES)}; stepped after every optimizer step, so "
+                        f"step t (from 1) uses lr(t - 1) (default: none)")
+    g.add_argument("--step-size", type=int, default=1, metavar="N",
+                   help="step schedule: multiply lr by --gamma every N steps (default: 1)")
+    g.add_argument("--gamma", type=float, default=0.1,
+                   help="step and exponential schedules: factor (default: 0.1)")
+    g.add_argument("--decay", type=float, default=0.0,
+                   help="inverse_time schedule: lr / (1 + decay * t) (default: 0)")
+    g.add_argument("--t-max", type=int, default=None, metavar="N",
+                   help="cosine schedule: steps of the half cosine (needed by cosine)")
+    g.add_argument("--eta-min", type=float, default=0.0,
+                   help="cosine schedule: the lowest rate (default: 0)")
+    g.add_argument("--clip-grad-norm", type=float, default=None, metavar="MAX",
+                   help="clip the gradients to this global L2 norm, as clip_grad_norm_")
+    g.add_argument("--clip-grad-value", type=float, default=None, metavar="MAX",
+                   help="clip every gradient entry to [-MAX, MAX], as clip_grad_value_")
 
 
 def add_tolerance_args(p: argparse.ArgumentParser) -> None:
@@ -355,7 +390,18 @@ def optimizer_spec(args):
                          nesterov=args.nesterov, betas=tuple(args.betas), eps=args.eps,
                          weight_decay=args.weight_decay,
                          weight_decay_in=getattr(args, "weight_decay_in", "optimizer"),
-                         weight_decay_on=getattr(args, "weight_decay_on", "all"))
+                         weight_decay_on=getattr(args, "weight_decay_on", "all"),
+                         **_recipe_settings(args))
+
+
+def _recipe_settings(args) -> dict:
+    """The rmsprop, adagrad, schedule and clipping fields of OptimizerSpec from ``args``."""
+    names = {"alpha": "alpha", "centered": "centered", "lr_decay": "lr_decay",
+             "initial_accumulator": "initial_accumulator_value", "lr_schedule": "lr_schedule",
+             "step_size": "step_size", "gamma": "gamma", "decay": "decay", "t_max": "t_max",
+             "eta_min": "eta_min", "clip_grad_norm": "clip_grad_norm",
+             "clip_grad_value": "clip_grad_value"}
+    return {field: getattr(args, flag) for flag, field in names.items() if hasattr(args, flag)}
 
 
 def validate_device(args) -> str:

@@ -1,7 +1,7 @@
 """The update rule: gradients agree but one step does not; which rule did the candidate run?
 
 From the shared initial parameters and the (agreeing) gradients, the first step of
-sgd, adam and adamw has a closed form (a fresh optimizer state: momentum buffers
+sgd, adam, adamw, rmsprop and adagrad has a closed form (a fresh optimizer state: momentum buffers
 equal the gradient, Adam's bias-corrected moments are g and g²). The candidate's
 parameters after its step are matched against the reference's own rule with other
 settings (decay on weights only, no decay, another optimizer, no bias correction,
@@ -16,6 +16,9 @@ import numpy as np
 
 from harness.diagnose.evidence import Evidence, close, fmt
 
+#: the optimizers whose first step has a closed form here
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+
 
 def _flags(*flags: str) -> str:
     return " ".join(f"`{f}`" for f in flags)
@@ -23,8 +26,13 @@ def _flags(*flags: str) -> str:
 
 def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, betas,
                 eps: float, momentum: float = 0.0, nesterov: bool = False,
-                bias_correction: bool = True) -> dict:
+                bias_correction: bool = True, alpha: float = 0.99, centered: bool = False,
+                initial_accumulator_value: float = 0.0, eps_inside: bool = False) -> dict:
     """Parameters after one step of ``name`` from a fresh state (float64)."""
+    if name in ("rmsprop", "adagrad"):
+        return _first_adaptive_step(p, g, name=name, lr=lr, wd=wd, on=on, eps=eps, alpha=alpha,
+                                    centered=centered, initial=initial_accumulator_value,
+                                    eps_inside=eps_inside)
     b1, b2 = betas
     out = {}
     for k in g:
@@ -49,12 +57,40 @@ def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, b
     return out
 
 
+def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str,
+                         eps: float, alpha: float, centered: bool, initial: float,
+                         eps_inside: bool = False) -> dict:
+    """The first step of rmsprop (v = (1 - alpha) g^2; momentum's buffer is g / denom) or
+    adagrad (s = initial + g^2), from a fresh state (float64); ``eps_inside``: the slip
+    sqrt(v + eps) for sqrt(v) + eps."""
+    out = {}
+    for k in g:
+        w = np.asarray(p[k], np.float64)
+        d = np.asarray(g[k], np.float64)
+        if on == "all" or k.startswith("W"):
+            d = d + wd * w
+        if name == "rmsprop":
+            v = (1 - alpha) * d * d
+            if centered:
+                v = v - ((1 - alpha) * d) ** 2
+        else:
+            v = initial + d * d
+        out[k] = w - lr * d / (np.sqrt(v + eps) if eps_inside else np.sqrt(v) + eps)
+    return out
+
+
 def _describe_optimizer(opt) -> str:
     where = getattr(opt, "weight_decay_in", "optimizer")
     on = getattr(opt, "weight_decay_on", "all")
     parts = [f"lr={fmt(opt.lr)}"]
     if opt.name == "sgd":
         parts.append(f"momentum={fmt(opt.momentum)}" + (", nesterov" if opt.nesterov else ""))
+    elif opt.name == "rmsprop":
+        parts.append(f"alpha={fmt(opt.alpha)}, eps={fmt(opt.eps)}, momentum={fmt(opt.momentum)}"
+                     + (", centered" if opt.centered else ""))
+    elif opt.name == "adagrad":
+        parts.append(f"lr_decay={fmt(opt.lr_decay)}, initial_accumulator_value="
+                     f"{fmt(opt.initial_accumulator_value)}, eps={fmt(opt.eps)}")
     else:
         parts.append(f"betas=({fmt(opt.betas[0])}, {fmt(opt.betas[1])}), eps={fmt(opt.eps)}")
     parts.append(f"weight_decay={fmt(opt.weight_decay)}"
@@ -91,16 +127,21 @@ def update_rule(ev: Evidence) -> str | None:
     where = getattr(opt, "weight_decay_in", "optimizer")
     on = getattr(opt, "weight_decay_on", "all")
     wd = opt.weight_decay if where == "optimizer" else 0.0
+    if getattr(opt, "clip_grad_norm", None) is not None or \
+            getattr(opt, "clip_grad_value", None) is not None:
+        return None  # the step used clipped gradients: the closed forms below do not hold
     base = dict(lr=opt.lr, betas=opt.betas, eps=opt.eps, momentum=opt.momentum,
-                nesterov=opt.nesterov)
+                nesterov=opt.nesterov, alpha=getattr(opt, "alpha", 0.99),
+                initial_accumulator_value=getattr(opt, "initial_accumulator_value", 0.0))
 
     def matches(after: dict) -> bool:
         return all(k in c.after and close(c.after[k], after[k], ev.rtol, ev.atol, noise.get(k))
                    for k in after)
 
     # the formulas must reproduce the reference's own step, or they prove nothing
-    if not matches_ref(_first_step(p, g, name=opt.name, wd=wd, on=on, **base), r.after, ev,
-                       noise):
+    own = dict(centered=getattr(opt, "centered", False))
+    if not matches_ref(_first_step(p, g, name=opt.name, wd=wd, on=on, **base, **own), r.after,
+                       ev, noise):
         return None
     ran = _describe_optimizer(opt)
 
@@ -116,13 +157,16 @@ def update_rule(ev: Evidence) -> str | None:
 
     if wd:
         other_on = "weights" if on == "all" else "all"
-        if test(opt.name, wd, other_on):
+        if test(opt.name, wd, other_on, **own):
             return found(f"{opt.name} with weight decay on "
                          f"{'weights only' if other_on == 'weights' else 'all parameters'}",
                          f"--weight-decay-on {other_on}")
-        if test(opt.name, 0.0, on):
+        if test(opt.name, 0.0, on, **own):
             return found(f"{opt.name} without weight decay", "--weight-decay 0")
-    for name in ("sgd", "adam", "adamw"):
+    adaptive = _adaptive_slip(opt, lambda **kw: test(opt.name, wd, on, **{**own, **kw}))
+    if adaptive is not None:
+        return found(*adaptive)
+    for name in OPTIMIZERS:
         if name == opt.name:
             continue
         with_decay = test(name, wd, on)
@@ -152,9 +196,28 @@ def update_rule(ev: Evidence) -> str | None:
                     f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * opt.lr)}; "
                     f"run the reference with {_flags(f'--lr {fmt(k_lr * opt.lr)}')} if that is "
                     f"your learning rate")
-    return (f"gradients agree but the step differs: the reference ran {ran}; none of sgd, adam "
-            f"or adamw with the same settings, without weight decay or with decay on weights "
-            f"only reproduces your step: check the update rule and its constants")
+    return (f"gradients agree but the step differs: the reference ran {ran}; none of "
+            f"{', '.join(OPTIMIZERS[:-1])} or {OPTIMIZERS[-1]} with the same settings, without "
+            f"weight decay or with decay on weights only reproduces your step: check the update "
+            f"rule and its constants")
+
+
+def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
+    """The slips of a hand-written rmsprop or adagrad that one step shows: (words, flag)."""
+    if opt.name not in ("rmsprop", "adagrad"):
+        return None
+    if test(eps_inside=True):
+        return (f"{opt.name} with eps inside the square root, sqrt(v + eps), where torch adds "
+                f"it after the root, sqrt(v) + eps", None)
+    if opt.name == "rmsprop" and test(centered=not opt.centered):
+        return (f"rmsprop {'not ' if opt.centered else ''}centered",
+                None if opt.centered else "--centered")
+    if opt.name == "adagrad" and opt.initial_accumulator_value and \
+            test(initial_accumulator_value=0.0):
+        return ("adagrad with its sum of squares starting at 0, not at "
+                f"initial_accumulator_value {fmt(opt.initial_accumulator_value)}",
+                "--initial-accumulator 0")
+    return None
 
 
 def matches_ref(expected: dict, after: dict, ev: Evidence, noise: dict) -> bool:

@@ -18,7 +18,9 @@ LEAKY_RELU_SLOPE: float = 0.01
 #: the hidden width where none is given: dims default to (features, DEFAULT_HIDDEN, classes)
 DEFAULT_HIDDEN: int = 32
 DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
-OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw")
+OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+#: learning-rate schedules, stepped after every optimizer step (torch's order)
+LR_SCHEDULES: tuple[str, ...] = ("none", "step", "inverse_time", "cosine", "exponential")
 #: how the loss (and so its gradients) reduces over the batch
 LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 #: where weight decay is applied: inside the optimizer (torch.optim) or as an L2 term in the loss
@@ -123,7 +125,17 @@ class OptimizerSpec:
     ``sgd`` is torch.optim.SGD (momentum with dampening 0, optional Nesterov,
     weight decay added to the gradient); ``adam`` is torch.optim.Adam (weight decay
     as an L2 term added to the gradient); ``adamw`` is torch.optim.AdamW (decoupled
-    weight decay). Weight decay applies to every parameter, biases included.
+    weight decay); ``rmsprop`` is torch.optim.RMSprop (``alpha``, eps outside the square
+    root, ``momentum``, ``centered``); ``adagrad`` is torch.optim.Adagrad (``lr_decay``,
+    ``initial_accumulator_value``; it uses ``eps`` as given, 1e-8 by default, where torch's
+    default is 1e-10). Weight decay applies to every parameter, biases included.
+
+    ``lr_schedule`` moves the rate after every optimizer step (torch's order:
+    ``optimizer.step(); scheduler.step()``), so step t (1-based) uses lr(t - 1): ``step``
+    is StepLR (``step_size``, ``gamma``), ``exponential`` ExponentialLR (``gamma``),
+    ``cosine`` CosineAnnealingLR (``t_max``, ``eta_min``), ``inverse_time`` lr / (1 +
+    ``decay`` * t). ``clip_grad_norm`` (global L2 norm, as clip_grad_norm_) and
+    ``clip_grad_value`` (as clip_grad_value_) clip the gradients the optimizer steps with.
     """
 
     name: str = "sgd"
@@ -135,6 +147,18 @@ class OptimizerSpec:
     weight_decay: float = 0.0
     weight_decay_in: str = "optimizer"
     weight_decay_on: str = "all"
+    alpha: float = 0.99
+    centered: bool = False
+    lr_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+    lr_schedule: str = "none"
+    step_size: int = 1
+    gamma: float = 0.1
+    decay: float = 0.0
+    t_max: int | None = None
+    eta_min: float = 0.0
+    clip_grad_norm: float | None = None
+    clip_grad_value: float | None = None
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZER_NAMES:
@@ -178,6 +202,7 @@ class OptimizerSpec:
                 "(it shrinks the parameters apart from the gradient), so it cannot sit in the "
                 "loss; use adam for an L2 term in the loss, or leave adamw's decay in the "
                 "optimizer")
+        _check_recipe(self)
 
     @property
     def optimizer_weight_decay(self) -> float:
@@ -197,6 +222,13 @@ class OptimizerSpec:
             if self.momentum:
                 parts.append(f"momentum {self.momentum:g}" + (", Nesterov" if self.nesterov
                                                                else ""))
+        elif self.name == "rmsprop":
+            parts.append(f"alpha {self.alpha:g}, eps {self.eps:g}"
+                         + (f", momentum {self.momentum:g}" if self.momentum else "")
+                         + (", centered" if self.centered else ""))
+        elif self.name == "adagrad":
+            parts.append(f"lr decay {self.lr_decay:g}, initial accumulator "
+                         f"{self.initial_accumulator_value:g}, eps {self.eps:g}")
         else:
             parts.append(f"betas ({self.betas[0]:g}, {self.betas[1]:g}), eps {self.eps:g}")
         if self.weight_decay:
@@ -207,9 +239,72 @@ class OptimizerSpec:
             parts.append(f"weight decay {self.weight_decay:g} {where}, {on}")
         else:
             parts.append("no weight decay")
+        parts.extend(_describe_recipe(self))
         return f"{self.name} ({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+
+def _number(spec, key: str, rule, text: str, *, optional: bool = False) -> None:
+    """Check the float field ``key`` of ``spec`` against ``rule``; one-line error with ``text``."""
+    value = getattr(spec, key)
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise ConfigError(f"`{key}` must be a number, got {value!r}")
+    if not math.isfinite(value) or not rule(float(value)):
+        raise ConfigError(f"`{key}` must be {text}, got {float(value):g}")
+    object.__setattr__(spec, key, float(value))
+
+
+def _whole(spec, key: str, *, optional: bool = False) -> None:
+    value = getattr(spec, key)
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"`{key}` must be an integer >= 1, got {value!r}")
+    object.__setattr__(spec, key, int(value))
+
+
+def _check_recipe(spec: OptimizerSpec) -> None:
+    """The fields of rmsprop, adagrad, the schedules and clipping (torch's rules)."""
+    _number(spec, "alpha", lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+    if not isinstance(spec.centered, bool):
+        raise ConfigError(f"`centered` must be True or False, got {spec.centered!r}")
+    if spec.centered and spec.name != "rmsprop":
+        raise ConfigError(f"`centered` needs the rmsprop optimizer, got optimizer {spec.name!r}")
+    _number(spec, "lr_decay", lambda v: v >= 0, ">= 0")
+    _number(spec, "initial_accumulator_value", lambda v: v >= 0, ">= 0")
+    _check_choice("lr_schedule", spec.lr_schedule, LR_SCHEDULES)
+    _whole(spec, "step_size")
+    _number(spec, "gamma", lambda v: v > 0, "> 0")
+    _number(spec, "decay", lambda v: v >= 0, ">= 0")
+    _whole(spec, "t_max", optional=True)
+    _number(spec, "eta_min", lambda v: v >= 0, ">= 0")
+    if spec.lr_schedule == "cosine" and spec.t_max is None:
+        raise ConfigError("`t_max` is needed by lr_schedule cosine (the steps of a half "
+                          "cosine, as CosineAnnealingLR's T_max), got none")
+    _number(spec, "clip_grad_norm", lambda v: v > 0, "> 0 (or none)", optional=True)
+    _number(spec, "clip_grad_value", lambda v: v > 0, "> 0 (or none)", optional=True)
+
+
+def _describe_recipe(spec: OptimizerSpec) -> list[str]:
+    """The schedule and clipping parts of :meth:`OptimizerSpec.describe`."""
+    parts = []
+    s = spec.lr_schedule
+    if s == "step":
+        parts.append(f"lr x {spec.gamma:g} every {spec.step_size} steps")
+    elif s == "exponential":
+        parts.append(f"lr x {spec.gamma:g} every step")
+    elif s == "cosine":
+        parts.append(f"cosine lr over {spec.t_max} steps to {spec.eta_min:g}")
+    elif s == "inverse_time":
+        parts.append(f"lr / (1 + {spec.decay:g} t)")
+    if spec.clip_grad_norm is not None:
+        parts.append(f"gradients clipped to norm {spec.clip_grad_norm:g}")
+    if spec.clip_grad_value is not None:
+        parts.append(f"gradients clipped to +-{spec.clip_grad_value:g}")
+    return parts

@@ -434,7 +434,7 @@ def _parse_grid(grid: dict) -> _Factors:
     if "sgd" in optimizers and not sgd_pairs:
         raise _fail("grid.nesterov", "= true needs a `grid.momentum` value > 0")
     for key, applies in (("momentum", "sgd"), ("nesterov", "sgd"), ("betas", "adam or adamw"),
-                         ("eps", "adam or adamw")):
+                         ("eps", "adam or adamw or rmsprop or adagrad")):
         if key in grid and not any(o in applies.split(" or ") for o in optimizers):
             raise _fail(f"grid.{key}", f"applies to {applies} only, and `grid.optimizer` "
                                        f"lists neither")
@@ -448,7 +448,8 @@ def _parse_grid(grid: dict) -> _Factors:
         factors = [("lr", lrs), ("weight_decay", decays), ("weight_decay_in", where),
                    ("weight_decay_on", decay_on)]
         factors += ([("sgd_momentum", sgd_pairs)] if name == "sgd" else
-                    [("betas", betas), ("eps", epss)])
+                    [("betas", betas), ("eps", epss)] if name in ("adam", "adamw") else
+                    [("eps", epss)])  # rmsprop, adagrad: their own settings at torch's defaults
         opt_blocks.append((name, factors))
     factors = _Factors(
         before=[("dataset", datasets), net, ("activation", activations), ("dtype", dtypes),
@@ -470,7 +471,7 @@ def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, A
         dims = [n_feat, *choice["hidden"], n_cls]
     sgd = choice["optimizer"] == "sgd"
     momentum, nesterov = choice["sgd_momentum"] if sgd else (None, None)
-    beta1, beta2 = (None, None) if sgd else choice["betas"]
+    beta1, beta2 = choice.get("betas", (None, None))
     config = {
         "dataset": dataset,
         "dims": "-".join(map(str, dims)),

@@ -37,8 +37,10 @@ def _specs(config: dict[str, Any]):
            "weight_decay_on": config.get("weight_decay_on") or "all"}
     if config["optimizer"] == "sgd":
         opt.update(momentum=config["momentum"], nesterov=config["nesterov"])
-    else:
+    elif config.get("beta1") is not None:
         opt.update(betas=(config["beta1"], config["beta2"]), eps=config["eps"])
+    else:  # rmsprop, adagrad
+        opt.update(eps=config["eps"])
     return spec, OptimizerSpec(**opt)
 
 

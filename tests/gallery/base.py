@@ -16,7 +16,13 @@ _erf = np.vectorize(math.erf)
 class Net:
     """Fully connected net, softmax cross-entropy, forward and backward by hand."""
 
+    #: the update rules written below; another optimizer is refused when built
+    OPTIMIZERS = ("sgd", "adam", "adamw")
+
     def __init__(self, spec, optimizer):
+        if optimizer.name not in self.OPTIMIZERS:
+            raise ValueError(f"this network has no {optimizer.name} (it has "
+                             f"{', '.join(self.OPTIMIZERS)})")
         self.dims = tuple(spec.dims)
         self.dtype = np.dtype(spec.dtype)
         self.activation_name = spec.activation
