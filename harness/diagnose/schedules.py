@@ -93,8 +93,8 @@ def schedule_timing(ev: Evidence) -> str | None:
                                                       f"{fmt(opt.lr)} at every step)")]
     if decay:
         options.append((scheduled_lr(opt, t - 1),
-                        f"adagrad without its lr_decay (torch's rate at step t is "
-                        f"lr / (1 + (t - 1) * lr_decay))"))
+                        "adagrad without its lr_decay (torch's rate at step t is "
+                        "lr / (1 + (t - 1) * lr_decay))"))
     for rate, words in options:
         if not math.isclose(rate, used, rel_tol=1e-12) and \
                 math.isclose(k_lr * used, rate, rel_tol=max(1e-6, 100 * ev.rtol)):
