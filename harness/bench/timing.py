@@ -364,60 +364,80 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
                 model.train_step(X[idx], Y[idx])
         return epoch
 
+    rows = []
+    for group in _op_groups(config.ops):
+        rows.extend(_time_group(group, series, op_fn, restore, dims, batch, dtype, config,
+                                threads, times))
+    if config.memory and "train_step" in config.ops:
+        _add_memory(rows, series, build, x, y, dims, batch, dtype, optimizer)
+    return rows
+
+
+def _op_groups(ops) -> list[list[str]]:
+    """The ops measured together in one round each."""
     # matmuls are measured in the same rounds as train_step, so that "train_step minus
     # its matmuls" compares times taken under the same machine load
-    groups = [[op] for op in config.ops if op != "matmuls"]
-    if "matmuls" in config.ops:
-        if "train_step" in config.ops:
+    groups = [[op] for op in ops if op != "matmuls"]
+    if "matmuls" in ops:
+        if "train_step" in ops:
             next(g for g in groups if g[0] == "train_step").append("matmuls")
         else:
             groups.append(["matmuls"])
-    rows = []
-    for group in groups:
-        fns, devices, owners = {}, {}, {}
-        for op in group:
-            for backend, device in series:
-                name = series_label(backend, device)
-                if op != "matmuls":
-                    fn = op_fn(op, name)
-                elif (backend, device) in BACKEND_LIBRARY:  # a built-in: its library is known
-                    fn = matmul_skeleton(BACKEND_LIBRARY[(backend, device)], dims, batch, dtype)
-                else:
-                    continue
-                key = f"{name} {op}"
-                fns[key], devices[key], owners[key] = fn, device, (backend, device, op, name)
+    return groups
 
-        def before_round(key, owners=owners):
-            if owners[key][2] in ("train_step", "epoch"):
-                restore(owners[key][3])
 
-        timings = measure_alternating(fns, threads=threads, repeats=config.repeats,
-                                      min_time=config.min_time, devices=devices,
-                                      before_round=before_round)
-        for key, t in timings.items():
-            backend, device, op, _ = owners[key]
-            row = {"backend": backend, "device": device, "dims": dims_label(dims),
-                   "batch_size": batch, "dtype": dtype, "op": op, "median_s": t.median,
-                   "iqr_s": t.iqr, "q25_s": t.q25, "q75_s": t.q75, "n_blocks": len(t.times),
-                   "threads": threads,
-                   "gflop": op_flops(op, dims, batch, config.epoch_samples) / 1e9}
-            times["|".join(str(row[k]) for k in KEY)] = t.times
-            rows.append(row)
-    if config.memory and "train_step" in config.ops:
-        need = memory_need(dims, batch, dtype, optimizer.name, optimizer.momentum)
+def _time_group(group, series, op_fn, restore, dims, batch: int, dtype, config: BenchConfig,
+                threads: int, times: dict) -> list[dict]:
+    """Time one group of ops on every backend, alternating; their rows."""
+    fns, devices, owners = {}, {}, {}
+    for op in group:
         for backend, device in series:
             name = series_label(backend, device)
-            try:
-                if backend == "torch":
-                    mem = peak_memory_torch(build(backend, device), x, y)
-                else:
-                    mem = peak_memory_numpy(lambda b=backend, d=device: build(b, d), x, y)
-            except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal
-                mem = {"held_bytes": None, "peak_bytes": None, "error": str(exc)}
-            for row in rows:
-                if row["op"] == "train_step" and series_label(row["backend"], row["device"]) == name:
-                    row["peak_mem_bytes"] = mem["peak_bytes"]
-                    row["need_mem_bytes"] = need
-                    row["mem_ratio"] = (mem["peak_bytes"] / need
-                                        if mem["peak_bytes"] is not None else None)
+            if op != "matmuls":
+                fn = op_fn(op, name)
+            elif (backend, device) in BACKEND_LIBRARY:  # a built-in: its library is known
+                fn = matmul_skeleton(BACKEND_LIBRARY[(backend, device)], dims, batch, dtype)
+            else:
+                continue
+            key = f"{name} {op}"
+            fns[key], devices[key], owners[key] = fn, device, (backend, device, op, name)
+
+    def before_round(key, owners=owners):
+        if owners[key][2] in ("train_step", "epoch"):
+            restore(owners[key][3])
+
+    timings = measure_alternating(fns, threads=threads, repeats=config.repeats,
+                                  min_time=config.min_time, devices=devices,
+                                  before_round=before_round)
+    rows = []
+    for key, t in timings.items():
+        backend, device, op, _ = owners[key]
+        row = {"backend": backend, "device": device, "dims": dims_label(dims),
+               "batch_size": batch, "dtype": dtype, "op": op, "median_s": t.median,
+               "iqr_s": t.iqr, "q25_s": t.q25, "q75_s": t.q75, "n_blocks": len(t.times),
+               "threads": threads,
+               "gflop": op_flops(op, dims, batch, config.epoch_samples) / 1e9}
+        times["|".join(str(row[k]) for k in KEY)] = t.times
+        rows.append(row)
     return rows
+
+
+def _add_memory(rows: list[dict], series, build, x, y, dims, batch: int, dtype,
+                optimizer) -> None:
+    """Peak and needed memory of a train_step, added to each backend's train_step row."""
+    need = memory_need(dims, batch, dtype, optimizer.name, optimizer.momentum)
+    for backend, device in series:
+        name = series_label(backend, device)
+        try:
+            if backend == "torch":
+                mem = peak_memory_torch(build(backend, device), x, y)
+            else:
+                mem = peak_memory_numpy(lambda b=backend, d=device: build(b, d), x, y)
+        except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal
+            mem = {"held_bytes": None, "peak_bytes": None, "error": str(exc)}
+        for row in rows:
+            if row["op"] == "train_step" and series_label(row["backend"], row["device"]) == name:
+                row["peak_mem_bytes"] = mem["peak_bytes"]
+                row["need_mem_bytes"] = need
+                row["mem_ratio"] = (mem["peak_bytes"] / need
+                                    if mem["peak_bytes"] is not None else None)

@@ -92,6 +92,13 @@ def register(sub) -> None:
     g.add_argument("--peak-size", type=int, default=None, metavar="N",
                    help="side of the square matmuls that measure the machine's peak "
                         "(default: 4096)")
+    _add_how_args(p)
+    _add_output_args(p)
+    p.set_defaults(func=run)
+
+
+def _add_how_args(p) -> None:
+    """The flags of how ``bench`` measures: threads, device, rounds."""
     t = p.add_argument_group("how")
     common.add_threads_arg(t, default_help="all cores")
     common.add_device_arg(t)
@@ -101,6 +108,10 @@ def register(sub) -> None:
                    help="timed seconds per measurement and round (default: 0.1)")
     t.add_argument("--quick", action="store_true",
                    help="a short run: two small grid points, brief measurements")
+
+
+def _add_output_args(p) -> None:
+    """The flags of what ``bench`` writes and prints."""
     o = p.add_argument_group("output")
     o.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"every run is kept in its own time-stamped folder here "
@@ -118,7 +129,6 @@ def register(sub) -> None:
     common.add_json_arg(o)
     o.add_argument("--compare", nargs=2, default=None, metavar=("OLD.json", "NEW.json"),
                    help="print the change per row between two saved runs and exit")
-    p.set_defaults(func=run)
 
 
 def build_config(args):

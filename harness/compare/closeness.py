@@ -13,6 +13,7 @@ check on it, :mod:`harness.diagnose.localize` the layer-by-layer search.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,18 +121,9 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
     rule = RULE_TOLERANCE if arbiter is None else RULE_ARBITER
     if scalar:
         a_s, e_s = _as_scalar_loss(actual), _as_scalar_loss(expected)
-        bad = [n for n, v in (("actual", a_s), ("expected", e_s)) if v is None]
-        if bad:
-            a, e = np.asarray(actual), np.asarray(expected)
-            e = e if e_s is None else e_s
-            shape = tuple(np.shape(expected))
-            return Comparison(quantity, shape, False, math.inf, math.inf, None, atol, rtol,
-                              int(e.size), int(e.size), rule=rule, message=(
-                                  f"{quantity}: must be a float or a 0-d float array, got "
-                                  f"{type(actual).__name__} {getattr(a, 'dtype', '')} of shape "
-                                  f"{np.shape(actual)}" if e_s is not None else
-                                  f"{quantity}: the reference's value is not a float or a 0-d "
-                                  f"float array ({type(expected).__name__})"))
+        if a_s is None or e_s is None:
+            return _not_a_scalar(quantity, actual, expected, e_s, rtol=rtol, atol=atol,
+                                 rule=rule)
         actual, expected, check_dtype = a_s, e_s, False
     a = np.asarray(actual)
     e = np.asarray(expected)
@@ -144,12 +136,9 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
         return Comparison(quantity, shape, False, atol=atol, rtol=rtol, rule=rule,
                           message=f"{quantity}: {message}", **fields)
 
-    if a.shape != e.shape:
-        return fail(f"shape mismatch: expected {e.shape}, got {a.shape}")
-    if check_dtype and a.dtype != e.dtype:
-        return fail(f"dtype mismatch: expected {e.dtype}, got {a.dtype}")
-    if a.dtype.kind not in "fiu" or e.dtype.kind not in "fiu":
-        return fail(f"not numeric: dtypes {e.dtype} and {a.dtype}")
+    problem = _kind_problem(a, e, check_dtype)
+    if problem is not None:
+        return fail(problem)
     a64 = a.astype(np.float64).reshape(-1)
     e64 = e.astype(np.float64).reshape(-1)
     finite = np.isfinite(a64) & np.isfinite(e64)
@@ -161,25 +150,95 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
     if e.size == 0:
         return Comparison(quantity, shape, True, 0.0, 0.0, None, atol, rtol, 0, 0, rule=rule,
                           n_rel_defined=0)
+    if arbiter is None:
+        bounds = _tolerance_bounds(a64, e64, rtol=rtol, atol=atol)
+    else:
+        bounds = _arbiter_bounds(a64, e64, arbiter, arbiter_scale)
+        if bounds is None:
+            return fail("the float64 arbiter's value has another shape or is not finite")
+    return _verdict(quantity, shape, e64, bounds, ignore, rtol=rtol, atol=atol, rule=rule)
+
+
+def _not_a_scalar(quantity: str, actual, expected, e_s, *, rtol: float, atol: float,
+                  rule: str) -> Comparison:
+    """The failed row of a loss (``scalar=True``) that is not a float or a 0-d float array."""
+    a = np.asarray(actual)
+    e = np.asarray(expected) if e_s is None else e_s
+    shape = tuple(np.shape(expected))
+    return Comparison(quantity, shape, False, math.inf, math.inf, None, atol, rtol,
+                      int(e.size), int(e.size), rule=rule, message=(
+                          f"{quantity}: must be a float or a 0-d float array, got "
+                          f"{type(actual).__name__} {getattr(a, 'dtype', '')} of shape "
+                          f"{np.shape(actual)}" if e_s is not None else
+                          f"{quantity}: the reference's value is not a float or a 0-d "
+                          f"float array ({type(expected).__name__})"))
+
+
+def _kind_problem(a: np.ndarray, e: np.ndarray, check_dtype: bool) -> str | None:
+    """Why two arrays cannot be compared element-wise (shape, dtype, not numbers), or None."""
+    if a.shape != e.shape:
+        return f"shape mismatch: expected {e.shape}, got {a.shape}"
+    if check_dtype and a.dtype != e.dtype:
+        return f"dtype mismatch: expected {e.dtype}, got {a.dtype}"
+    if a.dtype.kind not in "fiu" or e.dtype.kind not in "fiu":
+        return f"not numeric: dtypes {e.dtype} and {a.dtype}"
+    return None
+
+
+@dataclass
+class _Bounds:
+    """Per element: the distance compared, the distance allowed, whether it passes; and
+    ``allowed(flat)``, the message's account of the bound at flat index ``flat``."""
+
+    diff: np.ndarray
+    bound: np.ndarray
+    close: np.ndarray
+    allowed: Callable[[int], str]
+
+
+def _tolerance_bounds(a64: np.ndarray, e64: np.ndarray, *, rtol: float,
+                      atol: float) -> _Bounds:
+    """The tolerance rule: ``|a - e| <= atol * max(1, max|e|) + rtol * |e|``."""
     scale = max(1.0, float(np.abs(e64).max()))
     atol_eff = atol * scale
-    if arbiter is None:
-        diff = np.abs(a64 - e64)
-        bound = atol_eff + rtol * np.abs(e64)
-        close = np.isclose(a64, e64, rtol=rtol, atol=atol_eff, equal_nan=False)
-    else:
-        r64 = np.asarray(arbiter, dtype=np.float64).reshape(-1)
-        if r64.shape != e64.shape or not np.all(np.isfinite(r64)):
-            return fail("the float64 arbiter's value has another shape or is not finite")
-        diff = np.abs(a64 - r64)
-        floor = arbiter_floor(r64 if arbiter_scale is None else
-                              max(arbiter_scale, float(np.abs(r64).max())))
-        own = np.abs(e64 - r64)
-        # per entry, but never below the reference's typical (RMS) distance over the
-        # quantity: an entry the float32 reference rounds right by luck is no standard
-        typical = float(np.sqrt(np.mean(own * own)))
-        bound = ARBITER_MULTIPLIER * np.maximum(own, typical) + floor
-        close = diff <= bound
+    bound = atol_eff + rtol * np.abs(e64)
+
+    def allowed(flat: int) -> str:
+        return (f"allowed {float(bound[flat]):.3e} there = atol {atol:g} x scale "
+                f"{scale:.3g} + rtol {rtol:g} x |expected|")
+
+    return _Bounds(np.abs(a64 - e64), bound,
+                   np.isclose(a64, e64, rtol=rtol, atol=atol_eff, equal_nan=False), allowed)
+
+
+def _arbiter_bounds(a64: np.ndarray, e64: np.ndarray, arbiter,
+                    arbiter_scale) -> _Bounds | None:
+    """The arbiter rule (module docstring); None when the arbiter's value is unusable."""
+    r64 = np.asarray(arbiter, dtype=np.float64).reshape(-1)
+    if r64.shape != e64.shape or not np.all(np.isfinite(r64)):
+        return None
+    floor = arbiter_floor(r64 if arbiter_scale is None else
+                          max(arbiter_scale, float(np.abs(r64).max())))
+    own = np.abs(e64 - r64)
+    # per entry, but never below the reference's typical (RMS) distance over the
+    # quantity: an entry the float32 reference rounds right by luck is no standard
+    typical = float(np.sqrt(np.mean(own * own)))
+    bound = ARBITER_MULTIPLIER * np.maximum(own, typical) + floor
+    diff = np.abs(a64 - r64)
+
+    def allowed(flat: int) -> str:
+        return (f"from the float64 arbiter's value; allowed {float(bound[flat]):.3e}"
+                f" there = {ARBITER_MULTIPLIER:g} x the float32 reference's own "
+                f"distance {abs(float(e64[flat] - r64[flat])):.3e} (at least "
+                f"its RMS {typical:.3e} over the quantity) + floor {floor:.3e}")
+
+    return _Bounds(diff, bound, diff <= bound, allowed)
+
+
+def _verdict(quantity: str, shape: tuple[int, ...], e64: np.ndarray, bounds: _Bounds,
+             ignore, *, rtol: float, atol: float, rule: str) -> Comparison:
+    """The row of a comparison whose bounds are known: errors, worst entry, message."""
+    diff, bound, close = bounds.diff, bounds.bound, bounds.close
     n_excused = 0
     if ignore is not None:
         skip = np.broadcast_to(np.asarray(ignore, dtype=bool), shape).reshape(-1)
@@ -200,26 +259,19 @@ def compare(quantity: str, actual, expected, *, rtol: float, atol: float,
         max_abs_err=float(diff[abs_flat]),
         max_rel_err=float(rel[rel_flat]) if n_rel else math.nan,
         worst_index=_index(worst_flat, shape), atol=atol, rtol=rtol,
-        n_mismatched=n_bad, n_elements=int(e.size), n_excused=n_excused, rule=rule,
+        n_mismatched=n_bad, n_elements=int(e64.size), n_excused=n_excused, rule=rule,
         n_rel_defined=n_rel,
     )
     if n_bad:
         i_abs, i_rel = _index(abs_flat, shape), _index(rel_flat, shape)
-        if arbiter is None:
-            allowed = (f"allowed {float(bound[abs_flat]):.3e} there = atol {atol:g} x scale "
-                       f"{scale:.3g} + rtol {rtol:g} x |expected|")
-        else:
-            allowed = (f"from the float64 arbiter's value; allowed {float(bound[abs_flat]):.3e}"
-                       f" there = {ARBITER_MULTIPLIER:g} x the float32 reference's own "
-                       f"distance {abs(float(e64[abs_flat] - r64[abs_flat])):.3e} (at least "
-                       f"its RMS {typical:.3e} over the quantity) + floor {floor:.3e}")
         rel_text = (f"  greatest relative difference: {result.max_rel_err:.3e} at index {i_rel} "
                     f"(over the {n_rel} elements whose expected value is not 0)"
                     if n_rel else "  relative difference undefined: every expected value is 0")
         result.message = (
-            f"{quantity}: {n_bad} / {e.size} elements mismatched ({100.0 * n_bad / e.size:.1f}%)\n"
+            f"{quantity}: {n_bad} / {e64.size} elements mismatched "
+            f"({100.0 * n_bad / e64.size:.1f}%)\n"
             f"  greatest absolute difference: {result.max_abs_err:.3e} at index {i_abs} "
-            f"({allowed})\n" + rel_text
+            f"({bounds.allowed(abs_flat)})\n" + rel_text
         )
     return result
 

@@ -428,92 +428,136 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     dtype = model_dtype(reference)
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     tol = dict(rtol=rtol, atol=atol)
-    notes: list[str] = []
-    if arbiter is not None:
-        if tuple(getattr(arbiter, "dims", ())) != tuple(reference.dims):
-            raise ConfigError(f"the arbiter's dims {tuple(getattr(arbiter, 'dims', ()))} "
-                              f"differ from the reference's {tuple(reference.dims)}")
-        if model_dtype(arbiter) != np.float64:
-            raise ConfigError(f"the arbiter must be a float64 model, got "
-                              f"{model_dtype(arbiter).name}")
-        if dtype == np.float64:
-            notes.append("note: the arbiter was not used: the comparison already runs "
-                         "in float64")
-            arbiter = None
+    run = _Run(names=(reference_name, candidate_name))
+    arbiter = _usable_arbiter(arbiter, reference, dtype, run.notes)
     x_ref = x.astype(dtype, copy=False)
 
     copy_params(reference, candidate)
     before = reference.get_params()
-    arb: dict[str, Any] = {}
-    if arbiter is not None:
-        arbiter.set_params({k: np.asarray(v, dtype=np.float64) for k, v in before.items()})
-        x64 = x.astype(np.float64)
-        arb["params"] = arbiter.get_params()
-        arb["logits"] = arbiter.forward(x64)
-        arb["loss"], arb["grads"] = arbiter.loss_and_grads(x64, y)
-    judge = (lambda key: None) if arbiter is None else (lambda key: arb[key])
-
-    rows: list[Comparison] = []
-    divergence = None
+    arb = None if arbiter is None else _arbiter_values(arbiter, before, x, y)
+    raised = None
     try:  # what was compared before the code under test raises is kept
-        rows.extend(compare_dicts("params", candidate.get_params(), before, **tol,
-                                  arbiter=judge("params")))
-        rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol,
-                            arbiter=judge("logits")))
-        loss_r, grads_r = reference.loss_and_grads(x_ref, y)
-        loss_c, grads_c = candidate.loss_and_grads(x_ref, y)
-        rows.append(compare("loss", loss_c, loss_r, **tol, scalar=True,
-                            arbiter=None if arbiter is None else _scalar64(arb["loss"])))
-        rows.extend(compare_dicts("grads", grads_c, grads_r, **tol, arbiter=judge("grads")))
+        grads = _compare_before_step(reference, candidate, x_ref, y, before, tol, arb, run)
+        _compare_step(reference, candidate, arbiter, x_ref, y, before, grads, tol, arb, run)
+    except BackendRaised as exc:
+        if not run.rows:  # nothing compared yet: the caller's finding alone
+            raise
+        raised = exc
+    return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
+                             divergence=run.divergence, notes=run.notes,
+                             arbiter=arbiter is not None, raised=raised)
 
-        if not all(r.passed for r in rows):
-            from harness.diagnose.localize import localisation_note, locate_divergence
 
-            divergence = locate_divergence(reference, candidate, x_ref, y, **tol,
+@dataclass
+class _Run:
+    """What :func:`check_equivalence` has found so far (kept when the code under test
+    raises): the rows, the notes and the located divergence."""
+
+    names: tuple[str, str]
+    rows: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    divergence: dict | None = None
+
+
+def _usable_arbiter(arbiter, reference, dtype, notes: list[str]):
+    """The arbiter after its checks; None (with a note) when the run is already float64."""
+    if arbiter is None:
+        return None
+    if tuple(getattr(arbiter, "dims", ())) != tuple(reference.dims):
+        raise ConfigError(f"the arbiter's dims {tuple(getattr(arbiter, 'dims', ()))} "
+                          f"differ from the reference's {tuple(reference.dims)}")
+    if model_dtype(arbiter) != np.float64:
+        raise ConfigError(f"the arbiter must be a float64 model, got "
+                          f"{model_dtype(arbiter).name}")
+    if dtype == np.float64:
+        notes.append("note: the arbiter was not used: the comparison already runs "
+                     "in float64")
+        return None
+    return arbiter
+
+
+def _arbiter_values(arbiter, before: dict, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The arbiter's parameters (the reference's, up-cast), logits, loss and gradients."""
+    arbiter.set_params({k: np.asarray(v, dtype=np.float64) for k, v in before.items()})
+    x64 = x.astype(np.float64)
+    arb: dict[str, Any] = {"x64": x64}
+    arb["params"] = arbiter.get_params()
+    arb["logits"] = arbiter.forward(x64)
+    arb["loss"], arb["grads"] = arbiter.loss_and_grads(x64, y)
+    return arb
+
+
+def _compare_before_step(reference, candidate, x_ref, y, before: dict, tol: dict,
+                         arb: dict | None, run: _Run) -> tuple[dict, dict]:
+    """Compare the copied parameters, logits, loss and gradients; locate a divergence
+    when one of them fails. Returns the reference's and the candidate's gradients."""
+    judge = (lambda key: None) if arb is None else (lambda key: arb[key])
+    rows = run.rows
+    rows.extend(compare_dicts("params", candidate.get_params(), before, **tol,
+                              arbiter=judge("params")))
+    rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol,
+                        arbiter=judge("logits")))
+    loss_r, grads_r = reference.loss_and_grads(x_ref, y)
+    loss_c, grads_c = candidate.loss_and_grads(x_ref, y)
+    rows.append(compare("loss", loss_c, loss_r, **tol, scalar=True,
+                        arbiter=None if arb is None else _scalar64(arb["loss"])))
+    rows.extend(compare_dicts("grads", grads_c, grads_r, **tol, arbiter=judge("grads")))
+
+    if not all(r.passed for r in rows):
+        from harness.diagnose.localize import localisation_note, locate_divergence
+
+        reference_name, candidate_name = run.names
+        run.divergence = locate_divergence(reference, candidate, x_ref, y, **tol,
                                            reference_name=reference_name,
                                            candidate_name=candidate_name)
-            if divergence is None:
-                notes.append(localisation_note(reference, candidate, reference_name,
+        if run.divergence is None:
+            run.notes.append(localisation_note(reference, candidate, reference_name,
                                                candidate_name))
+    return grads_r, grads_c
 
-        step_r = reference.train_step(x_ref, y)
-        step_c = candidate.train_step(x_ref, y)
-        if arbiter is not None:
-            arb["step"] = _scalar64(arbiter.train_step(x64, y))
-            arb["after"] = arbiter.get_params()
-        rows.append(compare("train_step loss", step_c, step_r, **tol, scalar=True,
+
+def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
+                  grads: tuple[dict, dict], tol: dict, arb: dict | None, run: _Run) -> None:
+    """One ``train_step`` of each: compare its loss and the parameters after it, excusing
+    only what :func:`excusable_after_step` allows."""
+    grads_r, grads_c = grads
+    step_r = reference.train_step(x_ref, y)
+    step_c = candidate.train_step(x_ref, y)
+    if arbiter is not None:
+        arb["step"] = _scalar64(arbiter.train_step(arb["x64"], y))
+        arb["after"] = arbiter.get_params()
+    run.rows.append(compare("train_step loss", step_c, step_r, **tol, scalar=True,
                             arbiter=None if arbiter is None else arb["step"]))
-        after_r, after_c = reference.get_params(), candidate.get_params()
-        excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
-                                      weight_decay=l2_weight_decay(reference))
-        # the step is judged by the tolerances even with an arbiter: Adam amplifies a
-        # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
-        # from float64 at one entry says nothing about the candidate's there; the gradient
-        # rows above carry the arbiter's judgment, the exact excusal rule the step's
-        after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
-        rows.extend(after)
-        n_excused = sum(r.n_excused for r in after)
-        if n_excused:
-            where = ", ".join(f"{r.quantity} {r.n_excused} of {r.n_elements}"
-                              for r in after if r.n_excused)
-            notes.append(
-                f"note: {n_excused} parameter entries were excused after the step ({where}): "
-                f"there the two gradients differ at rounding-noise level, and an optimizer that "
-                f"normalises the gradient (Adam) turns such noise into a full step")
-        heavy = [r for r in after if r.excused_share > EXCUSED_SHARE_LIMIT]
-        if heavy:
-            notes.append(
-                f"warning: more than {100 * EXCUSED_SHARE_LIMIT:g}% of the entries of "
-                f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
-                f"says little about them (try float64 or an arbiter)")
-        return EquivalenceReport(rows, rtol, atol, dtype.name, reference_name, candidate_name,
-                                 divergence=divergence, notes=notes, arbiter=arbiter is not None)
-    except BackendRaised as exc:
-        if not rows:  # nothing compared yet: the caller's finding alone
-            raise
-        return EquivalenceReport(rows, rtol, atol, dtype.name, reference_name, candidate_name,
-                                 divergence=divergence, notes=notes,
-                                 arbiter=arbiter is not None, raised=exc)
+    after_r, after_c = reference.get_params(), candidate.get_params()
+    excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
+                                  weight_decay=l2_weight_decay(reference))
+    # the step is judged by the tolerances even with an arbiter: Adam amplifies a
+    # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
+    # from float64 at one entry says nothing about the candidate's there; the gradient
+    # rows above carry the arbiter's judgment, the exact excusal rule the step's
+    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
+    run.rows.extend(after)
+    run.notes.extend(_excusal_notes(after))
+
+
+def _excusal_notes(after: list[Comparison]) -> list[str]:
+    """The notes on the post-step entries excused, and a warning when too many were."""
+    notes = []
+    n_excused = sum(r.n_excused for r in after)
+    if n_excused:
+        where = ", ".join(f"{r.quantity} {r.n_excused} of {r.n_elements}"
+                          for r in after if r.n_excused)
+        notes.append(
+            f"note: {n_excused} parameter entries were excused after the step ({where}): "
+            f"there the two gradients differ at rounding-noise level, and an optimizer that "
+            f"normalises the gradient (Adam) turns such noise into a full step")
+    heavy = [r for r in after if r.excused_share > EXCUSED_SHARE_LIMIT]
+    if heavy:
+        notes.append(
+            f"warning: more than {100 * EXCUSED_SHARE_LIMIT:g}% of the entries of "
+            f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
+            f"says little about them (try float64 or an arbiter)")
+    return notes
 
 
 def _scalar64(value) -> float:

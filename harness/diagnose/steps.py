@@ -184,6 +184,19 @@ def update_rule(ev: Evidence) -> str | None:
         factor = fmt((1 - opt.betas[0]) / math.sqrt(1 - opt.betas[1]))
         return found(f"a hand-written Adam without bias correction (m and v not divided by "
                      f"1 - beta^t, so the first step is {factor} times too large)", None)
+    scaled = _lr_multiple(ev, p, noise, ran)
+    if scaled is not None:
+        return scaled
+    return (f"gradients agree but the step differs: the reference ran {ran}; none of "
+            f"{', '.join(OPTIMIZERS[:-1])} or {OPTIMIZERS[-1]} with the same settings, without "
+            f"weight decay or with decay on weights only reproduces your step: check the update "
+            f"rule and its constants")
+
+
+def _lr_multiple(ev: Evidence, p: dict, noise: dict, ran: str) -> str | None:
+    """The finding when the candidate's step is a constant multiple of the reference's (another
+    learning rate), or None."""
+    r, c, lr = ev.ref, ev.cand, ev.optimizer.lr
     # a different learning rate: the displacement is a constant multiple of the reference's
     dc = {k: np.asarray(c.after[k], np.float64) - p[k] for k in p}
     dr = {k: np.asarray(r.after[k], np.float64) - p[k] for k in p}
@@ -193,13 +206,10 @@ def update_rule(ev: Evidence) -> str | None:
         if k_lr > 0 and all(close(dc[k], k_lr * dr[k], ev.rtol, ev.atol * 10, noise.get(k))
                             for k in p):
             return (f"gradients agree but the step differs: the reference ran {ran}; your step "
-                    f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * opt.lr)}; "
-                    f"run the reference with {_flags(f'--lr {fmt(k_lr * opt.lr)}')} if that is "
+                    f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * lr)}; "
+                    f"run the reference with {_flags(f'--lr {fmt(k_lr * lr)}')} if that is "
                     f"your learning rate")
-    return (f"gradients agree but the step differs: the reference ran {ran}; none of "
-            f"{', '.join(OPTIMIZERS[:-1])} or {OPTIMIZERS[-1]} with the same settings, without "
-            f"weight decay or with decay on weights only reproduces your step: check the update "
-            f"rule and its constants")
+    return None
 
 
 def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:

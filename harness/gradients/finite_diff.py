@@ -419,17 +419,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     dims = tuple(model.dims)
     x, y = validate_batch(x, y, dims)
     original_dtype = model_dtype(model)
-
-    if original_dtype == np.float64:
-        target, precision = model, "float64"
-    else:
-        made = float64_copy(model)
-        if made is None:
-            target = model
-            precision = (f"{original_dtype.name}, no float64 copy available: "
-                         f"{original_dtype.name} tolerances")
-        else:
-            target, precision = made
+    target, precision = _float64_target(model, original_dtype)
     dtype = model_dtype(target)
     key = "float64" if dtype == np.float64 else "float32"
     d_eps, d_rtol, d_atol = GRADCHECK_DEFAULTS[key]
@@ -457,14 +447,53 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
                                         n_hidden=n_hidden)
     finally:
         target.set_params(original)
-    for p in checks:
-        if p.checked and not p.verified:
-            notes.append(f"note: every checked entry of {p.name} sat on a kink; nothing "
-                         f"verified there, {p.name} is NOT CHECKED (try another seed or a "
-                         f"smaller eps)")
+    notes.extend(_unverified_notes(checks))
     return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
                            original_dtype.name, dtype.name, precision, mode, name, notes,
                            arithmetic_problem=problem)
+
+
+def _float64_target(model, original_dtype) -> tuple[Any, str]:
+    """The model to differentiate (a float64 copy where one can be made) and the
+    report's account of the precision."""
+    if original_dtype == np.float64:
+        return model, "float64"
+    made = float64_copy(model)
+    if made is None:
+        return model, (f"{original_dtype.name}, no float64 copy available: "
+                       f"{original_dtype.name} tolerances")
+    return made
+
+
+def _unverified_notes(checks: list[ParamCheck]) -> list[str]:
+    """A note for each parameter whose every checked entry sat on a kink."""
+    return [f"note: every checked entry of {p.name} sat on a kink; nothing "
+            f"verified there, {p.name} is NOT CHECKED (try another seed or a "
+            f"smaller eps)" for p in checks if p.checked and not p.verified]
+
+
+@dataclass
+class _Probe:
+    """What the central differences of one gradient check share: the model, the batch,
+    the perturbed copy of the parameters and the bounds."""
+
+    model: Any
+    x: np.ndarray
+    y: np.ndarray
+    work: dict[str, np.ndarray]
+    loss0: float
+    eps: float
+    rtol: float
+    atol_eff: float
+    use_z: bool
+    one_sided: bool
+    n_hidden: int
+
+    def loss_at(self) -> tuple[float, Any]:
+        """Loss and gradients at the parameters in ``work``."""
+        self.model.set_params(self.work)
+        loss, g = self.model.loss_and_grads(self.x, self.y)
+        return float(loss), g
 
 
 def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden):
@@ -474,104 +503,147 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
     finite_logits = logits[np.isfinite(logits)]
     scale = max(1.0, abs(loss0) if math.isfinite(loss0) else 1.0,
                 float(np.abs(finite_logits).max()) if finite_logits.size else 1.0)
-    atol_eff = atol * scale
-    use_z = kink_mode == PRE_ACTIVATIONS
-    one_sided = kink_mode == ONE_SIDED
+    probe = _Probe(model, x, y, {k: np.array(v, copy=True) for k, v in params.items()},
+                   loss0, eps, rtol, atol * scale, kink_mode == PRE_ACTIVATIONS,
+                   kink_mode == ONE_SIDED, n_hidden)
     rng = np.random.default_rng(seed)
-    work = {k: np.array(v, copy=True) for k, v in params.items()}
     checks: list[ParamCheck] = []
-
-    def loss_at() -> tuple[float, Any]:
-        model.set_params(work)
-        loss, g = model.loss_and_grads(x, y)
-        return float(loss), g
-
     for pname, value in params.items():
         check = ParamCheck(pname, tuple(value.shape), int(value.size))
         checks.append(check)
-        analytic = grads.get(pname) if isinstance(grads, dict) else None
-        if analytic is None:
-            check.failed = check.checked = check.size
-            check.max_abs_err = check.max_rel_err = math.inf
-            check.message = f"{pname}: loss_and_grads returned no gradient for it"
-            continue
-        analytic = np.asarray(analytic)
-        if analytic.shape != value.shape:
-            check.failed = check.checked = check.size
-            check.max_abs_err = check.max_rel_err = math.inf
-            check.message = (f"{pname}: gradient has shape {analytic.shape}, expected "
-                             f"{value.shape}")
-            continue
-        if max_entries is not None and value.size > max_entries:
-            flat_indices = np.sort(rng.choice(value.size, size=int(max_entries), replace=False))
-        else:
-            flat_indices = np.arange(value.size)
-        entry = work[pname].reshape(-1)  # a view: writes go into work[pname]
-        # parameters of layer k move z_k and above only; the output layer moves no hidden z
-        layer = int(pname[1:]) if pname[:1] in "Wb" and pname[1:].isdigit() else 0
-        watch_z = use_z and layer < n_hidden
-        worst_excess = -1.0
-        for flat in flat_indices:
-            flat = int(flat)
-            index = tuple(int(i) for i in np.unravel_index(flat, value.shape))
-            orig = entry[flat]
-            plus = (orig + value.dtype.type(eps)).astype(value.dtype)
-            minus = (orig - value.dtype.type(eps)).astype(value.dtype)
-            entry[flat] = plus
-            loss_p, grads_p = loss_at()
-            z_p = hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
-            entry[flat] = minus
-            loss_m, grads_m = loss_at()
-            z_m = hidden_signs(model, x, y, layer, n_hidden) if watch_z else None
-            entry[flat] = orig
-            step = float(plus) - float(minus)
-            numerical = (loss_p - loss_m) / step
-            a = float(analytic.reshape(-1)[flat])
-            check.checked += 1
-            check.indices.append(index)
-            diff = abs(a - numerical)
-            allowed = atol_eff + rtol * max(abs(a), abs(numerical))
-            finite = math.isfinite(a) and math.isfinite(numerical)
-            kink = False
-            if finite and watch_z:
-                kink = crosses_zero(z_p, z_m)
-            elif finite and one_sided and diff > allowed:
-                kink = one_sided_kink(loss0, loss_p, loss_m, orig, plus, minus, diff, allowed)
-                if not kink:  # several kinks: the model's gradient across the interval
-                    g = [_entry(grads_m, pname, flat)]
-                    for half in (minus, plus):
-                        entry[flat] = ((orig + half) / 2).astype(value.dtype)
-                        g.append(_entry(loss_at()[1], pname, flat))
-                        g.append(a if half is minus else _entry(grads_p, pname, flat))
-                    entry[flat] = orig
-                    kink = bends_around(g, numerical, allowed, atol_eff, rtol)
-            if kink:
-                check.kinks += 1
-                check.kink_indices.append(index)
-                continue
-            if not finite:
-                diff, excess = math.inf, math.inf
-            else:
-                excess = diff / max(allowed, _TINY)
-                check.max_abs_err = max(check.max_abs_err, diff)
-                if max(abs(a), abs(numerical)) > atol_eff:
-                    check.max_rel_err = max(check.max_rel_err,
-                                            diff / max(abs(a), abs(numerical), _TINY))
-            if not finite or diff > allowed:
-                check.failed += 1
-                check.failed_indices.append(index)
-                if not finite:
-                    check.max_abs_err = check.max_rel_err = math.inf
-            if excess > worst_excess:
-                worst_excess = excess
-                check.worst_index = index
-                check.worst_analytic, check.worst_numerical = a, float(numerical)
-                check.worst_allowed = allowed
-        if check.failed:
-            check.message = (
-                f"{pname}: {check.failed} of {check.checked} checked entries differ "
-                f"({check.kinks} skipped at kinks); worst at index {check.worst_index}: "
-                f"analytic {check.worst_analytic:.6e}, numerical {check.worst_numerical:.6e} "
-                f"(|difference| {abs(check.worst_analytic - check.worst_numerical):.3e}, "
-                f"allowed {check.worst_allowed:.3e})")
+        _check_param(probe, check, value, grads, rng, max_entries)
     return checks, loss0, scale
+
+
+def _check_param(probe: _Probe, check: ParamCheck, value: np.ndarray, grads, rng,
+                 max_entries) -> None:
+    """Check the entries of one parameter (all, or ``max_entries`` drawn from ``rng``)."""
+    pname = check.name
+    analytic = grads.get(pname) if isinstance(grads, dict) else None
+    if analytic is None:
+        check.failed = check.checked = check.size
+        check.max_abs_err = check.max_rel_err = math.inf
+        check.message = f"{pname}: loss_and_grads returned no gradient for it"
+        return
+    analytic = np.asarray(analytic)
+    if analytic.shape != value.shape:
+        check.failed = check.checked = check.size
+        check.max_abs_err = check.max_rel_err = math.inf
+        check.message = (f"{pname}: gradient has shape {analytic.shape}, expected "
+                         f"{value.shape}")
+        return
+    if max_entries is not None and value.size > max_entries:
+        flat_indices = np.sort(rng.choice(value.size, size=int(max_entries), replace=False))
+    else:
+        flat_indices = np.arange(value.size)
+    # parameters of layer k move z_k and above only; the output layer moves no hidden z
+    layer = int(pname[1:]) if pname[:1] in "Wb" and pname[1:].isdigit() else 0
+    worst_excess = -1.0
+    for flat in flat_indices:
+        worst_excess = _check_entry(probe, check, value, analytic, int(flat), layer,
+                                    worst_excess)
+    if check.failed:
+        check.message = (
+            f"{pname}: {check.failed} of {check.checked} checked entries differ "
+            f"({check.kinks} skipped at kinks); worst at index {check.worst_index}: "
+            f"analytic {check.worst_analytic:.6e}, numerical {check.worst_numerical:.6e} "
+            f"(|difference| {abs(check.worst_analytic - check.worst_numerical):.3e}, "
+            f"allowed {check.worst_allowed:.3e})")
+
+
+@dataclass
+class _Difference:
+    """One central difference: the entry's value, its two perturbed values, the loss,
+    gradients and hidden signs at each, and the difference quotient."""
+
+    orig: Any
+    plus: Any
+    minus: Any
+    loss_p: float
+    loss_m: float
+    grads_p: Any
+    grads_m: Any
+    z_p: Any
+    z_m: Any
+    numerical: float
+
+
+def _central_difference(probe: _Probe, pname: str, value: np.ndarray, flat: int, layer: int,
+                        watch_z: bool) -> _Difference:
+    """Perturb entry ``flat`` of ``pname`` by +-eps (restored afterwards)."""
+    entry = probe.work[pname].reshape(-1)  # a view: writes go into work[pname]
+    orig = entry[flat]
+    plus = (orig + value.dtype.type(probe.eps)).astype(value.dtype)
+    minus = (orig - value.dtype.type(probe.eps)).astype(value.dtype)
+    entry[flat] = plus
+    loss_p, grads_p = probe.loss_at()
+    z_p = hidden_signs(probe.model, probe.x, probe.y, layer, probe.n_hidden) if watch_z else None
+    entry[flat] = minus
+    loss_m, grads_m = probe.loss_at()
+    z_m = hidden_signs(probe.model, probe.x, probe.y, layer, probe.n_hidden) if watch_z else None
+    entry[flat] = orig
+    step = float(plus) - float(minus)
+    return _Difference(orig, plus, minus, loss_p, loss_m, grads_p, grads_m, z_p, z_m,
+                       (loss_p - loss_m) / step)
+
+
+def _at_kink(probe: _Probe, pname: str, value: np.ndarray, flat: int, d: _Difference,
+             a: float, diff: float, allowed: float, watch_z: bool) -> bool:
+    """Whether the central difference of a finite entry straddles a kink."""
+    if watch_z:
+        return crosses_zero(d.z_p, d.z_m)
+    if not (probe.one_sided and diff > allowed):
+        return False
+    if one_sided_kink(probe.loss0, d.loss_p, d.loss_m, d.orig, d.plus, d.minus, diff,
+                      allowed):
+        return True
+    # several kinks: the model's gradient across the interval
+    entry = probe.work[pname].reshape(-1)
+    g = [_entry(d.grads_m, pname, flat)]
+    for half in (d.minus, d.plus):
+        entry[flat] = ((d.orig + half) / 2).astype(value.dtype)
+        g.append(_entry(probe.loss_at()[1], pname, flat))
+        g.append(a if half is d.minus else _entry(d.grads_p, pname, flat))
+    entry[flat] = d.orig
+    return bends_around(g, d.numerical, allowed, probe.atol_eff, probe.rtol)
+
+
+def _check_entry(probe: _Probe, check: ParamCheck, value: np.ndarray, analytic: np.ndarray,
+                 flat: int, layer: int, worst_excess: float) -> float:
+    """Check one entry against its central difference; record it in ``check``. Returns
+    the largest excess over the allowed difference so far."""
+    pname = check.name
+    watch_z = probe.use_z and layer < probe.n_hidden
+    index = tuple(int(i) for i in np.unravel_index(flat, value.shape))
+    d = _central_difference(probe, pname, value, flat, layer, watch_z)
+    numerical = d.numerical
+    a = float(analytic.reshape(-1)[flat])
+    check.checked += 1
+    check.indices.append(index)
+    diff = abs(a - numerical)
+    atol_eff = probe.atol_eff
+    allowed = atol_eff + probe.rtol * max(abs(a), abs(numerical))
+    finite = math.isfinite(a) and math.isfinite(numerical)
+    if finite and _at_kink(probe, pname, value, flat, d, a, diff, allowed, watch_z):
+        check.kinks += 1
+        check.kink_indices.append(index)
+        return worst_excess
+    if not finite:
+        diff, excess = math.inf, math.inf
+    else:
+        excess = diff / max(allowed, _TINY)
+        check.max_abs_err = max(check.max_abs_err, diff)
+        if max(abs(a), abs(numerical)) > atol_eff:
+            check.max_rel_err = max(check.max_rel_err,
+                                    diff / max(abs(a), abs(numerical), _TINY))
+    if not finite or diff > allowed:
+        check.failed += 1
+        check.failed_indices.append(index)
+        if not finite:
+            check.max_abs_err = check.max_rel_err = math.inf
+    if excess > worst_excess:
+        worst_excess = excess
+        check.worst_index = index
+        check.worst_analytic, check.worst_numerical = a, float(numerical)
+        check.worst_allowed = allowed
+    return worst_excess

@@ -77,7 +77,6 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
     """
     from harness.data.atomic import check_output_dir, staged_dir
     from harness.model.registry import make_backend
-    from harness.runtime.threads import limit_threads
 
     started = time.perf_counter()
     validate_settings(settings, data)
@@ -90,6 +89,27 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
     say = (lambda m: None) if quiet else (log or to_stderr)
     created = _dt.datetime.now().astimezone()
 
+    plan, drift_refused = _stage_plan(settings, data)
+
+    # staged: an interrupted or failed run leaves nothing behind, and a folder someone
+    # else filled meanwhile is kept (a ConfigError)
+    correctness_threads = settings.threads or 1
+    with staged_dir(out, force=force, keep_partial=False, what="report") as tmp:
+        run = _Run(settings, data, tmp, say, quiet)
+        results: dict[str, StageResult] = {}
+        for k, (key, label) in enumerate(plan, start=1):
+            results[key] = _run_stage(run, key, f"[{k}/{len(plan)}] {label}", settings,
+                                      say, correctness_threads)
+        say("writing the report ...")
+        machine = _machine(results.get("bench"), correctness_threads)
+        outcome = _write(tmp, out, data, settings, results, machine, created,
+                         started, command, drift_refused=drift_refused)
+    outcome.path = out
+    return outcome
+
+
+def _stage_plan(settings: ReportSettings, data) -> tuple[list[tuple[str, str]], str | None]:
+    """The stages to run, (key, label) in order; and why the drift run was refused, or None."""
     plan = [("equivalence", "equivalence check"), ("gradcheck", "gradient checks"),
             ("training", (f"training trajectories, {settings.spec.dtype}, "
                           f"{settings.epochs} epochs")),
@@ -105,35 +125,29 @@ def build_report(data, settings: ReportSettings, out: str | os.PathLike, *,
             plan = [p for p in plan if p[0] != "drift"]
     if settings.bench is None:
         plan = [p for p in plan if p[0] != "bench"]
+    return plan, drift_refused
 
-    # staged: an interrupted or failed run leaves nothing behind, and a folder someone
-    # else filled meanwhile is kept (a ConfigError)
-    correctness_threads = settings.threads or 1
-    with staged_dir(out, force=force, keep_partial=False, what="report") as tmp:
-        run = _Run(settings, data, tmp, say, quiet)
-        results: dict[str, StageResult] = {}
-        for k, (key, label) in enumerate(plan, start=1):
-            say(f"[{k}/{len(plan)}] {label} ...")
-            t0 = time.perf_counter()
-            if key == "bench":
-                stage = getattr(run, key)()
-            else:
-                with limit_threads(correctness_threads, backends=settings.backends):
-                    stage = getattr(run, key)()
-            stage.seconds = time.perf_counter() - t0
-            for v in stage.verdicts:
-                if v.seconds is None:
-                    v.seconds = stage.seconds
-            results[key] = stage
-            say(f"[{k}/{len(plan)}] {label}: "
-                f"{', '.join(_short(v) for v in stage.verdicts)} "
-                f"({stage.seconds:.1f} s)")
-        say("writing the report ...")
-        machine = _machine(results.get("bench"), correctness_threads)
-        outcome = _write(tmp, out, data, settings, results, machine, created,
-                         started, command, drift_refused=drift_refused)
-    outcome.path = out
-    return outcome
+
+def _run_stage(run: _Run, key: str, prefix: str, settings: ReportSettings, say,
+               correctness_threads: int) -> StageResult:
+    """Run one stage (the correctness stages under the thread limit), timed, with its lines."""
+    from harness.runtime.threads import limit_threads
+
+    say(f"{prefix} ...")
+    t0 = time.perf_counter()
+    if key == "bench":
+        stage = getattr(run, key)()
+    else:
+        with limit_threads(correctness_threads, backends=settings.backends):
+            stage = getattr(run, key)()
+    stage.seconds = time.perf_counter() - t0
+    for v in stage.verdicts:
+        if v.seconds is None:
+            v.seconds = stage.seconds
+    say(f"{prefix}: "
+        f"{', '.join(_short(v) for v in stage.verdicts)} "
+        f"({stage.seconds:.1f} s)")
+    return stage
 
 
 def _float32_refused(settings: ReportSettings, data) -> str | None:

@@ -279,12 +279,7 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
     store.check()
     if store.path.is_dir():
         store.compact()
-    existing = store.read()
-    done = existing
-    if retry_errors and len(existing):
-        done = existing[existing["status"] != "error"]
-    done_hashes = set(done["config_hash"])
-    todo = [c for c in plan.configs if c["config_hash"] not in done_hashes]
+    todo = _todo(plan, store, retry_errors)
     outcome = SweepOutcome(table=None, results=store.path, skipped=len(plan) - len(todo))
     if not todo:
         store.ensure()
@@ -292,19 +287,7 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
     else:
         with contextlib.ExitStack() as stack:
             if client is None:
-                from distributed import Client
-
-                if validate_executor(executor) == "local":
-                    cluster = stack.enter_context(start_local_cluster(n_workers))
-                    client = stack.enter_context(Client(cluster))
-                    client.run(_ignore_interrupts)
-                else:
-                    try:
-                        client = stack.enter_context(
-                            Client(executor, timeout=f"{connect_timeout:g}s"))
-                    except (OSError, TimeoutError) as exc:
-                        raise ConfigError(f"cannot reach the Dask scheduler at {executor}: "
-                                          f"{exc}") from None
+                client = _connect(stack, executor, n_workers, connect_timeout)
             threads = _prepare_workers(client, plan.settings.checks, connect_timeout)
             outcome.workers = len(client.nthreads())
             store.ensure()  # nothing is written until the cluster is ready
@@ -316,6 +299,34 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
     outcome.table = _ordered(store.read(), plan.hashes)
     outcome.elapsed_s = time.perf_counter() - t_start
     return outcome
+
+
+def _todo(plan: SweepPlan, store: ResultsStore, retry_errors: bool) -> list[dict]:
+    """The configurations of ``plan`` with no row in ``store`` yet (error rows count as none
+    with ``retry_errors``)."""
+    existing = store.read()
+    done = existing
+    if retry_errors and len(existing):
+        done = existing[existing["status"] != "error"]
+    done_hashes = set(done["config_hash"])
+    return [c for c in plan.configs if c["config_hash"] not in done_hashes]
+
+
+def _connect(stack, executor: str, n_workers: int | None, connect_timeout: float):
+    """A client of a new local cluster or of the scheduler at ``executor``, closed with
+    ``stack``."""
+    from distributed import Client
+
+    if validate_executor(executor) == "local":
+        cluster = stack.enter_context(start_local_cluster(n_workers))
+        client = stack.enter_context(Client(cluster))
+        client.run(_ignore_interrupts)
+        return client
+    try:
+        return stack.enter_context(Client(executor, timeout=f"{connect_timeout:g}s"))
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {executor}: "
+                          f"{exc}") from None
 
 
 def _execute(client, todo, store, outcome, *, progress, on_row, writer, window) -> None:

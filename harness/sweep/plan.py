@@ -392,22 +392,7 @@ def _parse_grid(grid: dict) -> _Factors:
         raise _fail("grid.dims", "and `grid.hidden` both given; give one: `hidden` (widths "
                                  "between the data's features and classes) or `dims`")
     datasets = _checked("dataset", _values(grid, "dataset"), _one_of(BUILTIN_DATASETS))
-    if "dims" in grid:
-        dims = _checked("dims", _values(grid, "dims"), _widths(False))
-        for i, d in enumerate(dims):
-            if len(d) < 2:
-                raise _fail(f"grid.dims[{i}]", f"needs at least two widths (features, "
-                                               f"classes), got {list(d)}")
-            for name in datasets:
-                _, n_feat, n_cls = _data_shape(name)
-                if d[0] != n_feat or d[-1] != n_cls:
-                    raise _fail(f"grid.dims[{i}]", f"{list(d)} does not fit dataset {name!r} "
-                                                   f"({n_feat} features, {n_cls} classes); give "
-                                                   f"`hidden` widths instead so that the ends "
-                                                   f"come from each data set")
-        net = ("dims", dims)
-    else:
-        net = ("hidden", _checked("hidden", _values(grid, "hidden"), _widths(True)))
+    net = _grid_net(grid, datasets)
 
     activations = _checked("activation", _values(grid, "activation"), _one_of(ACTIVATION_NAMES))
     dtypes = _checked("dtype", _values(grid, "dtype"), _one_of(DTYPE_NAMES))
@@ -460,6 +445,26 @@ def _parse_grid(grid: dict) -> _Factors:
         raise _fail("grid", f"expands to {factors.total} configurations, more than "
                             f"{MAX_CONFIGS}; use mode = \"random\" with `sweep.samples`")
     return factors
+
+
+def _grid_net(grid: dict, datasets: list) -> tuple[str, list]:
+    """The network factor of a grid: ``("dims", ...)``, each fitting every data set, or
+    ``("hidden", ...)`` widths."""
+    if "dims" in grid:
+        dims = _checked("dims", _values(grid, "dims"), _widths(False))
+        for i, d in enumerate(dims):
+            if len(d) < 2:
+                raise _fail(f"grid.dims[{i}]", f"needs at least two widths (features, "
+                                               f"classes), got {list(d)}")
+            for name in datasets:
+                _, n_feat, n_cls = _data_shape(name)
+                if d[0] != n_feat or d[-1] != n_cls:
+                    raise _fail(f"grid.dims[{i}]", f"{list(d)} does not fit dataset {name!r} "
+                                                   f"({n_feat} features, {n_cls} classes); give "
+                                                   f"`hidden` widths instead so that the ends "
+                                                   f"come from each data set")
+        return ("dims", dims)
+    return ("hidden", _checked("hidden", _values(grid, "hidden"), _widths(True)))
 
 
 def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, Any]:

@@ -307,6 +307,53 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
     NumericalError
         A training loss became NaN or inf.
     """
+    plan = _plan(backends, X, y, spec=spec, optimizer=optimizer, folds=folds,
+                 stratified=stratified, seed=seed, epochs=epochs, batch_size=batch_size,
+                 shuffle=shuffle, device=device, class_names=class_names,
+                 init_params=init_params, wrap=wrap, witnesses=witnesses)
+    return _run_folds(plan, quiet=quiet, on_fold=on_fold)
+
+
+@dataclass
+class _Plan:
+    """The checked arguments of :func:`cross_validate`, its folds and its config record."""
+
+    names: tuple[str, ...]
+    X: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    spec: ModelSpec
+    optimizer: OptimizerSpec
+    folds: int
+    seed: int
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    device: str
+    init_params: dict | None
+    wrap: Callable | None
+    witnesses: int
+    splits: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Tables:
+    """The rows :func:`cross_validate` collects, fold after fold."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    curve_rows: list[dict[str, Any]] = field(default_factory=list)
+    agreement_rows: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def report(self, plan: _Plan, k: int | None = None) -> CVReport:
+        """The report of folds 1..k (every fold when ``k`` is None)."""
+        splits = plan.splits if k is None else plan.splits[:k]
+        return _report(self.rows, self.agreement_rows, self.curve_rows, splits,
+                       self.predictions, plan.names, plan.class_names, plan.config, plan.y)
+
+
+def _check_names(backends) -> tuple[str, ...]:
     names = tuple(backends) if not isinstance(backends, str) else (backends,)
     if not names:
         raise ConfigError("`backends` must name at least one backend")
@@ -314,20 +361,39 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         validate_backend_name(name)
     if len(set(names)) != len(names):
         raise ConfigError(f"`backends` names a backend twice: {', '.join(names)}")
+    return names
+
+
+def _check_dims(spec: ModelSpec, n_features: int, n_classes: int) -> None:
+    if spec.dims[0] != n_features:
+        raise ConfigError(f"`spec.dims` must start with the number of features "
+                          f"({n_features}), got {spec.dims}")
+    if spec.dims[-1] != n_classes:
+        raise ConfigError(f"`spec.dims` must end with the number of classes "
+                          f"({n_classes}), got {spec.dims}")
+
+
+def _check_stratifiable(y: np.ndarray, class_names: list[str], folds: int) -> None:
+    counts = np.bincount(y, minlength=len(class_names))
+    k = int(np.argmin(counts))
+    if counts[k] < folds:
+        raise DataError(
+            f"class {class_names[k]!r} has {counts[k]} member{'s' if counts[k] != 1 else ''}"
+            f", fewer than the {folds} folds of stratified splitting; use fewer folds or "
+            f"unstratified splitting")
+
+
+def _plan(backends, X, y, *, spec, optimizer, folds, stratified, seed, epochs, batch_size,
+          shuffle, device, class_names, init_params, wrap, witnesses) -> _Plan:
+    """Check the arguments of :func:`cross_validate` (before any training); split the folds."""
+    names = _check_names(backends)
     if not isinstance(spec, ModelSpec):
         raise ConfigError(f"`spec` must be a ModelSpec, got {type(spec).__name__}")
     if not isinstance(optimizer, OptimizerSpec):
         raise ConfigError(f"`optimizer` must be an OptimizerSpec, got {type(optimizer).__name__}")
     X, y, class_names = _check_xy(X, y, class_names)
-    n = X.shape[0]
-    n_classes = len(class_names)
-    if spec.dims[0] != X.shape[1]:
-        raise ConfigError(f"`spec.dims` must start with the number of features "
-                          f"({X.shape[1]}), got {spec.dims}")
-    if spec.dims[-1] != n_classes:
-        raise ConfigError(f"`spec.dims` must end with the number of classes "
-                          f"({n_classes}), got {spec.dims}")
-    folds = check_int("folds", folds, 2, n, " (the number of samples)")
+    _check_dims(spec, X.shape[1], len(class_names))
+    folds = check_int("folds", folds, 2, X.shape[0], " (the number of samples)")
     epochs = check_int("epochs", epochs, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0)
@@ -338,110 +404,138 @@ def cross_validate(backends: Sequence[str], X, y, *, spec: ModelSpec,
         from harness.model.layout import validate_params
 
         init_params = validate_params(init_params, spec.dims, spec.np_dtype)
-    counts = np.bincount(y, minlength=n_classes)
     if stratified:
-        k = int(np.argmin(counts))
-        if counts[k] < folds:
-            raise DataError(
-                f"class {class_names[k]!r} has {counts[k]} member{'s' if counts[k] != 1 else ''}"
-                f", fewer than the {folds} folds of stratified splitting; use fewer folds or "
-                f"unstratified splitting")
+        _check_stratifiable(y, class_names, folds)
 
     from sklearn.model_selection import KFold, StratifiedKFold
 
     splitter = (StratifiedKFold if stratified else KFold)(
         n_splits=folds, shuffle=True, random_state=seed)
-    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)]
+    plan = _Plan(names, X, y, class_names, spec, optimizer, folds, seed, epochs, batch_size,
+                 shuffle, device, init_params, wrap, witnesses,
+                 splits=[(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(X, y)])
+    plan.config = _config(plan, stratified)
+    return plan
 
-    config = {
-        "backends": list(names), "n_samples": n, "n_features": int(X.shape[1]),
-        "n_classes": n_classes, "folds": folds,
+
+def _config(plan: _Plan, stratified: bool) -> dict[str, Any]:
+    """Everything needed to rerun the cross-validation (:attr:`CVReport.config`)."""
+    folds, seed = plan.folds, plan.seed
+    return {
+        "backends": list(plan.names), "n_samples": plan.X.shape[0],
+        "n_features": int(plan.X.shape[1]), "n_classes": len(plan.class_names), "folds": folds,
         "splitter": f"{'Stratified' if stratified else ''}KFold(n_splits={folds}, "
                     f"shuffle=True, random_state={seed})",
-        "stratified": stratified, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-        "shuffle": shuffle,
-        "model": spec.to_dict(), "optimizer": optimizer.to_dict(), "device": device,
+        "stratified": stratified, "seed": seed, "epochs": plan.epochs,
+        "batch_size": plan.batch_size, "shuffle": plan.shuffle,
+        "model": plan.spec.to_dict(), "optimizer": plan.optimizer.to_dict(),
+        "device": plan.device,
         "standardisation": "per fold, with the fold's training part's mean and scale",
-        "initialisation": "seeded" if init_params is None else "given parameters",
+        "initialisation": "seeded" if plan.init_params is None else "given parameters",
     }
 
+
+
+def _run_folds(plan: _Plan, *, quiet: bool, on_fold) -> CVReport:
+    """Every fold in turn, under one progress bar; ``on_fold`` after each."""
     from harness.runtime.console import progress
 
-    dtype = spec.np_dtype
-    rows: list[dict[str, Any]] = []
-    curve_rows: list[dict[str, Any]] = []
-    agreement_rows: list[dict[str, Any]] = []
-    predictions: list[dict[str, np.ndarray]] = []
-    bar = progress(total=folds * epochs, desc="cv", quiet=quiet)
+    tables = _Tables()
+    bar = progress(total=plan.folds * plan.epochs, desc="cv", quiet=quiet)
     try:
-        for k, (tr, va) in enumerate(splits, start=1):
-            bar.set_description(f"cv fold {k}/{folds}")
-            mean, scale = fit_standardizer(X[tr])
-            X_tr = ((X[tr] - mean) / scale).astype(dtype)
-            X_va = ((X[va] - mean) / scale).astype(dtype)
-            y_tr, y_va = y[tr], y[va]
-
-            models = {name: make_backend(name, spec, optimizer, device=device)
-                      for name in names}
-            if wrap is not None:  # e.g. a guard that turns a plug-in's raise into a finding
-                models = {name: wrap(name, m) for name, m in models.items()}
-            first = models[names[0]]
-            if init_params is not None:
-                first.set_params(init_params)
-            for name in names[1:]:
-                copy_params(first, models[name])
-
-            timed = {name: _Timed(model) for name, model in models.items()}
-            witnessing = {}
-            for i in range(1, witnesses + 1):  # the first backend, rounding otherwise
-                model = make_backend(names[0], spec, optimizer, device=device)
-                witness = Witness(wrap(names[0], model) if wrap is not None else model,
-                                  seed=seed * 1000 + k * 10 + i)
-                witness.start(first.get_params())
-                witnessing[f"{names[0]} (witness {i})"] = witness
-
-            def on_epoch(epoch, step, metrics, k=k):
-                for name, m in metrics.items():
-                    curve_rows.append({
-                        "fold": k, "backend": name, "epoch": epoch,
-                        "epoch_loss": m["epoch_loss"], "train_loss": m["train_loss"],
-                        "train_acc": m["train_accuracy"], "val_loss": m["val_loss"],
-                        "val_acc": m["val_accuracy"]})
-                bar.update(1)
-
-            log = train_side_by_side(timed, X_tr, y_tr, epochs=epochs,
-                                     batch_size=min(batch_size, len(tr)), seed=spec.seed + k,
-                                     shuffle=shuffle, X_val=X_va, y_val=y_va,
-                                     on_epoch=on_epoch, followers=witnessing)
-            if log.error is not None:
-                err = log.error
-                raise NumericalError(f"fold {k} of {folds}: {err}", step=err.step,
-                                     backend=err.backend)
-            seconds = {name: t.seconds for name, t in timed.items()}
-
-            preds = {}
-            for name, model in models.items():
-                row = _score(model, X_tr, y_tr, X_va, y_va)
-                preds[name] = row.pop("val_pred")
-                rows.append({"fold": k, "backend": name, "n_train": len(tr), "n_val": len(va),
-                             **row, "train_time_s": seconds[name]})
-            predictions.append(preds)
-            stacked = np.stack([preds[name] for name in names])
-            identical = int(np.all(stacked == stacked[0], axis=0).sum())
-            accs = [r["val_acc"] for r in rows[-len(names):]]
-            witnessed = min((int((np.argmax(w.forward(X_va), axis=1) == preds[names[0]]).sum())
-                             for w in witnessing.values()), default=None)
-            agreement_rows.append({"fold": k, "n_val": len(va), "n_identical": identical,
-                                   "agreement": identical / len(va),
-                                   "val_acc_diff": max(accs) - min(accs),
-                                   "n_witness_identical": witnessed})
+        for k, (tr, va) in enumerate(plan.splits, start=1):
+            bar.set_description(f"cv fold {k}/{plan.folds}")
+            _run_fold(plan, k, tr, va, tables, bar)
             if on_fold is not None:
-                on_fold(k, _report(rows, agreement_rows, curve_rows, splits[:k], predictions,
-                                   names, class_names, config, y))
+                on_fold(k, tables.report(plan, k))
     finally:
         bar.close()
-    return _report(rows, agreement_rows, curve_rows, splits, predictions, names, class_names,
-                   config, y)
+    return tables.report(plan)
+
+
+def _fold_models(plan: _Plan) -> dict[str, Any]:
+    """Fresh models of every backend, all starting from the first one's parameters."""
+    names = plan.names
+    models = {name: make_backend(name, plan.spec, plan.optimizer, device=plan.device)
+              for name in names}
+    if plan.wrap is not None:  # e.g. a guard that turns a plug-in's raise into a finding
+        models = {name: plan.wrap(name, m) for name, m in models.items()}
+    first = models[names[0]]
+    if plan.init_params is not None:
+        first.set_params(plan.init_params)
+    for name in names[1:]:
+        copy_params(first, models[name])
+    return models
+
+
+def _fold_witnesses(plan: _Plan, k: int, first) -> dict[str, Witness]:
+    """The witnesses of fold ``k``: the first backend, rounding otherwise."""
+    witnessing = {}
+    name = plan.names[0]
+    for i in range(1, plan.witnesses + 1):
+        model = make_backend(name, plan.spec, plan.optimizer, device=plan.device)
+        witness = Witness(plan.wrap(name, model) if plan.wrap is not None else model,
+                          seed=plan.seed * 1000 + k * 10 + i)
+        witness.start(first.get_params())
+        witnessing[f"{name} (witness {i})"] = witness
+    return witnessing
+
+
+def _run_fold(plan: _Plan, k: int, tr: np.ndarray, va: np.ndarray, tables: _Tables,
+              bar) -> None:
+    """Standardise fold ``k``, train every backend on it in lockstep, score them."""
+    mean, scale = fit_standardizer(plan.X[tr])
+    dtype = plan.spec.np_dtype
+    X_tr = ((plan.X[tr] - mean) / scale).astype(dtype)
+    X_va = ((plan.X[va] - mean) / scale).astype(dtype)
+    y_tr, y_va = plan.y[tr], plan.y[va]
+
+    models = _fold_models(plan)
+    timed = {name: _Timed(model) for name, model in models.items()}
+    witnessing = _fold_witnesses(plan, k, models[plan.names[0]])
+
+    def on_epoch(epoch, step, metrics):
+        for name, m in metrics.items():
+            tables.curve_rows.append({
+                "fold": k, "backend": name, "epoch": epoch,
+                "epoch_loss": m["epoch_loss"], "train_loss": m["train_loss"],
+                "train_acc": m["train_accuracy"], "val_loss": m["val_loss"],
+                "val_acc": m["val_accuracy"]})
+        bar.update(1)
+
+    log = train_side_by_side(timed, X_tr, y_tr, epochs=plan.epochs,
+                             batch_size=min(plan.batch_size, len(tr)), seed=plan.spec.seed + k,
+                             shuffle=plan.shuffle, X_val=X_va, y_val=y_va,
+                             on_epoch=on_epoch, followers=witnessing)
+    if log.error is not None:
+        err = log.error
+        raise NumericalError(f"fold {k} of {plan.folds}: {err}", step=err.step,
+                             backend=err.backend)
+    seconds = {name: t.seconds for name, t in timed.items()}
+    _score_fold(plan, k, models, seconds, witnessing, (X_tr, y_tr, X_va, y_va), tables)
+
+
+def _score_fold(plan: _Plan, k: int, models: dict, seconds: dict[str, float],
+                witnessing: dict[str, Witness], data, tables: _Tables) -> None:
+    """Score fold ``k``'s trained models; append its table, prediction and agreement rows."""
+    X_tr, y_tr, X_va, y_va = data
+    names = plan.names
+    preds = {}
+    for name, model in models.items():
+        row = _score(model, X_tr, y_tr, X_va, y_va)
+        preds[name] = row.pop("val_pred")
+        tables.rows.append({"fold": k, "backend": name, "n_train": len(y_tr),
+                            "n_val": len(y_va), **row, "train_time_s": seconds[name]})
+    tables.predictions.append(preds)
+    stacked = np.stack([preds[name] for name in names])
+    identical = int(np.all(stacked == stacked[0], axis=0).sum())
+    accs = [r["val_acc"] for r in tables.rows[-len(names):]]
+    witnessed = min((int((np.argmax(w.forward(X_va), axis=1) == preds[names[0]]).sum())
+                     for w in witnessing.values()), default=None)
+    tables.agreement_rows.append({"fold": k, "n_val": len(y_va), "n_identical": identical,
+                                  "agreement": identical / len(y_va),
+                                  "val_acc_diff": max(accs) - min(accs),
+                                  "n_witness_identical": witnessed})
 
 
 def _report(rows, agreement_rows, curve_rows, splits, predictions, names, class_names,

@@ -255,6 +255,34 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     ConfigError
         Bad arguments or data, before any training.
     """
+    X, y, val, batch_size, seed = _checked_run(models, X, y, X_val, y_val, epochs=epochs,
+                                               batch_size=batch_size, shuffle=shuffle,
+                                               seed=seed)
+    log = TrainingLog(list(models), int(epochs), batch_size)
+    followers = dict(followers or {})
+    xs, xs_val = _inputs(models, followers, X, val)
+    step = 0
+    for epoch in range(1, int(epochs) + 1):
+        loss_sum = dict.fromkeys(models, 0.0)
+        for idx in iterate_batches(len(X), batch_size, epoch=epoch - 1, seed=seed,
+                                   shuffle=bool(shuffle)):
+            step += 1
+            losses = _lockstep(models, followers, xs, y, idx, step, epoch, log, on_step)
+            bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
+            if bad:
+                log.error = _nonfinite_error(step, epoch, bad, losses)
+                return log
+            for name, loss in losses.items():
+                loss_sum[name] += loss * len(idx)
+        metrics = _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log, step, epoch)
+        log.epochs_done = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, step, metrics)
+    return log
+
+
+def _checked_run(models, X, y, X_val, y_val, *, epochs, batch_size, shuffle, seed):
+    """The checked data, validation set, batch size and seed of :func:`train_side_by_side`."""
     dims = _check_models(models)
     X, y = validate_batch(X, y, dims)
     val = _validation_set(X_val, y_val, dims)
@@ -262,51 +290,51 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     if not isinstance(shuffle, (bool, np.bool_)):
         raise ConfigError(f"`shuffle` must be True or False, got {shuffle!r}")
     seed = check_int("seed", seed, 0)
-    log = TrainingLog(list(models), int(epochs), batch_size)
-    followers = dict(followers or {})
+    return X, y, val, batch_size, seed
+
+
+def _inputs(models, followers, X, val) -> tuple[dict, dict]:
+    """The training (and validation) inputs cast to each model's dtype."""
     xs = {name: X.astype(model_dtype(m), copy=False)
           for name, m in {**models, **followers}.items()}
     xs_val = {name: val[0].astype(model_dtype(m), copy=False)
               for name, m in models.items()} if val is not None else {}
-    step = 0
-    for epoch in range(1, int(epochs) + 1):
-        loss_sum = dict.fromkeys(models, 0.0)
-        for idx in iterate_batches(len(X), batch_size, epoch=epoch - 1, seed=seed,
-                                   shuffle=bool(shuffle)):
-            step += 1
-            losses = {}
-            for name, model in models.items():
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    losses[name] = float(model.train_step(xs[name][idx], y[idx]))
-                log.add(step, epoch, name, "loss", losses[name])
-            log.steps_done = step
-            followed = {}
-            for name, model in followers.items():
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    followed[name] = float(model.train_step(xs[name][idx], y[idx]))
-            if on_step is not None:
-                on_step(step, epoch, {**losses, **followed})
-            bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
-            if bad:
-                log.error = _nonfinite_error(step, epoch, bad, losses)
-                return log
-            for name, loss in losses.items():
-                loss_sum[name] += loss * len(idx)
-        metrics: dict[str, dict[str, float]] = {}
-        for name, model in models.items():
-            train_eval = evaluate(model, xs[name], y)
-            m = {"epoch_loss": loss_sum[name] / len(X), "train_loss": train_eval["loss"],
-                 "train_accuracy": train_eval["accuracy"]}
-            if val is not None:
-                val_eval = evaluate(model, xs_val[name], val[1])
-                m.update(val_loss=val_eval["loss"], val_accuracy=val_eval["accuracy"])
-            for quantity, value in m.items():
-                log.add(step, epoch, name, quantity, value)
-            metrics[name] = m
-        log.epochs_done = epoch
-        if on_epoch is not None:
-            on_epoch(epoch, step, metrics)
-    return log
+    return xs, xs_val
+
+
+def _lockstep(models, followers, xs, y, idx, step: int, epoch: int, log: TrainingLog,
+              on_step) -> dict[str, float]:
+    """One ``train_step`` of every model and follower on batch ``idx``; the models' losses."""
+    losses = {}
+    for name, model in models.items():
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            losses[name] = float(model.train_step(xs[name][idx], y[idx]))
+        log.add(step, epoch, name, "loss", losses[name])
+    log.steps_done = step
+    followed = {}
+    for name, model in followers.items():
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            followed[name] = float(model.train_step(xs[name][idx], y[idx]))
+    if on_step is not None:
+        on_step(step, epoch, {**losses, **followed})
+    return losses
+
+
+def _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log: TrainingLog, step: int,
+                   epoch: int) -> dict[str, dict[str, float]]:
+    """Every model evaluated after an epoch, recorded in ``log`` and returned."""
+    metrics: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        train_eval = evaluate(model, xs[name], y)
+        m = {"epoch_loss": loss_sum[name] / len(y), "train_loss": train_eval["loss"],
+             "train_accuracy": train_eval["accuracy"]}
+        if val is not None:
+            val_eval = evaluate(model, xs_val[name], val[1])
+            m.update(val_loss=val_eval["loss"], val_accuracy=val_eval["accuracy"])
+        for quantity, value in m.items():
+            log.add(step, epoch, name, quantity, value)
+        metrics[name] = m
+    return metrics
 
 
 def _nonfinite_error(step: int, epoch: int, bad: list[str], losses: dict) -> NumericalError:
@@ -422,8 +450,40 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
     ConfigError
         Bad arguments, before any training.
     """
-    from harness.model.transfer import copy_params
+    s = _trajectory_setup(reference, candidate, X, y, X_val=X_val, y_val=y_val,
+                          epochs=epochs, batch_size=batch_size, seed=seed, rtol=rtol,
+                          atol=atol, growth_steps=growth_steps, arbiter=arbiter,
+                          reference_name=reference_name, candidate_name=candidate_name)
+    followers = _start_followers(s, reference, candidate, arbiter, witnesses, seed)
+    return _train_and_judge(s, reference, candidate, arbiter, followers, X, y, X_val=X_val,
+                            y_val=y_val, epochs=epochs, batch_size=batch_size, seed=seed,
+                            shuffle=shuffle, on_epoch=on_epoch)
 
+
+@dataclass
+class _TrajectorySetup:
+    """The checked arguments of :func:`compare_training`."""
+
+    models: dict[str, Any]
+    dims: tuple[int, ...]
+    dtype: Any
+    rtol: float
+    atol: float
+    growth_steps: float | None
+    use_arbiter: bool
+    arbiter_name: str
+    reference_name: str
+    candidate_name: str
+
+    @property
+    def tol(self) -> dict[str, Any]:
+        return {"rtol": self.rtol, "atol": self.atol, "growth_steps": self.growth_steps}
+
+
+def _trajectory_setup(reference, candidate, X, y, *, X_val, y_val, epochs, batch_size, seed,
+                      rtol, atol, growth_steps, arbiter, reference_name,
+                      candidate_name) -> _TrajectorySetup:
+    """Check the arguments of :func:`compare_training`, before any training."""
     if reference_name == candidate_name:
         raise ConfigError(f"`reference_name` and `candidate_name` must differ, both are "
                           f"{reference_name!r}")
@@ -439,7 +499,6 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
         raise ConfigError(f"`growth_steps` must be a number > 0 or None, got {growth_steps!r}")
     dtype = dtype_for_tolerances(reference, candidate)
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
-    tol = {"rtol": rtol, "atol": atol, "growth_steps": growth_steps}
 
     use_arbiter = arbiter is not None and np.dtype(dtype) != np.float64
     arbiter_name = f"{reference_name} (float64 arbiter)"
@@ -452,36 +511,52 @@ def compare_training(reference, candidate, X, y, *, epochs: int, batch_size: int
                               f"{model_dtype(arbiter).name}")
         if arbiter_name == candidate_name:
             raise ConfigError(f"`candidate_name` {candidate_name!r} is the arbiter's label")
+    return _TrajectorySetup(models, dims, dtype, rtol, atol, growth_steps, use_arbiter,
+                            arbiter_name, reference_name, candidate_name)
+
+
+def _start_followers(s: _TrajectorySetup, reference, candidate, arbiter, witnesses,
+                     seed) -> dict[str, Witness]:
+    """Give the candidate (and the arbiter, up-cast) the reference's parameters; start the
+    witnesses one roundoff unit away from them."""
+    from harness.model.transfer import copy_params
 
     copy_params(reference, candidate)
     followers = {}
-    if use_arbiter:
+    if s.use_arbiter:
         arbiter.set_params({k: np.asarray(v, dtype=np.float64)
                             for k, v in reference.get_params().items()})
-        models[arbiter_name] = arbiter
+        s.models[s.arbiter_name] = arbiter
     for i, model in enumerate(witnesses, 1):
-        if tuple(getattr(model, "dims", ())) != tuple(dims) or (
+        if tuple(getattr(model, "dims", ())) != tuple(s.dims) or (
                 model_dtype(model) != model_dtype(reference)):
             raise ConfigError(f"witness {i} must be built like the reference "
-                              f"({tuple(dims)}, {model_dtype(reference).name})")
+                              f"({tuple(s.dims)}, {model_dtype(reference).name})")
         witness = Witness(model, seed=int(seed) * 1000 + i)
         witness.start(reference.get_params())
-        followers[f"{reference_name} (witness {i})"] = witness
+        followers[f"{s.reference_name} (witness {i})"] = witness
+    return followers
+
+
+def _train_and_judge(s: _TrajectorySetup, reference, candidate, arbiter, followers, X, y, *,
+                     X_val, y_val, epochs, batch_size, seed, shuffle,
+                     on_epoch) -> TrajectoryReport:
+    """Train the models in lockstep, judging every step; the report."""
     n_param_entries = sum(int(np.size(v)) for v in reference.get_params().values())
-    judge = TrajectoryJudge(reference, candidate, reference_name=reference_name,
-                            candidate_name=candidate_name, tol=tol,
-                            arbiter=arbiter if use_arbiter else None,
-                            arbiter_name=arbiter_name, witnesses=followers,
+    judge = TrajectoryJudge(reference, candidate, reference_name=s.reference_name,
+                            candidate_name=s.candidate_name, tol=s.tol,
+                            arbiter=arbiter if s.use_arbiter else None,
+                            arbiter_name=s.arbiter_name, witnesses=followers,
                             on_epoch=on_epoch)
-    log = train_side_by_side(models, X, y, epochs=epochs, batch_size=batch_size, seed=seed,
+    log = train_side_by_side(s.models, X, y, epochs=epochs, batch_size=batch_size, seed=seed,
                              shuffle=shuffle, X_val=X_val, y_val=y_val, on_step=judge.on_step,
                              on_epoch=judge.after_epoch, followers=followers)
     history = history_frame(log.rows + judge.rows).sort_values("step", kind="stable")
     return TrajectoryReport(
-        history=history.reset_index(drop=True), reference=reference_name,
-        candidate=candidate_name, dtype=np.dtype(dtype).name, rtol=rtol, atol=atol,
-        growth_steps=None if use_arbiter else growth_steps, epochs=int(epochs),
+        history=history.reset_index(drop=True), reference=s.reference_name,
+        candidate=s.candidate_name, dtype=np.dtype(s.dtype).name, rtol=s.rtol, atol=s.atol,
+        growth_steps=None if s.use_arbiter else s.growth_steps, epochs=int(epochs),
         epochs_done=log.epochs_done, steps=log.steps_done, batch_size=log.batch_size,
         seed=int(seed), shuffle=bool(shuffle), first_divergence=judge.first,
-        error=log.error, arbiter=use_arbiter, n_param_entries=n_param_entries,
+        error=log.error, arbiter=s.use_arbiter, n_param_entries=n_param_entries,
         witnesses=len(followers), spread=judge.spread, amplified_step=judge.amplified_step)
