@@ -23,7 +23,7 @@ _EXPORTS = {
     "DEFAULT_TOLERANCES": "harness.compare.equivalence",
     "locate_divergence": "harness.diagnose.localize",
     "gradcheck": "harness.gradients.finite_diff",
-    "GradcheckReport": "harness.gradients.finite_diff",
+    "GradcheckReport": "harness.gradients.gradcheck_report",
     "compare_with_autograd": "harness.gradients.autograd",
     "torch_gradcheck": "harness.gradients.autograd",
     "compare_training": "harness.training.side_by_side",

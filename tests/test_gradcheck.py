@@ -12,7 +12,8 @@ import pytest
 from harness import ModelSpec, make_backend
 from harness.cli import main
 from harness.errors import ConfigError, ProtocolError
-from harness.gradients.finite_diff import GRADCHECK_DEFAULTS, GradcheckReport, gradcheck
+from harness.gradients.finite_diff import GRADCHECK_DEFAULTS, gradcheck
+from harness.gradients.gradcheck_report import GradcheckReport
 from tests.broken_backends import GradTimesN, HookedMLP, Opaque
 
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "leaky_relu", "gelu"]

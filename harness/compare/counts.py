@@ -1,7 +1,8 @@
 """What the check reports share in their summaries: totals, the counts line, the dict head.
 
 Every report (:class:`harness.compare.equivalence.EquivalenceReport`,
-:class:`harness.gradients.finite_diff.GradcheckReport`, :class:`harness.training.trajectory.TrajectoryReport`)
+:class:`harness.gradients.gradcheck_report.GradcheckReport`,
+:class:`harness.training.trajectory.TrajectoryReport`)
 ends its text with one counts line, e.g. ``"12 of 12 quantities agree, 1,230 entries
 compared, 0 excused"``; :func:`format_counts` writes it. :func:`total` declares a count
 that sums one attribute over the report's rows, and :func:`pair_fields` gives the
