@@ -164,6 +164,11 @@ def test_kinks_do_not_hide_a_wrong_gradient_in_an_opaque_class(batch):
     assert [p.name for p in report.params if p.verdict == "FAIL"] == ["W1"]
     w1 = report.params[2]
     assert w1.failed > 0.8 * w1.checked and w1.kinks == 0
+    # every entry checked is verified, failed or skipped, once: the counts add up
+    assert w1.verified == w1.checked - w1.failed
+    assert report.n_verified + report.n_failed + report.n_skipped == report.n_checked
+    assert report.n_verified == sum(p.checked - p.failed - p.kinks for p in report.params)
+    assert f"{report.n_verified:,} verified, {report.n_failed:,} failed" in report.counts_line
     assert "W1: " in str(report) and "analytic" in report.first_failure.message
 
 

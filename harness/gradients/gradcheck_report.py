@@ -45,8 +45,8 @@ class ParamCheck:
 
     @property
     def verified(self) -> int:
-        """Entries checked and not skipped as kinks."""
-        return self.checked - self.kinks
+        """Entries checked that agree: neither skipped as kinks nor failed."""
+        return self.checked - self.kinks - self.failed
 
     @property
     def verdict(self) -> str:
@@ -124,13 +124,14 @@ class GradcheckReport:
     def n_params(self) -> int:
         return len(self.params)
 
-    n_checked = total("params", "checked", "Entries checked (verified or skipped).")
+    n_checked = total("params", "checked", "Entries checked (verified, failed or skipped).")
     n_skipped = total("params", "kinks", "Entries skipped at kinks.")
     n_failed = total("params", "failed", "Entries that differ.")
 
     @property
     def n_verified(self) -> int:
-        return self.n_checked - self.n_skipped
+        """Entries checked that agree: ``n_checked = n_verified + n_failed + n_skipped``."""
+        return self.n_checked - self.n_skipped - self.n_failed
 
     @property
     def n_excused(self) -> int:
