@@ -139,3 +139,27 @@ def softmax_cross_entropy_t(logits_t: np.ndarray, y: np.ndarray, row_max: np.nda
     np.divide(logits_t, row_sum, out=logits_t)  # softmax / N
     flat[flat_index] -= 1.0 / scale  # minus onehot / N
     return loss
+
+
+def add_l2(loss: float, grads: dict[str, np.ndarray], params: dict[str, np.ndarray],
+           l2: float, l2_on: str = "all") -> float:
+    """``loss`` plus the L2 term ``0.5 * l2 * sum ||p||^2``; adds ``l2 * p`` to ``grads``.
+
+    The weight decay of a model that puts it in the loss. ``l2_on`` is "all" (every
+    parameter) or "weights" (the ``W{i}`` only).
+
+    Parameters
+    ----------
+    loss : float
+    grads, params : dict of ndarray, the same names and shapes; ``grads`` changes in place
+    l2 : float
+    l2_on : {"all", "weights"}
+    """
+    if not l2:
+        return loss
+    total = 0.0
+    for name, p in params.items():
+        if l2_on == "all" or name.startswith("W"):
+            total += float(np.vdot(p, p))  # sum ||p||^2
+            grads[name] += l2 * p  # d/dp 0.5 l2 ||p||^2 = l2 p
+    return loss + 0.5 * l2 * total

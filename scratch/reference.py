@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch.activations import ACTIVATIONS
-from scratch.losses import cross_entropy_grad
+from scratch.losses import add_l2, cross_entropy_grad
 from scratch.optimizers import SGD
 from scratch.params import param_shapes, validate_params
 
@@ -106,14 +106,7 @@ class ReferenceMLP:
 
     def _add_l2(self, loss: float, grads: dict[str, np.ndarray]) -> float:
         """``loss`` plus the L2 term of ``l2``; adds ``l2 * p`` to ``grads`` in place."""
-        if not self.l2:
-            return loss
-        total = 0.0
-        for name, p in self.params.items():
-            if self.l2_on == "all" or name.startswith("W"):
-                total += float(np.vdot(p, p))  # sum ||p||^2
-                grads[name] += self.l2 * p
-        return loss + 0.5 * self.l2 * total
+        return add_l2(loss, grads, self.params, self.l2, self.l2_on)
 
     # ----------------------------------------------------------------- parameters
     def get_params(self) -> dict[str, np.ndarray]:

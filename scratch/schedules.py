@@ -17,10 +17,6 @@ import math
 
 import numpy as np
 
-#: the schedules by name (``none`` keeps the rate)
-SCHEDULE_NAMES = ("none", "step", "inverse_time", "cosine", "exponential")
-
-
 class Constant:
     """lr(t) = lr."""
 
@@ -80,20 +76,26 @@ class CosineAnnealingLR(Constant):
                 * (lr - eta_min) + eta_min)
 
 
-def make_schedule(name: str, lr: float, *, step_size: int = 1, gamma: float = 0.1,
-                  decay: float = 0.0, t_max: int = 1, eta_min: float = 0.0, **_ignored):
-    """The schedule ``name`` (one of :data:`SCHEDULE_NAMES`) from the base rate ``lr``."""
-    if name == "none":
-        return Constant(lr)
-    if name == "step":
-        return StepLR(lr, step_size, gamma)
-    if name == "exponential":
-        return ExponentialLR(lr, gamma)
-    if name == "inverse_time":
-        return InverseTime(lr, decay)
-    if name == "cosine":
-        return CosineAnnealingLR(lr, t_max, eta_min)
-    raise ValueError(f"unknown lr_schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+#: each schedule's class and the options it takes, by name
+SCHEDULES = {
+    "none": (Constant, ()),
+    "step": (StepLR, ("step_size", "gamma")),
+    "inverse_time": (InverseTime, ("decay",)),
+    "cosine": (CosineAnnealingLR, ("t_max", "eta_min")),
+    "exponential": (ExponentialLR, ("gamma",)),
+}
+
+
+def make_schedule(name: str, lr: float, **options):
+    """The schedule ``name`` (a key of :data:`SCHEDULES`) from the base rate ``lr``.
+
+    ``options`` may hold any schedule's parameters (step_size, gamma, decay, t_max,
+    eta_min); those the schedule does not take are ignored.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    cls, takes = SCHEDULES[name]
+    return cls(lr, **{k: options[k] for k in takes if k in options})
 
 
 def clip_grad_norm_(grads: dict[str, np.ndarray], max_norm: float) -> float:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from scratch.layers import Activation, BatchNorm, Dropout, LayerNorm, Linear
-from scratch.losses import cross_entropy_grad
+from scratch.losses import add_l2, cross_entropy_grad
 from scratch.optimizers import SGD
 
 ACTIVATION_LAYERS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
@@ -212,22 +212,12 @@ class Sequential:
             grads.update(layer.grads)
         return douts, {k: grads[k] for k in self.params}, d
 
-    def _add_l2(self, loss: float, grads: dict[str, np.ndarray]) -> float:
-        """``loss`` plus ``0.5 * l2 * sum ||p||^2``; adds ``l2 * p`` to ``grads`` in place."""
-        if not self.l2:
-            return loss
-        total = 0.0
-        for name, p in self.params.items():
-            if self.l2_on == "all" or name.startswith("W"):
-                total += float(np.vdot(p, p))
-                grads[name] += self.l2 * p
-        return loss + 0.5 * self.l2 * total
-
     def _training_pass(self, x, y):
         outs = self._forward(x, train=True)
         loss, dlogits = cross_entropy_grad(outs[-1], np.asarray(y), self.loss_reduction)
         douts, grads, dinput = self._backward(dlogits)
-        return self._add_l2(loss, grads), grads, outs, douts, dinput
+        loss = add_l2(loss, grads, self.params, self.l2, self.l2_on)
+        return loss, grads, outs, douts, dinput
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Evaluation: logits (N, C) with the running statistics and no dropout."""

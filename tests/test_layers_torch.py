@@ -106,6 +106,34 @@ def test_buffers_after_5_and_params_after_20_steps(spec, opt, digits):
     np.testing.assert_allclose(ours.forward(x), theirs.forward(x), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("recipe", [
+    dict(lr_schedule="cosine", t_max=8, clip_grad_norm=0.5),
+    dict(lr_schedule="step", step_size=3, gamma=0.5, clip_grad_value=0.01),
+])
+def test_schedules_and_clipping_step_the_layer_networks_alike(recipe, digits):
+    """The layer networks take the optimizer's schedule and clipping on both sides."""
+    from harness.model.specs import OptimizerSpec
+    from scratch.optimizers import make_optimizer
+
+    x, y = digits
+    spec = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9, **recipe)
+    plain = resolve(NET_A, 64, 10).plain()
+    ours = Sequential(plain, seed=0, optimizer=make_optimizer(**spec.to_dict()))
+    theirs = TorchSequential(plain, seed=0, optimizer=spec)
+    theirs.set_params(ours.get_params())
+    plain_sgd = Sequential(plain, seed=0, optimizer=SGD(lr=0.1, momentum=0.9))
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        masks = _masks(ours, len(x), rng)
+        _hand(masks, ours, theirs, plain_sgd)
+        np.testing.assert_allclose(ours.train_step(x, y), theirs.train_step(x, y), rtol=1e-10)
+        plain_sgd.train_step(x, y)
+    for name, value in ours.get_params().items():
+        np.testing.assert_allclose(value, theirs.get_params()[name], rtol=1e-9, atol=1e-11)
+    # and the recipe acts: without it the parameters are elsewhere
+    assert not np.allclose(ours.get_params()["W0"], plain_sgd.get_params()["W0"])
+
+
 @pytest.mark.parametrize("conventions", [
     {}, {"running_var": "biased"}, {"momentum": 0.9, "momentum_convention": "cs231n"},
     {"momentum": 0.7, "momentum_convention": "cs231n", "running_var": "biased", "eps": 1e-3}])

@@ -152,6 +152,24 @@ def build_torch_optimizer(spec, params) -> torch.optim.Optimizer:
     return build(spec, groups)
 
 
+def _inverse_time(optimizer, spec):
+    decay = spec.decay
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
+
+
+_sched = torch.optim.lr_scheduler
+#: torch's scheduler for each ``lr_schedule`` name, built from an optimizer and a spec
+TORCH_SCHEDULES = {
+    "none": lambda optimizer, spec: None,
+    "step": lambda optimizer, spec: _sched.StepLR(optimizer, step_size=spec.step_size,
+                                                  gamma=spec.gamma),
+    "exponential": lambda optimizer, spec: _sched.ExponentialLR(optimizer, gamma=spec.gamma),
+    "cosine": lambda optimizer, spec: _sched.CosineAnnealingLR(optimizer, T_max=spec.t_max,
+                                                               eta_min=spec.eta_min),
+    "inverse_time": _inverse_time,
+}
+
+
 def build_torch_scheduler(spec, optimizer):
     """torch.optim.lr_scheduler for ``spec.lr_schedule`` (None for "none" or no such field).
 
@@ -160,26 +178,23 @@ def build_torch_scheduler(spec, optimizer):
     Stepped after every optimizer step, so step t (1-based) uses lr(t - 1).
     """
     name = getattr(spec, "lr_schedule", "none")
-    sched = torch.optim.lr_scheduler
-    if name == "none":
-        return None
-    if name == "step":
-        return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
-    if name == "exponential":
-        return sched.ExponentialLR(optimizer, gamma=spec.gamma)
-    if name == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=spec.t_max, eta_min=spec.eta_min)
-    if name == "inverse_time":
-        decay = spec.decay
-        return sched.LambdaLR(optimizer, lambda t: 1.0 / (1.0 + decay * t))
-    raise ValueError(f"unknown lr_schedule {name!r}; choose one of none, step, "
-                     f"inverse_time, cosine, exponential")
+    build = TORCH_SCHEDULES.get(name)
+    if build is None:
+        raise ValueError(f"unknown lr_schedule {name!r}; choose one of "
+                         f"{', '.join(TORCH_SCHEDULES)}")
+    return build(optimizer, spec)
 
 
 def clip_gradients(spec, params) -> None:
-    """torch.nn.utils.clip_grad_value_ then clip_grad_norm_, where ``spec`` sets them."""
+    """torch.nn.utils.clip_grad_value_ then clip_grad_norm_, where ``spec`` sets them.
+
+    ``params`` is an iterable of parameters, read only when ``spec`` clips.
+    """
     value = getattr(spec, "clip_grad_value", None)
     norm = getattr(spec, "clip_grad_norm", None)
+    if value is None and norm is None:
+        return
+    params = list(params)
     if value is not None:
         torch.nn.utils.clip_grad_value_(params, value)
     if norm is not None:
@@ -289,7 +304,7 @@ class TorchClassifier:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(self.module(self._x(x)), y)
         loss.backward()
-        clip_gradients(self.optimizer_spec, list(self.module.parameters()))
+        clip_gradients(self.optimizer_spec, self.module.parameters())
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()

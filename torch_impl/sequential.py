@@ -32,6 +32,7 @@ from torch import nn
 from torch_impl.layout import (batchnorm_buffers_to_canonical, canonical_to_batchnorm_buffers,
                                canonical_to_modules, modules_to_canonical)
 from torch_impl.model import (LEAKY_RELU_SLOPE, OptimizerSettings, build_torch_optimizer,
+                              build_torch_scheduler, clip_gradients,
                               use_deterministic_algorithms)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -160,6 +161,7 @@ class TorchSequential:
         self.buffer_shapes = {k: v.shape for k, v in self.get_buffers().items()}
         self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
+        self.scheduler = build_torch_scheduler(self.optimizer_spec, self.optimizer)
         in_loss = getattr(self.optimizer_spec, "weight_decay_in", "optimizer") == "loss"
         self._l2 = self.optimizer_spec.weight_decay if in_loss else 0.0
         self._l2_on = getattr(self.optimizer_spec, "weight_decay_on", "all")
@@ -275,5 +277,8 @@ class TorchSequential:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self._loss(self.module(self._x(x)), y)
         loss.backward()
+        clip_gradients(self.optimizer_spec, self.module.parameters())
         self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return float(loss.item())

@@ -24,6 +24,8 @@ import os
 
 import numpy as np
 
+from harness.model.protocol import PROTOCOL_METHODS
+
 
 class ContractViolation(TypeError):
     """A protocol method returned something the ``Classifier`` contract does not allow.
@@ -195,8 +197,6 @@ def finite(value) -> bool:
 # ----------------------------------------------------------------- the members a class has
 def missing_members(model) -> list[str]:
     """The protocol's members ``model`` lacks: ``dims`` and the methods that are not callable."""
-    from harness.model.protocol import PROTOCOL_METHODS
-
     missing = [m for m in PROTOCOL_METHODS if not callable(getattr(model, m, None))]
     if not hasattr(model, "dims"):
         missing.insert(0, "dims")
