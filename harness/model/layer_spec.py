@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
-from harness.model.specs import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
+from harness.model.names import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
 
 #: every layer name the grammar knows, as the user writes it
 LAYER_NAMES: tuple[str, ...] = ("linear", "relu", "tanh", "sigmoid", "leaky_relu", "gelu",

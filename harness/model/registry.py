@@ -23,10 +23,24 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_BACKENDS: tuple[str, ...] = ("scratch", "torch")
 
 
+def _norm_conventions(spec: ModelSpec) -> dict:
+    """Batch and layer norm's conventions, as both layer backends take them."""
+    return dict(momentum=spec.bn_momentum, momentum_convention=spec.bn_momentum_convention,
+                running_var=spec.bn_running_var, eps=spec.norm_eps)
+
+
 def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from scratch import MLP
     from scratch.optimizers import make_optimizer
 
+    if spec.is_layered:
+        from scratch.sequential import Sequential
+
+        return Sequential(spec.network.plain(), spec.dtype, spec.seed,
+                          optimizer=make_optimizer(**optimizer.to_dict()),
+                          param_error=ParamError, loss_reduction=spec.loss_reduction,
+                          l2=optimizer.loss_weight_decay, l2_on=optimizer.weight_decay_on,
+                          **_norm_conventions(spec))
     return MLP(spec.dims, spec.activation, spec.dtype, spec.seed,
                optimizer=make_optimizer(**optimizer.to_dict()), param_error=ParamError,
                loss_reduction=spec.loss_reduction, l2=optimizer.loss_weight_decay,
@@ -36,6 +50,12 @@ def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
 def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from torch_impl import TorchClassifier
 
+    if spec.is_layered:
+        from torch_impl.sequential import TorchSequential
+
+        return TorchSequential(spec.network.plain(), spec.dtype, spec.seed, optimizer,
+                               device, param_error=ParamError,
+                               loss_reduction=spec.loss_reduction, **_norm_conventions(spec))
     return TorchClassifier(spec, optimizer, device=device, param_error=ParamError)
 
 
@@ -174,8 +194,12 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     if not isinstance(optimizer, OptimizerSpec):
         raise ConfigError(f"`optimizer` must be an OptimizerSpec, got {type(optimizer).__name__}")
     validate_backend_name(name)
+    if spec.dims is None:
+        raise ConfigError(f"the network {spec.layers} needs its input width: give "
+                          f"ModelSpec(..., input_shape=(FEATURES,)) or spec.fit(n_features, "
+                          f"n_classes) before building it")
     if name in _BUILDERS:
-        return _BUILDERS[name](spec, optimizer, device)
+        return _with_masks(_BUILDERS[name](spec, optimizer, device), spec)
     cls = load_user_class(name)
     try:
         model = cls(spec, optimizer)
@@ -184,6 +208,16 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     check_protocol(model, name)
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")
+    return _with_masks(model, spec)
+
+
+def _with_masks(model, spec: ModelSpec):
+    """``model`` in a :class:`~harness.model.masks.HandedMasks` when its network has a
+    dropout and it takes masks (the harness then draws every mask); else as it is."""
+    from harness.model.masks import HandedMasks, dropout_layout, takes_masks
+
+    if spec.has_dropout and takes_masks(model):
+        return HandedMasks(model, dropout_layout(spec.network), spec.seed)
     return model
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from harness.errors import ConfigError
+from harness.model.names import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
 
-#: the hidden activations every built-in backend implements (each keeps its own table
-#: under these names; tests/test_layering.py checks that they agree)
-ACTIVATION_NAMES: tuple[str, ...] = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
-#: the negative slope of ``leaky_relu``, the same in every backend
-LEAKY_RELU_SLOPE: float = 0.01
 #: the hidden width where none is given: dims default to (features, DEFAULT_HIDDEN, classes)
 DEFAULT_HIDDEN: int = 32
 DTYPE_NAMES: tuple[str, ...] = ("float32", "float64")
@@ -56,15 +52,51 @@ class ModelSpec:
         ``mean`` (default, as ``F.cross_entropy``): the loss and its gradients are
         averaged over the batch; ``sum``: summed over it (the optimizer then steps with
         the summed gradients).
+    layers : str or list, optional
+        The network as a list of layers (:mod:`harness.model.layer_spec`), e.g.
+        ``"linear(64),batchnorm,relu,dropout(0.5),linear(10)"``; instead of ``dims``.
+        Its widths are inferred from ``input_shape``, or from the data when none is
+        given (:meth:`fit`). A list that is a plain MLP (linears with one activation
+        between each two) is the MLP that ``dims`` and ``activation`` describe.
+    input_shape : int or tuple of one int, optional
+        The number of input features of a ``layers`` network.
+    bn_momentum, bn_momentum_convention, bn_running_var, norm_eps
+        Batch norm's conventions, torch's by default: momentum 0.1 meaning
+        ``r = (1 - m) r + m * batch`` (``"torch"``; ``"cs231n"``: ``r = m r + (1 - m)
+        batch``, so cs231n's 0.9 is torch's 0.1), the unbiased batch variance in
+        ``running_var`` (``"biased"``: as cs231n and numpy-ml), and the eps inside the
+        square root of batch and layer norm (1e-5).
     """
 
-    dims: tuple[int, ...]
+    dims: tuple[int, ...] | None = None
     activation: str = "relu"
     dtype: str = "float64"
     seed: int = 0
     loss_reduction: str = "mean"
+    layers: Any = None
+    input_shape: Any = None
+    bn_momentum: float = 0.1
+    bn_momentum_convention: str = "torch"
+    bn_running_var: str = "unbiased"
+    norm_eps: float = 1e-5
+    _network: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.layers is not None:
+            _resolve_layers(self)
+        elif self.input_shape is not None:
+            raise ConfigError("`input_shape` goes with `layers`; with `dims` the input "
+                              "width is dims[0]")
+        elif self.dims is None:
+            raise ConfigError("give the network as `dims` (e.g. (64, 32, 10)) or as "
+                              "`layers` (e.g. \"linear(32),relu,linear(10)\"), got neither")
+        self._check_common()
+        _check_norm_conventions(self)
+
+    def _check_common(self) -> None:
+        if self.dims is None:  # a layer list waiting for its data (see fit)
+            self._check_dtype_seed()
+            return
         try:
             dims = tuple(self.dims)
         except TypeError:
@@ -79,6 +111,9 @@ class ModelSpec:
             raise ConfigError(
                 f"`activation` must be one of {_choices(ACTIVATION_NAMES)}, got {self.activation!r}"
             )
+        self._check_dtype_seed()
+
+    def _check_dtype_seed(self) -> None:
         dtype = np.dtype(self.dtype).name if _is_dtype_like(self.dtype) else self.dtype
         if dtype not in DTYPE_NAMES:
             raise ConfigError(f"`dtype` must be one of {_choices(DTYPE_NAMES)}, got {self.dtype!r}")
@@ -91,10 +126,60 @@ class ModelSpec:
         _check_choice("loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
 
     def describe(self) -> str:
-        """One line: "dims 64-32-10, relu, float64, seed 0; loss: mean over the batch"."""
-        dims = "-".join(map(str, self.dims))
-        return (f"dims {dims}, {self.activation}, {self.dtype}, seed {self.seed}; "
-                f"loss: {self.loss_reduction} over the batch")
+        """One line: "dims 64-32-10, relu, float64, seed 0; loss: mean over the batch"
+        (a layer network: "layers linear(64),batchnorm,relu,linear(10) on 64 inputs,
+        ...", with its batch-norm conventions when it has a batch norm)."""
+        tail = (f"{self.dtype}, seed {self.seed}; loss: {self.loss_reduction} over the "
+                f"batch")
+        if self.layers is None:
+            return f"dims {'-'.join(map(str, self.dims))}, {self.activation}, {tail}"
+        inputs = "inputs from the data" if self.dims is None else f"{self.dims[0]} inputs"
+        return f"layers {self.layers} on {inputs}, {tail}{_describe_norm(self)}"
+
+    @property
+    def network(self):
+        """The resolved layer list (:class:`harness.model.layer_spec.ResolvedNetwork`):
+        ``layers`` when given, else the MLP of ``dims`` and ``activation``; None for a
+        layer list not yet fitted to its data."""
+        if self._network is None and self.dims is not None:
+            from harness.model.layer_spec import from_dims, resolve
+
+            object.__setattr__(self, "_network", resolve(
+                from_dims(self.dims, self.activation), self.dims[0], self.dims[-1]))
+        return self._network
+
+    @property
+    def is_layered(self) -> bool:
+        """Whether the network needs the layer backends: ``layers`` that are not a plain
+        MLP (a normalisation, a dropout, mixed activations, two linears in a row)."""
+        return self.layers is not None and _plain_activation(self.network) is None
+
+    @property
+    def has_dropout(self) -> bool:
+        return self.layers is not None and "dropout(" in self.layers
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return self.layers is not None and "batchnorm" in self.layers
+
+    def fit(self, n_features: int, n_classes: int | None = None) -> ModelSpec:
+        """This spec with its widths inferred from the data (a ``layers`` spec without
+        ``input_shape``); checked against ``n_features`` and ``n_classes`` otherwise.
+
+        Raises
+        ------
+        ConfigError
+            The input width or the last layer's does not fit the data.
+        """
+        if self.dims is None:
+            return _fitted(self, n_features, n_classes)
+        if self.dims[0] != n_features:
+            raise ConfigError(f"the network takes {self.dims[0]} input features, the data "
+                              f"has {n_features}")
+        if n_classes is not None and self.dims[-1] != n_classes:
+            raise ConfigError(f"the network's last layer has {self.dims[-1]} outputs, the "
+                              f"data has {n_classes} classes")
+        return self
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -106,8 +191,82 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["dims"] = list(self.dims)
+        d.pop("_network", None)
+        d["dims"] = None if self.dims is None else list(self.dims)
+        if self.input_shape is not None:
+            d["input_shape"] = list(self.input_shape)
         return d
+
+
+#: batch norm's momentum conventions: torch's (m weighs the batch) or cs231n's (m weighs
+#: the running value)
+BN_MOMENTUM_CONVENTIONS: tuple[str, ...] = ("torch", "cs231n")
+#: the variance batch norm keeps in running_var: unbiased (torch) or biased (cs231n)
+BN_RUNNING_VARS: tuple[str, ...] = ("unbiased", "biased")
+
+
+def _resolve_layers(spec: ModelSpec) -> None:
+    """Parse ``spec.layers`` into its canonical string; resolve it when the input width is
+    known, and set ``dims`` (and, for a plain MLP, ``activation``) from it."""
+    from harness.model.layer_spec import parse, resolve
+
+    given_dims = spec.dims
+    if given_dims is not None and spec.input_shape is None:
+        raise ConfigError("give the network as `dims` or as `layers`, not both")
+    object.__setattr__(spec, "dims", None)
+    layers = ",".join(str(item) for item in parse(spec.layers))
+    object.__setattr__(spec, "layers", layers)
+    if spec.input_shape is None:
+        return
+    network = resolve(layers, spec.input_shape)
+    object.__setattr__(spec, "input_shape", (network.input_width,))
+    object.__setattr__(spec, "_network", network)
+    object.__setattr__(spec, "dims", network.dims)
+    if given_dims is not None and tuple(given_dims) != network.dims:  # dataclasses.replace
+        raise ConfigError(f"`dims` {tuple(given_dims)} are not those of `layers` "
+                          f"{layers} on {network.input_width} inputs ({network.dims})")
+    act = _plain_activation(network)
+    if act:
+        object.__setattr__(spec, "activation", act)
+
+
+def _plain_activation(network) -> str | None:
+    """The activation of a plain MLP (``"relu"``; the given default for one linear), or
+    None when ``network`` is not one."""
+    names = [layer.name for layer in network.layers]
+    acts = names[1::2]
+    if names[0::2] != ["linear"] * len(names[0::2]) or len(set(acts)) > 1:
+        return None
+    if not acts:
+        return "relu"
+    if acts[0] not in ACTIVATION_NAMES:
+        return None
+    slopes = {layer.args for layer in network.layers if layer.name == "leaky_relu"}
+    if slopes and slopes != {(LEAKY_RELU_SLOPE,)}:
+        return None
+    return acts[0]
+
+
+def _fitted(spec: ModelSpec, n_features: int, n_classes: int | None) -> ModelSpec:
+    from harness.model.layer_spec import resolve
+
+    resolve(spec.layers, int(n_features), n_classes)  # the data's refusals, first
+    return replace(spec, input_shape=(int(n_features),))
+
+
+def _check_norm_conventions(spec: ModelSpec) -> None:
+    _check_choice("bn_momentum_convention", spec.bn_momentum_convention,
+                  BN_MOMENTUM_CONVENTIONS)
+    _check_choice("bn_running_var", spec.bn_running_var, BN_RUNNING_VARS)
+    _number(spec, "bn_momentum", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+    _number(spec, "norm_eps", lambda v: v > 0, "> 0")
+
+
+def _describe_norm(spec: ModelSpec) -> str:
+    if not spec.has_batchnorm:
+        return ""
+    return (f"; batch norm: momentum {spec.bn_momentum:g} ({spec.bn_momentum_convention}), "
+            f"{spec.bn_running_var} running variance, eps {spec.norm_eps:g}")
 
 
 def _is_dtype_like(value) -> bool:
