@@ -145,13 +145,14 @@ def format_table(rows: list[Comparison]) -> str:
     ``max_rel_err`` is over the elements whose expected value is not 0 ("-" when there
     is none); ``excused`` counts post-step entries let through as rounding noise.
     """
-    header = f"{'quantity':<28} {'shape':<12} {'max_abs_err':>11} {'max_rel_err':>11} " \
+    w = max([28] + [len(r.quantity) for r in rows])
+    header = f"{'quantity':<{w}} {'shape':<12} {'max_abs_err':>11} {'max_rel_err':>11} " \
              f"{'worst_index':<12} {'excused':>7} {'rule':>9} {'verdict':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
         rel = f"{'-':>11}" if math.isnan(r.max_rel_err) else f"{r.max_rel_err:>11.3e}"
         lines.append(
-            f"{r.quantity:<28} {str(r.shape):<12} {r.max_abs_err:>11.3e} {rel} "
+            f"{r.quantity:<{w}} {str(r.shape):<12} {r.max_abs_err:>11.3e} {rel} "
             f"{'' if r.worst_index is None else str(r.worst_index):<12} "
             f"{r.n_excused:>7} {r.rule:>9} {'PASS' if r.passed else 'FAIL':>7}"
         )
@@ -434,7 +435,7 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
 
     copy_params(reference, candidate)
     before = reference.get_params()
-    arb = None if arbiter is None else _arbiter_values(arbiter, before, x, y)
+    arb = None if arbiter is None else _arbiter_values(arbiter, reference, before, x, y)
     raised = None
     try:  # what was compared before the code under test raises is kept
         grads = _compare_before_step(reference, candidate, x_ref, y, before, tol, arb, run)
@@ -476,9 +477,14 @@ def _usable_arbiter(arbiter, reference, dtype, notes: list[str]):
     return arbiter
 
 
-def _arbiter_values(arbiter, before: dict, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """The arbiter's parameters (the reference's, up-cast), logits, loss and gradients."""
+def _arbiter_values(arbiter, reference, before: dict, x: np.ndarray, y: np.ndarray
+                    ) -> dict[str, Any]:
+    """The arbiter's parameters (the reference's, up-cast; its buffers too), logits, loss
+    and gradients."""
+    from harness.model.transfer import copy_buffers
+
     arbiter.set_params({k: np.asarray(v, dtype=np.float64) for k, v in before.items()})
+    copy_buffers(reference, arbiter)
     x64 = x.astype(np.float64)
     arb: dict[str, Any] = {"x64": x64}
     arb["params"] = arbiter.get_params()
@@ -495,6 +501,7 @@ def _compare_before_step(reference, candidate, x_ref, y, before: dict, tol: dict
     rows = run.rows
     rows.extend(compare_dicts("params", candidate.get_params(), before, **tol,
                               arbiter=judge("params")))
+    rows.extend(_compare_buffers("buffers", reference, candidate, tol, run))
     rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol,
                         arbiter=judge("logits")))
     loss_r, grads_r = reference.loss_and_grads(x_ref, y)
@@ -538,6 +545,36 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
     after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
     run.rows.extend(after)
     run.notes.extend(_excusal_notes(after))
+    buffers = _compare_buffers("buffers after step", reference, candidate, tol, None)
+    if buffers:  # the running statistics the step updated, and evaluation with them
+        run.rows.extend(buffers)
+        if run.divergence is None:
+            from harness.diagnose.localize import buffer_divergence
+
+            run.divergence = buffer_divergence(reference, run.rows)
+        run.rows.append(compare("logits after step (evaluation)", candidate.forward(x_ref),
+                                reference.forward(x_ref), **tol))
+
+
+def _compare_buffers(prefix: str, reference, candidate, tol: dict, run: _Run | None
+                     ) -> list[Comparison]:
+    """The rows of the buffers (batch norm's running statistics) when the reference has
+    some; a note (on ``run``) when the candidate cannot show its own."""
+    from harness.model.transfer import has_buffers
+
+    if not has_buffers(reference):
+        return []
+    expected = reference.get_buffers()
+    if not expected:
+        return []
+    if not has_buffers(candidate):
+        if run is not None:
+            run.notes.append(f"note: running statistics NOT CHECKED: {run.names[1]} has no "
+                             f"get_buffers/set_buffers (optional members), so its "
+                             f"{', '.join(expected)} could not be copied in or compared; "
+                             f"evaluation-mode logits compare only while they start equal")
+        return []
+    return compare_dicts(prefix, candidate.get_buffers(), expected, **tol)
 
 
 def _excusal_notes(after: list[Comparison]) -> list[str]:

@@ -228,6 +228,18 @@ def builtin_float64_copy(model, conventions):
     loss_conventions`): the copy computes the same loss. A backend that is not loaded
     yet is not imported (a scratch model never loads torch).
     """
+    from harness.model.masks import HandedMasks
+
+    if isinstance(model, HandedMasks):  # the copy draws the same masks from here on
+        made = builtin_float64_copy(model.inner, conventions)
+        if made is None:
+            return None
+        copy = HandedMasks(made[0], model.layout, 0)
+        copy._rng.bit_generator.state = model._rng.bit_generator.state
+        return copy, made[1]
+    layered = _layer_float64_copy(model)
+    if layered is not None:
+        return layered
     params = model.get_params()
     scratch_classes = [getattr(sys.modules.get(module), cls, None)
                        for module, cls in (("scratch.model", "MLP"),
@@ -246,3 +258,25 @@ def builtin_float64_copy(model, conventions):
         copy.set_params(params)
         return copy, "float64 copy of the built-in torch classifier"
     return None
+
+
+def _layer_float64_copy(model):
+    """A float64 copy of a built-in layer network (same layers, conventions, optimizer,
+    parameters and buffers), or None for anything else."""
+    scratch_seq = getattr(sys.modules.get("scratch.sequential"), "Sequential", None)
+    torch_seq = getattr(sys.modules.get("torch_impl.sequential"), "TorchSequential", None)
+    if scratch_seq is not None and type(model) is scratch_seq:
+        copy = scratch_seq(model.spec, "float64", param_error=model.param_error, loss_reduction=model.loss_reduction,
+                           l2=model.l2, l2_on=model.l2_on, **model.norm_conventions)
+        label = "float64 copy of the built-in scratch layer network"
+    elif torch_seq is not None and type(model) is torch_seq:
+        copy = torch_seq(model.spec, "float64", optimizer=model.optimizer_spec,
+                         device=str(model.device), param_error=model.param_error,
+                         loss_reduction=model.loss_reduction, **model.norm_conventions)
+        label = "float64 copy of the built-in torch layer network"
+    else:
+        return None
+    copy.set_params(model.get_params())
+    copy.set_buffers(model.get_buffers())
+    return copy, label
+

@@ -312,12 +312,19 @@ class _Run:
         from harness.plots.bench import plot_all
 
         config = self.s.bench
+        spec = self.s.spec
         if isinstance(config, str):  # the quick grid, and this report's network if not in it
             grid = tuple(BenchConfig.quick().grid)
-            point = (tuple(self.s.spec.dims), int(self.s.batch_size))
+            point = (tuple(spec.dims), int(self.s.batch_size))
+            layered = {}
+            if spec.is_layered:  # the report's layer network at its own batch size only
+                grid = (point,)
+                layered = dict(layers=spec.layers, bn_momentum=spec.bn_momentum,
+                               bn_momentum_convention=spec.bn_momentum_convention,
+                               bn_running_var=spec.bn_running_var, norm_eps=spec.norm_eps)
             if point not in grid:
                 grid += (point,)
-            config = BenchConfig.quick(grid=grid, backends=tuple(self.s.backends),
+            config = BenchConfig.quick(grid=grid, **layered, backends=tuple(self.s.backends),
                                        device=self.s.device, threads=self.s.threads,
                                        optimizer=self.s.optimizer.name,
                                        lr=self.s.optimizer.lr,
