@@ -155,7 +155,7 @@ def _entry(grads, name: str, flat: int) -> float:
 
 def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = None,
               rtol: float | None = None, max_entries: int | None = None, seed: int = 0,
-              name: str | None = None) -> GradcheckReport:
+              name: str | None = None, layers: list | None = None) -> GradcheckReport:
     """Check ``model``'s analytic gradients against central differences of its loss.
 
     Parameters
@@ -176,6 +176,10 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
         Seed of that subset.
     name : str, optional
         The model's name in the report.
+    layers : list of (name, kwargs), optional
+        The layer list of a layer network (``ModelSpec.network.plain()``), when the model
+        does not say (:func:`harness.model.layer_spec.layer_list`): its activations tell
+        where kinks can be.
 
     Returns
     -------
@@ -203,7 +207,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     n_hidden = len(dims) - 2
     activation = activation_of(model)
     mode = kink_mode(activation, n_hidden, target)
-    layers = layer_list(find_masks(model).inner if find_masks(model) else model)
+    layers = layers or layer_list(model)
     if layers is not None:  # a layer network: kinks wherever a relu or leaky_relu sits
         activation = "layers"
         mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)

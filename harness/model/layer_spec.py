@@ -343,10 +343,14 @@ def resolve(layers, input_shape, n_classes: int | None = None) -> ResolvedNetwor
 
 # ------------------------------------------------ naming the layers of a built model
 def layer_list(model) -> list[tuple[str, dict]] | None:
-    """The ``(name, kwargs)`` layer list of a layer network (its ``spec``), else None."""
+    """The ``(name, kwargs)`` layer list of a layer network: its ``spec`` (a built-in
+    layer network's list, or a ModelSpec with ``layers`` that a class keeps), else None."""
     spec = getattr(model, "spec", None)
     if isinstance(spec, list) and all(isinstance(t, tuple) and len(t) == 2 for t in spec):
         return spec
+    network = getattr(spec, "network", None)  # a class that keeps its ModelSpec
+    if getattr(spec, "layers", None) is not None and hasattr(network, "plain"):
+        return network.plain()
     return None
 
 

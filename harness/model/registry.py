@@ -280,3 +280,15 @@ def _layer_float64_copy(model):
     copy.set_buffers(model.get_buffers())
     return copy, label
 
+
+
+def torch_layer_twin(layers, dtype: str, *, loss_reduction: str = "mean", l2: float = 0.0,
+                     l2_on: str = "all", norm_conventions: dict | None = None):
+    """The torch backend's network on the layer list ``layers`` (plain ``(name, kwargs)``
+    tuples), for an autograd reference: torch's own modules, differentiated by autograd,
+    with the given loss and batch-norm conventions (imports torch)."""
+    from torch_impl.sequential import TorchSequential
+
+    optimizer = OptimizerSpec(weight_decay=l2, weight_decay_in="loss", weight_decay_on=l2_on)
+    return TorchSequential(layers, dtype, 0, optimizer, param_error=ParamError,
+                           loss_reduction=loss_reduction, **(norm_conventions or {}))
