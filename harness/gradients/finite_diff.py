@@ -205,20 +205,9 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     x = x.astype(dtype)
 
     n_hidden = len(dims) - 2
-    activation = activation_of(model)
-    mode = kink_mode(activation, n_hidden, target)
-    layers = layers or layer_list(model)
-    if layers is not None:  # a layer network: kinks wherever a relu or leaky_relu sits
-        activation = "layers"
-        mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)
-                else "none needed (every activation of the layers is smooth)")
-
+    mode, notes = _kink_detection(model, target, n_hidden, layers)
     original = target.get_params()
     buffers = target.get_buffers() if has_buffers(target) else None
-    notes: list[str] = []
-    if activation is None and mode == ONE_SIDED:
-        notes.append("note: the model does not name its activation; entries were tested "
-                     "for kinks as if it had some")
     try:
         # every evaluation of the loss: the same dropout masks
         with np.errstate(all="ignore"), held_masks(target):
@@ -237,6 +226,23 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
                            original_dtype.name, dtype.name, precision, mode, name, notes,
                            arithmetic_problem=problem)
+
+
+def _kink_detection(model, target, n_hidden: int, layers) -> tuple[str, list[str]]:
+    """How kinks are told from wrong gradients (:func:`harness.gradients.kinks.kink_mode`;
+    a layer network: wherever a relu or leaky_relu sits), and the note it needs."""
+    activation = activation_of(model)
+    mode = kink_mode(activation, n_hidden, target)
+    layers = layers or layer_list(model)
+    if layers is not None:
+        activation = "layers"
+        mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)
+                else "none needed (every activation of the layers is smooth)")
+    notes = []
+    if activation is None and mode == ONE_SIDED:
+        notes.append("note: the model does not name its activation; entries were tested "
+                     "for kinks as if it had some")
+    return mode, notes
 
 
 def _float64_target(model, original_dtype) -> tuple[Any, str]:
