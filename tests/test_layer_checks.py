@@ -262,3 +262,24 @@ def test_bench_grid_of_a_layer_network():
     assert config.model_spec((64, 32, 10), "float32").is_layered
     with pytest.raises(ConfigError, match="not those of the layers"):
         BenchConfig(grid=(((64, 16, 10), 64),), layers=BN_DROPOUT)
+
+
+def test_a_sweep_grid_takes_layer_lists():
+    from harness.sweep import plan_from_dict
+
+    plan = plan_from_dict({"grid": {"dataset": ["iris"], "dtype": ["float32", "float64"],
+                                    "layers": ["linear(8),batchnorm,relu,linear(3)",
+                                               "linear( 8 ), layernorm, tanh, linear(3)"]}})
+    configs = plan.configs
+    assert [c["layers"] for c in configs][:2] == ["linear(8),batchnorm,relu,linear(3)"] * 2
+    assert {c["layers"] for c in configs} == {"linear(8),batchnorm,relu,linear(3)",
+                                              "linear(8),layernorm,tanh,linear(3)"}
+    assert all(c["dims"] == "4-8-3" for c in configs)
+    assert len({c["config_hash"] for c in configs}) == 4
+    mlp = plan_from_dict({"grid": {"dataset": ["iris"]}}).configs[0]
+    assert mlp["layers"] == "none"
+    with pytest.raises(ConfigError, match="does not fit dataset 'iris'"):
+        plan_from_dict({"grid": {"dataset": ["iris"], "layers": ["linear(8),relu,linear(10)"]}})
+    with pytest.raises(ConfigError, match="`grid.layers` and `grid.activation` both given"):
+        plan_from_dict({"grid": {"layers": ["linear(8),relu,linear(10)"],
+                                 "activation": ["tanh"]}})
