@@ -283,3 +283,35 @@ def test_a_sweep_grid_takes_layer_lists():
     with pytest.raises(ConfigError, match="`grid.layers` and `grid.activation` both given"):
         plan_from_dict({"grid": {"layers": ["linear(8),relu,linear(10)"],
                                  "activation": ["tanh"]}})
+
+
+class _SequentialPlugin:
+    """The scratch layer network as a user's class, in a convention given by a subclass."""
+
+    nnh_capabilities = {"layers": ["batchnorm", "dropout"]}
+    running_var = "unbiased"
+
+    def __new__(cls, spec, optimizer):
+        from scratch.optimizers import SGD
+        from scratch.sequential import Sequential
+
+        return Sequential(spec.network.plain(), spec.dtype, spec.seed, SGD(lr=optimizer.lr),
+                          running_var=cls.running_var)
+
+
+class _BiasedPlugin(_SequentialPlugin):
+    running_var = "biased"
+
+
+def test_conformance_checks_the_declared_layers_and_skips_the_others():
+    from harness.testing import checks_for
+
+    checks = {c.id: c for c in checks_for(_SequentialPlugin)}
+    assert checks["layer-layernorm"].skip.startswith("_SequentialPlugin does not declare "
+                                                     "layer 'layernorm'")
+    assert checks["layer-batchnorm"].run(_SequentialPlugin).passed
+    assert checks["layer-dropout"].run(_SequentialPlugin).passed
+    failed = checks_for(_BiasedPlugin)[[c.id for c in checks_for(_BiasedPlugin)]
+                                       .index("layer-batchnorm")].run(_BiasedPlugin)
+    assert not failed.passed and "running_var0" in failed.summary
+    assert all(c.skip is None for c in checks_for("scratch") if c.name == "layer")

@@ -199,7 +199,7 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
                           f"ModelSpec(..., input_shape=(FEATURES,)) or spec.fit(n_features, "
                           f"n_classes) before building it")
     if name in _BUILDERS:
-        return _with_masks(_BUILDERS[name](spec, optimizer, device), spec)
+        return with_masks(_BUILDERS[name](spec, optimizer, device), spec)
     cls = load_user_class(name)
     try:
         model = cls(spec, optimizer)
@@ -208,10 +208,10 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     check_protocol(model, name)
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")
-    return _with_masks(model, spec)
+    return with_masks(model, spec)
 
 
-def _with_masks(model, spec: ModelSpec):
+def with_masks(model, spec: ModelSpec):
     """``model`` in a :class:`~harness.model.masks.HandedMasks` when its network has a
     dropout and it takes masks (the harness then draws every mask); else as it is."""
     from harness.model.masks import HandedMasks, dropout_layout, takes_masks
