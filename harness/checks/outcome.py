@@ -12,7 +12,7 @@ from harness.checks.guard import user_frame
 from harness.checks.result import (
     FAIL, NOT_CHECKED, PASS, WARN, CheckResult, Finding, Verdict,
 )
-from harness.compare.equivalence import EXCUSED_SHARE_LIMIT as EXCUSED_SHARE
+from harness.compare.excusal import EXCUSED_SHARE_LIMIT as EXCUSED_SHARE
 from harness.errors import BackendRaised
 
 
@@ -41,8 +41,9 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
     """The :class:`CheckResult` of an :class:`~harness.compare.equivalence.EquivalenceReport`.
 
     PASS, FAIL, or WARN for a pass that excused more than
-    :data:`harness.compare.equivalence.EXCUSED_SHARE_LIMIT` of a quantity's entries after the step;
-    the summary and the flat fields every output shows.
+    :data:`harness.compare.excusal.EXCUSED_SHARE_LIMIT` of a quantity's entries after the step,
+    or NOT CHECKED where the training passes could not be compared (a class that draws
+    its own dropout masks); the summary and the flat fields every output shows.
     """
     rows = report.rows
     n_bad = sum(not r.passed for r in rows)
@@ -55,7 +56,7 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
     if raised is not None:  # what was compared before the code under test raised, and why
         summary = (f"the code under test raised: {findings[0]}; after {len(rows)} quantities "
                    f"were compared, {n_bad} differ")
-    elif report.passed:
+    elif first is None:
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
                    f"one optimizer step); {counted}; largest absolute difference "
                    f"{_sci(worst)}")
@@ -76,6 +77,11 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
         "equivalence_divergence": (report.divergence or {}).get("message"),
     }
     status = PASS if report.passed else FAIL
+    not_checked = getattr(report, "not_checked", None)
+    if not_checked is not None and first is None and raised is None:
+        status = NOT_CHECKED
+        summary = (f"the training passes were not compared ({not_checked}); the evaluation "
+                   f"pass and the mean training loss over many masks agree; {counted}")
     heavy = getattr(report, "heavily_excused", None)
     if report.passed and heavy:
         status = WARN

@@ -23,7 +23,7 @@ Default tolerances (rtol, atol), per dtype:
   Use float64 to catch subtle ones.
 
 After the optimizer step one exception is made, and only where rounding noise explains
-it (:func:`excusable_after_step`): an entry whose two gradients differ, both at noise
+it (:func:`harness.compare.excusal.excusable_after_step`): an entry whose two gradients differ, both at noise
 level, may move differently (Adam turns 4e-8 against 0 into a full ``lr`` step). Such
 entries are counted (``n_excused``) and shown; identical gradients never excuse.
 
@@ -53,6 +53,9 @@ from harness.compare.closeness import (
     compare,
 )
 from harness.errors import ConfigError
+from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, excusable_after_step,
+                                     inert_after_step, l2_weight_decay)
+from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
 from harness.compare.counts import format_counts, pair_fields, total
 from harness.runtime.values import jsonable
@@ -61,10 +64,6 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float64": (1e-7, 1e-12),
     "float32": (1e-4, 1e-5),
 }
-
-
-#: share of a quantity's entries excused after the step above which the verdict warns
-EXCUSED_SHARE_LIMIT = 0.01
 
 
 
@@ -204,10 +203,20 @@ class EquivalenceReport:
     arbiter: bool = False
     raised: Any = None
     inert: tuple = ()
+    not_checked: str | None = None
 
     @property
     def passed(self) -> bool:
-        return self.raised is None and all(r.passed for r in self.rows)
+        return (self.raised is None and all(r.passed for r in self.rows)
+                and self.not_checked is None)
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL``, or ``NOT CHECKED`` when what was compared agrees but the
+        training passes could not be compared (``not_checked`` says why)."""
+        if self.raised is not None or not all(r.passed for r in self.rows):
+            return "FAIL"
+        return "NOT CHECKED" if self.not_checked is not None else "PASS"
 
     @property
     def raised_line(self) -> str | None:
@@ -251,7 +260,10 @@ class EquivalenceReport:
         if self.raised is not None:
             lines.append(f"FAIL: {self.raised_line}, after {len(self.rows)} quantities were "
                          f"compared ({sum(not r.passed for r in self.rows)} differ)")
-        if first is None and self.raised is None:
+        if first is None and self.raised is None and self.not_checked is not None:
+            lines.append(f"NOT CHECKED: the training passes ({self.not_checked}); the "
+                         f"{len(self.rows)} quantities compared agree")
+        elif first is None and self.raised is None:
             lines.append(f"PASS: all {len(self.rows)} quantities agree")
         elif first is not None:
             n_bad = sum(not r.passed for r in self.rows)
@@ -318,87 +330,6 @@ def validate_batch(x, y, dims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]
     return x, y.astype(np.int64)
 
 
-def l2_weight_decay(model) -> float:
-    """The weight decay ``model``'s optimizer adds to the gradient (an L2 term), else 0.
-
-    Read from ``optimizer_spec`` (torch.optim names: sgd and adam add it, adamw decays
-    the parameter instead) or from a scratch optimizer's ``weight_decay`` and
-    ``decoupled``; 0 when the model does not say.
-    """
-    spec = getattr(model, "optimizer_spec", None)
-    if spec is not None and hasattr(spec, "weight_decay"):
-        return 0.0 if getattr(spec, "name", "") == "adamw" else float(spec.weight_decay)
-    opt = getattr(model, "optimizer", None)
-    wd = getattr(opt, "weight_decay", 0.0)
-    if isinstance(wd, (int, float)) and not getattr(opt, "decoupled", False):
-        return float(wd)
-    return 0.0
-
-
-def excusable_after_step(grads_ref: dict, grads_cand: dict, before: dict, after_ref: dict,
-                         after_cand: dict, *, rtol: float, atol: float,
-                         weight_decay: float = 0.0) -> dict:
-    """Masks of post-step entries whose difference rounding noise in the gradient explains.
-
-    An entry is excusable only when every one of these holds:
-
-    * the two backends' own gradients there differ (bitwise): identical gradients,
-      exactly 0 in both included, must give identical steps;
-    * they differ by no more than the gradient tolerance, ``atol * max(1, max|g_ref|) +
-      rtol * |g_ref|`` (the gradient rows passed them);
-    * the effective gradient each optimizer sees, ``g + weight_decay * p`` for an L2
-      decay (sgd, adam; 0 for adamw), is itself at noise level, ``|.| <= atol *
-      max(1, max|g_ref|)``, in both: only then can noise change its sign or its
-      normalised size (Adam divides by ``sqrt(v) + eps``: 4e-8 against 0 is a full
-      ``lr`` step). A parameter whose decay term dominates the noise gets a
-      well-defined step, and a wrong one is not excused;
-    * the steps differ the way the gradients do: the backend with the larger
-      effective gradient took the smaller step (or both are equal), as every
-      optimizer here does on its first step (decoupled decay cancels out).
-
-    Parameters
-    ----------
-    grads_ref, grads_cand : dict of ndarray
-        Each backend's gradient at the parameters ``before``.
-    before, after_ref, after_cand : dict of ndarray
-        Parameters before the step (shared) and each backend's after it.
-    rtol, atol : float
-        The tolerances of the gradient rows.
-    weight_decay : float
-        The reference optimizer's L2 weight decay (:func:`l2_weight_decay`).
-
-    Returns
-    -------
-    dict of key -> ndarray of bool, the parameter's shape
-    """
-    masks = {}
-    for key, g in grads_ref.items():
-        if key not in grads_cand or key not in before or key not in after_ref \
-                or key not in after_cand:
-            continue
-        g_r = np.asarray(g, dtype=np.float64)
-        g_c = np.asarray(grads_cand[key], dtype=np.float64)
-        p0 = np.asarray(before[key], dtype=np.float64)
-        if not g_r.size or g_c.shape != g_r.shape or p0.shape != g_r.shape:
-            continue
-        with np.errstate(all="ignore"):
-            atol_eff = atol * max(1.0, float(np.nanmax(np.abs(g_r))))
-            differ = g_r != g_c
-            near = np.abs(g_r - g_c) <= atol_eff + rtol * np.abs(g_r)
-            e_r, e_c = g_r + weight_decay * p0, g_c + weight_decay * p0
-            noise = (np.abs(e_r) <= atol_eff) & (np.abs(e_c) <= atol_eff)
-            s_r = np.asarray(after_ref[key], dtype=np.float64) - p0
-            s_c = np.asarray(after_cand[key], dtype=np.float64) - p0
-            if s_r.shape != g_r.shape or s_c.shape != g_r.shape:
-                continue
-            # every optimizer here is monotone on its first step: of two equal
-            # parameters, the larger effective gradient takes the smaller step; any
-            # decoupled decay is the same in both and cancels in the difference
-            along = (s_c - s_r) * (e_c - e_r) <= 0
-        masks[key] = differ & near & noise & along
-    return masks
-
-
 def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
                       atol: float | None = None, reference_name: str = "reference",
                       candidate_name: str = "candidate", arbiter=None) -> EquivalenceReport:
@@ -443,6 +374,10 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
 
     copy_params(reference, candidate)
     before = reference.get_params()
+    reason = own_masks_reason(reference, candidate, run.names)
+    if reason is not None:  # a side draws its own dropout masks
+        return _evaluation_only(reference, candidate, x_ref, y, before, tol, run, reason,
+                                dtype)
     with held_masks(arbiter):
         arb = None if arbiter is None else _arbiter_values(arbiter, reference, before, x, y)
     raised = None
@@ -461,6 +396,21 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
                              divergence=run.divergence, notes=run.notes,
                              arbiter=arbiter is not None, raised=raised, inert=run.inert)
+
+
+def _evaluation_only(reference, candidate, x_ref, y, before: dict, tol: dict, run,
+                     reason: str, dtype) -> EquivalenceReport:
+    """What can be compared when a side draws its own dropout masks
+    (:mod:`harness.compare.dropout`): the parameters, the evaluation pass and the mean
+    training loss; the rest is NOT CHECKED."""
+    from harness.compare.dropout import mean_loss_row, not_checked_note
+
+    rows = compare_dicts("params", candidate.get_params(), before, **tol)
+    rows.append(compare("logits", candidate.forward(x_ref), reference.forward(x_ref), **tol))
+    rows.append(mean_loss_row(reference, candidate, x_ref, y))
+    run.notes.append(not_checked_note(reason))
+    return EquivalenceReport(rows, tol["rtol"], tol["atol"], dtype.name, *run.names,
+                             notes=run.notes, not_checked=reason)
 
 
 @dataclass
@@ -596,44 +546,6 @@ def _compare_buffers(prefix: str, reference, candidate, tol: dict, run: _Run | N
                              f"evaluation-mode logits compare only while they start equal")
         return []
     return compare_dicts(prefix, candidate.get_buffers(), expected, **tol)
-
-
-def inert_after_step(model) -> tuple[str, ...]:
-    """``params after step['b{k}']`` of every linear right before a batch norm of a layer
-    network (their gradient is 0 up to rounding); () for anything else."""
-    from harness.model.layer_spec import layer_list
-
-    layers = layer_list(model) or []
-    return tuple(f"params after step['b{kw['index']}']"
-                 for (name, kw), (after, _) in zip(layers, layers[1:])
-                 if name == "linear" and after == "batchnorm")
-
-
-def _excusal_notes(after: list[Comparison], inert: tuple = ()) -> list[str]:
-    """The notes on the post-step entries excused, and a warning when too many were."""
-    notes = []
-    n_excused = sum(r.n_excused for r in after)
-    if n_excused:
-        where = ", ".join(f"{r.quantity} {r.n_excused} of {r.n_elements}"
-                          for r in after if r.n_excused)
-        notes.append(
-            f"note: {n_excused} parameter entries were excused after the step ({where}): "
-            f"there the two gradients differ at rounding-noise level, and an optimizer that "
-            f"normalises the gradient (Adam) turns such noise into a full step")
-    expected = [r.quantity for r in after if r.n_excused and r.quantity in inert]
-    if expected:
-        notes.append(
-            f"note: {', '.join(expected)} feed a batch norm, which subtracts the batch mean "
-            f"and the bias with it: their gradient is 0 up to rounding, so excused entries "
-            f"there are expected")
-    heavy = [r for r in after if r.excused_share > EXCUSED_SHARE_LIMIT
-             and r.quantity not in inert]
-    if heavy:
-        notes.append(
-            f"warning: more than {100 * EXCUSED_SHARE_LIMIT:g}% of the entries of "
-            f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
-            f"says little about them (try float64 or an arbiter)")
-    return notes
 
 
 def _scalar64(value) -> float:

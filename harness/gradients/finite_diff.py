@@ -107,7 +107,7 @@ from harness.compare.equivalence import model_dtype, validate_batch
 from harness.errors import ConfigError
 from harness.model.conventions import activation_of
 from harness.model.layer_spec import layer_list
-from harness.model.masks import find_masks, held_masks, unwrap
+from harness.model.masks import held_masks, unwrap
 from harness.model.transfer import has_buffers
 from harness.gradients.kinks import (
     KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,

@@ -64,7 +64,7 @@ class HandedMasks:
 
     def __getattr__(self, name: str):
         if name == "intermediates":
-            inner = getattr(self.inner, "intermediates")
+            inner = self.inner.intermediates
             return lambda x, y: self._pass(inner, x, y)
         return getattr(self.inner, name)
 
@@ -125,12 +125,90 @@ class HandedMasks:
         self.inner.set_params(params)
 
 
+#: why the training passes of a class that draws its own masks cannot be compared
+OWN_MASKS_REASON = ("{name} has dropout but no set_dropout_masks(masks) (an optional "
+                    "member), so its masks cannot be the reference's")
+
+
+class OwnMasks:
+    """A model with dropout that draws its own masks (no ``set_dropout_masks``).
+
+    Its training passes cannot be compared with another implementation's, mask for mask;
+    what can be done is done here: before every training pass NumPy's global generator is
+    reseeded from this wrapper's own sequence (cs231n's and the NNFS book's code draw
+    their masks from it), so that the class's passes are reproducible, and within
+    :meth:`hold` every pass reseeds it alike (the gradient check: one mask throughout).
+    A class that draws from a generator of its own keeps drawing new masks, which the
+    gradient check then finds (its loss is not a smooth function of the parameters).
+    """
+
+    def __init__(self, model, seed: int) -> None:
+        self.inner = model
+        self._rng = np.random.default_rng([int(seed), 0xD81])
+        self._held: int | None = None
+        self._holding = False
+
+    def __getattr__(self, name: str):
+        if name == "intermediates":
+            inner = self.inner.intermediates
+            return lambda x, y: self._pass(inner, x, y)
+        return getattr(self.inner, name)
+
+    def _reseed(self) -> None:
+        if self._holding and self._held is not None:
+            seed = self._held
+        else:
+            seed = int(self._rng.integers(2**31 - 1))
+            if self._holding:
+                self._held = seed
+        np.random.seed(seed)
+
+    def _pass(self, method, x, y):
+        self._reseed()
+        return method(x, y)
+
+    @contextmanager
+    def hold(self):
+        """Within the block, every training pass reseeds NumPy's generator alike."""
+        state = self._rng.bit_generator.state
+        self._holding, self._held = True, None
+        try:
+            yield self
+        finally:
+            self._holding, self._held = False, None
+            self._rng.bit_generator.state = state
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def loss_and_grads(self, x, y):
+        return self._pass(self.inner.loss_and_grads, x, y)
+
+    def train_step(self, x, y):
+        return self._pass(self.inner.train_step, x, y)
+
+    def get_params(self):
+        return self.inner.get_params()
+
+    def set_params(self, params) -> None:
+        self.inner.set_params(params)
+
+
+def find_own_masks(model) -> OwnMasks | None:
+    """The :class:`OwnMasks` inside ``model`` (at any depth), or None."""
+    return _find(model, OwnMasks)
+
+
 def find_masks(model) -> HandedMasks | None:
     """The :class:`HandedMasks` inside ``model`` (wrapped at any depth: a guard, a witness
     or a fold around it), or None."""
+    return _find(model, HandedMasks)
+
+
+def _find(model, kind):
     inner = model
     for _ in range(6):
-        if isinstance(inner, HandedMasks):
+        if isinstance(inner, kind):
             return inner
         own = getattr(inner, "__dict__", {})
         inner = own.get("inner") or own.get("model") or own.get("_model")
@@ -141,8 +219,9 @@ def find_masks(model) -> HandedMasks | None:
 
 @contextmanager
 def held_masks(model):
-    """:meth:`HandedMasks.hold` for a model that hands masks, else nothing."""
-    handed = find_masks(model)
+    """:meth:`HandedMasks.hold` (or :meth:`OwnMasks.hold`) for a model with dropout, else
+    nothing."""
+    handed = find_masks(model) or find_own_masks(model)
     if handed is None:
         yield model
         return
@@ -151,5 +230,6 @@ def held_masks(model):
 
 
 def unwrap(model):
-    """The model inside a :class:`HandedMasks` (the model itself otherwise)."""
-    return model.inner if isinstance(model, HandedMasks) else model
+    """The model inside a :class:`HandedMasks` or :class:`OwnMasks` (the model itself
+    otherwise)."""
+    return model.inner if isinstance(model, (HandedMasks, OwnMasks)) else model

@@ -213,12 +213,16 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
 
 def with_masks(model, spec: ModelSpec):
     """``model`` in a :class:`~harness.model.masks.HandedMasks` when its network has a
-    dropout and it takes masks (the harness then draws every mask); else as it is."""
-    from harness.model.masks import HandedMasks, dropout_layout, takes_masks
+    dropout and it takes masks (the harness then draws every mask), in an
+    :class:`~harness.model.masks.OwnMasks` when it has a dropout but draws its own masks;
+    else as it is."""
+    from harness.model.masks import HandedMasks, OwnMasks, dropout_layout, takes_masks
 
-    if spec.has_dropout and takes_masks(model):
+    if not spec.has_dropout or all(p == 0.0 for _, p in dropout_layout(spec.network)):
+        return model
+    if takes_masks(model):
         return HandedMasks(model, dropout_layout(spec.network), spec.seed)
-    return model
+    return OwnMasks(model, spec.seed)
 
 
 def builtin_float64_copy(model, conventions):
@@ -266,8 +270,9 @@ def _layer_float64_copy(model):
     scratch_seq = getattr(sys.modules.get("scratch.sequential"), "Sequential", None)
     torch_seq = getattr(sys.modules.get("torch_impl.sequential"), "TorchSequential", None)
     if scratch_seq is not None and type(model) is scratch_seq:
-        copy = scratch_seq(model.spec, "float64", param_error=model.param_error, loss_reduction=model.loss_reduction,
-                           l2=model.l2, l2_on=model.l2_on, **model.norm_conventions)
+        copy = scratch_seq(model.spec, "float64", param_error=model.param_error,
+                           loss_reduction=model.loss_reduction, l2=model.l2, l2_on=model.l2_on,
+                           **model.norm_conventions)
         label = "float64 copy of the built-in scratch layer network"
     elif torch_seq is not None and type(model) is torch_seq:
         copy = torch_seq(model.spec, "float64", optimizer=model.optimizer_spec,
