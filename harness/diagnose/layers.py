@@ -447,14 +447,14 @@ def dropout_in_eval(st: Study) -> str | None:
         model = st.build("candidate", st.spec)
         model.set_params(st.ev.params0)
         if not np.array_equal(model.forward(st.ev.x.copy()), model.forward(st.ev.x.copy())):
-            again = "; two calls of your forward on the same batch return different logits"
+            again = ", and two calls of your forward on the same batch return different logits"
     except Exception:  # noqa: BLE001 - extra evidence only
         pass
-    return (f"dropout left on in evaluation: your forward differs from the reference's "
-            f"(largest relative difference {err:.2g}) while the training pass agrees with the "
-            f"same masks{again}, and with the dropout layers taken out both agree everywhere; "
-            f"forward is evaluation: dropout is the identity there (mode 'test', "
-            f"training=False)")
+    return (f"dropout left on in evaluation: forward is evaluation, where dropout is the "
+            f"identity (mode 'test', training=False) (checked: your forward differs from the "
+            f"reference's, largest relative difference {err:.2g}, while the training pass "
+            f"agrees with the same masks{again}; with the dropout layers taken out both "
+            f"agree everywhere)")
 
 
 def mask_redrawn(st: Study) -> str | None:
@@ -465,10 +465,11 @@ def mask_redrawn(st: Study) -> str | None:
     bad = differing(st.cand, st.ref, ("grads",), st.ev.rtol, st.ev.atol)
     if not bad or not st.without_dropout:
         return None
-    return (f"a mask redrawn between forward and backward: your training loss agrees with the "
-            f"reference's under the same handed masks but the gradients do not (first: "
-            f"{bad[0]}), and with the dropout layers taken out both agree everywhere; "
-            f"backward must multiply by the very mask forward used (keep it in the cache)")
+    return (f"a mask redrawn between forward and backward: backward must multiply by the "
+            f"very mask forward used (keep it in the cache), not draw another (checked: with "
+            f"the same handed masks your evaluation logits and training loss agree with the "
+            f"reference's but the gradients do not, first {bad[0]}; with the dropout layers "
+            f"taken out both agree everywhere)")
 
 
 #: the causes, in the order they are tried; the first that holds is the line

@@ -1,0 +1,139 @@
+"""The gallery of layer networks (tests/gallery/layer_nets.py) through the equivalence check.
+
+Each correct network passes in its convention, in float64 and float32, with no hint;
+each wrong one fails with its likely cause first. Small seeded data: 48 rows, 8 features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.checks import CheckConfig, run_checks
+from harness.checks.run import build_model, check_rows
+from harness.compare.equivalence import resolve_tolerances
+from harness.data.datasets import make_synthetic
+from harness.diagnose import diagnose
+from harness.diagnose.evidence import close
+from harness.model.specs import ModelSpec, OptimizerSpec
+
+DATA = make_synthetic(48, 8, 3, seed=0)
+SGD = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9)
+CS231N = dict(bn_momentum=0.9, bn_momentum_convention="cs231n", bn_running_var="biased")
+
+BN = "linear(16),batchnorm,relu,linear(3)"
+LN = "linear(16),layernorm,relu,linear(3)"
+DROP = "linear(16),relu,dropout(0.3),linear(3)"
+ALL = "linear(16),batchnorm,relu,dropout(0.3),linear(3)"
+ALL_LN = "linear(16),layernorm,relu,dropout(0.3),linear(3)"
+
+
+def _config(net: str, layers: str, dtype: str = "float64", **conventions) -> CheckConfig:
+    spec = ModelSpec(layers=layers, input_shape=8, dtype=dtype, **conventions)
+    return CheckConfig(backends=("scratch", f"tests.gallery.layer_nets:{net}"), spec=spec,
+                       optimizer=SGD, threads=1)
+
+
+def _buffers_differ(config: CheckConfig) -> bool:
+    """The running statistics after the check's calls (forward, a training pass, a step),
+    compared as the check compares: a stand-in until the equivalence report has
+    buffer rows of its own."""
+    x, y = check_rows(config, DATA)
+    ref, cand = (build_model(config, name) for name in config.backends)
+    if not hasattr(ref, "get_buffers"):
+        return False
+    cand.set_params(ref.get_params())
+    for model in (ref, cand):
+        model.forward(x)
+        model.loss_and_grads(x, y)
+        model.train_step(x, y)
+    rtol, atol = resolve_tolerances(np.dtype(config.spec.dtype), None, None)
+    br, bc = ref.get_buffers(), cand.get_buffers()
+    return not all(k in bc and close(bc[k], br[k], rtol, atol) for k in br)
+
+
+def check(net: str, layers: str, dtype: str = "float64", **conventions):
+    """(failed, hints): the equivalence check's verdict and its likely causes."""
+    config = _config(net, layers, dtype, **conventions)
+    result = run_checks(config, DATA, ["equivalence"]).results[0]
+    if not result.passed:
+        return True, list(result.hints)
+    if _buffers_differ(config):  # passes the check's rows, not the running statistics
+        x, y = check_rows(config, DATA)
+        found = diagnose(config, x, y, *config.backends, builder=build_model)
+        return True, found.hints
+    return False, list(result.hints)
+
+
+# (network, layers, conventions) of the correct ones
+CORRECT = [
+    ("CS231nNet", ALL, CS231N), ("CS231nNet", ALL_LN, CS231N), ("CS231nNet", BN, CS231N),
+    ("NNFSNet", ALL, {}), ("NNFSNet", ALL_LN, {}), ("NNFSNet", DROP, {}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("net, layers, conventions", CORRECT,
+                         ids=[f"{c[0]}-{c[1]}" for c in CORRECT])
+def test_a_correct_layer_network_passes_in_its_convention(net, layers, conventions, dtype):
+    failed, hints = check(net, layers, dtype, **conventions)
+    assert not failed and hints == [], hints
+
+
+# (network, layers, conventions, the start of the first likely cause, text in it)
+WRONG = [
+    ("CS231nNet", ALL, {}, "batch norm's momentum inverted",
+     "`--bn-momentum-convention cs231n` `--bn-momentum 0.9` `--bn-running-var biased`"),
+    ("BiasedRunningVar", BN, {}, "a biased running variance",
+     "with `--bn-running-var biased` the reference follows"),
+    ("InvertedMomentum", BN, {}, "batch norm's momentum inverted",
+     "with `--bn-momentum-convention cs231n` `--bn-momentum 0.9` the reference follows"),
+    ("EpsOutsideRoot", BN, {}, "eps outside the square root", "sqrt(var) + eps"),
+    ("BatchNormWrongAxis", BN, {}, "batch norm over the wrong axis", "axis=1"),
+    ("LayerNormOverBatch", LN, {}, "layer norm over the batch", "axis=0"),
+    ("RunningStatsInEval", BN, {}, "running statistics updated in evaluation",
+     "your forward changed running_mean0, running_var0"),
+    ("BatchNormBackwardMissingTerm", BN, CS231N, "batch norm's backward with a missing term",
+     "xhat·Σ(dxhat·xhat)"),
+    ("DropoutNotInverted", DROP, CS231N, "dropout not inverted", "1 - p = 0.7"),
+    ("KeepAsDrop", DROP, CS231N, "p used as the keep probability",
+     "near 1 - p = 70%"),
+    ("MaskRedrawn", DROP, CS231N, "a mask redrawn between forward and backward",
+     "the gradients do not"),
+    ("DropoutInEval", DROP, CS231N, "dropout left on in evaluation",
+     "the training pass agrees with the same masks"),
+]
+
+
+@pytest.mark.parametrize("net, layers, conventions, cause, detail", WRONG,
+                         ids=[c[0] + ("-torch-flags" if c[0] == "CS231nNet" else "")
+                              for c in WRONG])
+def test_a_wrong_layer_network_fails_with_its_cause(net, layers, conventions, cause, detail):
+    failed, hints = check(net, layers, **conventions)
+    assert failed, hints
+    assert hints and hints[0].startswith(cause), hints
+    assert detail in hints[0], hints[0]
+    assert "checked" in hints[0], hints[0]
+
+
+def test_the_convention_hints_name_only_flags_that_were_rerun():
+    """The flags named make the same network pass; a network whose mistake no flag
+    aligns (eps outside the square root) gets no flag, though --norm-eps 1e-8 would make
+    its difference too small to see."""
+    failed, hints = check("BiasedRunningVar", BN, bn_running_var="biased")
+    assert not failed and hints == []
+    failed, hints = check("InvertedMomentum", BN, bn_momentum=0.9,
+                          bn_momentum_convention="cs231n")
+    assert not failed and hints == []
+    _, hints = check("EpsOutsideRoot", BN)
+    assert "--norm-eps" not in hints[0]
+
+
+def test_the_biased_variance_hint_shows_the_ratio():
+    _, hints = check("BiasedRunningVar", BN)
+    assert "N/(N-1) = 48/47 = 1.021 times yours in every feature" in hints[0]
+
+
+def test_a_bug_fails_in_float32_too():
+    failed, hints = check("MaskRedrawn", DROP, "float32", **CS231N)
+    assert failed and hints[0].startswith("a mask redrawn"), hints
