@@ -137,3 +137,61 @@ def test_the_biased_variance_hint_shows_the_ratio():
 def test_a_bug_fails_in_float32_too():
     failed, hints = check("MaskRedrawn", DROP, "float32", **CS231N)
     assert failed and hints[0].startswith("a mask redrawn"), hints
+
+
+@pytest.mark.parametrize("net, layers, conventions", CORRECT,
+                         ids=[f"{c[0]}-{c[1]}" for c in CORRECT])
+def test_a_correct_layer_network_has_no_layer_cause(net, layers, conventions):
+    """Asked directly (the check would not ask: it passes), the causes find nothing."""
+    from harness.diagnose.evidence import Evidence
+    from harness.diagnose.layers import layer_causes
+
+    config = _config(net, layers, **conventions)
+    x, y = check_rows(config, DATA)
+    ev = Evidence.build(config, *config.backends, x, y, builder=build_model)
+    assert layer_causes(ev) is None
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("net, layers, conventions, cause", [
+    ("CS231nNet", ALL, CS231N, None),
+    ("NNFSNet", ALL, {}, None),
+    ("CS231nNet", ALL, {}, "batch norm's momentum inverted"),
+    ("KeepAsDrop", DROP, CS231N, "p used as the keep probability"),
+    ("EpsOutsideRoot", BN, {}, "eps outside the square root"),
+])
+def test_the_torch_reference_gives_the_same_verdicts(net, layers, conventions, cause):
+    config = _config(net, layers, **conventions)
+    config = CheckConfig(backends=("torch", config.backends[1]), spec=config.spec,
+                         optimizer=SGD, threads=1)
+    result = run_checks(config, DATA, ["equivalence"]).results[0]
+    failed = not result.passed or _buffers_differ(config)
+    assert failed == (cause is not None)
+    if cause is not None:
+        x, y = check_rows(config, DATA)
+        hints = result.hints or diagnose(config, x, y, *config.backends,
+                                         builder=build_model).hints
+        assert hints and hints[0].startswith(cause), hints
+
+
+def test_the_emulation_reproduces_the_scratch_network():
+    """The float64 emulation the causes compare with is the reference network itself,
+    every layer kind and activation included."""
+    from harness.diagnose.layer_math import Conventions, emulate
+    from harness.model.masks import HandedMasks, dropout_layout
+    from harness.model.registry import make_backend
+
+    layers = ("linear(12),batchnorm,tanh,dropout(0.25),linear(10),layernorm,gelu,"
+              "linear(9),leaky_relu(0.2),linear(8),sigmoid,linear(3)")
+    spec = ModelSpec(layers=layers, input_shape=8, bn_momentum=0.3)
+    model = make_backend("scratch", spec, SGD)
+    x, y = check_rows(_config("NNFSNet", BN), DATA)
+    masks = HandedMasks(None, dropout_layout(spec.network), spec.seed).draw(len(y))
+    out = emulate(spec.network.plain(), model.get_params(), model.get_buffers(), x, y, masks,
+                  Conventions.of(spec))
+    assert close(out["eval0"], model.forward(x), 1e-12, 1e-12)
+    loss, grads = model.loss_and_grads(x, y)
+    assert close(out["loss"], loss, 1e-12, 1e-12)
+    assert all(close(out["grads"][k], grads[k], 1e-10, 1e-12) for k in grads)
+    assert all(close(out["buffers1"][k], v, 1e-12, 1e-12) for k, v in model.get_buffers().items())
+    assert close(out["eval1"], model.forward(x), 1e-12, 1e-12)
