@@ -130,6 +130,7 @@ class Study:
     def __init__(self, ev: Evidence) -> None:
         self.ev = ev
         self.spec = ev.spec
+        self.eps_matters: dict[float, bool] = {}
 
     def build(self, which: str, spec):
         ev = self.ev
@@ -270,17 +271,17 @@ def _convention_words(st: Study, combo, changed) -> list[str]:
     return words
 
 
-def _eps_matters(st: Study, changed) -> bool:
-    """Whether the reference at ``changed.norm_eps`` differs from one at a hundredth of it:
-    where eps is too small to show, agreeing at it says nothing about the candidate's eps."""
-    if math.isclose(changed.norm_eps, st.spec.norm_eps):
+def _eps_matters(st: Study, eps: float) -> bool:
+    """Whether the reference at ``eps`` differs from one at a hundredth of it: where eps is
+    too small to show, agreeing at it says nothing about the candidate's eps."""
+    if math.isclose(eps, st.spec.norm_eps):
         return True
-    ref = trace(st.build("reference", changed), st.ev.params0, st.ev.x, st.ev.y)
-    tiny = trace(st.build("reference", replace(changed, norm_eps=changed.norm_eps / 100)),
-                 st.ev.params0, st.ev.x, st.ev.y)
-    if ref.error is not None or tiny.error is not None:
-        return False
-    return _largest_gap(ref, tiny) > st.ev.rtol
+    if eps not in st.eps_matters:
+        ref, tiny = (trace(st.build("reference", replace(st.spec, norm_eps=e)), st.ev.params0,
+                           st.ev.x, st.ev.y) for e in (eps, eps / 100))
+        st.eps_matters[eps] = (ref.error is None and tiny.error is None
+                               and _largest_gap(ref, tiny) > st.ev.rtol)
+    return st.eps_matters[eps]
 
 
 def _largest_gap(a, b, fields=FIELDS) -> float:
@@ -305,7 +306,7 @@ def convention_flags(st: Study) -> str | None:
     for combo in _alternatives(st.spec):  # fewest changes first: the first that agrees
         changed, flags = _changed(st.spec, combo)
         try:
-            agreed = _eps_matters(st, changed) and st.agree(*st.traces(changed))
+            agreed = _eps_matters(st, changed.norm_eps) and st.agree(*st.traces(changed))
         except Exception:  # noqa: BLE001 - a spec the backends refuse is no candidate
             agreed = False
         if agreed:
