@@ -374,8 +374,10 @@ def emulated_mistake(st: Study) -> str | None:
     kinds = {name for name, _ in layers}
     masks = _first_masks(st.spec, ev.n)
     conv = Conventions.of(st.spec)
-    run = lambda variant=None: emulate(layers, ev.params0, r.buffers0, ev.x, ev.y,  # noqa: E731
-                                       masks, conv, variant)
+
+    def run(variant=None):
+        return emulate(layers, ev.params0, r.buffers0, ev.x, ev.y, masks, conv, variant)
+
     tight = (ev.rtol / 10, ev.atol / 10)  # the check's own tolerances
     base = run()
     if differing(base, r, ("eval0", "loss", "grads", "buffers1", "eval1"), *tight):
