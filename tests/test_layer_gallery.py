@@ -28,10 +28,11 @@ ALL = "linear(16),batchnorm,relu,dropout(0.3),linear(3)"
 ALL_LN = "linear(16),layernorm,relu,dropout(0.3),linear(3)"
 
 
-def _config(net: str, layers: str, dtype: str = "float64", **conventions) -> CheckConfig:
+def _config(net: str, layers: str, dtype: str = "float64", optimizer=SGD,
+            **conventions) -> CheckConfig:
     spec = ModelSpec(layers=layers, input_shape=8, dtype=dtype, **conventions)
     return CheckConfig(backends=("scratch", f"tests.gallery.layer_nets:{net}"), spec=spec,
-                       optimizer=SGD, threads=1)
+                       optimizer=optimizer, threads=1)
 
 
 def _buffers_differ(config: CheckConfig) -> bool:
@@ -52,9 +53,9 @@ def _buffers_differ(config: CheckConfig) -> bool:
     return not all(k in bc and close(bc[k], br[k], rtol, atol) for k in br)
 
 
-def check(net: str, layers: str, dtype: str = "float64", **conventions):
+def check(net: str, layers: str, dtype: str = "float64", optimizer=SGD, **conventions):
     """(failed, hints): the equivalence check's verdict and its likely causes."""
-    config = _config(net, layers, dtype, **conventions)
+    config = _config(net, layers, dtype, optimizer, **conventions)
     result = run_checks(config, DATA, ["equivalence"]).results[0]
     if not result.passed:
         return True, list(result.hints)
@@ -78,6 +79,21 @@ CORRECT = [
 def test_a_correct_layer_network_passes_in_its_convention(net, layers, conventions, dtype):
     failed, hints = check(net, layers, dtype, **conventions)
     assert not failed and hints == [], hints
+
+
+@pytest.mark.parametrize("on", ["all", "weights"])
+@pytest.mark.parametrize("net, conventions", [("CS231nNet", CS231N), ("NNFSNet", {})])
+def test_a_correct_layer_network_passes_with_weight_decay(net, conventions, on):
+    decay = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.05,
+                          weight_decay_on=on)
+    failed, hints = check(net, ALL, optimizer=decay, **conventions)
+    assert not failed and hints == [], hints
+
+
+def test_an_optimizer_the_gallery_lacks_is_refused_by_name():
+    with pytest.raises(Exception, match="plain sgd only .*: not adam"):
+        build_model(_config("NNFSNet", ALL, optimizer=OptimizerSpec(name="adam")),
+                    "tests.gallery.layer_nets:NNFSNet")
 
 
 # (network, layers, conventions, the start of the first likely cause, text in it)

@@ -24,9 +24,23 @@ from tests.gallery import nnfs_layers as nnfs
 
 
 def _check_optimizer(optimizer) -> None:
-    if optimizer.name != "sgd" or optimizer.nesterov or optimizer.weight_decay:
-        raise ValueError("this network has plain sgd (with momentum) only: no "
-                         f"{optimizer.name}, nesterov or weight decay")
+    refused = [what for what, on in (
+        (optimizer.name, optimizer.name != "sgd"), ("nesterov", optimizer.nesterov),
+        ("weight decay in the loss",
+         optimizer.weight_decay and optimizer.weight_decay_in != "optimizer"),
+        (f"the {optimizer.lr_schedule} schedule", optimizer.lr_schedule != "none"),
+        ("gradient clipping", optimizer.clip_grad_norm is not None
+         or optimizer.clip_grad_value is not None)) if on]
+    if refused:
+        raise ValueError(f"this network has plain sgd only (momentum, weight decay in the "
+                         f"optimizer): not {', '.join(refused)}")
+
+
+def _decay(optimizer, key: str) -> float:
+    """torch's weight decay, added to the gradient: on every parameter or the weights only."""
+    if optimizer.weight_decay_on == "weights" and not key.startswith("W"):
+        return 0.0
+    return optimizer.weight_decay
 
 
 def _check_layers(layers, kinds) -> None:
@@ -58,6 +72,7 @@ class CS231nNet:
         self.dims = tuple(spec.dims)
         self.dtype = np.dtype(spec.dtype)
         self.lr, self.momentum = optimizer.lr, optimizer.momentum
+        self.opt = optimizer
         np.random.seed(spec.seed)  # as the assignments' notebooks do
         rng = np.random.default_rng(spec.seed)
         self.params, self.bn_params, self.ln_params = {}, {}, {}
@@ -147,8 +162,8 @@ class CS231nNet:
 
     def train_step(self, x, y):
         loss, grads = self.loss_and_grads(x, y)
-        for k, w in self.params.items():  # cs231n's sgd_momentum
-            v = self.momentum * self.velocity[k] - self.lr * grads[k]
+        for k, w in self.params.items():  # cs231n's sgd_momentum, torch's weight decay
+            v = self.momentum * self.velocity[k] - self.lr * (grads[k] + _decay(self.opt, k) * w)
             self.velocity[k] = v
             self.params[k] = w + v
         return loss
@@ -201,6 +216,7 @@ class NNFSNet:
         self.loss_activation = nnfs.Activation_Softmax_Loss_CategoricalCrossentropy()
         self.optimizer = nnfs.Optimizer_SGD(learning_rate=optimizer.lr,
                                             momentum=optimizer.momentum)
+        self.opt = optimizer
 
     def make_layer(self, name, kw, spec, rng):
         if name == "linear":
@@ -260,6 +276,9 @@ class NNFSNet:
 
     def train_step(self, x, y):
         loss, _ = self.loss_and_grads(x, y)
+        for name, layer, attr in self._named():  # torch's weight decay, in the step
+            grad = getattr(layer, "d" + attr)
+            setattr(layer, "d" + attr, grad + _decay(self.opt, name) * getattr(layer, attr))
         for _, layer in self.objects:
             if isinstance(layer, nnfs.Layer_Dense):
                 self.optimizer.update_params(layer)
