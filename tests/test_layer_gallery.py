@@ -211,3 +211,15 @@ def test_the_emulation_reproduces_the_scratch_network():
     assert all(close(out["grads"][k], grads[k], 1e-10, 1e-12) for k in grads)
     assert all(close(out["buffers1"][k], v, 1e-12, 1e-12) for k, v in model.get_buffers().items())
     assert close(out["eval1"], model.forward(x), 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("net, layers, conventions", [("NNFSNet", ALL, {}),
+                                                      ("CS231nNet", ALL, CS231N),
+                                                      ("MaskRedrawn", DROP, CS231N)])
+def test_a_network_with_dropout_keeps_the_contract(net, layers, conventions):
+    """The contract's passes on one batch (a training pass, then the step whose loss must
+    be the same) see the same handed masks: no broken rule for a network with dropout."""
+    from harness.checks.preflight import preflight
+
+    result = preflight(_config(net, layers, **conventions), DATA)
+    assert result.passed and not result.findings, [f.message for f in result.findings]

@@ -152,6 +152,7 @@ def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
     from harness.checks.outcome import finding_of
     from harness.model.contract import (ContractViolation, check_copies, check_train_step_loss,
                                         method_location)
+    from harness.model.masks import held_masks
 
     findings: list[Finding] = []
 
@@ -187,15 +188,18 @@ def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
         logits = call("forward", xd)
         if logits.dtype.name != dtype:
             broke("forward", f"returned {logits.dtype} logits for a {dtype} model")
-        loss, grads = call("loss_and_grads", xd, y)
-        if not math.isfinite(float(np.asarray(loss).reshape(()))):
-            broke("loss_and_grads", f"returned a non-finite loss ({float(np.asarray(loss))}) "
-                                    f"on {len(y)} rows of the data at the initial parameters")
-        bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
-        if bad:
-            broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} model")
-        check_copies(call, broke, params)
-        check_train_step_loss(call, broke, xd, y, loss, dtype)
+        with held_masks(model):  # the same dropout masks for every pass on the batch
+            loss, grads = call("loss_and_grads", xd, y)
+            if not math.isfinite(float(np.asarray(loss).reshape(()))):
+                broke("loss_and_grads", f"returned a non-finite loss "
+                                        f"({float(np.asarray(loss))}) on {len(y)} rows of "
+                                        f"the data at the initial parameters")
+            bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
+            if bad:
+                broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} "
+                                        f"model")
+            check_copies(call, broke, params)
+            check_train_step_loss(call, broke, xd, y, loss, dtype)
     except _Stop:
         pass
     return findings
