@@ -223,3 +223,19 @@ def test_a_network_with_dropout_keeps_the_contract(net, layers, conventions):
 
     result = preflight(_config(net, layers, **conventions), DATA)
     assert result.passed and not result.findings, [f.message for f in result.findings]
+
+
+@pytest.mark.parametrize("net, cause", [
+    ("DropoutInEval", "dropout left on in evaluation"),
+    ("KeepAsDrop", "p used as the keep probability"),
+    ("MaskRedrawn", "a mask redrawn between forward and backward"),
+    ("BatchNormBackwardMissingTerm", "batch norm's backward with a missing term"),
+])
+def test_a_mistake_in_another_convention_is_named_with_the_convention(net, cause):
+    """A cs231n network with a mistake, checked with torch's conventions: the mistake
+    first, then the flags under which the running statistics agree."""
+    failed, hints = check(net, ALL)
+    assert failed and hints[0].startswith(cause), hints
+    assert ("; and batch norm's momentum inverted" in hints[0]
+            and "`--bn-momentum-convention cs231n` `--bn-momentum 0.9` "
+                "`--bn-running-var biased` the running statistics agree" in hints[0]), hints[0]

@@ -3,20 +3,22 @@
 Run only when the network is a list of layers that is not a plain MLP
 (``spec.is_layered``). Both sides are traced from the same weights, buffers and
 dropout masks (:func:`trace`: a forward, a training pass, a forward, two steps, a
-forward) and the causes are tried in order, the first that holds giving the line:
+forward), then:
 
-1. the running statistics move in evaluation (the candidate's forward changed them);
-2. another convention (``--bn-running-var``, ``--bn-momentum-convention`` with the
+1. another convention (``--bn-running-var``, ``--bn-momentum-convention`` with the
    mapped momentum, ``--norm-eps``): both sides are rebuilt with the changed
    :class:`~harness.model.specs.ModelSpec`, take the same steps, and the flags are
-   named only when the candidate then agrees everywhere;
-3. a classic mistake that a float64 emulation reproduces (:mod:`harness.diagnose.
-   layer_math`: eps outside the square root, batch norm over the rows, a backward
-   without its last term, layer norm over the batch, dropout not inverted, p taken
-   as the keep probability) while the emulation without it reproduces the reference;
-4. dropout left on in evaluation, or a mask redrawn for backward: the training pass
-   or its loss agrees with the same masks, and both sides agree once the dropout
-   layers are taken out.
+   the line only when the candidate then agrees everywhere;
+2. else the first mistake that holds (:data:`MISTAKES`): the running statistics move
+   in evaluation (the candidate's forward changed them); a classic mistake that a
+   float64 emulation reproduces (:mod:`harness.diagnose.layer_math`: eps outside the
+   square root, batch norm over the rows, a backward without its last term, layer
+   norm over the batch, dropout not inverted, p taken as the keep probability) while
+   the emulation without it reproduces the reference; dropout left on in evaluation,
+   or a mask redrawn for backward (the training pass or its loss agrees with the same
+   masks, and both sides agree once the dropout layers are taken out);
+3. where other conventions align the running statistics (:func:`aligned`), a mistake
+   is looked for under them too, and the line names them as well.
 
 Each line says what it checked. A network that agrees everywhere gets no line.
 """
@@ -125,16 +127,17 @@ def _named(quantity: str) -> str:
 
 # ------------------------------------------------------------------ the study
 class Study:
-    """The reference's and the candidate's traces, at the check's spec or a changed one."""
+    """The reference's and the candidate's traces, at the check's spec or at ``spec``
+    (both sides built with it)."""
 
-    def __init__(self, ev: Evidence) -> None:
+    def __init__(self, ev: Evidence, spec=None) -> None:
         self.ev = ev
-        self.spec = ev.spec
+        self.spec = ev.spec if spec is None else spec
         self.eps_matters: dict[float, bool] = {}
 
     def build(self, which: str, spec):
         ev = self.ev
-        if spec is self.spec:
+        if spec is ev.spec:
             return ev.fresh(which)
         cfg = replace(ev.config, spec=spec)
         name = ev.reference_name if which == "reference" else ev.candidate_name
@@ -301,8 +304,8 @@ def _largest_gap(a, b, fields=FIELDS) -> float:
 
 def convention_flags(st: Study) -> str | None:
     """Another batch-norm or normalisation convention, named by flags that were rerun."""
-    if st.agree(st.ref, st.cand) or st.ref.error or st.cand.error:
-        return None
+    if st.agree(st.ref, st.cand) or st.ref.error or st.cand.error or st.cand.moved:
+        return None  # (no convention moves the running statistics in evaluation)
     for combo in _alternatives(st.spec):  # fewest changes first: the first that agrees
         changed, flags = _changed(st.spec, combo)
         try:
@@ -478,20 +481,13 @@ def mask_redrawn(st: Study) -> str | None:
             f"taken out both agree everywhere)")
 
 
-#: the causes, in the order they are tried; the first that holds is the line
-CAUSES = (eval_moves_buffers, convention_flags, emulated_mistake, dropout_in_eval,
-          mask_redrawn)
+#: the mistakes, in the order they are tried (after the conventions); the first that
+#: holds is the line
+MISTAKES = (eval_moves_buffers, emulated_mistake, dropout_in_eval, mask_redrawn)
 
 
-def layer_causes(ev: Evidence) -> str | None:
-    """The first cause of :data:`CAUSES` that holds, for a layer network; else None."""
-    spec = ev.spec
-    if not getattr(spec, "is_layered", False):
-        return None
-    st = Study(ev)
-    if st.ref.error is not None:
-        return None
-    for cause in CAUSES:
+def _first(st: Study, causes) -> str | None:
+    for cause in causes:
         try:
             with np.errstate(all="ignore"):
                 line = cause(st)
@@ -500,3 +496,53 @@ def layer_causes(ev: Evidence) -> str | None:
         if line:
             return line
     return None
+
+
+def aligned(st: Study):
+    """``(study, words, flags)`` at the convention change under which the running
+    statistics after a training pass agree where at the check's they do not; or None."""
+    ev = st.ev
+    if not st.spec.has_batchnorm or st.cand.error is not None \
+            or not differing(st.cand, st.ref, ("buffers1",), ev.rtol, ev.atol):
+        return None
+    for combo in _alternatives(st.spec):
+        if combo[2] is not None:  # eps does not move the running statistics
+            continue
+        changed, flags = _changed(st.spec, combo)
+        other = Study(ev, changed)
+        if other.ref.error is None and other.cand.error is None and not differing(
+                other.cand, other.ref, ("buffers1",), ev.rtol, ev.atol):
+            return other, _convention_words(st, combo, changed), flags
+    return None
+
+
+def layer_causes(ev: Evidence) -> str | None:
+    """The line for a layer network (None for any other, or when nothing holds).
+
+    Other conventions that explain every difference (:func:`convention_flags`) are the
+    line; else the first of :data:`MISTAKES` that holds, at the check's conventions or,
+    failing that, at those that align the running statistics (:func:`aligned`), which
+    the line then names too.
+    """
+    spec = ev.spec
+    if not getattr(spec, "is_layered", False):
+        return None
+    st = Study(ev)
+    if st.ref.error is not None:
+        return None
+    line = _first(st, (convention_flags,))
+    if line is not None:
+        return line
+    try:
+        found = aligned(st)
+    except Exception:  # noqa: BLE001 - as a cause that cannot be tested
+        found = None
+    line = _first(st, MISTAKES)
+    if line is None and found is not None:
+        line = _first(found[0], MISTAKES)
+    if line is None or found is None:
+        return line
+    _, words, flags = found
+    return (f"{line}; and {'; '.join(words)}: with {_flags(flags)} the running statistics "
+            f"agree (checked: both sides rebuilt with them agree in the running statistics "
+            f"after a training pass)")
