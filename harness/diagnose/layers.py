@@ -26,18 +26,14 @@ Each line says what it checked. A network that agrees everywhere gets no line.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import replace
 
 import numpy as np
 
-from harness.diagnose.evidence import Evidence, close, fmt, rel_err
+from harness.diagnose.evidence import Evidence, fmt, rel_err
 from harness.diagnose.layer_math import Conventions, emulate, forward_output
+from harness.diagnose.layer_trace import STEPS, Study, differing, largest_gap, named, trace
 
-#: what a trace holds, in the order the calls are made
-FIELDS = ("eval0", "loss", "grads", "buffers1", "eval1", "after", "buffers2", "eval2")
-#: the steps a trace takes after its first training pass
-STEPS = 2
 #: the eps values the convention search tries (--norm-eps)
 EPSILONS = (1e-3, 1e-4, 1e-5, 1e-6, 1e-8, 1e-12)
 #: what the convention search checked, for its line
@@ -48,134 +44,6 @@ CHECKED = (f"both sides rebuilt with them from the same weights, batch and masks
 
 def _flags(flags) -> str:
     return " ".join(f"`{f}`" for f in flags)
-
-
-# ------------------------------------------------------------------ traces
-@dataclass
-class Trace:
-    """One model's answers from the same start: see :func:`trace`."""
-
-    buffers0: dict = field(default_factory=dict)
-    eval0: np.ndarray | None = None
-    moved: tuple = ()
-    loss: float | None = None
-    grads: dict | None = None
-    buffers1: dict | None = None
-    eval1: np.ndarray | None = None
-    after: dict | None = None
-    buffers2: dict | None = None
-    eval2: np.ndarray | None = None
-    error: Exception | None = None
-
-
-def _buffers(model) -> dict:
-    get = getattr(model, "get_buffers", None)
-    return {} if get is None else {k: np.array(v, copy=True) for k, v in get().items()}
-
-
-def trace(model, params: dict, x: np.ndarray, y: np.ndarray, steps: int = STEPS) -> Trace:
-    """Set ``params``; forward (``eval0``, and the buffers it ``moved``); a training pass
-    (``loss``, ``grads``, ``buffers1``); forward (``eval1``); ``steps`` train_steps
-    (``after``, ``buffers2``); forward (``eval2``). Stops at the first call that raises."""
-    t = Trace()
-    try:
-        model.set_params(params)
-        t.buffers0 = _buffers(model)
-        t.eval0 = np.asarray(model.forward(x.copy()))
-        now = _buffers(model)
-        t.moved = tuple(k for k, v in t.buffers0.items() if not np.array_equal(now[k], v))
-        loss, grads = model.loss_and_grads(x.copy(), y.copy())
-        t.loss, t.grads = float(loss), {k: np.asarray(v) for k, v in grads.items()}
-        t.buffers1 = _buffers(model)
-        t.eval1 = np.asarray(model.forward(x.copy()))
-        for _ in range(steps):
-            model.train_step(x.copy(), y.copy())
-        t.after = model.get_params()
-        t.buffers2 = _buffers(model)
-        t.eval2 = np.asarray(model.forward(x.copy()))
-    except Exception as exc:  # noqa: BLE001 - the code under test may raise anything
-        t.error = exc
-    return t
-
-
-def differing(cand, ref, fields, rtol: float, atol: float) -> list[str]:
-    """The quantities of ``fields`` where ``cand`` and ``ref`` (traces or dicts) differ."""
-    out = []
-    for name in fields:
-        c, r = _get(cand, name), _get(ref, name)
-        if isinstance(r, dict):
-            if not isinstance(c, dict):
-                out.append(name)
-                continue
-            out.extend(f"{name}['{k}']" for k in r
-                       if k not in c or not close(c[k], r[k], rtol, atol))
-        elif r is None or c is None or not close(c, r, rtol, atol):
-            out.append(name)
-    return out
-
-
-def _get(obj, name):
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name)
-
-
-def _named(quantity: str) -> str:
-    """Words for one of :data:`FIELDS`."""
-    return {"eval0": "evaluation logits", "loss": "training loss", "grads": "gradients",
-            "buffers1": "running statistics after a training pass",
-            "eval1": "evaluation logits after a training pass"}.get(quantity, quantity)
-
-
-# ------------------------------------------------------------------ the study
-class Study:
-    """The reference's and the candidate's traces, at the check's spec or at ``spec``
-    (both sides built with it)."""
-
-    def __init__(self, ev: Evidence, spec=None) -> None:
-        self.ev = ev
-        self.spec = ev.spec if spec is None else spec
-        self.eps_matters: dict[float, bool] = {}
-
-    def build(self, which: str, spec):
-        ev = self.ev
-        if spec is ev.spec:
-            return ev.fresh(which)
-        cfg = replace(ev.config, spec=spec)
-        name = ev.reference_name if which == "reference" else ev.candidate_name
-        if ev.builder is not None:
-            model = ev.builder(cfg, name)
-            return getattr(model, "wrapped", model)
-        from harness.model.registry import make_backend
-
-        return make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
-
-    def traces(self, spec=None) -> tuple[Trace, Trace]:
-        spec = self.spec if spec is None else spec
-        ev = self.ev
-        return tuple(trace(self.build(w, spec), ev.params0, ev.x, ev.y)
-                     for w in ("reference", "candidate"))
-
-    @cached_property
-    def base(self) -> tuple[Trace, Trace]:
-        return self.traces()
-
-    @property
-    def ref(self) -> Trace:
-        return self.base[0]
-
-    @property
-    def cand(self) -> Trace:
-        return self.base[1]
-
-    def agree(self, ref: Trace, cand: Trace, fields=FIELDS) -> bool:
-        return ref.error is None and cand.error is None and not differing(
-            cand, ref, fields, self.ev.rtol, self.ev.atol)
-
-    @cached_property
-    def without_dropout(self) -> bool:
-        """Whether both sides agree everywhere with the dropout layers taken out."""
-        layers = [layer for layer in self.spec.network.layers if layer.name != "dropout"]
-        spec = replace(self.spec, layers=tuple(layers))
-        return self.agree(*self.traces(spec))
 
 
 # ------------------------------------------------------------------ 1. evaluation moves
@@ -283,23 +151,8 @@ def _eps_matters(st: Study, eps: float) -> bool:
         ref, tiny = (trace(st.build("reference", replace(st.spec, norm_eps=e)), st.ev.params0,
                            st.ev.x, st.ev.y) for e in (eps, eps / 100))
         st.eps_matters[eps] = (ref.error is None and tiny.error is None
-                               and _largest_gap(ref, tiny) > st.ev.rtol)
+                               and largest_gap(ref, tiny) > st.ev.rtol)
     return st.eps_matters[eps]
-
-
-def _largest_gap(a, b, fields=FIELDS) -> float:
-    """The largest relative difference (over each array's largest entry) of two traces
-    (or dicts) in ``fields``."""
-    gaps = [0.0]
-    for name in fields:
-        x, y = _get(a, name), _get(b, name)
-        if isinstance(y, dict):  # one scale for the whole dict: a bias gradient that
-            # batch norm makes 0 up to rounding has no scale of its own
-            keys = sorted(y)
-            x = np.concatenate([np.ravel(x[k]) for k in keys]) if keys else np.zeros(0)
-            y = np.concatenate([np.ravel(y[k]) for k in keys]) if keys else np.zeros(0)
-        gaps.append(rel_err(x, y))
-    return max(gaps)
 
 
 def convention_flags(st: Study) -> str | None:
@@ -391,10 +244,10 @@ def emulated_mistake(st: Study) -> str | None:
         emulated = run(variant)
         # within the check's tolerances, and far closer than the emulation without the
         # mistake (in float32 both may be within them: the gap tells them apart)
-        gap, gap_base = _largest_gap(emulated, c, fields), _largest_gap(base, c, fields)
+        gap, gap_base = largest_gap(emulated, c, fields), largest_gap(base, c, fields)
         if differing(emulated, c, fields, *tight) or gap_base < 10 * max(gap, 1e-15):
             continue
-        what = ", ".join(_named(f) for f in fields)
+        what = ", ".join(named(f) for f in fields)
         extra = drop_share(st) if variant == "dropout_keep_as_p" else ""
         return (f"{_variant_words(st, variant)}{extra} (checked: your {what} equal a float64 "
                 f"emulation with this mistake at the same weights, batch and masks, and the "
