@@ -113,6 +113,7 @@ class Sequential:
         self._dropout_rng = np.random.default_rng([seed, 1])  # its own stream of masks
         bn = dict(momentum=momentum, momentum_convention=momentum_convention,
                   running_var=running_var, eps=eps)
+        self.norm_conventions = dict(bn)
         self.layers = [self._build(name, kwargs, bn) for name, kwargs in self.spec]
         self.dims = (next(kw["in"] for n, kw in self.spec if n == "linear"),) + tuple(
             kw["out"] for n, kw in self.spec if n == "linear")

@@ -139,6 +139,8 @@ class TorchSequential:
         self.param_error = param_error
         self._generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         bn = (momentum, momentum_convention, running_var)
+        self.norm_conventions = dict(momentum=momentum, momentum_convention=momentum_convention,
+                                     running_var=running_var, eps=eps)
         modules, self.indexed = [], []
         for name, kw in self.spec:
             module = self._module(name, kw, eps, bn)

@@ -61,6 +61,15 @@ class BenchConfig:
         on what ("all" or "weights"), as :class:`harness.model.specs.OptimizerSpec`
     activation, seed : of every model
     loss_reduction : "mean" or "sum", as :class:`harness.model.specs.ModelSpec`
+    layers : str, optional
+        A layer network (:mod:`harness.model.layer_spec`) measured instead of the MLP of
+        each grid point's dims: every point's dims must be the network's own on its
+        ``dims[0]`` inputs (:func:`layer_grid` builds such a grid). Each backend draws its
+        own dropout masks here (the comparisons hand both the same ones; a benchmark
+        measures each implementation's own dropout). The ``matmuls`` rows and the GFLOP
+        columns count the linear layers only.
+    batchnorm conventions: ``bn_momentum``, ``bn_momentum_convention``,
+        ``bn_running_var``, ``norm_eps``, as :class:`harness.model.specs.ModelSpec`.
     memory : bool
         Measure the peak memory of a train_step.
     peak_size : int
@@ -85,6 +94,11 @@ class BenchConfig:
     activation: str = "relu"
     seed: int = 0
     loss_reduction: str = "mean"
+    layers: str | None = None
+    bn_momentum: float = 0.1
+    bn_momentum_convention: str = "torch"
+    bn_running_var: str = "unbiased"
+    norm_eps: float = 1e-5
     memory: bool = True
     peak_size: int = 4096
 
@@ -138,6 +152,24 @@ class BenchConfig:
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ConfigError(f"`loss_reduction` must be one of {', '.join(LOSS_REDUCTIONS)}, "
                               f"got {self.loss_reduction!r}")
+        if self.layers is not None:
+            for dims, _ in self.grid:
+                spec = self.model_spec(dims, self.dtypes[0])
+                if spec.dims != dims:
+                    raise ConfigError(f"grid dims {dims} are not those of the layers "
+                                      f"{spec.layers} on {dims[0]} inputs ({spec.dims})")
+            object.__setattr__(self, "layers", spec.layers)
+
+    def model_spec(self, dims: tuple[int, ...], dtype: str):
+        """The :class:`harness.model.specs.ModelSpec` measured at a grid point."""
+        from harness.model.specs import ModelSpec
+
+        common = dict(dtype=dtype, seed=self.seed, loss_reduction=self.loss_reduction)
+        if self.layers is None:
+            return ModelSpec(dims, activation=self.activation, **common)
+        return ModelSpec(layers=self.layers, input_shape=(dims[0],), bn_momentum=self.bn_momentum,
+                         bn_momentum_convention=self.bn_momentum_convention,
+                         bn_running_var=self.bn_running_var, norm_eps=self.norm_eps, **common)
 
     def optimizer_spec(self):
         """The :class:`harness.model.specs.OptimizerSpec` of train_step and epoch."""
@@ -162,6 +194,14 @@ class BenchConfig:
         for k in ("dtypes", "backends", "ops"):
             d[k] = list(d[k])
         return d
+
+
+def layer_grid(layers, features: int, batch_sizes) -> tuple:
+    """The grid of a layer network on ``features`` inputs: its dims at every batch size."""
+    from harness.model.specs import ModelSpec
+
+    dims = ModelSpec(layers=layers, input_shape=(int(features),)).dims
+    return tuple((dims, int(b)) for b in batch_sizes)
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:

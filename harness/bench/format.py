@@ -30,6 +30,15 @@ def _fmt(v: float, spec: str = ".2f") -> str:
     return "-" if isna(v) or not math.isfinite(float(v)) else format(float(v), spec)
 
 
+def _network_line(config: dict) -> list[str]:
+    """What was measured when it is a layer network rather than the grid's MLPs."""
+    layers = (config or {}).get("layers")
+    if not layers:
+        return []
+    return [f"network: layers {layers} (each backend draws its own dropout masks; GFLOP/s "
+            f"and the matmuls rows count the linear layers only)"]
+
+
 def format_result(result: BenchResult, *, targets: bool = False) -> str:
     """The run as text: machine, peaks, the table, ratios, memory; with ``targets``
     also the scratch backend's own speed goals (the project's, not a user's question).
@@ -52,6 +61,7 @@ def format_result(result: BenchResult, *, targets: bool = False) -> str:
         "matmul peak: " + ", ".join(
             f"{p['library']} {p['dtype']} {p['size']}^3: {p['gflops']:.1f} GFLOP/s"
             for p in result.peaks),
+        *_network_line(result.config),
         "",
     ]
     if t.empty:

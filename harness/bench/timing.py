@@ -274,8 +274,6 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
     import pandas as pd
     import torch
 
-    from harness.model.specs import ModelSpec
-
     log = log or (lambda message: None)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("`--device cuda` was asked for but no CUDA device is available")
@@ -298,11 +296,11 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] | None = None
             for dtype in config.dtypes:
                 k += 1
                 elapsed = timeit.default_timer() - started
-                log(f"[{k}/{n_points}] dims {dims_label(dims)}, batch {batch}, {dtype} "
+                what = (f"dims {dims_label(dims)}" if config.layers is None
+                        else f"layers {config.layers} ({dims_label(dims)})")
+                log(f"[{k}/{n_points}] {what}, batch {batch}, {dtype} "
                     f"({elapsed:.0f} s so far)")
-                spec = ModelSpec(dims, activation=config.activation, dtype=dtype,
-                                 seed=config.seed,
-                                 loss_reduction=getattr(config, "loss_reduction", "mean"))
+                spec = config.model_spec(dims, dtype)
                 records.extend(_bench_point(spec, batch, config, series, optimizer,
                                             threads, times))
         machine["load_average_after"] = load_average()
@@ -324,6 +322,7 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
     """
     from harness.training.batches import iterate_batches
     from harness.model.transfer import copy_params
+    from harness.model.masks import unwrap
     from harness.model.registry import make_backend
 
     dims, dtype = spec.dims, spec.dtype
@@ -333,8 +332,8 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
     Y = rng.integers(0, dims[-1], size=n_data)
     x, y = X[:batch], Y[:batch]
 
-    def build(backend, device):
-        return make_backend(backend, spec, optimizer, device=device)
+    def build(backend, device):  # each backend with its own dropout masks
+        return unwrap(make_backend(backend, spec, optimizer, device=device))
 
     models = {}
     for backend, device in series:

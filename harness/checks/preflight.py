@@ -36,6 +36,7 @@ import numpy as np
 from harness.checks.config import CheckConfig
 from harness.checks.result import FAIL, PASS, CheckResult, Finding, Verdict
 from harness.errors import BackendRaised, ConfigError
+from harness.model.masks import held_masks
 
 #: rows of the data the contract is checked on
 PREFLIGHT_ROWS = 5
@@ -150,9 +151,7 @@ class _Stop(Exception):
 def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
     """The broken rules of one plug-in, checked on ``model`` and one more fresh model."""
     from harness.checks.outcome import finding_of
-    from harness.model.contract import (ContractViolation, check_copies, check_train_step_loss,
-                                        method_location)
-    from harness.model.masks import held_masks
+    from harness.model.contract import ContractViolation, method_location
 
     findings: list[Finding] = []
 
@@ -174,41 +173,47 @@ def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
 
     xd = x.astype(dtype)
     try:
-        params = call("get_params")
-        got = {np.asarray(v).dtype.name for v in params.values()}
-        if dtype == "float32" and got == {"float64"}:
-            logits = _quiet(model, "forward", xd)
-            also = " and logits" if getattr(logits, "dtype", None) == np.float64 else ""
-            raise ConfigError(
-                f"`{name}` computes in float64 when float32 was asked (its parameters{also} "
-                f"are float64); it does not support --dtype float32")
-        if got != {dtype}:
-            broke("get_params", f"returned {'/'.join(sorted(got))} parameters for a {dtype} "
-                                f"model")
-        logits = call("forward", xd)
-        if logits.dtype.name != dtype:
-            broke("forward", f"returned {logits.dtype} logits for a {dtype} model")
-        with held_masks(model):  # the same dropout masks for every pass on the batch
-            loss, grads = call("loss_and_grads", xd, y)
-            if not math.isfinite(float(np.asarray(loss).reshape(()))):
-                broke("loss_and_grads", f"returned a non-finite loss "
-                                        f"({float(np.asarray(loss))}) on {len(y)} rows of "
-                                        f"the data at the initial parameters")
-            bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
-            if bad:
-                broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} "
-                                        f"model")
-            check_copies(call, broke, params)
-            check_train_step_loss(call, broke, xd, y, loss, dtype)
+        with held_masks(model):  # every training pass here: the same dropout masks
+            _contract_rules(name, model, xd, y, dtype, call, broke)
     except _Stop:
         pass
     return findings
 
 
+def _contract_rules(name: str, model, xd, y, dtype: str, call, broke) -> None:
+    """The rules of :func:`_contract`, in order (``call`` raises _Stop on a raise)."""
+    from harness.model.contract import check_copies, check_train_step_loss
+
+    params = call("get_params")
+    got = {np.asarray(v).dtype.name for v in params.values()}
+    if dtype == "float32" and got == {"float64"}:
+        logits = _quiet(model, "forward", xd)
+        also = " and logits" if getattr(logits, "dtype", None) == np.float64 else ""
+        raise ConfigError(
+            f"`{name}` computes in float64 when float32 was asked (its parameters{also} "
+            f"are float64); it does not support --dtype float32")
+    if got != {dtype}:
+        broke("get_params", f"returned {'/'.join(sorted(got))} parameters for a {dtype} "
+                            f"model")
+    logits = call("forward", xd)
+    if logits.dtype.name != dtype:
+        broke("forward", f"returned {logits.dtype} logits for a {dtype} model")
+    loss, grads = call("loss_and_grads", xd, y)
+    if not math.isfinite(float(np.asarray(loss).reshape(()))):
+        broke("loss_and_grads", f"returned a non-finite loss ({float(np.asarray(loss))}) "
+                                f"on {len(y)} rows of the data at the initial parameters")
+    bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
+    if bad:
+        broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} model")
+    check_copies(call, broke, params)
+    check_train_step_loss(call, broke, xd, y, loss, dtype)
+
+
 def _inner(model):
     from harness.checks.guard import unwrap
+    from harness.model.masks import unwrap as without_masks
 
-    return unwrap(model)
+    return without_masks(unwrap(model))
 
 
 def _quiet(model, method, *args):

@@ -208,7 +208,9 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
                 report = gradcheck(model, x, y, eps=config.gradcheck_eps,
                                    rtol=config.gradcheck_rtol, atol=config.gradcheck_atol,
                                    max_entries=config.gradcheck_max_entries,
-                                   seed=config.spec.seed, name=name)
+                                   seed=config.spec.seed, name=name,
+                                   layers=None if config.spec.layers is None
+                                   else config.spec.network.plain())
         except BackendRaised as exc:
             f = finding_of(exc)
             findings.append(f)

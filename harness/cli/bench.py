@@ -56,7 +56,14 @@ def register(sub) -> None:
                                              "networks; each is measured at every "
                                              "--batch-sizes")
     g.add_argument("--batch-sizes", type=common.csv_ints, default=None, metavar="B,...",
-                   help="batch sizes of every --dims (default: 64)")
+                   help="batch sizes of every --dims (default: 64) or of --layers (default: "
+                        "64,1797)")
+    g.add_argument("--layers", default=None, metavar="LIST",
+                   help="measure a layer network instead of MLPs, as in every subcommand, "
+                        "e.g. \"linear(32),batchnorm,relu,dropout(0.5),linear(10)\", on "
+                        "--features inputs at every --batch-sizes")
+    g.add_argument("--features", type=int, default=None, metavar="N",
+                   help="input features of the --layers network (default: 64, the digits)")
     g.add_argument("--config", default=None, metavar="FILE.toml",
                    help="grid and settings from a TOML file; flags given here win")
     g.add_argument("--dtypes", type=common.csv_names, default=None, metavar="DTYPES",
@@ -147,7 +154,11 @@ def build_config(args):
                           "--batch-sizes, not both")
     if args.batch_sizes and not args.dims:
         raise ConfigError("`--batch-sizes` goes with --dims (or use --grid DIMS:BATCHES)")
-    if args.grid:
+    if args.layers is not None:
+        _layer_settings(args, kw)
+    elif args.features is not None:
+        raise ConfigError("`--features` goes with --layers")
+    elif args.grid:
         kw["grid"] = tuple(point for entry in args.grid for point in entry)
     elif args.dims:
         sizes = args.batch_sizes or (64,)
@@ -177,6 +188,21 @@ def build_config(args):
         return BenchConfig.quick(**kw) if args.quick else BenchConfig(**kw)
     except TypeError as exc:  # a wrongly typed value from the TOML file
         raise ConfigError(f"bad bench setting: {exc}") from None
+
+
+def _layer_settings(args, kw: dict) -> None:
+    """The grid and the layer settings of --layers (with --features, --batch-sizes)."""
+    from harness.bench.config import layer_grid
+    from harness.errors import ConfigError
+
+    if args.grid or args.dims:
+        raise ConfigError("give the networks as --grid/--dims or as --layers, not both")
+    features = 64 if args.features is None else args.features
+    if features < 1:
+        raise ConfigError(f"`--features` must be >= 1, got {features}")
+    kw["grid"] = layer_grid(args.layers, features, args.batch_sizes or (64, 1797))
+    kw["layers"] = args.layers
+    kw.update(common.layer_spec_settings(args))
 
 
 def run(args) -> int:

@@ -46,7 +46,7 @@ def run(args) -> int:
                          "optimizer": opt.to_dict(), "init_from": args.init_from}
         common.print_json(out)
     else:
-        print(f"data: {data.name} ({len(data)} samples, standardised), dims {spec.dims}, "
-              f"{spec.activation}, {spec.dtype}, seed {spec.seed}")
+        print(f"data: {data.name} ({len(data)} samples, standardised), {spec.short()}, "
+              f"{spec.dtype}, seed {spec.seed}")
         print(result.text())
     return 0 if result.passed else 1

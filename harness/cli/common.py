@@ -56,6 +56,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         f"(default: features,{DEFAULT_HIDDEN},classes of the data)")
     g.add_argument("--activation", default="relu", metavar="NAME",
                    help=f"hidden activation: {', '.join(ACTIVATION_NAMES)} (default: relu)")
+    add_layer_args(g)
     g.add_argument("--dtype", default="float64", metavar="DTYPE",
                    help=f"{' or '.join(DTYPE_NAMES)} (default: float64)")
     g.add_argument("--seed", type=int, default=0, help="seed of parameters and batches "
@@ -66,6 +67,38 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         f"(default: mean, as torch's cross_entropy)")
     g.add_argument("--device", default="cpu", metavar="DEV",
                    help="device of the torch backend: cpu or cuda (default: cpu)")
+
+
+def add_layer_args(g) -> None:
+    """--layers and the conventions of batch and layer norm (torch's by default)."""
+    from harness.model.layer_spec import LAYER_FORMS
+    from harness.model.specs import BN_MOMENTUM_CONVENTIONS, BN_RUNNING_VARS
+
+    g.add_argument("--layers", default=None, metavar="LIST",
+                   help=f"the network as a list of layers, instead of --dims/--activation, "
+                        f"e.g. \"linear(64),batchnorm,relu,dropout(0.5),linear(10)\"; widths "
+                        f"come from the data; layers: {', '.join(LAYER_FORMS)}")
+    g.add_argument("--bn-momentum", type=float, default=0.1, metavar="M",
+                   help="batch norm's momentum (default: 0.1, torch's)")
+    g.add_argument("--bn-momentum-convention", default="torch", metavar="WHICH",
+                   help=f"what --bn-momentum weighs: {' or '.join(BN_MOMENTUM_CONVENTIONS)} "
+                        f"(torch: the batch statistic, r = (1-m) r + m batch; cs231n: the "
+                        f"running one, r = m r + (1-m) batch, so cs231n's 0.9 is torch's 0.1) "
+                        f"(default: torch)")
+    g.add_argument("--bn-running-var", default="unbiased", metavar="WHICH",
+                   help=f"the batch variance batch norm keeps in running_var: "
+                        f"{' or '.join(BN_RUNNING_VARS)} (cs231n, numpy-ml) (default: unbiased, "
+                        f"as torch)")
+    g.add_argument("--norm-eps", type=float, default=1e-5, metavar="EPS",
+                   help="eps under the square root of batch and layer norm (default: 1e-05)")
+
+
+def layer_spec_settings(args) -> dict:
+    """The ModelSpec fields of the layer flags."""
+    return dict(bn_momentum=getattr(args, "bn_momentum", 0.1),
+                bn_momentum_convention=getattr(args, "bn_momentum_convention", "torch"),
+                bn_running_var=getattr(args, "bn_running_var", "unbiased"),
+                norm_eps=getattr(args, "norm_eps", 1e-5))
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -289,6 +322,8 @@ def model_spec(args, dataset):
     """
     from harness.model.specs import DEFAULT_HIDDEN, ModelSpec
 
+    if getattr(args, "layers", None) is not None:
+        return _layers_spec(args, dataset)
     weights = read_init(args)
     if args.dims is None and weights is not None:
         dims = weights.dims
@@ -307,8 +342,28 @@ def model_spec(args, dataset):
             raise ConfigError(f"`--dims` must end with the number of classes of "
                               f"{dataset.name} ({dataset.n_classes}), got {','.join(map(str, dims))}")
     spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed,
-                     loss_reduction=getattr(args, "loss_reduction", "mean"))
+                     loss_reduction=getattr(args, "loss_reduction", "mean"),
+                     **layer_spec_settings(args))
     initial_params(args, spec)  # refuse a file that does not fit, before any work
+    return spec
+
+
+def _layers_spec(args, dataset):
+    """The ModelSpec of --layers on ``dataset`` (widths from the data)."""
+    from harness.model.specs import ModelSpec
+
+    if args.dims is not None:
+        raise ConfigError("give the network as --dims or as --layers, not both")
+    if args.activation != "relu":
+        raise ConfigError(f"--activation goes with --dims; with --layers write each "
+                          f"activation in the list, got --activation {args.activation}")
+    spec = ModelSpec(layers=args.layers, dtype=args.dtype, seed=args.seed,
+                     loss_reduction=getattr(args, "loss_reduction", "mean"),
+                     **layer_spec_settings(args)).fit(dataset.n_features, dataset.n_classes)
+    if read_init(args) is not None and spec.is_layered:
+        raise ConfigError("`--init-from` holds an MLP's weights (W0, b0, ...); it does not "
+                          "go with --layers that have a normalisation or dropout layer")
+    initial_params(args, spec)
     return spec
 
 

@@ -104,8 +104,8 @@ def run(args) -> int:
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, {data.n_features} features, "
-              f"{data.n_classes} classes: {_classes(data.class_names)}), dims {spec.dims}, "
-              f"{spec.activation}, {spec.dtype}, {opt.name} lr {opt.lr:g} weight decay "
+              f"{data.n_classes} classes: {_classes(data.class_names)}), {spec.short()}, "
+              f"{spec.dtype}, {opt.name} lr {opt.lr:g} weight decay "
               f"{opt.weight_decay:g}")
         print(result.text())
         if args.out is not None:

@@ -80,6 +80,6 @@ def run(args) -> int:
         common.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "
-              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}")
+              f"{spec.short()}, {spec.dtype}, seed {spec.seed}")
         print(result.text())
     return 0 if result.passed else 1

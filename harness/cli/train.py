@@ -107,7 +107,7 @@ def run(args) -> int:
     else:
         print(f"data: {data.name} ({len(y_tr)} training, "
               f"{0 if y_va is None else len(y_va)} validation samples, standardised), "
-              f"dims {spec.dims}, {spec.activation}, {spec.dtype}, seed {spec.seed}"
+              f"{spec.short()}, {spec.dtype}, seed {spec.seed}"
               + (f", from {args.init_from}" if args.init_from else ""))
         print(result.text())
         if args.out is not None:

@@ -26,10 +26,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.compare.closeness import Comparison, compare
+from harness.model.layer_spec import layer_label, layer_list, position_of
 from harness.model.protocol import ExposesIntermediates
 from harness.runtime.values import json_float
 
 _NAME = re.compile(r"^(z|a|dz|dW|db)(\d+)$")
+#: the intermediates of a layer network (:class:`scratch.sequential.Sequential`)
+_LAYER_NAME = re.compile(r"^(out|dout)(\d+)$")
+_PARAM_GRAD = re.compile(r"^d(W|b|gamma|beta)(\d+)$")
 
 #: what each prefix means, for messages
 KINDS = {
@@ -95,6 +99,25 @@ def describe(name: str) -> str:
     return f"{KINDS[prefix]}_{layer} ({name})"
 
 
+def describe_layer_quantity(layers: list, name: str) -> str | None:
+    """``out3`` -> ``layer 3 (batchnorm), forward: its output (out3)``; None when ``name``
+    is not a layer network's intermediate."""
+    m = _LAYER_NAME.match(name)
+    if m and int(m.group(2)) < len(layers):
+        pos = int(m.group(2))
+        if m.group(1) == "out":
+            return f"{layer_label(layers, pos)}, forward: its output ({name})"
+        return f"{layer_label(layers, pos)}, backward: dL/d its output ({name})"
+    m = _PARAM_GRAD.match(name)
+    if m:
+        pos = position_of(layers, name[1:])
+        if pos is not None:
+            return f"{layer_label(layers, pos)}, backward: dL/d{name[1:]} ({name})"
+    if name == "dinput":
+        return "the input, backward: dL/dx (dinput)"
+    return None
+
+
 def _detail(result: Comparison | None) -> str:
     if result is None:
         return "missing on the candidate side"
@@ -115,8 +138,8 @@ def _span(names: list[str]) -> str:
 
 
 def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any], *,
-                     rtol: float, atol: float, order: list[str] | None = None
-                     ) -> dict[str, Any] | None:
+                     rtol: float, atol: float, order: list[str] | None = None,
+                     layers: list | None = None) -> dict[str, Any] | None:
     """Compare two dicts of intermediates in ``order``; describe the first mismatch or None.
 
     Parameters
@@ -150,6 +173,11 @@ def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any],
         prefix, layer, phase = parse_name(name)
         where = (f"layer {layer}, {phase}: {describe(name)}" if prefix is not None
                  else f"quantity {name}")
+        described = None if layers is None else describe_layer_quantity(layers, name)
+        if described is not None:
+            where = described
+            phase = "forward" if name.startswith("out") else "backward"
+            layer = _layer_position(layers, name)
         message = f"{where}: {_detail(result)}; before it, {_span(agreed)} agree"
         return {
             "localised": True,
@@ -169,9 +197,18 @@ def first_divergence(reference: Mapping[str, Any], candidate: Mapping[str, Any],
     return None
 
 
+def _layer_position(layers: list, name: str) -> int | None:
+    m = _LAYER_NAME.match(name)
+    if m:
+        return int(m.group(2))
+    return position_of(layers, name[1:]) if name.startswith("d") else None
+
+
 def _self_inconsistencies(model, inter: Mapping[str, Any], x, y, side: str, *,
                           rtol: float, atol: float) -> list[str]:
-    """Where ``model``'s forward / loss_and_grads disagree with its own intermediates."""
+    """Where ``model``'s forward / loss_and_grads disagree with its own intermediates
+    (a layer network's forward is evaluation, its intermediates a training pass: only
+    its gradients are compared)."""
     found: list[str] = []
     n_layers = len(tuple(model.dims)) - 1
     last = f"z{n_layers - 1}"
@@ -190,6 +227,30 @@ def _self_inconsistencies(model, inter: Mapping[str, Any], x, y, side: str, *,
             found.append(f"{side}'s loss_and_grads()['{key}'] differs from its own "
                          f"intermediates['{inter_key}']")
     return found
+
+
+def buffer_divergence(reference, rows) -> dict[str, Any] | None:
+    """The layer of the first buffer row (``buffers after step['running_var1']``) that
+    failed while every parameter agrees, or None: ``layer 2 (batchnorm): running_var1
+    differs after the step; its parameters and output agree``."""
+    layers = layer_list(reference)
+    failed = [r for r in rows if not r.passed]
+    if layers is None or not failed or not failed[0].quantity.startswith("buffers"):
+        return None
+    name = failed[0].quantity.split("['", 1)[-1].rstrip("']")
+    pos = position_of(layers, name)
+    if pos is None:
+        return None
+    where = layer_label(layers, pos)
+    message = (f"{where}: {name} differs after the step ({_detail(failed[0])}); the "
+               f"parameters, the output and the gradients before it agree")
+    return {"localised": True, "quantity": name, "layer": pos, "phase": "running statistics",
+            "kind": "buffer", "agreed": [], "message": message,
+            "max_abs_err": json_float(failed[0].max_abs_err),
+            "max_rel_err": json_float(failed[0].max_rel_err),
+            "worst_index": None if failed[0].worst_index is None else list(
+                failed[0].worst_index),
+            "n_mismatched": failed[0].n_mismatched, "n_elements": failed[0].n_elements}
 
 
 def locate_divergence(reference, candidate, x, y, *, rtol: float, atol: float,
@@ -215,16 +276,24 @@ def locate_divergence(reference, candidate, x, y, *, rtol: float, atol: float,
     if not (isinstance(reference, ExposesIntermediates)
             and isinstance(candidate, ExposesIntermediates)):
         return None
-    ref = reference.intermediates(x, y)
-    cand = candidate.intermediates(x, y)
-    found = first_divergence(ref, cand, rtol=rtol, atol=atol,
-                             order=intermediate_order(tuple(reference.dims)))
-    if found is not None:
-        found["message"] = f"{candidate_name} parts from {reference_name} at {found['message']}"
-        return found
-    issues = (_self_inconsistencies(reference, ref, x, y, reference_name, rtol=rtol, atol=atol)
-              + _self_inconsistencies(candidate, cand, x, y, candidate_name, rtol=rtol,
-                                      atol=atol))
+    from harness.model.masks import held_masks
+
+    # every pass below draws the same dropout masks, and the sequence stays where it was
+    with held_masks(reference), held_masks(candidate):
+        ref = reference.intermediates(x, y)
+        cand = candidate.intermediates(x, y)
+        layers = layer_list(reference)  # a layer network's own order is its computation's
+        found = first_divergence(ref, cand, rtol=rtol, atol=atol, layers=layers,
+                                 order=None if layers else intermediate_order(
+                                     tuple(reference.dims)))
+        if found is not None:
+            found["message"] = (f"{candidate_name} parts from {reference_name} at "
+                                f"{found['message']}")
+            return found
+        issues = (_self_inconsistencies(reference, ref, x, y, reference_name, rtol=rtol,
+                                        atol=atol)
+                  + _self_inconsistencies(candidate, cand, x, y, candidate_name, rtol=rtol,
+                                          atol=atol))
     if issues:
         message = (f"all {len(ref)} intermediates agree; the difference lies outside them: "
                    + "; ".join(issues))

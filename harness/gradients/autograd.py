@@ -38,6 +38,8 @@ from harness.compare.closeness import compare
 from harness.model.conventions import LossConventions, activation_of, loss_conventions
 from harness.errors import ConfigError
 from harness.diagnose.localize import first_divergence, intermediate_order, ordered_intermediates
+from harness.model.layer_spec import layer_list
+from harness.model.masks import find_masks, held_masks, unwrap
 from harness.model.precision import float64_copy
 from harness.model.protocol import ExposesIntermediates
 from harness.model.registry import check_protocol, torch_activation
@@ -117,8 +119,11 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
         ``divergence`` names the first differing intermediate when the model exposes
         them and something failed. The model is not changed.
     """
-    name = name or type(model).__name__
+    name = name or type(unwrap(model)).__name__
     check_protocol(model, name)
+    layers = layer_list(model)
+    if layers is not None:
+        return _compare_layers(model, layers, x, y, rtol=rtol, atol=atol, name=name)
     activation = activation or activation_of(model)
     if activation is None:
         raise ConfigError(f"cannot tell the hidden activation of {name}; pass `activation`")
@@ -148,6 +153,59 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
         else:
             notes.append(f"no layer-level localisation: {name} does not implement "
                          f"intermediates(x, y); the parameter-level verdict above stands")
+    return EquivalenceReport(rows, rtol, atol, dtype.name, "torch.autograd", name,
+                             divergence=divergence, notes=notes)
+
+
+def _norm_conventions(model) -> dict:
+    """The batch-norm conventions ``model`` names (``norm_conventions``, or a ModelSpec's
+    fields in ``spec``), torch's defaults otherwise."""
+    own = getattr(model, "norm_conventions", None)
+    if isinstance(own, dict):
+        return dict(own)
+    spec = getattr(model, "model_spec", None)
+    if spec is not None and hasattr(spec, "bn_momentum"):
+        return dict(momentum=spec.bn_momentum, momentum_convention=spec.bn_momentum_convention,
+                    running_var=spec.bn_running_var, eps=spec.norm_eps)
+    return {}
+
+
+def _compare_layers(model, layers, x, y, *, rtol, atol, name: str) -> EquivalenceReport:
+    """:func:`compare_with_autograd` for a layer network: torch's own modules on the same
+    layers, parameters, running statistics and dropout masks, differentiated by autograd."""
+    from harness.model.masks import HandedMasks
+    from harness.model.registry import torch_layer_twin
+    from harness.model.transfer import copy_buffers
+
+    x, y = validate_batch(x, y, tuple(model.dims))
+    dtype = model_dtype(model)
+    rtol, atol = resolve_tolerances(dtype, rtol, atol)
+    x = x.astype(dtype, copy=False)
+    conv = loss_conventions(model)
+    twin = torch_layer_twin(layers, dtype.name, loss_reduction=conv.loss_reduction, l2=conv.l2,
+                            l2_on=conv.l2_on, norm_conventions=_norm_conventions(model))
+    twin.set_params(model.get_params())
+    buffers = model.get_buffers() if callable(getattr(model, "get_buffers", None)) else None
+    copy_buffers(model, twin)
+    handed = find_masks(model)
+    if handed is not None:  # the model's next masks, for the twin too
+        twin = HandedMasks(twin, handed.layout, 0)
+        twin._rng.bit_generator.state = handed._rng.bit_generator.state
+    with held_masks(model), held_masks(twin):
+        rows = [compare("logits", model.forward(x), twin.forward(x), rtol=rtol, atol=atol)]
+        loss_t, grads_t = twin.loss_and_grads(x, y)
+        loss_m, grads_m = model.loss_and_grads(x, y)
+        rows.append(compare("loss", loss_m, loss_t, rtol=rtol, atol=atol))
+        rows.extend(compare_dicts("grads", grads_m, grads_t, rtol=rtol, atol=atol))
+        divergence, notes = None, []
+        if not all(r.passed for r in rows) and isinstance(model, ExposesIntermediates):
+            divergence = first_divergence(twin.intermediates(x, y), model.intermediates(x, y),
+                                          rtol=rtol, atol=atol, layers=layers)
+            if divergence is not None:
+                divergence["message"] = (f"{name} parts from torch.autograd at "
+                                         f"{divergence['message']}")
+    if buffers:  # the training passes moved the running statistics: put them back
+        model.set_buffers(buffers)
     return EquivalenceReport(rows, rtol, atol, dtype.name, "torch.autograd", name,
                              divergence=divergence, notes=notes)
 

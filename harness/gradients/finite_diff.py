@@ -104,10 +104,13 @@ from typing import Any
 import numpy as np
 
 from harness.compare.equivalence import model_dtype, validate_batch
-from harness.model.conventions import activation_of
 from harness.errors import ConfigError
+from harness.model.conventions import activation_of
+from harness.model.layer_spec import layer_list
+from harness.model.masks import find_masks, held_masks, unwrap
+from harness.model.transfer import has_buffers
 from harness.gradients.kinks import (
-    ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
+    KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
     hidden_signs, kink_mode, one_sided_kink,
 )
 from harness.model.precision import (
@@ -152,7 +155,7 @@ def _entry(grads, name: str, flat: int) -> float:
 
 def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = None,
               rtol: float | None = None, max_entries: int | None = None, seed: int = 0,
-              name: str | None = None) -> GradcheckReport:
+              name: str | None = None, layers: list | None = None) -> GradcheckReport:
     """Check ``model``'s analytic gradients against central differences of its loss.
 
     Parameters
@@ -173,6 +176,10 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
         Seed of that subset.
     name : str, optional
         The model's name in the report.
+    layers : list of (name, kwargs), optional
+        The layer list of a layer network (``ModelSpec.network.plain()``), when the model
+        does not say (:func:`harness.model.layer_spec.layer_list`): its activations tell
+        where kinks can be.
 
     Returns
     -------
@@ -183,7 +190,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     """
     from harness.model.registry import check_protocol
 
-    name = name or type(model).__name__
+    name = name or type(unwrap(model)).__name__
     check_protocol(model, name)
     _validate(eps, rtol, atol, max_entries, seed)
     dims = tuple(model.dims)
@@ -198,29 +205,44 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     x = x.astype(dtype)
 
     n_hidden = len(dims) - 2
-    activation = activation_of(model)
-    mode = kink_mode(activation, n_hidden, target)
-
+    mode, notes = _kink_detection(model, target, n_hidden, layers)
     original = target.get_params()
-    notes: list[str] = []
-    if activation is None and mode == ONE_SIDED:
-        notes.append("note: the model does not name its activation; entries were tested "
-                     "for kinks as if it had some")
+    buffers = target.get_buffers() if has_buffers(target) else None
     try:
-        with np.errstate(all="ignore"):
+        # every evaluation of the loss: the same dropout masks
+        with np.errstate(all="ignore"), held_masks(target):
             problem = arithmetic_problem(target, x, y, original, dtype,
                                          eps=GRADCHECK_DEFAULTS["float64"][0])
             if problem:
                 mode = "none (the arithmetic is not in the claimed dtype)"
-            checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol, atol=atol,
-                                        max_entries=max_entries, seed=seed, kink_mode=mode,
-                                        n_hidden=n_hidden)
+            checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol,
+                                        atol=atol, max_entries=max_entries, seed=seed,
+                                        kink_mode=mode, n_hidden=n_hidden)
     finally:
         target.set_params(original)
+        if buffers:  # every training pass moved the running statistics: put them back
+            target.set_buffers(buffers)
     notes.extend(_unverified_notes(checks))
     return GradcheckReport(checks, eps, rtol, atol, scale, loss0, int(x.shape[0]),
                            original_dtype.name, dtype.name, precision, mode, name, notes,
                            arithmetic_problem=problem)
+
+
+def _kink_detection(model, target, n_hidden: int, layers) -> tuple[str, list[str]]:
+    """How kinks are told from wrong gradients (:func:`harness.gradients.kinks.kink_mode`;
+    a layer network: wherever a relu or leaky_relu sits), and the note it needs."""
+    activation = activation_of(model)
+    mode = kink_mode(activation, n_hidden, target)
+    layers = layers or layer_list(model)
+    if layers is not None:
+        activation = "layers"
+        mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)
+                else "none needed (every activation of the layers is smooth)")
+    notes = []
+    if activation is None and mode == ONE_SIDED:
+        notes.append("note: the model does not name its activation; entries were tested "
+                     "for kinks as if it had some")
+    return mode, notes
 
 
 def _float64_target(model, original_dtype) -> tuple[Any, str]:

@@ -339,3 +339,37 @@ def resolve(layers, input_shape, n_classes: int | None = None) -> ResolvedNetwor
     _check_ending(specs, widths_out, n_classes)
     return ResolvedNetwork(specs, widths_in[0], tuple(widths_in),
                            tuple(widths_out), tuple(indices), params, buffers)
+
+
+# ------------------------------------------------ naming the layers of a built model
+def layer_list(model) -> list[tuple[str, dict]] | None:
+    """The ``(name, kwargs)`` layer list of a layer network: its ``spec`` (a built-in
+    layer network's list, or a ModelSpec with ``layers`` that a class keeps), else None."""
+    spec = getattr(model, "spec", None)
+    if isinstance(spec, list) and all(isinstance(t, tuple) and len(t) == 2 for t in spec):
+        return spec
+    network = getattr(spec, "network", None)  # a class that keeps its ModelSpec
+    if getattr(spec, "layers", None) is not None and hasattr(network, "plain"):
+        return network.plain()
+    return None
+
+
+def layer_label(layers: list, position: int) -> str:
+    """``layer 3 (batchnorm)``: how messages name the layer at ``position``."""
+    name, kw = layers[position]
+    arg = kw.get("out", kw.get("p", kw.get("slope")))
+    return f"layer {position} ({name}{'' if arg is None else f'({arg:g})'})"
+
+
+def position_of(layers: list, name: str) -> int | None:
+    """The position of the layer that owns the parameter or buffer ``name`` (``W2``,
+    ``gamma1``, ``running_var1``), or None."""
+    m = re.match(r"^(W|b|gamma|beta|running_mean|running_var)(\d+)$", name)
+    if not m:
+        return None
+    kind, k = m.group(1), int(m.group(2))
+    wanted = ("linear",) if kind in ("W", "b") else ("batchnorm", "layernorm")
+    for pos, (layer, kw) in enumerate(layers):
+        if layer in wanted and kw.get("index") == k:
+            return pos
+    return None

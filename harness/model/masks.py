@@ -12,7 +12,8 @@ Two wrappers built with the same seed draw the same sequence of masks, so two mo
 that see the same calls in the same order (the equivalence check, a trajectory in
 lockstep, a float64 arbiter beside them) see the same masks. :meth:`HandedMasks.hold`
 keeps one set of masks for every pass on a batch of the same size (the finite-difference
-check, where every evaluation of the loss must use the same mask), and
+check, where every evaluation of the loss must use the same mask; a localisation, which
+runs several passes on one side) and leaves the sequence where it was, and
 :meth:`HandedMasks.reorder_next` reorders the rows of the next masks (a witness that
 hands its rows in another order keeps each row's mask).
 """
@@ -91,12 +92,18 @@ class HandedMasks:
 
     @contextmanager
     def hold(self):
-        """Within the block, every training pass on N rows uses the same masks."""
+        """Within the block, every training pass on N rows uses the same masks: the next
+        ones of the sequence, which the first pass after the block draws again (a look
+        that leaves the sequence where it was, so that a model looked at and one not
+        looked at stay in step)."""
         previous, self._held = self._held, {}
+        state, drawn = self._rng.bit_generator.state, self.n_drawn
         try:
             yield self
         finally:
             self._held = previous
+            self._rng.bit_generator.state = state
+            self.n_drawn = drawn
 
     def reorder_next(self, order) -> None:
         """The next pass's masks with their rows taken in ``order`` (its batch's order)."""

@@ -18,6 +18,13 @@ class Classifier(Protocol):
 
     Parameters use the canonical layout: ``W{i}`` of shape (d_i, d_{i+1}) so that
     ``z = a @ W + b``, and ``b{i}`` of shape (d_{i+1},).
+
+    A network written as a list of layers (``ModelSpec(layers=...)``) also has
+    ``gamma{k}`` and ``beta{k}`` (k: the number of the linear before the normalisation
+    layer) and two modes: ``forward`` is evaluation (running statistics, no dropout);
+    ``loss_and_grads`` and ``train_step`` are training passes (batch statistics, dropout
+    on), each updating the running statistics. Its optional members are
+    :class:`HasBuffers` and :class:`TakesDropoutMasks`.
     """
 
     dims: tuple[int, ...]
@@ -49,6 +56,34 @@ class ExposesIntermediates(Protocol):
     """
 
     def intermediates(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class HasBuffers(Protocol):
+    """Optional: batch norm's running statistics ``running_mean{k}``, ``running_var{k}``.
+
+    Buffers are not parameters: the harness copies them between backends with the
+    weights and compares them after every step; without these members a model's running
+    statistics are NOT CHECKED.
+    """
+
+    def get_buffers(self) -> dict[str, np.ndarray]:
+        """Copies of the buffers, canonical names."""
+
+    def set_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Copy ``buffers`` in; ValueError naming the buffer when they do not fit."""
+
+
+@runtime_checkable
+class TakesDropoutMasks(Protocol):
+    """Optional: the dropout masks of the next training pass, drawn by the harness.
+
+    ``set_dropout_masks(masks)``: one 0/1 array (N, D) per dropout layer, in layer order,
+    for the next training pass only; kept units are scaled by 1/(1-p) as ``nn.Dropout``
+    does. With it, two implementations compare exactly in training mode.
+    """
+
+    def set_dropout_masks(self, masks: list[np.ndarray]) -> None: ...
 
 
 PROTOCOL_METHODS = ("forward", "loss_and_grads", "get_params", "set_params", "train_step")

@@ -199,7 +199,7 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
                           f"ModelSpec(..., input_shape=(FEATURES,)) or spec.fit(n_features, "
                           f"n_classes) before building it")
     if name in _BUILDERS:
-        return _with_masks(_BUILDERS[name](spec, optimizer, device), spec)
+        return with_masks(_BUILDERS[name](spec, optimizer, device), spec)
     cls = load_user_class(name)
     try:
         model = cls(spec, optimizer)
@@ -208,10 +208,10 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     check_protocol(model, name)
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")
-    return _with_masks(model, spec)
+    return with_masks(model, spec)
 
 
-def _with_masks(model, spec: ModelSpec):
+def with_masks(model, spec: ModelSpec):
     """``model`` in a :class:`~harness.model.masks.HandedMasks` when its network has a
     dropout and it takes masks (the harness then draws every mask); else as it is."""
     from harness.model.masks import HandedMasks, dropout_layout, takes_masks
@@ -228,6 +228,18 @@ def builtin_float64_copy(model, conventions):
     loss_conventions`): the copy computes the same loss. A backend that is not loaded
     yet is not imported (a scratch model never loads torch).
     """
+    from harness.model.masks import HandedMasks
+
+    if isinstance(model, HandedMasks):  # the copy draws the same masks from here on
+        made = builtin_float64_copy(model.inner, conventions)
+        if made is None:
+            return None
+        copy = HandedMasks(made[0], model.layout, 0)
+        copy._rng.bit_generator.state = model._rng.bit_generator.state
+        return copy, made[1]
+    layered = _layer_float64_copy(model)
+    if layered is not None:
+        return layered
     params = model.get_params()
     scratch_classes = [getattr(sys.modules.get(module), cls, None)
                        for module, cls in (("scratch.model", "MLP"),
@@ -246,3 +258,37 @@ def builtin_float64_copy(model, conventions):
         copy.set_params(params)
         return copy, "float64 copy of the built-in torch classifier"
     return None
+
+
+def _layer_float64_copy(model):
+    """A float64 copy of a built-in layer network (same layers, conventions, optimizer,
+    parameters and buffers), or None for anything else."""
+    scratch_seq = getattr(sys.modules.get("scratch.sequential"), "Sequential", None)
+    torch_seq = getattr(sys.modules.get("torch_impl.sequential"), "TorchSequential", None)
+    if scratch_seq is not None and type(model) is scratch_seq:
+        copy = scratch_seq(model.spec, "float64", param_error=model.param_error, loss_reduction=model.loss_reduction,
+                           l2=model.l2, l2_on=model.l2_on, **model.norm_conventions)
+        label = "float64 copy of the built-in scratch layer network"
+    elif torch_seq is not None and type(model) is torch_seq:
+        copy = torch_seq(model.spec, "float64", optimizer=model.optimizer_spec,
+                         device=str(model.device), param_error=model.param_error,
+                         loss_reduction=model.loss_reduction, **model.norm_conventions)
+        label = "float64 copy of the built-in torch layer network"
+    else:
+        return None
+    copy.set_params(model.get_params())
+    copy.set_buffers(model.get_buffers())
+    return copy, label
+
+
+
+def torch_layer_twin(layers, dtype: str, *, loss_reduction: str = "mean", l2: float = 0.0,
+                     l2_on: str = "all", norm_conventions: dict | None = None):
+    """The torch backend's network on the layer list ``layers`` (plain ``(name, kwargs)``
+    tuples), for an autograd reference: torch's own modules, differentiated by autograd,
+    with the given loss and batch-norm conventions (imports torch)."""
+    from torch_impl.sequential import TorchSequential
+
+    optimizer = OptimizerSpec(weight_decay=l2, weight_decay_in="loss", weight_decay_on=l2_on)
+    return TorchSequential(layers, dtype, 0, optimizer, param_error=ParamError,
+                           loss_reduction=loss_reduction, **(norm_conventions or {}))

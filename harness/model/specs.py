@@ -136,6 +136,13 @@ class ModelSpec:
         inputs = "inputs from the data" if self.dims is None else f"{self.dims[0]} inputs"
         return f"layers {self.layers} on {inputs}, {tail}{_describe_norm(self)}"
 
+    def short(self) -> str:
+        """The network in a few words: ``dims (64, 32, 10), relu`` or ``layers
+        linear(64),batchnorm,relu,linear(10)``."""
+        if self.layers is None:
+            return f"dims {self.dims}, {self.activation}"
+        return f"layers {self.layers}"
+
     @property
     def network(self):
         """The resolved layer list (:class:`harness.model.layer_spec.ResolvedNetwork`):

@@ -300,29 +300,42 @@ class _Run:
         return StageResult("cv", self._verdicts(result, "cv"), json, view, files)
 
     # 6 -------------------------------------------------------------- bench
+    def _quick_bench(self):
+        """The quick grid, and this report's network if not in it (a layer network: at
+        its own batch size only)."""
+        from harness.bench import BenchConfig
+
+        spec = self.s.spec
+        grid = tuple(BenchConfig.quick().grid)
+        point = (tuple(spec.dims), int(self.s.batch_size))
+        layered = {}
+        if spec.is_layered:
+            grid = (point,)
+            layered = dict(layers=spec.layers, bn_momentum=spec.bn_momentum,
+                           bn_momentum_convention=spec.bn_momentum_convention,
+                           bn_running_var=spec.bn_running_var, norm_eps=spec.norm_eps)
+        if point not in grid:
+            grid += (point,)
+        return BenchConfig.quick(grid=grid, **layered, backends=tuple(self.s.backends),
+                                 device=self.s.device, threads=self.s.threads,
+                                 optimizer=self.s.optimizer.name, lr=self.s.optimizer.lr,
+                                 momentum=self.s.optimizer.momentum,
+                                 weight_decay=self.s.optimizer.weight_decay)
+
     def bench(self) -> StageResult | None:
         """A short benchmark: a measurement (INFO), never a check; None when skipped."""
         if self.s.bench is None:
             return None
         from dataclasses import replace
 
-        from harness.bench import BenchConfig, assess
+        from harness.bench import assess
         from harness.bench.quality import row_flags
         from harness.checks import run_bench
         from harness.plots.bench import plot_all
 
         config = self.s.bench
-        if isinstance(config, str):  # the quick grid, and this report's network if not in it
-            grid = tuple(BenchConfig.quick().grid)
-            point = (tuple(self.s.spec.dims), int(self.s.batch_size))
-            if point not in grid:
-                grid += (point,)
-            config = BenchConfig.quick(grid=grid, backends=tuple(self.s.backends),
-                                       device=self.s.device, threads=self.s.threads,
-                                       optimizer=self.s.optimizer.name,
-                                       lr=self.s.optimizer.lr,
-                                       momentum=self.s.optimizer.momentum,
-                                       weight_decay=self.s.optimizer.weight_decay)
+        if isinstance(config, str):
+            config = self._quick_bench()
         with native_stderr(self.log) as log:
             checked = run_bench(replace(self.config, bench=config),
                                 log=lambda m: log(f"      bench: {m}"))

@@ -52,8 +52,9 @@ _GRID_DEFAULTS: dict[str, list] = {
 #: conventions (harness.model.specs): a configuration at these defaults keeps the key it had
 #: before the conventions existed, so that older results folders still resume
 CONVENTION_DEFAULTS: dict[str, str] = {"loss_reduction": "mean",
-                                       "weight_decay_in": "optimizer", "weight_decay_on": "all"}
-GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "activation", "dtype", "optimizer",
+                                       "weight_decay_in": "optimizer", "weight_decay_on": "all",
+                                       "layers": "none"}
+GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "activation", "dtype", "optimizer",
                               "lr", "weight_decay", "momentum", "nesterov", "betas", "eps",
                               "batch_size", "seed", "loss_reduction", "weight_decay_in",
                               "weight_decay_on")
@@ -391,6 +392,10 @@ def _parse_grid(grid: dict) -> _Factors:
     if "hidden" in grid and "dims" in grid:
         raise _fail("grid.dims", "and `grid.hidden` both given; give one: `hidden` (widths "
                                  "between the data's features and classes) or `dims`")
+    if "layers" in grid and ("hidden" in grid or "dims" in grid or "activation" in grid):
+        other = next(k for k in ("hidden", "dims", "activation") if k in grid)
+        raise _fail("grid.layers", f"and `grid.{other}` both given; a layer list names its "
+                                   f"widths and activations itself")
     datasets = _checked("dataset", _values(grid, "dataset"), _one_of(BUILTIN_DATASETS))
     net = _grid_net(grid, datasets)
 
@@ -449,7 +454,9 @@ def _parse_grid(grid: dict) -> _Factors:
 
 def _grid_net(grid: dict, datasets: list) -> tuple[str, list]:
     """The network factor of a grid: ``("dims", ...)``, each fitting every data set, or
-    ``("hidden", ...)`` widths."""
+    ``("hidden", ...)`` widths, or ``("layers", ...)`` layer lists fitting every data set."""
+    if "layers" in grid:
+        return ("layers", _grid_layers(grid, datasets))
     if "dims" in grid:
         dims = _checked("dims", _values(grid, "dims"), _widths(False))
         for i, d in enumerate(dims):
@@ -467,9 +474,40 @@ def _grid_net(grid: dict, datasets: list) -> tuple[str, list]:
     return ("hidden", _checked("hidden", _values(grid, "hidden"), _widths(True)))
 
 
+def _grid_layers(grid: dict, datasets: list) -> list[str]:
+    """The layer lists of ``grid.layers`` (canonical strings), each fitting every data set."""
+    from harness.model.layer_spec import LayerSpec, parse, resolve
+
+    values = _values(grid, "layers")
+    out = []
+    for i, text in enumerate(values):
+        if not isinstance(text, str):
+            raise _fail(f"grid.layers[{i}]", f"must be a string like \"linear(32),batchnorm,"
+                                             f"relu,linear(10)\", got {text!r}")
+        try:
+            canonical = ",".join(str(LayerSpec(s.name, s.args)) for s in parse(text))
+        except ConfigError as exc:
+            raise _fail(f"grid.layers[{i}]", f"{text!r}: {exc}") from None
+        for name in datasets:
+            _, n_feat, n_cls = _data_shape(name)
+            try:
+                resolve(canonical, n_feat, n_cls)
+            except ConfigError as exc:
+                raise _fail(f"grid.layers[{i}]", f"{text!r} does not fit dataset {name!r} "
+                                                 f"({n_feat} features, {n_cls} classes): "
+                                                 f"{exc}") from None
+        out.append(canonical)
+    return out
+
+
 def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, Any]:
     dataset = choice["dataset"]
-    if "dims" in choice:
+    if "layers" in choice:
+        from harness.model.layer_spec import resolve
+
+        _, n_feat, n_cls = _data_shape(dataset)
+        dims = list(resolve(choice["layers"], n_feat, n_cls).dims)
+    elif "dims" in choice:
         dims = list(choice["dims"])
     else:
         _, n_feat, n_cls = _data_shape(dataset)
@@ -483,6 +521,7 @@ def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, A
         "hidden": "-".join(map(str, dims[1:-1])) or "none",
         "n_params": _n_params(dims),
         "activation": choice["activation"],
+        "layers": choice.get("layers", CONVENTION_DEFAULTS["layers"]),
         "dtype": choice["dtype"],
         "optimizer": choice["optimizer"],
         "lr": choice["lr"],

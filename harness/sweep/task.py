@@ -28,9 +28,13 @@ def _specs(config: dict[str, Any]):
     from harness.model.specs import ModelSpec, OptimizerSpec
 
     dims = tuple(int(d) for d in config["dims"].split("-"))
-    spec = ModelSpec(dims, activation=config["activation"], dtype=config["dtype"],
-                     seed=config["seed"],
-                     loss_reduction=config.get("loss_reduction") or "mean")
+    common = dict(dtype=config["dtype"], seed=config["seed"],
+                  loss_reduction=config.get("loss_reduction") or "mean")
+    layers = config.get("layers")
+    if layers and layers != "none":
+        spec = ModelSpec(layers=layers, input_shape=(dims[0],), **common)
+    else:
+        spec = ModelSpec(dims, activation=config["activation"], **common)
     opt = {"name": config["optimizer"], "lr": config["lr"],
            "weight_decay": config["weight_decay"],
            "weight_decay_in": config.get("weight_decay_in") or "optimizer",

@@ -154,7 +154,7 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     """
     from harness.checks.guard import Guarded
     from harness.errors import ProtocolError
-    from harness.model.registry import BUILTIN_BACKENDS, check_protocol, make_backend
+    from harness.model.registry import BUILTIN_BACKENDS, check_protocol, make_backend, with_masks
 
     target = as_target(target)
     if isinstance(target, str):
@@ -170,7 +170,7 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
         if tuple(model.dims) != spec.dims:
             raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected "
                                 f"{spec.dims}")
-        return Guarded(model, name)
+        return Guarded(with_masks(model, spec), name)
     if isinstance(target, Guarded):
         return target
     check_protocol(target, name)

@@ -18,6 +18,8 @@ The checks:
   ``-depth3``, ``-batch1``, ``-duplicated-batch`` and ``-zero-input``.
 * ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
   ``convention-<option>-<value>``: a step under each non-default convention.
+* ``layer-<name>``: one step of a small network with a batch norm, a layer norm or a
+  dropout (:data:`LAYER_NETWORKS`), buffers and evaluation after the step included;
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
 
@@ -47,7 +49,14 @@ from harness.testing.contract import (
 SKIP = "SKIP"
 #: what a class supports when it declares nothing
 DEFAULT_CAPABILITIES: dict[str, Any] = {
-    "activations": ["relu"], "dtypes": ["float64"], "optimizers": ["sgd"], "conventions": {}}
+    "activations": ["relu"], "dtypes": ["float64"], "optimizers": ["sgd"], "conventions": {},
+    "layers": []}
+#: the layers a class may declare beyond the MLP's, and the network each is checked in
+LAYER_NETWORKS: dict[str, str] = {
+    "batchnorm": "linear(7),batchnorm,relu,linear(3)",
+    "layernorm": "linear(7),layernorm,tanh,linear(3)",
+    "dropout": "linear(7),relu,dropout(0.5),linear(3)",
+}
 #: the values of every convention option, default first
 CONVENTION_VALUES: dict[str, tuple[str, ...]] = {
     "loss_reduction": ("mean", "sum"), "weight_decay_in": ("optimizer", "loss"),
@@ -59,8 +68,9 @@ def capabilities_of(target) -> dict[str, Any]:
     """What ``target`` declares it supports, completed with the defaults.
 
     A class declares ``nnh_capabilities = {"activations": [...], "dtypes": [...],
-    "optimizers": [...], "conventions": {"loss_reduction": ["mean", "sum"], ...}}``;
-    a missing key takes its default (relu; float64; sgd; the default conventions).
+    "optimizers": [...], "conventions": {"loss_reduction": ["mean", "sum"], ...},
+    "layers": ["batchnorm", "layernorm", "dropout"]}``; a missing key takes its default
+    (relu; float64; sgd; the default conventions; no layer beyond the MLP's).
     The built-in backends support everything.
 
     Raises
@@ -72,7 +82,7 @@ def capabilities_of(target) -> dict[str, Any]:
 
     if isinstance(target, str) and target in BUILTIN_BACKENDS:
         return {"activations": list(ACTIVATION_NAMES), "dtypes": list(DTYPE_NAMES),
-                "optimizers": list(OPTIMIZER_NAMES),
+                "optimizers": list(OPTIMIZER_NAMES), "layers": list(LAYER_NETWORKS),
                 "conventions": {k: list(CONVENTION_VALUES[k])
                                 for k in _b.supported_conventions()}}
     cls = load_user_class(target) if isinstance(target, str) else (
@@ -87,10 +97,10 @@ def capabilities_of(target) -> dict[str, Any]:
                           f"{', '.join(DEFAULT_CAPABILITIES)}")
     caps = {k: declared.get(k, v) for k, v in DEFAULT_CAPABILITIES.items()}
     for key, allowed in (("activations", ACTIVATION_NAMES), ("dtypes", DTYPE_NAMES),
-                         ("optimizers", OPTIMIZER_NAMES)):
+                         ("optimizers", OPTIMIZER_NAMES), ("layers", tuple(LAYER_NETWORKS))):
         values = list(caps[key])
         bad = [v for v in values if v not in allowed]
-        if bad or not values:
+        if bad or (not values and key != "layers"):
             raise ConfigError(f"`{where}['{key}']` must list some of {', '.join(allowed)}, "
                               f"got {values!r}")
         caps[key] = values
@@ -254,6 +264,24 @@ def _trajectory(target, ref: str, check: str, *, activation: str, dtype: str,
                              f"{optimizer}, 2 epochs of 3 batches", header=header_lines(spec, opt))
 
 
+def _layer(target, ref: str, check: str, *, layer: str, dtype: str) -> CheckResult:
+    """One step of a small network with ``layer`` (:data:`LAYER_NETWORKS`) against ``ref``:
+    logits, loss, gradients, the step, the buffers and evaluation after it."""
+    from harness.compare.equivalence import check_equivalence
+    from harness.model.specs import ModelSpec
+
+    spec = ModelSpec(layers=LAYER_NETWORKS[layer], input_shape=(DIMS[0],), dtype=dtype)
+    opt = _b.make_optimizer({"name": "sgd", "lr": LR})
+    reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
+    x, y = make_batch(DIMS)
+    name = _b.short_name(target)
+    report = check_equivalence(reference, candidate, x, y, reference_name=ref,
+                               candidate_name=name,
+                               arbiter=_b.reference_judges(ref, spec, opt, witnesses=0)[0])
+    return equivalence_result(report, check=check, title=f"{name} {spec.layers} against "
+                              f"{ref}, one sgd step", header=header_lines(spec, opt))
+
+
 # ------------------------------------------------------------------ the list
 def checks_for(target) -> list[ConformanceCheck]:
     """Every check of ``target`` (a class or a backend name), skips marked with reasons."""
@@ -265,7 +293,7 @@ def checks_for(target) -> list[ConformanceCheck]:
     def why(kind: str, value: str) -> str | None:
         return None if value in caps[kind] else (
             f"{name} does not declare {kind[:-1]} {value!r} in nnh_capabilities "
-            f"(declared: {', '.join(caps[kind])})")
+            f"(declared: {', '.join(caps[kind]) or 'none'})")
 
     out = [ConformanceCheck("contract", (part,), check_contract,
                             kwargs=dict(part=part, activation=act, dtype=dt))
@@ -300,6 +328,8 @@ def checks_for(target) -> list[ConformanceCheck]:
                 "convention", (key, value), _step, skip,
                 dict(activation=act, dtype=dt, optimizer=opt, conventions={key: value},
                      weight_decay=0.1 if key.startswith("weight_decay") else 0.0)))
+    out += [ConformanceCheck("layer", (layer,), _layer, why("layers", layer),
+                             dict(layer=layer, dtype=dt)) for layer in LAYER_NETWORKS]
     out += [ConformanceCheck("trajectory", (opt,), _trajectory,
                              kwargs=dict(activation=act, dtype=dt, optimizer=opt)),
             ConformanceCheck("determinism", (), check_determinism,

@@ -13,6 +13,7 @@ from harness.model.contract import (
     array_problem, check_copies, check_train_step_loss, scalar_problem,
 )
 from harness.model.layout import param_shapes
+from harness.model.masks import held_masks
 from harness.checks.result import FAIL, PASS, CheckResult, Verdict
 from harness.testing import build as _b
 
@@ -88,9 +89,10 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
     elif part == "set_params":
         problems += _set_params_problems(model, unwrap(model), shapes)
     elif part == "train_step":
-        loss_before, _ = model.loss_and_grads(x, y)
-        before = model.get_params()
-        problems += _train_step_problems(model, x, y, loss_before, dtype)
+        with held_masks(model):  # the same dropout masks for the loss and the step
+            loss_before, _ = model.loss_and_grads(x, y)
+            before = model.get_params()
+            problems += _train_step_problems(model, x, y, loss_before, dtype)
         after = model.get_params()
         if all(np.array_equal(after[k], before[k]) for k in before):
             problems.append("train_step did not change any parameter")

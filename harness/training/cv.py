@@ -47,6 +47,9 @@ class _Timed:
         self.dims = model.dims
         self.seconds = 0.0
 
+    def __getattr__(self, name: str):  # the optional members (buffers, intermediates)
+        return getattr(self.model, name)
+
     def train_step(self, x, y):
         t0 = time.perf_counter()
         try:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+
 from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.model.transfer import model_state
 from harness.training.trajectory import AMPLIFIED, DIFFERENCE, Divergence, trajectory_bound
 
 
@@ -151,14 +153,15 @@ class TrajectoryJudge:
 
     def after_epoch(self, epoch: int, step: int, metrics: dict) -> None:
         """Judge the parameters at an epoch's end; pass the metrics on to ``on_epoch``."""
-        p_ref, p_cand = self.reference.get_params(), self.candidate.get_params()
+        # the parameters and the buffers (batch norm's running statistics)
+        p_ref, p_cand = model_state(self.reference), model_state(self.candidate)
         diff, scale, where = _param_difference(p_ref, p_cand)
         self.rows.append((step, epoch, DIFFERENCE, "param_diff", diff))
         if self.arbiter is not None:
-            p64 = self.arbiter.get_params()
+            p64 = model_state(self.arbiter)
             drift, scale64, _ = _param_difference(p64, p_ref)
             judged, _, where = _param_difference(p64, p_cand)
-            witnessed = _finite_max(_param_difference(p64, w.get_params())[0]
+            witnessed = _finite_max(_param_difference(p64, model_state(w))[0]
                                     for w in self.witnesses.values())
             self._param_drift = _finite_max((self._param_drift, drift, witnessed))
             bound = (ARBITER_MULTIPLIER * self._param_drift
@@ -171,7 +174,7 @@ class TrajectoryJudge:
             judged = diff
             bound = trajectory_bound(scale, step, **self.tol)
             if self.witnesses:
-                witnessed = _finite_max(_param_difference(p_ref, w.get_params())[0]
+                witnessed = _finite_max(_param_difference(p_ref, model_state(w))[0]
                                         for w in self.witnesses.values())
                 self._param_drift = _finite_max((self._param_drift, witnessed))
                 bound = self._widened(bound, self._param_drift, step)

@@ -519,13 +519,14 @@ def _start_followers(s: _TrajectorySetup, reference, candidate, arbiter, witness
                      seed) -> dict[str, Witness]:
     """Give the candidate (and the arbiter, up-cast) the reference's parameters; start the
     witnesses one roundoff unit away from them."""
-    from harness.model.transfer import copy_params
+    from harness.model.transfer import copy_buffers, copy_params
 
     copy_params(reference, candidate)
     followers = {}
     if s.use_arbiter:
         arbiter.set_params({k: np.asarray(v, dtype=np.float64)
                             for k, v in reference.get_params().items()})
+        copy_buffers(reference, arbiter)
         s.models[s.arbiter_name] = arbiter
     for i, model in enumerate(witnesses, 1):
         if tuple(getattr(model, "dims", ())) != tuple(s.dims) or (
@@ -542,7 +543,9 @@ def _train_and_judge(s: _TrajectorySetup, reference, candidate, arbiter, followe
                      X_val, y_val, epochs, batch_size, seed, shuffle,
                      on_epoch) -> TrajectoryReport:
     """Train the models in lockstep, judging every step; the report."""
-    n_param_entries = sum(int(np.size(v)) for v in reference.get_params().values())
+    from harness.model.transfer import model_state
+
+    n_param_entries = sum(int(np.size(v)) for v in model_state(reference).values())
     judge = TrajectoryJudge(reference, candidate, reference_name=s.reference_name,
                             candidate_name=s.candidate_name, tol=s.tol,
                             arbiter=arbiter if s.use_arbiter else None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.model.masks import find_masks
+
 
 class Witness:
     """A float32 copy of the reference that rounds differently (module docstring).
@@ -46,4 +48,7 @@ class Witness:
     def train_step(self, x, y):
         """One optimizer step on the batch, rows in a random order."""
         order = self._rng.permutation(len(y))
+        handed = find_masks(self.model)
+        if handed is not None:  # each row keeps its dropout mask
+            handed.reorder_next(order)
         return self.model.train_step(x[order], y[order])
