@@ -8,6 +8,9 @@ weights (the user's models and arrays are never touched) and
   penalty in the loss, probabilities returned as logits, transposed weights, ...),
   keeping the lines of those that hold, each with its evidence and the flags that
   would align the reference;
+* for a network given as a list of layers, tests the likely causes of
+  :mod:`harness.diagnose.layers` (batch norm's conventions, rerun with the flags that
+  would align them; the classic batch-norm, layer-norm and dropout mistakes);
 * localises the difference with crafted weights (:mod:`harness.diagnose.probes`):
   the output layer, the loss, the hidden activation or its derivative, a backward step.
 

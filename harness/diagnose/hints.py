@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.diagnose.evidence import Evidence, close, fmt, log_softmax, pair, rel_err
+from harness.diagnose.layers import layer_causes
 from harness.diagnose.schedules import schedule_timing
 from harness.diagnose.steps import update_rule
 
@@ -488,7 +489,7 @@ def activation_variant(ev: Evidence) -> str | None:
 
 #: the hypotheses, in the order their lines are printed
 HYPOTHESES: tuple[Callable[[Evidence], str | None], ...] = (
-    precision, output_shape, transposed_weights, probabilities_as_logits, loss_scale,
+    precision, output_shape, transposed_weights, probabilities_as_logits, layer_causes, loss_scale,
     l2_in_loss, bias_grad_scale, flipped_sign, only_loss, update_rule, activation_variant,
     overflow_at_scale, schedule_timing,
 )

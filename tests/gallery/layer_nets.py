@@ -1,0 +1,479 @@
+"""Layer networks written the way course code and books write them, and their bugs.
+
+Each is built as ``Cls(spec, optimizer)`` and reads its layers from
+``spec.network.plain()``; plain SGD (with momentum) from ``optimizer.lr`` and
+``optimizer.momentum``. Two correct ones:
+
+* :class:`CS231nNet`: cs231n's module-level functions (:mod:`tests.gallery.cs231n_layers`),
+  so cs231n's conventions: ``spec.bn_momentum`` weighs the old running value, the
+  running variance is biased. It passes with ``bn_momentum=0.9,
+  bn_momentum_convention="cs231n", bn_running_var="biased"``.
+* :class:`NNFSNet`: the book's layer objects (:mod:`tests.gallery.nnfs_layers`),
+  torch's conventions; it passes with the defaults.
+
+Every other class is one of them with one thing done wrong (its docstring says what);
+each takes the harness's dropout masks through ``set_dropout_masks``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.gallery import cs231n_layers as cs
+from tests.gallery import nnfs_layers as nnfs
+
+
+def _check_optimizer(optimizer) -> None:
+    refused = [what for what, on in (
+        (optimizer.name, optimizer.name != "sgd"), ("nesterov", optimizer.nesterov),
+        ("weight decay in the loss",
+         optimizer.weight_decay and optimizer.weight_decay_in != "optimizer"),
+        (f"the {optimizer.lr_schedule} schedule", optimizer.lr_schedule != "none"),
+        ("gradient clipping", optimizer.clip_grad_norm is not None
+         or optimizer.clip_grad_value is not None)) if on]
+    if refused:
+        raise ValueError(f"this network has plain sgd only (momentum, weight decay in the "
+                         f"optimizer): not {', '.join(refused)}")
+
+
+def _decay(optimizer, key: str) -> float:
+    """torch's weight decay, added to the gradient: on every parameter or the weights only."""
+    if optimizer.weight_decay_on == "weights" and not key.startswith("W"):
+        return 0.0
+    return optimizer.weight_decay
+
+
+def _check_layers(layers, kinds) -> None:
+    for name, _ in layers:
+        if name not in kinds:
+            raise ValueError(f"this network has no {name} layer (it has {', '.join(kinds)})")
+
+
+def _uniform(rng, fan_in, shape, dtype):
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape).astype(dtype)
+
+
+# ====================================================================== cs231n
+class CS231nNet:
+    """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions."""
+
+    KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+
+    bn_forward = staticmethod(cs.batchnorm_forward)
+    bn_backward = staticmethod(cs.batchnorm_backward_alt)
+    dropout_forward = staticmethod(cs.dropout_forward)
+    dropout_backward = staticmethod(cs.dropout_backward)
+
+    def __init__(self, spec, optimizer):
+        _check_optimizer(optimizer)
+        self.layers = spec.network.plain()
+        _check_layers(self.layers, self.KINDS)
+        self.dims = tuple(spec.dims)
+        self.dtype = np.dtype(spec.dtype)
+        self.lr, self.momentum = optimizer.lr, optimizer.momentum
+        self.opt = optimizer
+        np.random.seed(spec.seed)  # as the assignments' notebooks do
+        rng = np.random.default_rng(spec.seed)
+        self.params, self.bn_params, self.ln_params = {}, {}, {}
+        self.dropout_params = []
+        for name, kw in self.layers:
+            if name == "linear":
+                k, d_in, d_out = kw["index"], kw["in"], kw["out"]
+                self.params[f"W{k}"] = _uniform(rng, d_in, (d_in, d_out), self.dtype)
+                self.params[f"b{k}"] = _uniform(rng, d_in, (d_out,), self.dtype)
+            elif name in ("batchnorm", "layernorm"):
+                k, d = kw["index"], kw["width"]
+                self.params[f"gamma{k}"] = np.ones(d, self.dtype)
+                self.params[f"beta{k}"] = np.zeros(d, self.dtype)
+                if name == "batchnorm":
+                    self.bn_params[k] = self.make_bn_param(spec, d)
+                else:
+                    self.ln_params[k] = {"eps": spec.norm_eps}
+            elif name == "dropout":
+                self.dropout_params.append(self.make_dropout_param(kw["p"]))
+        self.velocity = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def make_bn_param(self, spec, d):
+        """cs231n's bn_param: ``momentum`` weighs the old running value."""
+        return {"mode": "train", "eps": spec.norm_eps, "momentum": spec.bn_momentum,
+                "running_mean": np.zeros(d, self.dtype), "running_var": np.ones(d, self.dtype)}
+
+    def make_dropout_param(self, p):
+        """cs231n's p keeps a unit; the harness's p drops it: keep = 1 - p."""
+        return {"mode": "train", "p": 1 - p}
+
+    # ------------------------------------------------------------ passes
+    def layer_forward(self, name, kw, x, mode, dropouts):
+        if name == "linear":
+            k = kw["index"]
+            return cs.affine_forward(x, self.params[f"W{k}"], self.params[f"b{k}"])
+        if name == "relu":
+            return cs.relu_forward(x)
+        if name == "batchnorm":
+            k = kw["index"]
+            bn_param = self.bn_params[k]
+            bn_param["mode"] = mode
+            return self.bn_forward(x, self.params[f"gamma{k}"], self.params[f"beta{k}"],
+                                   bn_param)
+        if name == "layernorm":
+            k = kw["index"]
+            return self.ln_forward(x, self.params[f"gamma{k}"], self.params[f"beta{k}"],
+                                   self.ln_params[k])
+        dropout_param = next(dropouts)
+        dropout_param["mode"] = mode
+        return self.dropout_forward(x, dropout_param)
+
+    def ln_forward(self, x, gamma, beta, ln_param):
+        return cs.layernorm_forward(x, gamma, beta, ln_param)
+
+    def layer_backward(self, name, kw, dout, cache, grads):
+        k = kw.get("index")
+        if name == "linear":
+            dx, grads[f"W{k}"], grads[f"b{k}"] = cs.affine_backward(dout, cache)
+        elif name == "relu":
+            dx = cs.relu_backward(dout, cache)
+        elif name == "batchnorm":
+            dx, grads[f"gamma{k}"], grads[f"beta{k}"] = self.bn_backward(dout, cache)
+        elif name == "layernorm":
+            dx, grads[f"gamma{k}"], grads[f"beta{k}"] = cs.layernorm_backward(dout, cache)
+        else:
+            dx = self.dropout_backward(dout, cache)
+        return dx
+
+    def _forward(self, x, mode):
+        out, caches = np.asarray(x, dtype=self.dtype), []
+        dropouts = iter(self.dropout_params)
+        for name, kw in self.layers:
+            out, cache = self.layer_forward(name, kw, out, mode, dropouts)
+            caches.append(cache)
+        return out, caches
+
+    def forward(self, x):
+        return self._forward(x, "test")[0]
+
+    def loss_and_grads(self, x, y):
+        scores, caches = self._forward(x, "train")
+        loss, dout = cs.softmax_loss(scores, np.asarray(y))
+        grads = {}
+        for (name, kw), cache in zip(reversed(self.layers), reversed(caches)):
+            dout = self.layer_backward(name, kw, dout, cache, grads)
+        return float(loss), {k: grads[k] for k in self.params}
+
+    def train_step(self, x, y):
+        loss, grads = self.loss_and_grads(x, y)
+        for k, w in self.params.items():  # cs231n's sgd_momentum, torch's weight decay
+            v = self.momentum * self.velocity[k] - self.lr * (grads[k] + _decay(self.opt, k) * w)
+            self.velocity[k] = v
+            self.params[k] = w + v
+        return loss
+
+    # ------------------------------------------------------------ protocol
+    def get_params(self):
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_params(self, params):
+        for k, v in self.params.items():
+            if np.shape(params[k]) != v.shape:
+                raise ValueError(f"{k} must have shape {v.shape}")
+        self.params = {k: np.array(params[k], dtype=self.dtype) for k in self.params}
+
+    def get_buffers(self):
+        out = {}
+        for k, bn_param in self.bn_params.items():
+            out[f"running_mean{k}"] = np.array(bn_param["running_mean"], copy=True)
+            out[f"running_var{k}"] = np.array(bn_param["running_var"], copy=True)
+        return out
+
+    def set_buffers(self, buffers):
+        for k, bn_param in self.bn_params.items():
+            bn_param["running_mean"] = np.array(buffers[f"running_mean{k}"], dtype=self.dtype)
+            bn_param["running_var"] = np.array(buffers[f"running_var{k}"], dtype=self.dtype)
+
+    def set_dropout_masks(self, masks):
+        for dropout_param, mask in zip(self.dropout_params, masks):
+            dropout_param["mask"] = np.asarray(mask)
+
+
+# ====================================================================== NNFS
+class NNFSNet:
+    """A layer network of the book's layer objects; torch's batch-norm conventions."""
+
+    KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+
+    def __init__(self, spec, optimizer):
+        _check_optimizer(optimizer)
+        plain = spec.network.plain()
+        _check_layers(plain, self.KINDS)
+        self.dims = tuple(spec.dims)
+        self.dtype = np.dtype(spec.dtype)
+        np.random.seed(spec.seed)
+        rng = np.random.default_rng(spec.seed)
+        self.objects = []  # (canonical index or None, layer object)
+        for name, kw in plain:
+            self.objects.append((kw.get("index"), self.make_layer(name, kw, spec, rng)))
+        self.dropouts = [o for _, o in self.objects if isinstance(o, nnfs.Layer_Dropout)]
+        self.loss_activation = nnfs.Activation_Softmax_Loss_CategoricalCrossentropy()
+        self.optimizer = nnfs.Optimizer_SGD(learning_rate=optimizer.lr,
+                                            momentum=optimizer.momentum)
+        self.opt = optimizer
+
+    def make_layer(self, name, kw, spec, rng):
+        if name == "linear":
+            dense = nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
+            dense.weights = _uniform(rng, kw["in"], (kw["in"], kw["out"]), self.dtype)
+            dense.biases = _uniform(rng, kw["in"], (1, kw["out"]), self.dtype)
+            return dense
+        if name == "relu":
+            return nnfs.Activation_ReLU()
+        if name == "dropout":
+            return self.dropout_class(kw["p"])
+        if name == "batchnorm":
+            return self.batchnorm_class(kw["width"], momentum=spec.bn_momentum,
+                                        eps=spec.norm_eps, dtype=self.dtype)
+        return self.layernorm_class(kw["width"], eps=spec.norm_eps, dtype=self.dtype)
+
+    dropout_class = nnfs.Layer_Dropout
+    batchnorm_class = nnfs.Layer_BatchNorm
+    layernorm_class = nnfs.Layer_LayerNorm
+
+    def _forward(self, x, training):
+        inputs = np.asarray(x, dtype=self.dtype)
+        for _, layer in self.objects:
+            layer.forward(inputs, training=training)
+            inputs = layer.output
+        return inputs
+
+    def forward(self, x):
+        return self._forward(x, training=False)
+
+    def loss_and_grads(self, x, y):
+        y = np.asarray(y)
+        loss = self.loss_activation.forward(self._forward(x, training=True), y)
+        self.loss_activation.backward(self.loss_activation.output, y)
+        dvalues = self.loss_activation.dinputs
+        for _, layer in reversed(self.objects):
+            layer.backward(dvalues)
+            dvalues = layer.dinputs
+        return float(loss), self._grads()
+
+    def _named(self):
+        """(canonical name, layer, attribute) for every parameter, layer order."""
+        for k, layer in self.objects:
+            if isinstance(layer, nnfs.Layer_Dense):
+                yield f"W{k}", layer, "weights"
+                yield f"b{k}", layer, "biases"
+            elif hasattr(layer, "gamma"):
+                yield f"gamma{k}", layer, "gamma"
+                yield f"beta{k}", layer, "beta"
+
+    def _grads(self):
+        grads = {}
+        for name, layer, attr in self._named():
+            g = getattr(layer, "d" + attr)
+            grads[name] = g if attr == "weights" else g.ravel()
+        return grads
+
+    def train_step(self, x, y):
+        loss, _ = self.loss_and_grads(x, y)
+        for name, layer, attr in self._named():  # torch's weight decay, in the step
+            grad = getattr(layer, "d" + attr)
+            setattr(layer, "d" + attr, grad + _decay(self.opt, name) * getattr(layer, attr))
+        for _, layer in self.objects:
+            if isinstance(layer, nnfs.Layer_Dense):
+                self.optimizer.update_params(layer)
+            elif hasattr(layer, "gamma"):
+                self.optimizer.update_params(layer, ("gamma", "beta"))
+        return loss
+
+    def get_params(self):
+        return {name: getattr(layer, attr).copy() if attr == "weights"
+                else getattr(layer, attr).ravel().copy()
+                for name, layer, attr in self._named()}
+
+    def set_params(self, params):
+        for name, layer, attr in self._named():
+            old = getattr(layer, attr)
+            value = np.array(params[name], dtype=self.dtype)
+            if value.size != old.size:
+                raise ValueError(f"{name} must have {old.size} entries")
+            setattr(layer, attr, value.reshape(old.shape))
+
+    def _norms(self):
+        return [(k, layer) for k, layer in self.objects if hasattr(layer, "running_mean")]
+
+    def get_buffers(self):
+        out = {}
+        for k, layer in self._norms():
+            out[f"running_mean{k}"] = layer.running_mean.ravel().copy()
+            out[f"running_var{k}"] = layer.running_var.ravel().copy()
+        return out
+
+    def set_buffers(self, buffers):
+        for k, layer in self._norms():
+            layer.running_mean = np.array(buffers[f"running_mean{k}"], self.dtype).reshape(1, -1)
+            layer.running_var = np.array(buffers[f"running_var{k}"], self.dtype).reshape(1, -1)
+
+    def set_dropout_masks(self, masks):
+        for layer, mask in zip(self.dropouts, masks):
+            layer.next_mask = np.asarray(mask)
+
+
+
+# ====================================================================== cs231n's bugs
+def _dropout_forward_not_inverted(x, dropout_param):
+    """Train: x * mask, the kept units unscaled; test: x * p, scaled at test time instead."""
+    p, mode = dropout_param["p"], dropout_param["mode"]
+    mask = None
+    if mode == "train":
+        keep = dropout_param.pop("mask", None)
+        if keep is None:
+            keep = np.random.rand(*x.shape) < p
+        mask = np.asarray(keep).astype(x.dtype)
+        out = x * mask
+    else:
+        out = x * x.dtype.type(p)
+    return out, (dropout_param, mask)
+
+
+def _dropout_backward_redrawn(dout, cache):
+    """Backward draws a fresh mask instead of using the forward pass's."""
+    dropout_param, _ = cache
+    if dropout_param["mode"] != "train":
+        return dout
+    p = dropout_param["p"]
+    mask = ((np.random.rand(*dout.shape) < p) / p).astype(dout.dtype)
+    return dout * mask
+
+
+def _batchnorm_backward_missing_term(dout, cache):
+    """The compact form without its last term, - xhat * sum(dxhat * xhat)."""
+    x_hat, std, gamma = cache
+    N = dout.shape[0]
+    dgamma = np.sum(dout * x_hat, axis=0)
+    dbeta = np.sum(dout, axis=0)
+    dx_hat = dout * gamma
+    dx = (N * dx_hat - dx_hat.sum(axis=0)) / (N * std)
+    return dx, dgamma, dbeta
+
+
+class DropoutNotInverted(CS231nNet):
+    """Dropout not inverted: training keeps units unscaled, test time scales by 1 - p."""
+
+    dropout_forward = staticmethod(_dropout_forward_not_inverted)
+
+
+class KeepAsDrop(CS231nNet):
+    """The harness's p (the drop probability) handed to cs231n's dropout as its keep one."""
+
+    def make_dropout_param(self, p):
+        return {"mode": "train", "p": p}
+
+
+class MaskRedrawn(CS231nNet):
+    """Backward uses a freshly drawn mask, not the one the forward pass used."""
+
+    dropout_backward = staticmethod(_dropout_backward_redrawn)
+
+
+class DropoutInEval(CS231nNet):
+    """Dropout left on in evaluation: forward drops units too."""
+
+    def layer_forward(self, name, kw, x, mode, dropouts):
+        if name == "dropout":
+            mode = "train"
+        return super().layer_forward(name, kw, x, mode, dropouts)
+
+
+class BatchNormBackwardMissingTerm(CS231nNet):
+    """The classic batch-norm backward bug: dx without its mean-of-(dxhat * xhat) term."""
+
+    bn_backward = staticmethod(_batchnorm_backward_missing_term)
+
+
+# ====================================================================== NNFS's bugs
+class _BiasedVarBatchNorm(nnfs.Layer_BatchNorm):
+    def update_running(self, mean, var, n):
+        m = self.momentum
+        self.running_mean = (1 - m) * self.running_mean + m * mean
+        self.running_var = (1 - m) * self.running_var + m * var  # biased, no N / (N - 1)
+
+
+class _InvertedMomentumBatchNorm(nnfs.Layer_BatchNorm):
+    def update_running(self, mean, var, n):
+        m = self.momentum  # weighs the old value here, where torch's weighs the new batch
+        self.running_mean = m * self.running_mean + (1 - m) * mean
+        self.running_var = m * self.running_var + (1 - m) * var * n / (n - 1)
+
+
+class _EpsOutsideBatchNorm(nnfs.Layer_BatchNorm):
+    def normalise(self, inputs, mean, var):
+        self.std = np.sqrt(var) + self.eps
+        return (inputs - mean) / self.std
+
+
+class _RowBatchNorm(nnfs.Layer_BatchNorm):
+    """Training normalises each row over its features (axis=1); the running statistics
+    are still the batch's per feature."""
+
+    def forward(self, inputs, training=True):
+        if not training:
+            return super().forward(inputs, training)
+        self.update_running(*self.batch_stats(inputs), len(inputs))
+        mean = inputs.mean(axis=1, keepdims=True)
+        var = inputs.var(axis=1, keepdims=True)
+        self.training = True
+        self.xhat = self.normalise(inputs, mean, var)
+        self.output = self.gamma * self.xhat + self.beta
+
+    def dinputs_from(self, dxhat, n):
+        d = dxhat.shape[1]
+        return (d * dxhat - dxhat.sum(axis=1, keepdims=True)
+                - self.xhat * (dxhat * self.xhat).sum(axis=1, keepdims=True)) / (d * self.std)
+
+
+class _BatchLayerNorm(nnfs.Layer_LayerNorm):
+    axis = 0  # over the batch, where layer norm takes each row's features
+
+
+class _EvalUpdatesBatchNorm(nnfs.Layer_BatchNorm):
+    def forward(self, inputs, training=True):
+        if not training:  # evaluation moves the running statistics too
+            self.update_running(*self.batch_stats(inputs), len(inputs))
+        super().forward(inputs, training)
+
+
+class BiasedRunningVar(NNFSNet):
+    """The biased batch variance in running_var, under torch's conventions."""
+
+    batchnorm_class = _BiasedVarBatchNorm
+
+
+class InvertedMomentum(NNFSNet):
+    """The momentum where 1 - momentum belongs: running = m * running + (1 - m) * batch."""
+
+    batchnorm_class = _InvertedMomentumBatchNorm
+
+
+class EpsOutsideRoot(NNFSNet):
+    """xhat = (x - mu) / (sqrt(var) + eps): eps outside the square root."""
+
+    batchnorm_class = _EpsOutsideBatchNorm
+
+
+class BatchNormWrongAxis(NNFSNet):
+    """Batch norm's statistics over each row's features (axis=1) in training."""
+
+    batchnorm_class = _RowBatchNorm
+
+
+class LayerNormOverBatch(NNFSNet):
+    """Layer norm's statistics over the batch (axis=0)."""
+
+    layernorm_class = _BatchLayerNorm
+
+
+class RunningStatsInEval(NNFSNet):
+    """forward (evaluation) updates the running statistics with the batch it sees."""
+
+    batchnorm_class = _EvalUpdatesBatchNorm
