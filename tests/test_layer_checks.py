@@ -315,3 +315,55 @@ def test_conformance_checks_the_declared_layers_and_skips_the_others():
                                        .index("layer-batchnorm")].run(_BiasedPlugin)
     assert not failed.passed and "running_var0" in failed.summary
     assert all(c.skip is None for c in checks_for("scratch") if c.name == "layer")
+
+
+# ---------------------------------------------------------------- classes with their own masks
+OWN = "linear(16),relu,dropout(0.3),linear(3)"
+
+
+def _own_config(candidate, dtype="float64"):
+    from harness.checks import CheckConfig
+    from harness.model.specs import OptimizerSpec
+
+    spec = ModelSpec(layers=OWN, input_shape=4, dtype=dtype)
+    return CheckConfig(("torch", f"tests.gallery.own_masks:{candidate}"), spec,
+                       OptimizerSpec(name="sgd", lr=0.1), epochs=2)
+
+
+def test_a_class_with_its_own_masks_is_not_checked_in_training_never_passed():
+    from harness.checks import NOT_CHECKED, run_checks
+    from harness.data.datasets import load_dataset
+
+    run = run_checks(_own_config("GlobalRandomDropout"), load_dataset("iris"),
+                     ("equivalence", "gradcheck", "training", "drift", "cv"))
+    status = {r.check: r.status for r in run.results}
+    assert status == {"equivalence": NOT_CHECKED, "gradcheck": "PASS", "training": NOT_CHECKED,
+                      "drift": NOT_CHECKED, "cv": NOT_CHECKED}
+    equivalence = run.results[0]
+    assert "no set_dropout_masks" in equivalence.summary
+    assert not equivalence.hints  # no cause is guessed from passes that cannot compare
+    quantities = [r.quantity for r in equivalence.report.rows]
+    assert quantities[-2:] == ["logits", "training loss, mean of 64 passes with fresh masks"]
+    assert not run.passed
+
+
+@pytest.mark.parametrize("candidate, first", [
+    ("NotInvertedDropout", "logits"),
+    ("KeepAsDropOwn", "training loss, mean of 64 passes with fresh masks"),
+])
+def test_a_wrong_dropout_with_its_own_masks_still_fails(candidate, first):
+    from harness.checks import run_checks
+    from harness.data.datasets import load_dataset
+
+    result = run_checks(_own_config(candidate), load_dataset("iris")).results[0]
+    assert result.status == "FAIL"
+    assert result.report.first_failure.quantity == first
+
+
+def test_a_class_with_a_generator_of_its_own_gets_no_gradient_pass():
+    from harness.checks import run_checks
+    from harness.data.datasets import load_dataset
+
+    result = run_checks(_own_config("OwnGeneratorDropout"), load_dataset("iris"),
+                        ("gradcheck",)).results[0]
+    assert result.status != "PASS"

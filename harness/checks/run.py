@@ -23,7 +23,8 @@ from harness.checks.outcome import (
     _gradcheck_status, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
 )
-from harness.checks.result import FAIL, INFO, PASS, WARN, CheckResult, CheckRun, Verdict
+from harness.checks.result import (FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun,
+                                   Verdict)
 from harness.errors import BackendRaised, ConfigError, NumericalError
 
 
@@ -274,12 +275,37 @@ def _trajectory(config: CheckConfig, data, dtype: str, *, tolerances: bool,
     return report, split
 
 
+def own_masks_result(check: str, title: str, config: CheckConfig,
+                     names: Sequence[str]) -> CheckResult | None:
+    """NOT CHECKED, with the reason, when one of ``names`` draws its own dropout masks
+    (no ``set_dropout_masks``): a training run compares passes mask for mask, which such a
+    class cannot follow (:mod:`harness.compare.dropout`); None otherwise."""
+    if not config.spec.has_dropout:
+        return None
+    from harness.compare.dropout import own_masks_reason
+
+    for name in dict.fromkeys(names):
+        if ":" not in name:
+            continue
+        reason = own_masks_reason(build_model(config, name, init=False), None, (name, ""))
+        if reason is not None:
+            verdict = Verdict(check, title, NOT_CHECKED,
+                              f"not run: {reason}; a {check} run compares the training "
+                              f"passes mask for mask (give the class set_dropout_masks)")
+            return CheckResult(check, [verdict], settings=_settings(config),
+                               header=config.describe())
+    return None
+
+
 def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None) -> CheckResult:
     """Train reference and candidate side by side on identical batches; compare."""
     ref_name, cand_name = config.pair("a training comparison")
     dtype = config.spec.dtype
     title = (f"Training trajectories: {cand_name} against {ref_name}, {dtype}, "
              f"{config.epochs} epochs")
+    unmaskable = own_masks_result("training", title, config, (ref_name, cand_name))
+    if unmaskable is not None:
+        return unmaskable
     t0 = time.perf_counter()
     try:
         report, split = _trajectory(config, data, dtype, tolerances=True, on_epoch=on_epoch)
@@ -306,6 +332,9 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
     if config.spec.dtype != "float64":
         return None
     title = "float32 drift: the same workload in float32"
+    unmaskable = own_masks_result("drift", title, config, config.pair("a drift run"))
+    if unmaskable is not None:
+        return unmaskable
     t0 = time.perf_counter()
     try:
         report, split = _trajectory(config, data, "float32", tolerances=False)
@@ -347,6 +376,10 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
     from harness.training.cv import cross_validate
 
     title = f"{config.folds}-fold cross-validation, {config.epochs} epochs per fold"
+    unmaskable = (own_masks_result("cv", title, config, config.backends)
+                  if len(config.backends) > 1 else None)
+    if unmaskable is not None:
+        return unmaskable
     t0 = time.perf_counter()
     try:
         with _threads(config, config.batch_size):

@@ -63,11 +63,25 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     """
     try:
         ev = Evidence.build(config, reference_name, candidate_name, x, y, builder=builder)
-        if ev.ref.errors or ev.ref.grads is None:
+        if ev.ref.errors or ev.ref.grads is None or _draws_own_masks(ev):
             return Diagnosis()
     except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
         return Diagnosis()
-    return Diagnosis(hypotheses_for(ev), localise(ev))
+    # the probes craft an MLP's weights: a layer network is localised by its layers
+    # (harness.diagnose.localize) and its causes tested by harness.diagnose.layers
+    layered = getattr(getattr(config, "spec", None), "is_layered", False)
+    return Diagnosis(hypotheses_for(ev), None if layered else localise(ev))
+
+
+def _draws_own_masks(ev: Evidence) -> bool:
+    """Whether a side draws its own dropout masks: its training passes differ from any
+    other's by the masks alone, and no hypothesis tested on them would be verified."""
+    from harness.model.masks import find_own_masks
+
+    if not getattr(ev.spec, "has_dropout", False):
+        return False
+    return any(find_own_masks(ev.fresh(which)) is not None
+               for which in ("reference", "candidate"))
 
 
 def diagnose_backend(config, x, y, name: str, *, builder=None) -> Diagnosis:

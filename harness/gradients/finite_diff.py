@@ -107,7 +107,7 @@ from harness.compare.equivalence import model_dtype, validate_batch
 from harness.errors import ConfigError
 from harness.model.conventions import activation_of
 from harness.model.layer_spec import layer_list
-from harness.model.masks import held_masks, unwrap
+from harness.model.masks import find_own_masks, held_masks, unwrap
 from harness.model.transfer import has_buffers
 from harness.gradients.kinks import (
     KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
@@ -239,6 +239,10 @@ def _kink_detection(model, target, n_hidden: int, layers) -> tuple[str, list[str
         mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)
                 else "none needed (every activation of the layers is smooth)")
     notes = []
+    if find_own_masks(model) is not None:
+        notes.append("note: the class draws its own dropout masks (no set_dropout_masks): "
+                     "NumPy's global generator was reseeded alike before every evaluation "
+                     "of the loss, which holds one mask for a class that draws from it")
     if activation is None and mode == ONE_SIDED:
         notes.append("note: the model does not name its activation; entries were tested "
                      "for kinks as if it had some")
