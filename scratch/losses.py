@@ -1,4 +1,5 @@
-"""Softmax cross-entropy, computed through log-sum-exp (never log(softmax)).
+"""Softmax cross-entropy, computed through log-sum-exp (never log(softmax)), and the
+table of every loss (:func:`loss_grad`: cross-entropy, binary cross-entropy, squared error).
 
 The loss reduces over the batch by its mean (``reduction="mean"``, as
 ``F.cross_entropy``) or its sum (``"sum"``, as much hand-written code does); the
@@ -163,3 +164,42 @@ def add_l2(loss: float, grads: dict[str, np.ndarray], params: dict[str, np.ndarr
             total += float(np.vdot(p, p))  # sum ||p||^2
             grads[name] += l2 * p  # d/dp 0.5 l2 ||p||^2 = l2 p
     return loss + 0.5 * l2 * total
+
+
+#: the losses a network can be trained with; :func:`loss_grad` computes each
+LOSS_NAMES = ("cross_entropy", "bce", "mse")
+#: how bce and mse reduce over the outputs of a sample
+OUTPUT_REDUCTIONS = ("mean", "sum")
+
+
+def check_loss(loss: str, outputs: str = "mean") -> None:
+    """Refuse an unknown loss name or output reduction."""
+    if loss not in LOSS_NAMES:
+        raise ValueError(f"`loss` must be one of {', '.join(LOSS_NAMES)}, got {loss!r}")
+    if outputs not in OUTPUT_REDUCTIONS:
+        raise ValueError(f"`loss_outputs` must be one of mean, sum, got {outputs!r}")
+
+
+def loss_grad(logits: np.ndarray, y: np.ndarray, loss: str = "cross_entropy",
+              reduction: str = "mean", outputs: str = "mean", half: bool = False
+              ) -> tuple[float, np.ndarray]:
+    """The loss ``loss`` of the logits and its gradient with respect to them.
+
+    ``cross_entropy``: softmax cross-entropy (:func:`cross_entropy_grad`); ``bce``:
+    sigmoid + binary cross-entropy per output (:mod:`scratch.binary_cross_entropy`);
+    ``mse``: squared error against the one-hot targets (:mod:`scratch.squared_error`).
+    ``reduction`` is over the batch, ``outputs`` over the outputs of a sample (bce,
+    mse), ``half`` the 1/2 of the quadratic cost (mse).
+    """
+    _check_reduction(reduction)
+    if loss == "cross_entropy":
+        return cross_entropy_grad(logits, y, reduction)
+    if loss == "bce":
+        from scratch.binary_cross_entropy import bce_with_logits_grad
+
+        return bce_with_logits_grad(logits, y, reduction, outputs)
+    if loss == "mse":
+        from scratch.squared_error import squared_error_grad
+
+        return squared_error_grad(logits, y, reduction, outputs, half)
+    raise ValueError(f"`loss` must be one of {', '.join(LOSS_NAMES)}, got {loss!r}")

@@ -85,9 +85,10 @@ class MLP(ReferenceMLP):
 
     def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
                  param_error: type[ValueError] = ValueError, loss_reduction="mean", l2=0.0,
-                 l2_on="all"):
+                 l2_on="all", loss="cross_entropy", loss_outputs="mean", mse_half=False):
         super().__init__(dims, activation, dtype, seed, optimizer, param_error=param_error,
-                         loss_reduction=loss_reduction, l2=l2, l2_on=l2_on)
+                         loss_reduction=loss_reduction, l2=l2, l2_on=l2_on, loss=loss,
+                         loss_outputs=loss_outputs, mse_half=mse_half)
         self._workspaces: dict[int, Workspace] = {}
         self._grads: dict[str, np.ndarray] | None = None  # train_step's gradient buffers
 
@@ -164,8 +165,12 @@ class MLP(ReferenceMLP):
         np.add(ws.logits.T, self.params[f"b{last}"][:, None], out=z_t)
         if keep is not None:
             keep[f"z{last}"] = z_t.T.copy()
-        loss = softmax_cross_entropy_t(z_t, y, **ws.loss_buffers,
-                                       reduction=self.loss_reduction)  # z_t <- dz_{L-1}^T
+        if self.loss == "cross_entropy":
+            loss = softmax_cross_entropy_t(z_t, y, **ws.loss_buffers,
+                                           reduction=self.loss_reduction)  # z_t <- dz^T
+        else:  # bce, mse: the readable loss, its gradient written back transposed
+            loss, dlogits = self._loss_grad(z_t.T, y)
+            z_t[...] = dlogits.T
 
         dz = z_t.T  # (N, C), a view
         for i in reversed(range(self.n_layers)):
@@ -183,8 +188,8 @@ class MLP(ReferenceMLP):
         return self._add_l2(loss, grads)  # the L2 term of weight decay in the loss, if any
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean (or summed) softmax cross-entropy on (x, y), plus the L2 term if any,
-        and its gradient for every parameter.
+        """The loss on (x, y) (mean softmax cross-entropy by default; ``loss``), plus the
+        L2 term if any, and its gradient for every parameter.
 
         The gradients are fresh arrays the caller may keep.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from scratch.activations import ACTIVATIONS
-from scratch.losses import add_l2, cross_entropy_grad
+from scratch.losses import add_l2, check_loss, loss_grad
 from scratch.optimizers import SGD
 from scratch.params import param_shapes, validate_params
 
@@ -74,16 +74,23 @@ class ReferenceMLP:
         ``l2 * p`` to the gradients (default 0: none; the optimizer may decay instead).
     l2_on : {"all", "weights"}
         The parameters the L2 term covers: every one, or the weights ``W{i}`` only.
+    loss, loss_outputs, mse_half
+        The loss (:func:`scratch.losses.loss_grad`): ``cross_entropy`` (softmax, the
+        default), ``bce`` (sigmoid + binary cross-entropy per output) or ``mse``; how
+        bce and mse reduce over the outputs (``mean`` as torch, or ``sum``), and the 1/2
+        of the quadratic cost (mse).
     """
 
     def __init__(self, dims, activation="relu", dtype="float64", seed=0, optimizer=None, *,
                  param_error: type[ValueError] = ValueError, loss_reduction="mean", l2=0.0,
-                 l2_on="all"):
+                 l2_on="all", loss="cross_entropy", loss_outputs="mean", mse_half=False):
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"`loss_reduction` must be one of mean, sum, "
                              f"got {loss_reduction!r}")
         if l2_on not in ("all", "weights"):
             raise ValueError(f"`l2_on` must be one of all, weights, got {l2_on!r}")
+        check_loss(loss, loss_outputs)
+        self.loss, self.loss_outputs, self.mse_half = loss, loss_outputs, bool(mse_half)
         self.loss_reduction = loss_reduction
         self.l2 = float(l2)
         self.l2_on = l2_on
@@ -103,6 +110,11 @@ class ReferenceMLP:
     @property
     def n_layers(self) -> int:
         return len(self.dims) - 1
+
+    def _loss_grad(self, logits: np.ndarray, y) -> tuple[float, np.ndarray]:
+        """The model's loss of ``logits`` and its gradient with respect to them."""
+        return loss_grad(logits, np.asarray(y), self.loss, self.loss_reduction,
+                         self.loss_outputs, self.mse_half)
 
     def _add_l2(self, loss: float, grads: dict[str, np.ndarray]) -> float:
         """``loss`` plus the L2 term of ``l2``; adds ``l2 * p`` to ``grads`` in place."""
@@ -164,8 +176,8 @@ class ReferenceMLP:
         return {k: grads[k] for k in self.params}, dzs
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean (or summed) softmax cross-entropy on (x, y), plus the L2 term if any,
-        and its gradient for every parameter.
+        """The loss on (x, y) (mean softmax cross-entropy by default; ``loss``), plus the
+        L2 term if any, and its gradient for every parameter.
 
         Parameters
         ----------
@@ -173,7 +185,7 @@ class ReferenceMLP:
         y : ndarray of int, shape (N,)
         """
         acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
-        loss, dlogits = cross_entropy_grad(zs[-1], np.asarray(y), self.loss_reduction)
+        loss, dlogits = self._loss_grad(zs[-1], y)
         grads, _ = self._backward(acts, zs, dlogits)
         return self._add_l2(loss, grads), grads
 
@@ -184,7 +196,7 @@ class ReferenceMLP:
         then, from the output layer down, ``dz{i}``, ``dW{i}``, ``db{i}``.
         """
         acts, zs = self._forward(np.asarray(x, dtype=self.dtype))
-        _, dlogits = cross_entropy_grad(zs[-1], np.asarray(y), self.loss_reduction)
+        _, dlogits = self._loss_grad(zs[-1], y)
         grads, dzs = self._backward(acts, zs, dlogits)
         self._add_l2(0.0, grads)
         return ordered_intermediates(zs, acts[1:], dzs, grads)

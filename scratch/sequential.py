@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from scratch.layers import Activation, BatchNorm, Dropout, LayerNorm, Linear
-from scratch.losses import add_l2, cross_entropy_grad
+from scratch.losses import add_l2, check_loss, loss_grad
 from scratch.optimizers import SGD
 
 ACTIVATION_LAYERS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
@@ -81,6 +81,9 @@ class Sequential:
     loss_reduction, l2, l2_on
         As :class:`scratch.reference.ReferenceMLP`: cross-entropy mean or sum, and an L2
         term ``0.5 * l2 * sum ||p||^2`` over every parameter or the weights ``W{k}`` only.
+    loss, loss_outputs, mse_half
+        The loss, as :class:`scratch.reference.ReferenceMLP`'s (softmax cross-entropy by
+        default).
     momentum, momentum_convention, running_var, eps
         Batch norm's conventions (see :class:`scratch.layers.BatchNorm`), torch's by
         default: 0.1, "torch", "unbiased", 1e-5. ``eps`` serves layer norm too.
@@ -94,12 +97,15 @@ class Sequential:
     def __init__(self, layers, dtype="float64", seed=0, optimizer=None, *,
                  param_error: type[ValueError] = ValueError, loss_reduction="mean",
                  l2=0.0, l2_on="all", momentum=0.1, momentum_convention="torch",
-                 running_var="unbiased", eps=1e-5):
+                 running_var="unbiased", eps=1e-5, loss="cross_entropy", loss_outputs="mean",
+                 mse_half=False):
         if loss_reduction not in ("mean", "sum"):
             raise ValueError(f"`loss_reduction` must be one of mean, sum, "
                              f"got {loss_reduction!r}")
         if l2_on not in ("all", "weights"):
             raise ValueError(f"`l2_on` must be one of all, weights, got {l2_on!r}")
+        check_loss(loss, loss_outputs)
+        self.loss, self.loss_outputs, self.mse_half = loss, loss_outputs, bool(mse_half)
         self.spec = [(name, dict(kwargs)) for name, kwargs in layers]
         if not self.spec or self.spec[-1][0] != "linear":
             raise ValueError("the last layer must be a linear (its outputs are the logits)")
@@ -215,7 +221,8 @@ class Sequential:
 
     def _training_pass(self, x, y):
         outs = self._forward(x, train=True)
-        loss, dlogits = cross_entropy_grad(outs[-1], np.asarray(y), self.loss_reduction)
+        loss, dlogits = loss_grad(outs[-1], np.asarray(y), self.loss, self.loss_reduction,
+                                  self.loss_outputs, self.mse_half)
         douts, grads, dinput = self._backward(dlogits)
         loss = add_l2(loss, grads, self.params, self.l2, self.l2_on)
         return loss, grads, outs, douts, dinput

@@ -367,3 +367,54 @@ def test_a_class_with_a_generator_of_its_own_gets_no_gradient_pass():
     result = run_checks(_own_config("OwnGeneratorDropout"), load_dataset("iris"),
                         ("gradcheck",)).results[0]
     assert result.status != "PASS"
+
+
+# ---------------------------------------------------------------- the book's network
+BOOK_FLAGS = ["--activation", "sigmoid", "--optimizer", "sgd", "--lr", "0.5",
+              "--weight-decay", "0.001", "--weight-decay-in", "loss", "--weight-decay-on",
+              "weights", "--dims", "4,8,3"]
+BOOK_LOSS = ["--loss", "bce", "--loss-outputs", "sum"]
+
+
+def test_the_books_network_passes_in_its_convention():
+    for command, extra in (("check", []), ("train", ["--epochs", "3"])):
+        result = _cli(command, "--backends", "torch,tests.gallery.nielsen:BookNetwork",
+                      "--dataset", "iris", *BOOK_FLAGS, *BOOK_LOSS, *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_books_network_gets_its_loss_named_without_the_loss_flags():
+    result = _cli("check", "--backends", "torch,tests.gallery.nielsen:BookNetwork",
+                  "--dataset", "iris", *BOOK_FLAGS)
+    assert result.returncode == 1
+    assert ("your loss is the binary cross-entropy of sigmoid outputs (one-hot targets), "
+            "summed over the outputs and averaged over the batch") in result.stdout
+    assert "with `--loss bce --loss-outputs sum` the reference agrees" in result.stdout
+    assert "log-sum-exp" not in result.stdout
+
+
+def test_a_cost_that_is_not_a_known_loss_of_the_logits_gets_no_loss_named():
+    result = _cli("check", "--backends", "torch,tests.gallery.nielsen:BookQuadratic",
+                  "--dataset", "iris", *BOOK_FLAGS, "--loss", "mse", "--mse-half",
+                  "--loss-outputs", "sum")
+    assert result.returncode == 1
+    assert "your loss is" not in result.stdout
+
+
+@pytest.mark.parametrize("loss, flags", [("bce", {}), ("bce", {"loss_outputs": "sum"}),
+                                         ("mse", {}), ("mse", {"mse_half": True})])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_new_losses_agree_between_the_backends_over_60_steps(loss, flags, dtype):
+    from harness.model.specs import OptimizerSpec
+
+    x, y = _batch(60, features=8, classes=4)
+    spec = ModelSpec((8, 16, 4), dtype=dtype, loss=loss, **flags)
+    opt = OptimizerSpec(name="adam", lr=1e-2)
+    arbiter = make_backend("torch", replace(spec, dtype="float64"), opt) \
+        if dtype == "float32" else None
+    report = compare_training(make_backend("torch", spec, opt), make_backend("scratch", spec, opt),
+                              x, y, epochs=6, batch_size=6, arbiter=arbiter,
+                              witnesses=[make_backend("torch", spec, opt)])
+    assert report.passed and report.steps == 60, str(report)
+    if dtype == "float64":
+        assert report.max_param_diff < 1e-13

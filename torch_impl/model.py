@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_impl.losses import torch_loss
+
 from torch_impl.layout import canonical_to_linear, linear_to_canonical, validate_params
 
 #: the negative slope of leaky_relu (the scratch backend and the harness use the same)
@@ -240,13 +242,18 @@ class TorchClassifier:
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
         self.scheduler = build_torch_scheduler(self.optimizer_spec, self.optimizer)
         self.loss_reduction = getattr(spec, "loss_reduction", "mean")
+        self.loss = getattr(spec, "loss", "cross_entropy")
+        self.loss_outputs = getattr(spec, "loss_outputs", "mean")
+        self.mse_half = bool(getattr(spec, "mse_half", False))
         where, self._l2_on = _conventions(self.optimizer_spec)
         self._l2 = self.optimizer_spec.weight_decay if where == "loss" else 0.0
 
     def _loss(self, logits: torch.Tensor, y) -> torch.Tensor:
-        """Cross-entropy reduced as the spec says, plus the L2 term of weight decay in the
-        loss (``0.5 * weight_decay * sum ||p||^2``, biases only with ``on="all"``)."""
-        loss = F.cross_entropy(logits, self._y(y), reduction=self.loss_reduction)
+        """The spec's loss (cross-entropy by default) reduced as it says, plus the L2 term
+        of weight decay in the loss (``0.5 * weight_decay * sum ||p||^2``, biases only
+        with ``on="all"``)."""
+        loss = torch_loss(logits, self._y(y), self.loss, self.loss_reduction,
+                          self.loss_outputs, self.mse_half)
         if self._l2:
             penalty = sum(p.pow(2).sum() for p in self.module.parameters()
                           if self._l2_on == "all" or not _is_bias(p))

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch_impl.losses import torch_loss
 from torch_impl.layout import (batchnorm_buffers_to_canonical, canonical_to_batchnorm_buffers,
                                canonical_to_modules, modules_to_canonical)
 from torch_impl.model import (LEAKY_RELU_SLOPE, OptimizerSettings, build_torch_optimizer,
@@ -130,12 +131,14 @@ class TorchSequential:
 
     def __init__(self, layers, dtype="float64", seed=0, optimizer=None, device="cpu", *,
                  param_error: type[ValueError] = ValueError, loss_reduction="mean",
-                 momentum=0.1, momentum_convention="torch", running_var="unbiased", eps=1e-5):
+                 momentum=0.1, momentum_convention="torch", running_var="unbiased", eps=1e-5,
+                 loss="cross_entropy", loss_outputs="mean", mse_half=False):
         use_deterministic_algorithms()
         self.spec = [(name, dict(kw)) for name, kw in layers]
         self.dtype = np.dtype(dtype)
         self.device = torch.device(device)
         self.loss_reduction = loss_reduction
+        self.loss, self.loss_outputs, self.mse_half = loss, loss_outputs, bool(mse_half)
         self.param_error = param_error
         self._generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         bn = (momentum, momentum_convention, running_var)
@@ -189,7 +192,8 @@ class TorchSequential:
 
     def _loss(self, logits: torch.Tensor, y) -> torch.Tensor:
         y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
-        loss = F.cross_entropy(logits, y, reduction=self.loss_reduction)
+        loss = torch_loss(logits, y, self.loss, self.loss_reduction, self.loss_outputs,
+                          self.mse_half)
         if self._l2:  # 0.5 * l2 * sum ||p||^2 over every parameter, or the weights W only
             terms = []
             for _, m in self.indexed:

@@ -67,6 +67,31 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         f"(default: mean, as torch's cross_entropy)")
     g.add_argument("--device", default="cpu", metavar="DEV",
                    help="device of the torch backend: cpu or cuda (default: cpu)")
+    add_loss_args(g)
+
+
+def add_loss_args(g) -> None:
+    """--loss and the conventions of bce and mse (torch's by default)."""
+    from harness.model.specs import LOSS_NAMES, LOSS_OUTPUTS
+
+    g.add_argument("--loss", default="cross_entropy", metavar="NAME",
+                   help=f"the loss: {', '.join(LOSS_NAMES)} (cross_entropy: softmax "
+                        f"cross-entropy; bce: sigmoid + binary cross-entropy of each output "
+                        f"against the one-hot targets; mse: squared error of the outputs "
+                        f"against them) (default: cross_entropy)")
+    g.add_argument("--loss-outputs", default="mean", metavar="HOW",
+                   help=f"how bce and mse reduce over the outputs of a sample, "
+                        f"{' or '.join(LOSS_OUTPUTS)}: sum for a cost written as a sum over "
+                        f"the output neurons (default: mean, as torch)")
+    g.add_argument("--mse-half", action="store_true",
+                   help="the quadratic cost's factor 1/2 (mse only)")
+
+
+def loss_settings(args) -> dict:
+    """The ModelSpec fields of the loss flags."""
+    return dict(loss=getattr(args, "loss", "cross_entropy"),
+                loss_outputs=getattr(args, "loss_outputs", "mean"),
+                mse_half=bool(getattr(args, "mse_half", False)))
 
 
 def add_layer_args(g) -> None:
@@ -343,7 +368,7 @@ def model_spec(args, dataset):
                               f"{dataset.name} ({dataset.n_classes}), got {','.join(map(str, dims))}")
     spec = ModelSpec(dims, activation=args.activation, dtype=args.dtype, seed=args.seed,
                      loss_reduction=getattr(args, "loss_reduction", "mean"),
-                     **layer_spec_settings(args))
+                     **layer_spec_settings(args), **loss_settings(args))
     initial_params(args, spec)  # refuse a file that does not fit, before any work
     return spec
 
@@ -359,7 +384,8 @@ def _layers_spec(args, dataset):
                           f"activation in the list, got --activation {args.activation}")
     spec = ModelSpec(layers=args.layers, dtype=args.dtype, seed=args.seed,
                      loss_reduction=getattr(args, "loss_reduction", "mean"),
-                     **layer_spec_settings(args)).fit(dataset.n_features, dataset.n_classes)
+                     **layer_spec_settings(args), **loss_settings(args)
+                     ).fit(dataset.n_features, dataset.n_classes)
     if read_init(args) is not None and spec.is_layered:
         raise ConfigError("`--init-from` holds an MLP's weights (W0, b0, ...); it does not "
                           "go with --layers that have a normalisation or dropout layer")

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness.diagnose.evidence import Evidence, close, fmt, log_softmax, pair, rel_err
 from harness.diagnose.layers import layer_causes
+from harness.diagnose.losses import loss_function
 from harness.diagnose.schedules import schedule_timing
 from harness.diagnose.steps import update_rule
 
@@ -337,6 +338,8 @@ def overflow_at_scale(ev: Evidence) -> str | None:
     """Non-finite loss with large logits where the reference stays finite (no log-sum-exp)."""
     if (ev.cand.errors or ev.cand.loss is None or not math.isfinite(float(ev.cand.loss))):
         return None  # it fails at ordinary weights already: not an overflow
+    if ev.ref.loss is not None and not close(ev.cand.loss, ev.ref.loss, ev.rtol, ev.atol):
+        return None  # another loss at ordinary weights: an overflow does not explain it
     last = ev.n_layers - 1
     if ev.ref.logits is None:
         return None
@@ -488,9 +491,25 @@ def activation_variant(ev: Evidence) -> str | None:
 
 
 #: the hypotheses, in the order their lines are printed
+def _cross_entropy_only(hypothesis):
+    """``hypothesis`` run only when the reference's loss is the softmax cross-entropy (it
+    reads the logits as that loss reads them)."""
+
+    def gated(ev: Evidence) -> str | None:
+        if getattr(ev.spec, "loss", "cross_entropy") != "cross_entropy":
+            return None
+        return hypothesis(ev)
+
+    gated.__name__ = hypothesis.__name__
+    gated.__doc__ = hypothesis.__doc__
+    return gated
+
+
 HYPOTHESES: tuple[Callable[[Evidence], str | None], ...] = (
-    precision, output_shape, transposed_weights, probabilities_as_logits, layer_causes, loss_scale,
-    l2_in_loss, bias_grad_scale, flipped_sign, only_loss, update_rule, activation_variant,
+    precision, output_shape, transposed_weights, _cross_entropy_only(probabilities_as_logits),
+    loss_function, layer_causes, loss_scale,
+    l2_in_loss, bias_grad_scale, flipped_sign, _cross_entropy_only(only_loss), update_rule,
+    activation_variant,
     overflow_at_scale, schedule_timing,
 )
 

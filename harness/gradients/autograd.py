@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 from torch.autograd.gradcheck import GradcheckError
 
@@ -42,7 +41,7 @@ from harness.model.layer_spec import layer_list
 from harness.model.masks import find_masks, held_masks, unwrap
 from harness.model.precision import float64_copy
 from harness.model.protocol import ExposesIntermediates
-from harness.model.registry import check_protocol, torch_activation
+from harness.model.registry import check_protocol, torch_activation, torch_loss_function
 
 
 def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
@@ -77,8 +76,9 @@ def autograd_pass(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray,
             h = act(z)
             acts.append(h)
     conv = conventions or LossConventions()
-    loss = F.cross_entropy(zs[-1], torch.as_tensor(np.asarray(y, dtype=np.int64)),
-                           reduction=conv.loss_reduction)
+    loss = torch_loss_function()(zs[-1], torch.as_tensor(np.asarray(y, dtype=np.int64)),
+                                 conv.loss, conv.loss_reduction, conv.loss_outputs,
+                                 conv.mse_half)
     penalised = [t for k, t in tensors.items() if conv.penalised(k)]
     if penalised:
         loss = loss + 0.5 * conv.l2 * sum(torch.sum(t * t) for t in penalised)
@@ -183,7 +183,9 @@ def _compare_layers(model, layers, x, y, *, rtol, atol, name: str) -> Equivalenc
     x = x.astype(dtype, copy=False)
     conv = loss_conventions(model)
     twin = torch_layer_twin(layers, dtype.name, loss_reduction=conv.loss_reduction, l2=conv.l2,
-                            l2_on=conv.l2_on, norm_conventions=_norm_conventions(model))
+                            l2_on=conv.l2_on, norm_conventions=_norm_conventions(model),
+                            loss=dict(loss=conv.loss, loss_outputs=conv.loss_outputs,
+                                      mse_half=conv.mse_half))
     twin.set_params(model.get_params())
     buffers = model.get_buffers() if callable(getattr(model, "get_buffers", None)) else None
     copy_buffers(model, twin)

@@ -33,11 +33,16 @@ class LossConventions:
         Coefficient of the L2 term in the loss, ``0.5 * l2 * sum ||p||^2`` (0: none).
     l2_on : {"all", "weights"}
         The parameters the term covers: every one, or the weights ``W{i}`` only.
+    loss, loss_outputs, mse_half
+        The loss function and its conventions, as :class:`harness.model.specs.ModelSpec`.
     """
 
     loss_reduction: str = "mean"
     l2: float = 0.0
     l2_on: str = "all"
+    loss: str = "cross_entropy"
+    loss_outputs: str = "mean"
+    mse_half: bool = False
 
     def penalised(self, name: str) -> bool:
         """Whether the parameter ``name`` (``W{i}`` or ``b{i}``) is in the L2 term."""
@@ -84,4 +89,18 @@ def loss_conventions(model) -> LossConventions:
         raise ConfigError(f"`l2_on` of {name} must be one of {', '.join(L2_ON)}, got {l2_on!r}")
     if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not l2 >= 0:
         raise ConfigError(f"`l2` of {name} must be a number >= 0, got {l2!r}")
-    return LossConventions(str(reduction), float(l2), str(l2_on))
+    loss, outputs, half = _loss_function(model, spec)
+    return LossConventions(str(reduction), float(l2), str(l2_on), loss, outputs, half)
+
+
+def _loss_function(model, spec) -> tuple[str, str, bool]:
+    """``(loss, loss_outputs, mse_half)`` the model (or its spec) names; cross-entropy
+    for a model that names none."""
+    from harness.model.specs import LOSS_NAMES
+
+    for source in (model, spec):
+        loss = getattr(source, "loss", None)
+        if isinstance(loss, str) and loss in LOSS_NAMES:
+            return (loss, str(getattr(source, "loss_outputs", "mean")),
+                    bool(getattr(source, "mse_half", False)))
+    return "cross_entropy", "mean", False

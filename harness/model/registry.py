@@ -29,6 +29,11 @@ def _norm_conventions(spec: ModelSpec) -> dict:
                 running_var=spec.bn_running_var, eps=spec.norm_eps)
 
 
+def _loss_settings(spec: ModelSpec) -> dict:
+    """The loss function and its conventions, as every backend takes them."""
+    return dict(loss=spec.loss, loss_outputs=spec.loss_outputs, mse_half=spec.mse_half)
+
+
 def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
     from scratch import MLP
     from scratch.optimizers import make_optimizer
@@ -40,11 +45,11 @@ def _scratch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
                           optimizer=make_optimizer(**optimizer.to_dict()),
                           param_error=ParamError, loss_reduction=spec.loss_reduction,
                           l2=optimizer.loss_weight_decay, l2_on=optimizer.weight_decay_on,
-                          **_norm_conventions(spec))
+                          **_norm_conventions(spec), **_loss_settings(spec))
     return MLP(spec.dims, spec.activation, spec.dtype, spec.seed,
                optimizer=make_optimizer(**optimizer.to_dict()), param_error=ParamError,
                loss_reduction=spec.loss_reduction, l2=optimizer.loss_weight_decay,
-               l2_on=optimizer.weight_decay_on)
+               l2_on=optimizer.weight_decay_on, **_loss_settings(spec))
 
 
 def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
@@ -55,7 +60,8 @@ def _torch(spec: ModelSpec, optimizer: OptimizerSpec, device: str):
 
         return TorchSequential(spec.network.plain(), spec.dtype, spec.seed, optimizer,
                                device, param_error=ParamError,
-                               loss_reduction=spec.loss_reduction, **_norm_conventions(spec))
+                               loss_reduction=spec.loss_reduction, **_norm_conventions(spec),
+                               **_loss_settings(spec))
     return TorchClassifier(spec, optimizer, device=device, param_error=ParamError)
 
 
@@ -251,7 +257,7 @@ def builtin_float64_copy(model, conventions):
     if type(model) in [c for c in scratch_classes if c is not None]:
         copy = type(model)(model.dims, model.activation, "float64",
                            loss_reduction=conventions.loss_reduction, l2=conventions.l2,
-                           l2_on=conventions.l2_on)
+                           l2_on=conventions.l2_on, **_own_loss(conventions))
         copy.set_params(params)
         return copy, "float64 copy of the built-in scratch MLP"
     torch_model = sys.modules.get("torch_impl.model")
@@ -272,12 +278,13 @@ def _layer_float64_copy(model):
     if scratch_seq is not None and type(model) is scratch_seq:
         copy = scratch_seq(model.spec, "float64", param_error=model.param_error,
                            loss_reduction=model.loss_reduction, l2=model.l2, l2_on=model.l2_on,
-                           **model.norm_conventions)
+                           **model.norm_conventions, **_own_loss(model))
         label = "float64 copy of the built-in scratch layer network"
     elif torch_seq is not None and type(model) is torch_seq:
         copy = torch_seq(model.spec, "float64", optimizer=model.optimizer_spec,
                          device=str(model.device), param_error=model.param_error,
-                         loss_reduction=model.loss_reduction, **model.norm_conventions)
+                         loss_reduction=model.loss_reduction, **model.norm_conventions,
+                         **_own_loss(model))
         label = "float64 copy of the built-in torch layer network"
     else:
         return None
@@ -287,8 +294,21 @@ def _layer_float64_copy(model):
 
 
 
+def _own_loss(source) -> dict:
+    """The loss settings a model (or its LossConventions) carries."""
+    return dict(loss=source.loss, loss_outputs=source.loss_outputs, mse_half=source.mse_half)
+
+
+def torch_loss_function():
+    """The torch backend's loss table (:func:`torch_impl.losses.torch_loss`; imports torch)."""
+    from torch_impl.losses import torch_loss
+
+    return torch_loss
+
+
 def torch_layer_twin(layers, dtype: str, *, loss_reduction: str = "mean", l2: float = 0.0,
-                     l2_on: str = "all", norm_conventions: dict | None = None):
+                     l2_on: str = "all", norm_conventions: dict | None = None,
+                     loss: dict | None = None):
     """The torch backend's network on the layer list ``layers`` (plain ``(name, kwargs)``
     tuples), for an autograd reference: torch's own modules, differentiated by autograd,
     with the given loss and batch-norm conventions (imports torch)."""
@@ -296,4 +316,5 @@ def torch_layer_twin(layers, dtype: str, *, loss_reduction: str = "mean", l2: fl
 
     optimizer = OptimizerSpec(weight_decay=l2, weight_decay_in="loss", weight_decay_on=l2_on)
     return TorchSequential(layers, dtype, 0, optimizer, param_error=ParamError,
-                           loss_reduction=loss_reduction, **(norm_conventions or {}))
+                           loss_reduction=loss_reduction, **(norm_conventions or {}),
+                           **(loss or {}))

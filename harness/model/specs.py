@@ -19,6 +19,10 @@ OPTIMIZER_NAMES: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop", "adagrad"
 LR_SCHEDULES: tuple[str, ...] = ("none", "step", "inverse_time", "cosine", "exponential")
 #: how the loss (and so its gradients) reduces over the batch
 LOSS_REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+#: the losses: softmax cross-entropy, sigmoid + binary cross-entropy per output, squared error
+LOSS_NAMES: tuple[str, ...] = ("cross_entropy", "bce", "mse")
+#: how bce and mse reduce over the outputs of a sample (torch: the mean)
+LOSS_OUTPUTS: tuple[str, ...] = ("mean", "sum")
 #: where weight decay is applied: inside the optimizer (torch.optim) or as an L2 term in the loss
 WEIGHT_DECAY_IN: tuple[str, ...] = ("optimizer", "loss")
 #: which parameters weight decay reaches: every one (torch.optim) or the weights ``W{i}`` only
@@ -52,6 +56,16 @@ class ModelSpec:
         ``mean`` (default, as ``F.cross_entropy``): the loss and its gradients are
         averaged over the batch; ``sum``: summed over it (the optimizer then steps with
         the summed gradients).
+    loss : str
+        ``cross_entropy`` (softmax cross-entropy, ``F.cross_entropy``; the default),
+        ``bce`` (sigmoid + binary cross-entropy of each output against the one-hot
+        targets, ``BCEWithLogitsLoss``; ``forward`` returns the pre-sigmoid logits) or
+        ``mse`` (squared error of the outputs against the one-hot targets, ``MSELoss``).
+    loss_outputs : str
+        How bce and mse reduce over the outputs of a sample: ``mean`` (torch's) or
+        ``sum`` (a cost written as a sum over the output neurons).
+    mse_half : bool
+        The factor 1/2 of the quadratic cost (mse only).
     layers : str or list, optional
         The network as a list of layers (:mod:`harness.model.layer_spec`), e.g.
         ``"linear(64),batchnorm,relu,dropout(0.5),linear(10)"``; instead of ``dims``.
@@ -73,6 +87,9 @@ class ModelSpec:
     dtype: str = "float64"
     seed: int = 0
     loss_reduction: str = "mean"
+    loss: str = "cross_entropy"
+    loss_outputs: str = "mean"
+    mse_half: bool = False
     layers: Any = None
     input_shape: Any = None
     bn_momentum: float = 0.1
@@ -92,6 +109,7 @@ class ModelSpec:
                               "`layers` (e.g. \"linear(32),relu,linear(10)\"), got neither")
         self._check_common()
         _check_norm_conventions(self)
+        _check_loss(self)
 
     def _check_common(self) -> None:
         if self.dims is None:  # a layer list waiting for its data (see fit)
@@ -129,8 +147,7 @@ class ModelSpec:
         """One line: "dims 64-32-10, relu, float64, seed 0; loss: mean over the batch"
         (a layer network: "layers linear(64),batchnorm,relu,linear(10) on 64 inputs,
         ...", with its batch-norm conventions when it has a batch norm)."""
-        tail = (f"{self.dtype}, seed {self.seed}; loss: {self.loss_reduction} over the "
-                f"batch")
+        tail = f"{self.dtype}, seed {self.seed}; loss: {_describe_loss(self)}"
         if self.layers is None:
             return f"dims {'-'.join(map(str, self.dims))}, {self.activation}, {tail}"
         inputs = "inputs from the data" if self.dims is None else f"{self.dims[0]} inputs"
@@ -267,6 +284,27 @@ def _check_norm_conventions(spec: ModelSpec) -> None:
     _check_choice("bn_running_var", spec.bn_running_var, BN_RUNNING_VARS)
     _number(spec, "bn_momentum", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
     _number(spec, "norm_eps", lambda v: v > 0, "> 0")
+
+
+def _check_loss(spec: ModelSpec) -> None:
+    _check_choice("loss", spec.loss, LOSS_NAMES)
+    _check_choice("loss_outputs", spec.loss_outputs, LOSS_OUTPUTS)
+    if not isinstance(spec.mse_half, bool):
+        raise ConfigError(f"`mse_half` must be True or False, got {spec.mse_half!r}")
+    if spec.loss == "cross_entropy" and spec.loss_outputs != "mean":
+        raise ConfigError("`loss_outputs` sum applies to the bce and mse losses (softmax "
+                          "cross-entropy has one term per sample), got loss cross_entropy")
+    if spec.mse_half and spec.loss != "mse":
+        raise ConfigError(f"`mse_half` applies to the mse loss, got loss {spec.loss}")
+
+
+def _describe_loss(spec: ModelSpec) -> str:
+    """``mean over the batch`` (cross-entropy, as before), or the loss and its reductions."""
+    if spec.loss == "cross_entropy":
+        return f"{spec.loss_reduction} over the batch"
+    name = {"bce": "binary cross-entropy of sigmoid outputs",
+            "mse": "half squared error" if spec.mse_half else "squared error"}[spec.loss]
+    return f"{name}, {spec.loss_outputs} over the outputs, {spec.loss_reduction} over the batch"
 
 
 def _describe_norm(spec: ModelSpec) -> str:
