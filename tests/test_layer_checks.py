@@ -418,3 +418,18 @@ def test_the_new_losses_agree_between_the_backends_over_60_steps(loss, flags, dt
     assert report.passed and report.steps == 60, str(report)
     if dtype == "float64":
         assert report.max_param_diff < 1e-13
+
+
+def test_a_sweep_grid_takes_losses_in_the_combinations_that_apply():
+    from harness.sweep import plan_from_dict
+
+    plan = plan_from_dict({"grid": {"dataset": ["iris"], "loss": ["cross_entropy", "bce", "mse"],
+                                    "loss_outputs": ["mean", "sum"], "mse_half": [False, True]}})
+    combos = [(c["loss"], c["loss_outputs"], c["mse_half"]) for c in plan.configs]
+    assert combos == [("cross_entropy", "mean", False), ("bce", "mean", False),
+                      ("bce", "sum", False), ("mse", "mean", False), ("mse", "mean", True),
+                      ("mse", "sum", False), ("mse", "sum", True)]
+    default = plan_from_dict({"grid": {"dataset": ["iris"]}}).configs[0]
+    assert plan.configs[0]["config_hash"] == default["config_hash"]  # old keys resume
+    with pytest.raises(ConfigError, match="`grid.mse_half` applies to the mse loss"):
+        plan_from_dict({"grid": {"loss": ["bce"], "mse_half": [True]}})

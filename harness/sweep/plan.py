@@ -48,13 +48,18 @@ _GRID_DEFAULTS: dict[str, list] = {
     "loss_reduction": ["mean"],
     "weight_decay_in": ["optimizer"],
     "weight_decay_on": ["all"],
+    "loss": ["cross_entropy"],
+    "loss_outputs": ["mean"],
+    "mse_half": [False],
 }
 #: conventions (harness.model.specs): a configuration at these defaults keeps the key it had
 #: before the conventions existed, so that older results folders still resume
-CONVENTION_DEFAULTS: dict[str, str] = {"loss_reduction": "mean",
+CONVENTION_DEFAULTS: dict[str, Any] = {"loss_reduction": "mean",
                                        "weight_decay_in": "optimizer", "weight_decay_on": "all",
-                                       "layers": "none"}
-GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "activation", "dtype", "optimizer",
+                                       "layers": "none", "loss": "cross_entropy",
+                                       "loss_outputs": "mean", "mse_half": False}
+GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "loss", "loss_outputs",
+                              "mse_half", "activation", "dtype", "optimizer",
                               "lr", "weight_decay", "momentum", "nesterov", "betas", "eps",
                               "batch_size", "seed", "loss_reduction", "weight_decay_in",
                               "weight_decay_on")
@@ -443,7 +448,7 @@ def _parse_grid(grid: dict) -> _Factors:
         opt_blocks.append((name, factors))
     factors = _Factors(
         before=[("dataset", datasets), net, ("activation", activations), ("dtype", dtypes),
-                ("loss_reduction", reductions)],
+                ("loss_reduction", reductions), ("loss_choice", _grid_losses(grid))],
         optimizers=opt_blocks,
         after=[("batch_size", batch_sizes), ("seed", seeds)])
     if factors.total > MAX_CONFIGS:
@@ -472,6 +477,29 @@ def _grid_net(grid: dict, datasets: list) -> tuple[str, list]:
                                                    f"come from each data set")
         return ("dims", dims)
     return ("hidden", _checked("hidden", _values(grid, "hidden"), _widths(True)))
+
+
+def _grid_losses(grid: dict) -> list[tuple[str, str, bool]]:
+    """``(loss, loss_outputs, mse_half)`` of every loss the grid lists, the combinations
+    that apply only (an output reduction to bce and mse, the 1/2 to mse)."""
+    from harness.model.specs import LOSS_NAMES, LOSS_OUTPUTS
+
+    losses = _checked("loss", _values(grid, "loss"), _one_of(LOSS_NAMES))
+    outputs = _checked("loss_outputs", _values(grid, "loss_outputs"),
+                       _one_of(LOSS_OUTPUTS))
+    halves = _checked("mse_half", _values(grid, "mse_half"), _bool)
+    out = []
+    for loss in losses:
+        for o in (outputs if loss != "cross_entropy" else ["mean"]):
+            for h in (halves if loss == "mse" else [False]):
+                if (loss, o, h) not in out:
+                    out.append((loss, o, h))
+    if "loss_outputs" in grid and not any(loss != "cross_entropy" for loss in losses):
+        raise _fail("grid.loss_outputs", "applies to the bce and mse losses, and `grid.loss` "
+                                         "lists neither")
+    if "mse_half" in grid and "mse" not in losses:
+        raise _fail("grid.mse_half", "applies to the mse loss, and `grid.loss` does not list it")
+    return out
 
 
 def _grid_layers(grid: dict, datasets: list) -> list[str]:
@@ -522,6 +550,8 @@ def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, A
         "n_params": _n_params(dims),
         "activation": choice["activation"],
         "layers": choice.get("layers", CONVENTION_DEFAULTS["layers"]),
+        **dict(zip(("loss", "loss_outputs", "mse_half"), choice.get(
+            "loss_choice", ("cross_entropy", "mean", False)))),
         "dtype": choice["dtype"],
         "optimizer": choice["optimizer"],
         "lr": choice["lr"],

@@ -29,7 +29,10 @@ def _specs(config: dict[str, Any]):
 
     dims = tuple(int(d) for d in config["dims"].split("-"))
     common = dict(dtype=config["dtype"], seed=config["seed"],
-                  loss_reduction=config.get("loss_reduction") or "mean")
+                  loss_reduction=config.get("loss_reduction") or "mean",
+                  loss=config.get("loss") or "cross_entropy",
+                  loss_outputs=config.get("loss_outputs") or "mean",
+                  mse_half=bool(config.get("mse_half") or False))
     layers = config.get("layers")
     if layers and layers != "none":
         spec = ModelSpec(layers=layers, input_shape=(dims[0],), **common)
