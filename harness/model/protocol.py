@@ -33,7 +33,8 @@ class Classifier(Protocol):
         """Logits of shape (N, d_L), a NumPy array in the model's dtype."""
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean softmax cross-entropy over the batch and its gradient per parameter."""
+        """The loss over the batch (mean softmax cross-entropy unless the spec names
+        another loss: ``ModelSpec.loss``) and its gradient per parameter."""
 
     def get_params(self) -> dict[str, np.ndarray]:
         """Copies of the parameters, canonical names and layout."""
