@@ -27,6 +27,7 @@ def run(args) -> int:
     from harness.errors import ConfigError
 
     backends = common.validate_backends(args.backends, at_least=2)
+    backends = common.reference_first(backends)
     if len(backends) != 2:
         raise ConfigError(f"`--backends` for check takes exactly two names (reference, "
                           f"candidate), got {','.join(backends)}")

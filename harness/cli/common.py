@@ -509,6 +509,26 @@ def validate_backends(names, *, at_least: int = 1) -> tuple[str, ...]:
     return tuple(names)
 
 
+def reference_first(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` with a built-in backend first wherever one is given: a plug-in never
+    judges itself when a trusted reference is at hand (a one-line note says so); with
+    plug-ins only, a one-line warning that the first judges the others."""
+    from harness.model.registry import BUILTIN_BACKENDS
+    from harness.runtime.console import to_stderr
+
+    if len(names) < 2 or names[0] in BUILTIN_BACKENDS:
+        return names
+    builtin = next((n for n in names if n in BUILTIN_BACKENDS), None)
+    if builtin is None:
+        to_stderr(f"warning: {names[0]} is the reference: no built-in backend (scratch, torch) "
+                  f"was given, so a plug-in judges, and it is also the float64 arbiter and "
+                  f"the witnesses")
+        return names
+    to_stderr(f"note: {builtin} is the reference, not {names[0]}: a built-in backend judges "
+              f"wherever one is given")
+    return (builtin, *(n for n in names if n != builtin))
+
+
 #: the real standard output while a --json command runs with sys.stdout sent to stderr
 #: (see :func:`json_stdout`); None otherwise
 _json_out = None

@@ -67,6 +67,7 @@ def run(args) -> int:
     from harness.training.side_by_side import validate_training_args
 
     backends = common.validate_backends(args.backends, at_least=1)
+    backends = common.reference_first(backends)
     if args.min_agreement is not None and not 0.0 <= args.min_agreement <= 1.0:
         raise ConfigError(f"`--min-agreement` must be between 0 and 1, got {args.min_agreement:g}")
     check_int("--split-seed", args.split_seed, 0, one_rule=True)

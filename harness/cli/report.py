@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.report import ReportSettings, build_report, default_out, validate_settings
 
     backends = common.validate_backends(args.backends, at_least=2)
+    backends = common.reference_first(backends)
     opt = common.optimizer_spec(args)
     device = common.validate_device(args)
     threads = common.validate_threads(args)

@@ -64,6 +64,7 @@ def run(args) -> int:
 
     # every check that needs no data comes first: bad input costs nothing
     backends = common.validate_backends(args.backends, at_least=2)
+    backends = common.reference_first(backends)
     if len(backends) != 2:
         raise ConfigError(f"`--backends` for train takes exactly two names (reference, "
                           f"candidate), got {','.join(backends)}")
