@@ -39,3 +39,19 @@ def test_the_command_line_compares_a_plugin_listed_first_against_the_builtin():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "equivalence: tests.gallery.nielsen:BookNetwork against torch" in result.stdout
     assert "note: torch is the reference" in result.stderr
+
+
+def test_gradient_noise_is_not_excused_as_kinks():
+    """Noise of 1e-6 on every call: the entries it moves fail; none is skipped as a kink
+    (a kink needs a gradient the model gives again at the same parameters)."""
+    from harness.checks import CheckConfig, run_checks
+    from harness.data.datasets import load_dataset
+    from harness.model.specs import ModelSpec
+
+    for seed in range(6):
+        config = CheckConfig(("tests.gallery.noisy:NoisyGradients",),
+                             ModelSpec((4, 8, 3), seed=seed), gradcheck_samples=32,
+                             gradcheck_max_entries=8)
+        result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
+        assert result.status == "FAIL", (seed, result.summary)
+        assert result.fields["gradcheck_skipped"] == 0, (seed, result.summary)

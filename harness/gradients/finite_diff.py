@@ -383,6 +383,13 @@ def _central_difference(probe: _Probe, pname: str, value: np.ndarray, flat: int,
                        (loss_p - loss_m) / step)
 
 
+def _reproducible(probe: _Probe, pname: str, flat: int, a: float, allowed: float) -> bool:
+    """Whether the model gives the entry's gradient ``a`` again at the same parameters (to
+    a hundredth of the allowed difference): only then can a kink excuse the entry."""
+    again = _entry(probe.loss_at()[1], pname, flat)
+    return math.isfinite(again) and abs(again - a) <= 0.01 * allowed
+
+
 def _at_kink(probe: _Probe, pname: str, value: np.ndarray, flat: int, d: _Difference,
              a: float, diff: float, allowed: float, watch_z: bool) -> bool:
     """Whether the central difference of a finite entry straddles a kink."""
@@ -390,6 +397,8 @@ def _at_kink(probe: _Probe, pname: str, value: np.ndarray, flat: int, d: _Differ
         return crosses_zero(d.z_p, d.z_m)
     if not (probe.one_sided and diff > allowed):
         return False
+    if not _reproducible(probe, pname, flat, a, allowed):
+        return False  # a gradient that changes from call to call is noise, not a kink
     if one_sided_kink(probe.loss0, d.loss_p, d.loss_m, d.orig, d.plus, d.minus, diff,
                       allowed):
         return True
