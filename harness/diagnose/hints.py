@@ -17,7 +17,7 @@ import numpy as np
 from harness.diagnose.evidence import Evidence, close, fmt, log_softmax, pair, rel_err
 from harness.diagnose.layers import layer_causes
 from harness.diagnose.schedules import schedule_timing
-from harness.diagnose.steps import update_rule
+from harness.diagnose.steps import clipping_rule, update_rule
 
 
 def _flags(*flags: str) -> str:
@@ -490,8 +490,8 @@ def activation_variant(ev: Evidence) -> str | None:
 #: the hypotheses, in the order their lines are printed
 HYPOTHESES: tuple[Callable[[Evidence], str | None], ...] = (
     precision, output_shape, transposed_weights, probabilities_as_logits, layer_causes, loss_scale,
-    l2_in_loss, bias_grad_scale, flipped_sign, only_loss, update_rule, activation_variant,
-    overflow_at_scale, schedule_timing,
+    l2_in_loss, bias_grad_scale, flipped_sign, only_loss, update_rule, clipping_rule,
+    activation_variant, overflow_at_scale, schedule_timing,
 )
 
 

@@ -232,3 +232,78 @@ def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
 
 def matches_ref(expected: dict, after: dict, ev: Evidence, noise: dict) -> bool:
     return all(close(after[k], expected[k], ev.rtol, ev.atol, noise.get(k)) for k in expected)
+
+
+# ------------------------------------------------------------------ clipping
+def clip_grads(grads: dict, *, value: float | None, norm: float | None,
+               per_parameter: bool = False) -> dict:
+    """The gradients clipped as torch clips them (float64): by value into [-value, value],
+    then by norm, all of them times min(1, norm / (||g|| + 1e-6)) with ||g|| the global L2
+    norm over every parameter; ``per_parameter``: the slip of one factor per parameter
+    from its own norm."""
+    out = {k: np.asarray(g, np.float64) for k, g in grads.items()}
+    if value is not None:
+        out = {k: np.clip(g, -value, value) for k, g in out.items()}
+    if norm is None:
+        return out
+
+    def factor(total: float) -> float:
+        return min(1.0, norm / (total + 1e-6))
+
+    if per_parameter:
+        return {k: g * factor(float(np.linalg.norm(g.ravel()))) for k, g in out.items()}
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in out.values()))
+    return {k: g * factor(total) for k, g in out.items()}
+
+
+def clipping_rule(ev: Evidence) -> str | None:
+    """Gradients agree but the clipped step does not: clipped per parameter, or not before
+    the step? Each slip is named only when the first step rebuilt in float64 from the
+    reference's gradients with torch's clipping reproduces the reference's step, the step
+    rebuilt with the slip reproduces the candidate's, and torch's clipping does not."""
+    opt = ev.optimizer
+    norm, value = getattr(opt, "clip_grad_norm", None), getattr(opt, "clip_grad_value", None)
+    r, c = ev.ref, ev.cand
+    if (norm is None and value is None) or r.after is None or c.after is None \
+            or not ev.grads_agree():
+        return None
+    noise = noise_level_gradients(r.grads, ev.atol)
+
+    def matches(after: dict, expected: dict) -> bool:
+        return all(k in after and close(after[k], expected[k], ev.rtol, ev.atol, noise.get(k))
+                   for k in expected)
+
+    if matches(c.after, r.after):
+        return None
+    where = getattr(opt, "weight_decay_in", "optimizer")
+    kw = dict(name=opt.name, lr=opt.lr, wd=opt.weight_decay if where == "optimizer" else 0.0,
+              on=getattr(opt, "weight_decay_on", "all"), betas=opt.betas, eps=opt.eps,
+              momentum=opt.momentum, nesterov=opt.nesterov, alpha=opt.alpha,
+              centered=opt.centered, initial_accumulator_value=opt.initial_accumulator_value)
+
+    def step_with(**how) -> dict:
+        return _first_step(ev.params0, clip_grads(r.grads, **how), **kw)
+
+    torch_way = step_with(value=value, norm=norm)
+    if not matches(r.after, torch_way) or matches(c.after, torch_way):
+        return None  # the formulas do not hold here, or cannot tell the candidate apart
+    ran = _describe_optimizer(opt) + _describe_clipping(value, norm)
+    lead = f"gradients agree but the clipped step differs: the reference ran {ran}; your step"
+    if norm is not None and matches(c.after, step_with(value=value, norm=norm,
+                                                       per_parameter=True)):
+        return (f"{lead} matches clip_grad_norm applied to each parameter on its own (each "
+                f"gradient scaled to norm {fmt(norm)} by its own factor), where torch's "
+                f"clip_grad_norm_ scales every gradient by one factor from their global L2 "
+                f"norm: clip all parameters together, e.g. "
+                f"clip_grad_norm_(model.parameters(), {fmt(norm)})")
+    if matches(c.after, step_with(value=None, norm=None)):
+        return (f"{lead} matches the same step from the unclipped gradients: the gradients "
+                f"are clipped after the optimizer step, or not at all; clip between the "
+                f"backward pass and the step")
+    return None
+
+
+def _describe_clipping(value: float | None, norm: float | None) -> str:
+    parts = ([f"clip_grad_value {fmt(value)}"] if value is not None else []) + \
+            ([f"clip_grad_norm {fmt(norm)}"] if norm is not None else [])
+    return f" with {' then '.join(parts)}"
