@@ -27,12 +27,13 @@ def _flags(*flags: str) -> str:
 def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, betas,
                 eps: float, momentum: float = 0.0, nesterov: bool = False,
                 bias_correction: bool = True, alpha: float = 0.99, centered: bool = False,
-                initial_accumulator_value: float = 0.0, eps_inside: bool = False) -> dict:
+                initial_accumulator_value: float = 0.0, eps_inside: bool = False,
+                first_square: bool = False) -> dict:
     """Parameters after one step of ``name`` from a fresh state (float64)."""
     if name in ("rmsprop", "adagrad"):
         return _first_adaptive_step(p, g, name=name, lr=lr, wd=wd, on=on, eps=eps, alpha=alpha,
                                     centered=centered, initial=initial_accumulator_value,
-                                    eps_inside=eps_inside)
+                                    eps_inside=eps_inside, first_square=first_square)
     b1, b2 = betas
     out = {}
     for k in g:
@@ -59,10 +60,11 @@ def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, b
 
 def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str,
                          eps: float, alpha: float, centered: bool, initial: float,
-                         eps_inside: bool = False) -> dict:
+                         eps_inside: bool = False, first_square: bool = False) -> dict:
     """The first step of rmsprop (v = (1 - alpha) g^2; momentum's buffer is g / denom) or
     adagrad (s = initial + g^2), from a fresh state (float64); ``eps_inside``: the slip
-    sqrt(v + eps) for sqrt(v) + eps."""
+    sqrt(v + eps) for sqrt(v) + eps; ``first_square``: rmsprop's average started at the
+    first g^2 (v = g^2), not at 0."""
     out = {}
     for k in g:
         w = np.asarray(p[k], np.float64)
@@ -70,7 +72,7 @@ def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, o
         if on == "all" or k.startswith("W"):
             d = d + wd * w
         if name == "rmsprop":
-            v = (1 - alpha) * d * d
+            v = d * d if first_square else (1 - alpha) * d * d
             if centered:
                 v = v - ((1 - alpha) * d) ** 2
         else:
@@ -205,11 +207,29 @@ def _lr_multiple(ev: Evidence, p: dict, noise: dict, ran: str) -> str | None:
         k_lr = sum(float(np.vdot(dc[k], dr[k])) for k in p) / den
         if k_lr > 0 and all(close(dc[k], k_lr * dr[k], ev.rtol, ev.atol * 10, noise.get(k))
                             for k in p):
+            early = _schedule_early(ev.optimizer, k_lr)
+            if early is not None:
+                return (f"gradients agree but the step differs: the reference ran {ran}; your "
+                        f"step is {fmt(k_lr)} times the reference's: {early}")
             return (f"gradients agree but the step differs: the reference ran {ran}; your step "
                     f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * lr)}; "
                     f"run the reference with {_flags(f'--lr {fmt(k_lr * lr)}')} if that is "
                     f"your learning rate")
     return None
+
+
+def _schedule_early(opt, k_lr: float) -> str | None:
+    """The words when a step k_lr times the reference's is the schedule stepped before the
+    first optimizer step (lr(1) where torch's first step uses lr(0)), else None."""
+    from harness.diagnose.schedules import scheduled_lr
+
+    schedule = getattr(opt, "lr_schedule", "none")
+    early = scheduled_lr(opt, 1)
+    if schedule == "none" or math.isclose(early, opt.lr, rel_tol=1e-9) or \
+            not math.isclose(k_lr * opt.lr, early, rel_tol=1e-4):
+        return None
+    return (f"it used lr(1) = {fmt(early)} of the {schedule} schedule, where torch's "
+            f"uses lr(0) = {fmt(opt.lr)}: step the scheduler after the optimizer, not before")
 
 
 def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
@@ -219,6 +239,10 @@ def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
     if test(eps_inside=True):
         return (f"{opt.name} with eps inside the square root, sqrt(v + eps), where torch adds "
                 f"it after the root, sqrt(v) + eps", None)
+    if opt.name == "rmsprop" and test(first_square=True):
+        return ("rmsprop with its average of g^2 started at the first g^2, where torch starts "
+                f"it at 0 (v = (1 - alpha) g^2 at the first step: the step is "
+                f"{fmt(1 / math.sqrt(1 - opt.alpha))} times yours)", None)
     if opt.name == "rmsprop" and test(centered=not opt.centered):
         return (f"rmsprop {'not ' if opt.centered else ''}centered",
                 None if opt.centered else "--centered")
