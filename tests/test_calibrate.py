@@ -29,11 +29,102 @@ def test_configurations_are_seeded_and_varied():
     assert draw_config(3, 7) == draw_config(3, 7)
     drawn = [draw_config(0, i) for i in range(200)]
     assert {c["activation"] for c in drawn} == {"relu", "tanh", "sigmoid", "leaky_relu", "gelu"}
-    assert {c["optimizer"] for c in drawn} == {"sgd", "adam", "adamw"}
+    assert {c["optimizer"] for c in drawn} == {"sgd", "adam", "adamw", "rmsprop", "adagrad"}
     assert {c["dtype"] for c in drawn} == {"float32", "float64"}
     assert {len(c["hidden"]) for c in drawn} == {1, 2, 3}
     assert all(1 <= w <= 64 for c in drawn for w in c["hidden"])
     assert any(c["nesterov"] for c in drawn)
+
+
+def test_configurations_draw_the_new_recipes_and_every_one_is_valid():
+    from harness.calibrate.configs import dataset_of, specs_of
+
+    drawn = [draw_config(1, i) for i in range(200)]
+    rms = [c for c in drawn if c["optimizer"] == "rmsprop"]
+    ada = [c for c in drawn if c["optimizer"] == "adagrad"]
+    assert any(c["centered"] for c in rms) and not all(c["centered"] for c in rms)
+    assert {c["momentum"] > 0 for c in rms} == {True, False}
+    assert {c["alpha"] for c in rms} > {0.99}
+    assert {c["lr_decay"] > 0 for c in ada} == {True, False}
+    assert {c["initial_accumulator_value"] > 0 for c in ada} == {True, False}
+    schedules = [c["lr_schedule"] for c in drawn]
+    assert set(schedules) == {"none", "step", "inverse_time", "cosine", "exponential"}
+    assert schedules.count("none") > max(schedules.count(s) for s in set(schedules) - {"none"})
+    norm = [c for c in drawn if c["clip_grad_norm"] is not None]
+    value = [c for c in drawn if c["clip_grad_value"] is not None]
+    assert norm and value and len(norm) + len(value) < len(drawn) / 2
+    # a schedule on every optimizer, and clipping beside a schedule
+    assert {c["optimizer"] for c in drawn if c["lr_schedule"] != "none"} == {
+        "sgd", "adam", "adamw", "rmsprop", "adagrad"}
+    assert any(c["lr_schedule"] != "none" and c["clip_grad_norm"] for c in drawn)
+    for c in drawn:  # OptimizerSpec accepts every one and holds what was drawn
+        _, opt = specs_of(c, dataset_of(c))
+        assert (opt.name, opt.lr_schedule, opt.clip_grad_norm, opt.clip_grad_value) == (
+            c["optimizer"], c["lr_schedule"], c["clip_grad_norm"], c["clip_grad_value"])
+        if c["optimizer"] == "rmsprop":
+            assert (opt.alpha, opt.centered, opt.momentum) == (
+                c["alpha"], c["centered"], c["momentum"])
+        if c["optimizer"] == "adagrad":
+            assert (opt.lr_decay, opt.initial_accumulator_value) == (
+                c["lr_decay"], c["initial_accumulator_value"])
+        if c["lr_schedule"] == "cosine":
+            assert opt.t_max >= 2 and 0 <= opt.eta_min < opt.lr
+
+
+RECIPES = [
+    {"name": "rmsprop", "lr": 1e-2, "alpha": 0.9, "momentum": 0.5, "centered": True},
+    {"name": "rmsprop", "lr": 1e-2, "weight_decay": 1e-2},
+    {"name": "adagrad", "lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.1},
+    {"name": "sgd", "lr": 0.1, "momentum": 0.9, "lr_schedule": "step", "step_size": 2,
+     "gamma": 0.5, "clip_grad_norm": 0.1},
+    {"name": "adamw", "lr": 1e-2, "weight_decay": 0.1, "lr_schedule": "cosine", "t_max": 3,
+     "eta_min": 1e-3, "clip_grad_value": 1e-2},
+    {"name": "adam", "lr": 1e-2, "lr_schedule": "inverse_time", "decay": 0.5},
+    {"name": "adagrad", "lr": 0.1, "lr_schedule": "exponential", "gamma": 0.7,
+     "clip_grad_norm": 0.05},
+]
+
+
+@pytest.mark.parametrize("kw", RECIPES, ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_simple_backend_follows_torch_over_steps_with_the_new_recipes(kw):
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
+
+    spec = ModelSpec((4, 6, 3), activation="tanh", dtype="float64", seed=1)
+    opt = OptimizerSpec(**kw)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+    ref = make_backend("torch", spec, opt)
+    simple = make_backend("harness.calibrate.simple:SimpleMLP", spec, opt)
+    simple.set_params(ref.get_params())
+    start = ref.get_params()
+    for _ in range(8):
+        ref.train_step(x, y)
+        simple.train_step(x, y)
+    r, s = ref.get_params(), simple.get_params()
+    moved = max(float(np.max(np.abs(r[k] - start[k]))) for k in r)
+    assert moved > 1e-3  # the steps did something
+    assert all(np.allclose(s[k], r[k], rtol=1e-12, atol=1e-14) for k in r)
+
+
+def _first_index(seed, wanted):
+    return next(i for i in range(500) if wanted(draw_config(seed, i)))
+
+
+@pytest.mark.parametrize("seed, what", [
+    (0, "rmsprop"), (1, "adagrad"), (2, "schedule"), (3, "clipping")])
+def test_simple_and_scratch_pass_on_drawn_configs_with_the_new_recipes(seed, what):
+    wanted = {
+        "rmsprop": lambda c: c["optimizer"] == "rmsprop",
+        "adagrad": lambda c: c["optimizer"] == "adagrad",
+        "schedule": lambda c: c["lr_schedule"] != "none",
+        "clipping": lambda c: c["clip_grad_norm"] is not None
+        or c["clip_grad_value"] is not None,
+    }[what]
+    rows = R.config_rows(seed, _first_index(seed, wanted))
+    assert len(rows) == len(PAIRS) * len(CHECKS)
+    assert all(r["status"] == "PASS" for r in rows), [(r["pair"], r["check"], r["summary"])
+                                                     for r in rows]
 
 
 def test_simple_backend_matches_torch_on_every_check():
@@ -52,6 +143,66 @@ def test_dampening_invisible_in_one_step_caught_by_trajectory():
     assert not rows["equivalence"]["caught"]  # torch starts the buffer undamped
     assert not rows["gradcheck"]["caught"]  # the gradients are right
     assert rows["training"]["caught"]
+
+
+NEW_BUGS = [b.key for b in CATALOGUE if b.cls.startswith(("RMSprop", "Adagrad", "Schedule",
+                                                              "Clip"))]
+
+
+@pytest.mark.parametrize("key", NEW_BUGS)
+def test_every_recipe_bug_is_caught_by_the_checks_it_should(key):
+    rows = _rows(key)
+    assert rows["training"]["caught"], rows["training"]["summary"]
+    assert not rows["gradcheck"]["caught"]  # the gradients are right: the step is not
+    if BUGS[key].expect == "one_step":
+        assert rows["equivalence"]["caught"]
+    else:
+        assert BUGS[key].expect == "trajectory"
+        assert not rows["equivalence"]["caught"], rows["equivalence"]["summary"]
+
+
+def test_the_recipe_bugs_change_nothing_where_they_do_not_act():
+    """A schedule or clipping bug on a configuration without one trains bit for bit as the
+    correct class (the catalogue runs each bug where it acts)."""
+    from harness.calibrate import catalogue
+    from harness.calibrate.simple import SimpleMLP
+    from harness.model.specs import ModelSpec, OptimizerSpec
+
+    assert len(NEW_BUGS) >= 10
+    spec = ModelSpec((4, 5, 3), activation="tanh", dtype="float64", seed=2)
+    opt = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
+    names = ("ScheduleOneStepEarly", "ScheduleNotApplied", "ClipPerParameter", "ClipAfterStep")
+    models = [SimpleMLP(spec, opt)] + [getattr(catalogue, n)(spec, opt) for n in names]
+    for _ in range(4):
+        for m in models:
+            m.train_step(x, y)
+    for m in models[1:]:
+        assert all(np.array_equal(m.params[k], models[0].params[k]) for k in m.params)
+
+
+def _hints(backend, bug, dataset="iris", dtype="float64"):
+    from harness.checks.run import check_rows
+    from harness.diagnose import diagnose
+
+    config, data = R.bug_config(bug, dataset, (8, 8), dtype, 0)
+    x, y = check_rows(config, data)
+    return diagnose(config, x, y, "torch", backend).hints
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_clip_per_parameter_is_named_for_that_bug_and_not_for_correct_code(dtype):
+    bug = BUGS["clip_per_parameter"]
+    hints = _hints(bug.backend, bug, dtype=dtype)
+    assert len(hints) == 1 and "clip_grad_norm applied to each parameter on its own" in \
+        hints[0], hints
+    assert "one factor from their global L2 norm" in hints[0]
+    # the same configuration, correct code: no hint; the other clipping slip: its own
+    assert _hints("harness.calibrate.simple:SimpleMLP", bug, dtype=dtype) == []
+    after = _hints(BUGS["clip_after_step"].backend, bug, dtype=dtype)
+    assert len(after) == 1 and "clipped after the optimizer step" in after[0], after
+    assert "each parameter on its own" not in after[0]
 
 
 def test_control_is_not_caught():

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.calibrate.simple import SimpleAdam, SimpleMLP, SimpleSGD
+from harness.calibrate.simple import (SimpleAdagrad, SimpleAdam, SimpleMLP, SimpleRMSprop,
+                                      SimpleSGD, clip_by_global_norm)
 
 MODULE = "harness.calibrate.catalogue"
 
@@ -323,6 +324,101 @@ class WrongBeta2(_Optimized):
     ADAM = _WrongBeta2
 
 
+class _RMSpropEpsInside(SimpleRMSprop):
+    def denominator(self, v, m):
+        return np.sqrt((v if m is None else v - m * m) + self.spec.eps)
+
+
+class RMSpropEpsInsideSqrt(SimpleMLP):
+    """RMSprop's eps inside the square root: sqrt(v + eps) instead of sqrt(v) + eps."""
+
+    RMSPROP = _RMSpropEpsInside
+
+
+class _RMSpropStartsAtG2(SimpleRMSprop):
+    def square_average(self, name, g):
+        if name not in self.v:
+            return g * g
+        return super().square_average(name, g)
+
+
+class RMSpropStartsAtG2(SimpleMLP):
+    """RMSprop's running average of g^2 started at the first g^2 instead of at 0 (the
+    first step is sqrt(1 - alpha) times too small)."""
+
+    RMSPROP = _RMSpropStartsAtG2
+
+
+class _RMSpropNoAlphaDecay(SimpleRMSprop):
+    def square_average(self, name, g):
+        return self.v.get(name, np.zeros_like(g)) + (1 - self.spec.alpha) * g * g
+
+
+class RMSpropForgetsAlpha(SimpleMLP):
+    """RMSprop's average forgets alpha on the old value: v = v + (1 - alpha) g^2, a sum
+    that only grows (the same first step; later steps shrink too fast)."""
+
+    RMSPROP = _RMSpropNoAlphaDecay
+
+
+class _AdagradNoDecay(SimpleAdagrad):
+    def rate(self, t):
+        return self.lr
+
+
+class AdagradNoLrDecay(SimpleMLP):
+    """Adagrad without lr_decay: every step at the base rate, not lr / (1 + (t - 1) lr_decay)."""
+
+    ADAGRAD = _AdagradNoDecay
+
+
+class _AdagradReset(SimpleAdagrad):
+    def accumulate(self, name, g):
+        return np.full_like(g, self.spec.initial_accumulator_value) + g * g
+
+
+class AdagradAccumulatorReset(SimpleMLP):
+    """Adagrad's sum of squares reset at every step (initial value + this g^2 only): the
+    same first step, then steps of about lr each, as if the sum had no history."""
+
+    ADAGRAD = _AdagradReset
+
+
+# ------------------------------------------------------------------ schedules, clipping
+class ScheduleOneStepEarly(SimpleMLP):
+    """The scheduler stepped before the optimizer: step t uses lr(t), not lr(t - 1)."""
+
+    def rate(self, t):
+        return super().rate(t + 1)
+
+
+class ScheduleNotApplied(SimpleMLP):
+    """The schedule built but never stepped: every step at the base rate."""
+
+    def rate(self, t):
+        return self.optimizer_spec.lr
+
+
+class ClipPerParameter(SimpleMLP):
+    """clip_grad_norm applied to each parameter on its own (each gradient scaled to norm
+    at most max_norm) instead of one factor from the global norm of all of them."""
+
+    def clip(self, grads):
+        o = self.optimizer_spec
+        if o.clip_grad_norm is None:
+            return super().clip(grads)
+        return {k: clip_by_global_norm({k: g}, o.clip_grad_norm)[k] for k, g in grads.items()}
+
+
+class ClipAfterStep(SimpleMLP):
+    """The gradients clipped after the optimizer step: the step uses the raw gradients
+    and the clipped ones are thrown away (``clip_grad_norm_`` after ``step()``)."""
+
+    def apply_step(self, params, grads):
+        self.optimizer.step(params, grads)
+        self.clip(grads)
+
+
 # ------------------------------------------------------------------ the catalogue
 @dataclass(frozen=True)
 class Bug:
@@ -367,6 +463,8 @@ class Bug:
 
 _ADAM = {"name": "adam", "lr": 1e-2}
 _SGD_M = {"name": "sgd", "lr": 0.05, "momentum": 0.9}
+_RMSPROP = {"name": "rmsprop", "lr": 1e-3, "alpha": 0.9}
+_ADAGRAD = {"name": "adagrad", "lr": 0.05, "initial_accumulator_value": 0.1}
 
 CATALOGUE: tuple[Bug, ...] = (
     Bug("sigmoid_no_one_minus", "SigmoidNoOneMinus", SigmoidNoOneMinus.__doc__,
@@ -411,6 +509,28 @@ CATALOGUE: tuple[Bug, ...] = (
         optimizer={**_SGD_M, "nesterov": True}),
     Bug("wrong_beta2", "WrongBeta2", WrongBeta2.__doc__, expect="trajectory",
         optimizer=_ADAM),
+    Bug("rmsprop_eps_inside_sqrt", "RMSpropEpsInsideSqrt", RMSpropEpsInsideSqrt.__doc__,
+        activation="tanh", optimizer=_RMSPROP),
+    Bug("rmsprop_starts_at_g2", "RMSpropStartsAtG2", RMSpropStartsAtG2.__doc__,
+        optimizer=_RMSPROP),
+    Bug("rmsprop_forgets_alpha", "RMSpropForgetsAlpha", RMSpropForgetsAlpha.__doc__,
+        expect="trajectory", optimizer=_RMSPROP),
+    Bug("adagrad_no_lr_decay", "AdagradNoLrDecay", AdagradNoLrDecay.__doc__,
+        expect="trajectory", optimizer={**_ADAGRAD, "lr_decay": 0.1}),
+    Bug("adagrad_accumulator_reset", "AdagradAccumulatorReset",
+        AdagradAccumulatorReset.__doc__, expect="trajectory", optimizer=_ADAGRAD),
+    Bug("schedule_one_step_early", "ScheduleOneStepEarly", ScheduleOneStepEarly.__doc__,
+        expect="trajectory", optimizer={**_SGD_M, "lr_schedule": "step", "step_size": 3,
+                                        "gamma": 0.5}),
+    Bug("schedule_one_step_early@exponential", "ScheduleOneStepEarly",
+        ScheduleOneStepEarly.__doc__, optimizer={**_ADAM, "lr_schedule": "exponential",
+                                                 "gamma": 0.9}),
+    Bug("schedule_not_applied", "ScheduleNotApplied", ScheduleNotApplied.__doc__,
+        expect="trajectory", optimizer={**_ADAM, "lr_schedule": "cosine", "t_max": 10}),
+    Bug("clip_per_parameter", "ClipPerParameter", ClipPerParameter.__doc__,
+        optimizer={**_SGD_M, "clip_grad_norm": 0.05}),
+    Bug("clip_after_step", "ClipAfterStep", ClipAfterStep.__doc__,
+        optimizer={"name": "sgd", "lr": 0.1, "clip_grad_value": 0.01}),
     # controls: nothing to find
     Bug("relu_mask_at_zero (control)", "ReluMaskAtZero", ReluMaskAtZero.__doc__,
         expect="none"),

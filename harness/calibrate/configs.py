@@ -36,14 +36,29 @@ def _log_uniform(rng, lo: float, hi: float) -> float:
     return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
+#: the optimizers a configuration draws from, equally often
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+#: the learning-rate schedules, with their probabilities ("none" most often)
+SCHEDULES = ("none", "step", "inverse_time", "cosine", "exponential")
+SCHEDULE_P = (0.5, 0.125, 0.125, 0.125, 0.125)
+#: how often a configuration clips its gradients (by global norm or by value, half each)
+CLIP_P = 0.25
+#: the keys each drawn configuration has beyond the data and the network
+OPTIMIZER_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "nesterov", "beta1", "beta2",
+                  "eps", "alpha", "centered", "lr_decay", "initial_accumulator_value")
+RECIPE_KEYS = ("lr_schedule", "step_size", "gamma", "decay", "t_max", "eta_min",
+               "clip_grad_norm", "clip_grad_value")
+
+
 def draw_config(seed: int, index: int) -> dict[str, Any]:
     """Configuration ``index`` of the run seeded ``seed``: a flat dict of plain values.
 
     Keys: ``index``, ``dataset`` (a bundled set, or ``synthetic`` with ``n_samples``,
     ``n_features``, ``n_classes``, ``data_seed`` and ``feature_scale``), ``hidden``
-    (1 to 3 widths in 1..64), ``activation``, ``dtype``, ``optimizer``, ``lr``,
-    ``weight_decay``, ``momentum``, ``nesterov``, ``beta1``, ``beta2``, ``eps``,
-    ``batch_size``, ``seed``.
+    (1 to 3 widths in 1..64), ``activation``, ``dtype``, the optimizer's
+    (:data:`OPTIMIZER_KEYS`: ``optimizer``, ``lr``, ``weight_decay``, then each
+    optimizer's own settings, None where they do not apply), the schedule's and the
+    clipping's (:data:`RECIPE_KEYS`, None where unused), ``batch_size``, ``seed``.
     """
     rng = np.random.default_rng([seed, index])
     cfg: dict[str, Any] = {"index": index}
@@ -61,22 +76,68 @@ def draw_config(seed: int, index: int) -> dict[str, Any]:
     cfg["hidden"] = [int(round(_log_uniform(rng, 1, 64))) for _ in range(n_hidden)]
     cfg["activation"] = str(rng.choice(ACTIVATION_NAMES))
     cfg["dtype"] = str(rng.choice(["float32", "float64"]))
-    name = str(rng.choice(["sgd", "adam", "adamw"]))
+    cfg.update(_draw_optimizer(rng))
+    cfg.update(_draw_recipe(rng, cfg["lr"]))
+    cfg["batch_size"] = int(rng.choice([4, 8, 16, 32, 64]))
+    cfg["seed"] = int(rng.integers(0, 2**16))
+    return cfg
+
+
+def _draw_optimizer(rng) -> dict[str, Any]:
+    """The optimizer's keys (:data:`OPTIMIZER_KEYS`), None where a setting does not apply."""
+    name = str(rng.choice(OPTIMIZERS))
+    cfg: dict[str, Any] = dict.fromkeys(OPTIMIZER_KEYS)
     cfg["optimizer"] = name
     cfg["weight_decay"] = 0.0 if rng.random() < 0.4 else _log_uniform(rng, 1e-5, 1e-1)
     if name == "sgd":
         cfg["lr"] = _log_uniform(rng, 1e-3, 0.5)
         cfg["momentum"] = 0.0 if rng.random() < 0.3 else float(rng.uniform(0.5, 0.99))
         cfg["nesterov"] = bool(cfg["momentum"] > 0 and rng.random() < 0.5)
-        cfg.update(beta1=None, beta2=None, eps=None)
-    else:
+    elif name in ("adam", "adamw"):
         cfg["lr"] = _log_uniform(rng, 1e-4, 5e-2)
-        cfg.update(momentum=None, nesterov=None,
-                   beta1=float(rng.choice([0.0, 0.5, 0.8, 0.9, 0.95])),
+        cfg.update(beta1=float(rng.choice([0.0, 0.5, 0.8, 0.9, 0.95])),
                    beta2=float(rng.choice([0.9, 0.99, 0.999, 0.9999])),
                    eps=float(rng.choice([1e-8, 1e-6, 1e-4])))
-    cfg["batch_size"] = int(rng.choice([4, 8, 16, 32, 64]))
-    cfg["seed"] = int(rng.integers(0, 2**16))
+    elif name == "rmsprop":
+        # the first step is lr g / (sqrt(1 - alpha) |g|): up to 10 lr at alpha 0.99
+        cfg["lr"] = _log_uniform(rng, 1e-4, 1e-2)
+        cfg.update(alpha=float(rng.choice([0.9, 0.95, 0.99])),
+                   momentum=0.0 if rng.random() < 0.5 else float(rng.uniform(0.5, 0.95)),
+                   centered=bool(rng.random() < 0.3),
+                   eps=float(rng.choice([1e-8, 1e-6, 1e-4])))
+    else:  # adagrad: the first step is lr g / |g|
+        cfg["lr"] = _log_uniform(rng, 1e-3, 0.1)
+        cfg.update(lr_decay=0.0 if rng.random() < 0.5 else _log_uniform(rng, 1e-3, 0.1),
+                   initial_accumulator_value=0.0 if rng.random() < 0.5
+                   else float(rng.choice([0.01, 0.1, 1.0])),
+                   eps=float(rng.choice([1e-10, 1e-8, 1e-6])))
+    return cfg
+
+
+def _draw_recipe(rng, lr: float) -> dict[str, Any]:
+    """The schedule's and the clipping's keys (:data:`RECIPE_KEYS`), None where unused.
+
+    The ranges move the rate within a run of a few dozen steps (a step every 1 to 8
+    steps, cosine over 2 to 40). Clipping levels span the gradient sizes of the drawn
+    networks (global norms about 0.01 to 10), so that some steps clip and some do not.
+    """
+    cfg: dict[str, Any] = dict.fromkeys(RECIPE_KEYS)
+    schedule = str(rng.choice(SCHEDULES, p=SCHEDULE_P))
+    cfg["lr_schedule"] = schedule
+    if schedule == "step":
+        cfg.update(step_size=int(rng.integers(1, 9)), gamma=float(rng.uniform(0.3, 0.95)))
+    elif schedule == "exponential":
+        cfg["gamma"] = float(rng.uniform(0.8, 0.99))
+    elif schedule == "inverse_time":
+        cfg["decay"] = _log_uniform(rng, 1e-2, 1.0)
+    elif schedule == "cosine":
+        cfg.update(t_max=int(rng.integers(2, 41)),
+                   eta_min=0.0 if rng.random() < 0.5 else lr * float(rng.uniform(0.0, 0.1)))
+    if rng.random() < CLIP_P:
+        if rng.random() < 0.5:
+            cfg["clip_grad_norm"] = _log_uniform(rng, 1e-2, 10.0)
+        else:
+            cfg["clip_grad_value"] = _log_uniform(rng, 1e-3, 1.0)
     return cfg
 
 
@@ -104,10 +165,17 @@ def specs_of(cfg: dict[str, Any], data):
 
     dims = (data.n_features, *cfg["hidden"], data.n_classes)
     spec = ModelSpec(dims, activation=cfg["activation"], dtype=cfg["dtype"], seed=cfg["seed"])
-    kw: dict[str, Any] = {"name": cfg["optimizer"], "lr": cfg["lr"],
-                          "weight_decay": cfg["weight_decay"]}
-    if cfg["optimizer"] == "sgd":
+    name = cfg["optimizer"]
+    kw: dict[str, Any] = {"name": name, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    if name == "sgd":
         kw.update(momentum=cfg["momentum"], nesterov=cfg["nesterov"])
-    else:
+    elif name in ("adam", "adamw"):
         kw.update(betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["eps"])
+    elif name == "rmsprop":
+        kw.update(alpha=cfg["alpha"], momentum=cfg["momentum"], centered=cfg["centered"],
+                  eps=cfg["eps"])
+    else:
+        kw.update(lr_decay=cfg["lr_decay"],
+                  initial_accumulator_value=cfg["initial_accumulator_value"], eps=cfg["eps"])
+    kw.update({k: cfg[k] for k in RECIPE_KEYS if cfg.get(k) is not None})
     return spec, OptimizerSpec(**kw)

@@ -2,7 +2,10 @@
 
 :class:`SimpleMLP` implements the ``Classifier`` protocol from the textbook formulas,
 with none of the scratch backend's buffers or in-place tricks, and the optimizers of
-torch.optim's documentation (:class:`SimpleSGD`, :class:`SimpleAdam`). It serves two
+torch.optim's documentation (:class:`SimpleSGD`, :class:`SimpleAdam`,
+:class:`SimpleRMSprop`, :class:`SimpleAdagrad`), torch.optim.lr_scheduler's rates in
+their closed forms (:func:`scheduled_lr`) and torch.nn.utils' gradient clipping
+(:func:`clip_by_global_norm`, :func:`clip_by_value`). It serves two
 purposes in the calibration: a second correct implementation to compare with torch
 (a false alarm there is a false alarm of the harness, not a quirk of one backend), and
 the base class of every injected bug in :mod:`harness.calibrate.catalogue`, which
@@ -72,6 +75,7 @@ class SimpleSGD:
 
     def __init__(self, spec):
         self.spec = spec
+        self.lr = spec.lr  # the current rate: a schedule moves it
         self.buf: dict[str, np.ndarray] = {}
 
     def decay(self, name: str) -> bool:
@@ -91,7 +95,7 @@ class SimpleSGD:
                     self.buf[name] = o.momentum * self.buf[name] + (1 - self.dampening) * g
                 b = self.buf[name]
                 g = g + o.momentum * b if self.nesterov() else b
-            params[name] = (p - o.lr * g).astype(p.dtype)
+            params[name] = (p - self.lr * g).astype(p.dtype)
 
     def nesterov(self) -> bool:
         return self.spec.nesterov
@@ -104,6 +108,7 @@ class SimpleAdam:
 
     def __init__(self, spec):
         self.spec = spec
+        self.lr = spec.lr
         self.decoupled = spec.name == "adamw"
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
@@ -128,7 +133,7 @@ class SimpleAdam:
         b1, b2 = self.betas()
         if o.weight_decay and self.decay(name):
             if self.decoupled:
-                p = p * (1 - o.lr * o.weight_decay)
+                p = p * (1 - self.lr * o.weight_decay)
             else:
                 g = g + o.weight_decay * p
         t = self.t[name] = self.t.get(name, 0) + 1
@@ -137,11 +142,123 @@ class SimpleAdam:
         m = self.m[name] = b1 * m + (1 - b1) * g
         v = self.v[name] = b2 * v + (1 - b2) * g * g
         c1, c2 = self.bias_corrections(t)
-        return p - o.lr * (m / c1) / self.denominator(v / c2)
+        return p - self.lr * (m / c1) / self.denominator(v / c2)
 
     def step(self, params: dict, grads: dict) -> None:
         for name, p in params.items():
             params[name] = self.update(name, p, grads[name]).astype(p.dtype)
+
+
+class SimpleRMSprop:
+    """torch.optim.RMSprop: ``g += wd p``; ``v = alpha v + (1 - alpha) g^2`` (v_0 = 0);
+    centered, ``m = alpha m + (1 - alpha) g`` and ``d = sqrt(v - m^2) + eps``, else
+    ``d = sqrt(v) + eps``; with momentum ``b = momentum b + g / d`` (b_0 = 0) and
+    ``p -= lr b``, else ``p -= lr g / d``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.lr = spec.lr
+        self.v: dict[str, np.ndarray] = {}
+        self.m: dict[str, np.ndarray] = {}
+        self.b: dict[str, np.ndarray] = {}
+
+    def decay(self, name: str) -> bool:
+        return True
+
+    def square_average(self, name: str, g: np.ndarray) -> np.ndarray:
+        """The running average of g^2 after this step (it starts at 0)."""
+        a = self.spec.alpha
+        return a * self.v.get(name, np.zeros_like(g)) + (1 - a) * g * g
+
+    def denominator(self, v: np.ndarray, m: np.ndarray | None) -> np.ndarray:
+        centred = v if m is None else v - m * m
+        return np.sqrt(centred) + self.spec.eps
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        o = self.spec
+        if o.weight_decay and self.decay(name):
+            g = g + o.weight_decay * p
+        v = self.v[name] = self.square_average(name, g)
+        m = None
+        if o.centered:
+            m = self.m[name] = o.alpha * self.m.get(name, np.zeros_like(g)) + (1 - o.alpha) * g
+        d = self.denominator(v, m)
+        if o.momentum:
+            b = self.b[name] = o.momentum * self.b.get(name, np.zeros_like(g)) + g / d
+            return p - self.lr * b
+        return p - self.lr * g / d
+
+    def step(self, params: dict, grads: dict) -> None:
+        for name, p in params.items():
+            params[name] = self.update(name, p, grads[name]).astype(p.dtype)
+
+
+class SimpleAdagrad:
+    """torch.optim.Adagrad: ``g += wd p``; ``s = s + g^2`` (s_0 =
+    initial_accumulator_value); at step t, ``lr_t = lr / (1 + (t - 1) lr_decay)`` and
+    ``p -= lr_t g / (sqrt(s) + eps)``."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.lr = spec.lr
+        self.s: dict[str, np.ndarray] = {}
+        self.t: dict[str, int] = {}
+
+    def decay(self, name: str) -> bool:
+        return True
+
+    def rate(self, t: int) -> float:
+        """lr_t of step t (1-based), the rate decayed by lr_decay."""
+        return self.lr / (1 + (t - 1) * self.spec.lr_decay)
+
+    def accumulate(self, name: str, g: np.ndarray) -> np.ndarray:
+        """The sum of squares after this step."""
+        start = np.full_like(g, self.spec.initial_accumulator_value)
+        return self.s.get(name, start) + g * g
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        o = self.spec
+        if o.weight_decay and self.decay(name):
+            g = g + o.weight_decay * p
+        t = self.t[name] = self.t.get(name, 0) + 1
+        s = self.s[name] = self.accumulate(name, g)
+        return p - self.rate(t) * g / (np.sqrt(s) + o.eps)
+
+    def step(self, params: dict, grads: dict) -> None:
+        for name, p in params.items():
+            params[name] = self.update(name, p, grads[name]).astype(p.dtype)
+
+
+# ------------------------------------------------------------------ schedules, clipping
+def scheduled_lr(spec, t: int) -> float:
+    """lr(t), the rate after t scheduler steps (lr(0) = lr), in closed form.
+
+    step: lr gamma^(t // step_size); exponential: lr gamma^t; inverse_time:
+    lr / (1 + decay t); cosine: eta_min + (lr - eta_min) (1 + cos(pi t / t_max)) / 2.
+    """
+    s, lr = spec.lr_schedule, spec.lr
+    if s == "step":
+        return lr * spec.gamma ** (t // spec.step_size)
+    if s == "exponential":
+        return lr * spec.gamma ** t
+    if s == "inverse_time":
+        return lr / (1 + spec.decay * t)
+    if s == "cosine":
+        return spec.eta_min + (lr - spec.eta_min) * (1 + math.cos(math.pi * t / spec.t_max)) / 2
+    return lr
+
+
+def clip_by_global_norm(grads: dict, max_norm: float) -> dict:
+    """torch.nn.utils.clip_grad_norm_: every gradient times min(1, max_norm / (norm +
+    1e-6)), with norm = sqrt(sum over all parameters of sum g^2), one factor for all."""
+    norm = math.sqrt(sum(float(np.sum(np.asarray(g, np.float64) ** 2)) for g in grads.values()))
+    factor = min(1.0, max_norm / (norm + 1e-6))
+    return {k: (g * factor).astype(g.dtype) for k, g in grads.items()}
+
+
+def clip_by_value(grads: dict, clip_value: float) -> dict:
+    """torch.nn.utils.clip_grad_value_: every entry into [-clip_value, clip_value]."""
+    return {k: np.clip(g, -clip_value, clip_value) for k, g in grads.items()}
 
 
 # ------------------------------------------------------------------ the model
@@ -167,22 +284,21 @@ class SimpleMLP:
             self.params[f"W{i}"] = rng.uniform(-bound, bound, (d_in, d_out)).astype(self.dtype)
             self.params[f"b{i}"] = rng.uniform(-bound, bound, d_out).astype(self.dtype)
         self.optimizer = self.make_optimizer(optimizer)
+        self.steps = 0  # optimizer steps taken (torch's scheduler.last_epoch)
 
     #: the optimizer class for each name this model supports
-    OPTIMIZERS = {"sgd": "SGD", "adam": "ADAM", "adamw": "ADAM"}
+    OPTIMIZERS = {"sgd": "SGD", "adam": "ADAM", "adamw": "ADAM", "rmsprop": "RMSPROP",
+                  "adagrad": "ADAGRAD"}
     SGD: type = SimpleSGD
     ADAM: type = SimpleAdam
+    RMSPROP: type = SimpleRMSprop
+    ADAGRAD: type = SimpleAdagrad
 
     def make_optimizer(self, optimizer):
         cls = self.OPTIMIZERS.get(optimizer.name)
         if cls is None:
             raise ValueError(f"{type(self).__name__} supports the optimizers "
                              f"{', '.join(self.OPTIMIZERS)}, got {optimizer.name!r}")
-        if getattr(optimizer, "lr_schedule", "none") != "none" or \
-                getattr(optimizer, "clip_grad_norm", None) is not None or \
-                getattr(optimizer, "clip_grad_value", None) is not None:
-            raise ValueError(f"{type(self).__name__} has no learning-rate schedule and no "
-                             f"gradient clipping")
         return getattr(self, cls)(optimizer)
 
     @property
@@ -246,6 +362,25 @@ class SimpleMLP:
     def finish_grads(self, grads: dict) -> dict:
         return grads
 
+    def rate(self, t: int) -> float:
+        """The rate of optimizer step t (1-based): lr(t - 1), the scheduler stepping after
+        the optimizer."""
+        return scheduled_lr(self.optimizer_spec, t - 1)
+
+    def clip(self, grads: dict) -> dict:
+        """The gradients the optimizer steps with: clipped by value, then by global norm,
+        where the optimizer spec says so (torch: between backward and step)."""
+        o = self.optimizer_spec
+        if o.clip_grad_value is not None:
+            grads = clip_by_value(grads, o.clip_grad_value)
+        if o.clip_grad_norm is not None:
+            grads = clip_by_global_norm(grads, o.clip_grad_norm)
+        return grads
+
+    def apply_step(self, params: dict, grads: dict) -> None:
+        """Clip, then step ``params`` (a dict updated in place)."""
+        self.optimizer.step(params, self.clip(grads))
+
     # ------------------------------------------------------------ the protocol
     def _forward(self, x: np.ndarray):
         x = np.asarray(x, dtype=self.dtype)
@@ -277,7 +412,9 @@ class SimpleMLP:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         loss, grads = self.loss_and_grads(x, y)
+        self.steps += 1
+        self.optimizer.lr = self.rate(self.steps)
         params = dict(self.params)
-        self.optimizer.step(params, grads)
+        self.apply_step(params, grads)
         self.params = params
         return loss

@@ -18,7 +18,7 @@ from harness.diagnose.evidence import Evidence, close, fmt, log_softmax, pair, r
 from harness.diagnose.layers import layer_causes
 from harness.diagnose.losses import loss_function
 from harness.diagnose.schedules import schedule_timing
-from harness.diagnose.steps import update_rule
+from harness.diagnose.steps import clipping_rule, update_rule
 
 
 def _flags(*flags: str) -> str:
@@ -509,8 +509,7 @@ HYPOTHESES: tuple[Callable[[Evidence], str | None], ...] = (
     precision, output_shape, transposed_weights, _cross_entropy_only(probabilities_as_logits),
     loss_function, layer_causes, loss_scale,
     l2_in_loss, bias_grad_scale, flipped_sign, _cross_entropy_only(only_loss), update_rule,
-    activation_variant,
-    overflow_at_scale, schedule_timing,
+    clipping_rule, activation_variant, overflow_at_scale, schedule_timing,
 )
 
 

@@ -27,12 +27,13 @@ def _flags(*flags: str) -> str:
 def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, betas,
                 eps: float, momentum: float = 0.0, nesterov: bool = False,
                 bias_correction: bool = True, alpha: float = 0.99, centered: bool = False,
-                initial_accumulator_value: float = 0.0, eps_inside: bool = False) -> dict:
+                initial_accumulator_value: float = 0.0, eps_inside: bool = False,
+                first_square: bool = False) -> dict:
     """Parameters after one step of ``name`` from a fresh state (float64)."""
     if name in ("rmsprop", "adagrad"):
         return _first_adaptive_step(p, g, name=name, lr=lr, wd=wd, on=on, eps=eps, alpha=alpha,
                                     centered=centered, initial=initial_accumulator_value,
-                                    eps_inside=eps_inside)
+                                    eps_inside=eps_inside, first_square=first_square)
     b1, b2 = betas
     out = {}
     for k in g:
@@ -59,10 +60,11 @@ def _first_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str, b
 
 def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, on: str,
                          eps: float, alpha: float, centered: bool, initial: float,
-                         eps_inside: bool = False) -> dict:
+                         eps_inside: bool = False, first_square: bool = False) -> dict:
     """The first step of rmsprop (v = (1 - alpha) g^2; momentum's buffer is g / denom) or
     adagrad (s = initial + g^2), from a fresh state (float64); ``eps_inside``: the slip
-    sqrt(v + eps) for sqrt(v) + eps."""
+    sqrt(v + eps) for sqrt(v) + eps; ``first_square``: rmsprop's average started at the
+    first g^2 (v = g^2), not at 0."""
     out = {}
     for k in g:
         w = np.asarray(p[k], np.float64)
@@ -70,7 +72,7 @@ def _first_adaptive_step(p: dict, g: dict, *, name: str, lr: float, wd: float, o
         if on == "all" or k.startswith("W"):
             d = d + wd * w
         if name == "rmsprop":
-            v = (1 - alpha) * d * d
+            v = d * d if first_square else (1 - alpha) * d * d
             if centered:
                 v = v - ((1 - alpha) * d) ** 2
         else:
@@ -205,11 +207,29 @@ def _lr_multiple(ev: Evidence, p: dict, noise: dict, ran: str) -> str | None:
         k_lr = sum(float(np.vdot(dc[k], dr[k])) for k in p) / den
         if k_lr > 0 and all(close(dc[k], k_lr * dr[k], ev.rtol, ev.atol * 10, noise.get(k))
                             for k in p):
+            early = _schedule_early(ev.optimizer, k_lr)
+            if early is not None:
+                return (f"gradients agree but the step differs: the reference ran {ran}; your "
+                        f"step is {fmt(k_lr)} times the reference's: {early}")
             return (f"gradients agree but the step differs: the reference ran {ran}; your step "
                     f"is {fmt(k_lr)} times the reference's, as with lr = {fmt(k_lr * lr)}; "
                     f"run the reference with {_flags(f'--lr {fmt(k_lr * lr)}')} if that is "
                     f"your learning rate")
     return None
+
+
+def _schedule_early(opt, k_lr: float) -> str | None:
+    """The words when a step k_lr times the reference's is the schedule stepped before the
+    first optimizer step (lr(1) where torch's first step uses lr(0)), else None."""
+    from harness.diagnose.schedules import scheduled_lr
+
+    schedule = getattr(opt, "lr_schedule", "none")
+    early = scheduled_lr(opt, 1)
+    if schedule == "none" or math.isclose(early, opt.lr, rel_tol=1e-9) or \
+            not math.isclose(k_lr * opt.lr, early, rel_tol=1e-4):
+        return None
+    return (f"it used lr(1) = {fmt(early)} of the {schedule} schedule, where torch's "
+            f"uses lr(0) = {fmt(opt.lr)}: step the scheduler after the optimizer, not before")
 
 
 def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
@@ -219,6 +239,10 @@ def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
     if test(eps_inside=True):
         return (f"{opt.name} with eps inside the square root, sqrt(v + eps), where torch adds "
                 f"it after the root, sqrt(v) + eps", None)
+    if opt.name == "rmsprop" and test(first_square=True):
+        return ("rmsprop with its average of g^2 started at the first g^2, where torch starts "
+                f"it at 0 (v = (1 - alpha) g^2 at the first step: the step is "
+                f"{fmt(1 / math.sqrt(1 - opt.alpha))} times yours)", None)
     if opt.name == "rmsprop" and test(centered=not opt.centered):
         return (f"rmsprop {'not ' if opt.centered else ''}centered",
                 None if opt.centered else "--centered")
@@ -232,3 +256,78 @@ def _adaptive_slip(opt, test) -> tuple[str, str | None] | None:
 
 def matches_ref(expected: dict, after: dict, ev: Evidence, noise: dict) -> bool:
     return all(close(after[k], expected[k], ev.rtol, ev.atol, noise.get(k)) for k in expected)
+
+
+# ------------------------------------------------------------------ clipping
+def clip_grads(grads: dict, *, value: float | None, norm: float | None,
+               per_parameter: bool = False) -> dict:
+    """The gradients clipped as torch clips them (float64): by value into [-value, value],
+    then by norm, all of them times min(1, norm / (||g|| + 1e-6)) with ||g|| the global L2
+    norm over every parameter; ``per_parameter``: the slip of one factor per parameter
+    from its own norm."""
+    out = {k: np.asarray(g, np.float64) for k, g in grads.items()}
+    if value is not None:
+        out = {k: np.clip(g, -value, value) for k, g in out.items()}
+    if norm is None:
+        return out
+
+    def factor(total: float) -> float:
+        return min(1.0, norm / (total + 1e-6))
+
+    if per_parameter:
+        return {k: g * factor(float(np.linalg.norm(g.ravel()))) for k, g in out.items()}
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in out.values()))
+    return {k: g * factor(total) for k, g in out.items()}
+
+
+def clipping_rule(ev: Evidence) -> str | None:
+    """Gradients agree but the clipped step does not: clipped per parameter, or not before
+    the step? Each slip is named only when the first step rebuilt in float64 from the
+    reference's gradients with torch's clipping reproduces the reference's step, the step
+    rebuilt with the slip reproduces the candidate's, and torch's clipping does not."""
+    opt = ev.optimizer
+    norm, value = getattr(opt, "clip_grad_norm", None), getattr(opt, "clip_grad_value", None)
+    r, c = ev.ref, ev.cand
+    if (norm is None and value is None) or r.after is None or c.after is None \
+            or not ev.grads_agree():
+        return None
+    noise = noise_level_gradients(r.grads, ev.atol)
+
+    def matches(after: dict, expected: dict) -> bool:
+        return all(k in after and close(after[k], expected[k], ev.rtol, ev.atol, noise.get(k))
+                   for k in expected)
+
+    if matches(c.after, r.after):
+        return None
+    where = getattr(opt, "weight_decay_in", "optimizer")
+    kw = dict(name=opt.name, lr=opt.lr, wd=opt.weight_decay if where == "optimizer" else 0.0,
+              on=getattr(opt, "weight_decay_on", "all"), betas=opt.betas, eps=opt.eps,
+              momentum=opt.momentum, nesterov=opt.nesterov, alpha=opt.alpha,
+              centered=opt.centered, initial_accumulator_value=opt.initial_accumulator_value)
+
+    def step_with(**how) -> dict:
+        return _first_step(ev.params0, clip_grads(r.grads, **how), **kw)
+
+    torch_way = step_with(value=value, norm=norm)
+    if not matches(r.after, torch_way) or matches(c.after, torch_way):
+        return None  # the formulas do not hold here, or cannot tell the candidate apart
+    ran = _describe_optimizer(opt) + _describe_clipping(value, norm)
+    lead = f"gradients agree but the clipped step differs: the reference ran {ran}; your step"
+    if norm is not None and matches(c.after, step_with(value=value, norm=norm,
+                                                       per_parameter=True)):
+        return (f"{lead} matches clip_grad_norm applied to each parameter on its own (each "
+                f"gradient scaled to norm {fmt(norm)} by its own factor), where torch's "
+                f"clip_grad_norm_ scales every gradient by one factor from their global L2 "
+                f"norm: clip all parameters together, e.g. "
+                f"clip_grad_norm_(model.parameters(), {fmt(norm)})")
+    if matches(c.after, step_with(value=None, norm=None)):
+        return (f"{lead} matches the same step from the unclipped gradients: the gradients "
+                f"are clipped after the optimizer step, or not at all; clip between the "
+                f"backward pass and the step")
+    return None
+
+
+def _describe_clipping(value: float | None, norm: float | None) -> str:
+    parts = ([f"clip_grad_value {fmt(value)}"] if value is not None else []) + \
+            ([f"clip_grad_norm {fmt(norm)}"] if norm is not None else [])
+    return f" with {' then '.join(parts)}"
