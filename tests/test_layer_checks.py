@@ -433,3 +433,17 @@ def test_a_sweep_grid_takes_losses_in_the_combinations_that_apply():
     assert plan.configs[0]["config_hash"] == default["config_hash"]  # old keys resume
     with pytest.raises(ConfigError, match="`grid.mse_half` applies to the mse loss"):
         plan_from_dict({"grid": {"loss": ["bce"], "mse_half": [True]}})
+
+
+def test_the_testing_assertions_take_layers():
+    from harness.testing import assert_equivalent, assert_gradients_match, assert_trains_alike
+    from harness.testing.asserts import HarnessAssertionError
+
+    x, y = _batch(48, features=6, classes=3)
+    layers = "linear(8),batchnorm,relu,dropout(0.25),linear(3)"
+    assert assert_equivalent("torch", "scratch", x, y, layers=layers).passed
+    assert assert_gradients_match("scratch", x, y, layers=layers, max_entries=10).passed
+    assert assert_trains_alike("torch", "scratch", x, y, epochs=2, layers=layers).passed
+    with pytest.raises(HarnessAssertionError, match="running_var0"):
+        assert_equivalent("torch", _BiasedPlugin, x, y, layers="linear(8),batchnorm,relu,"
+                                                               "linear(3)")

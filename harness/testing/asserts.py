@@ -76,9 +76,9 @@ def _check(result: CheckResult) -> CheckResult:
 
 
 def _setup(targets, x, y, *, dims, activation, dtype, seed, optimizer, loss_reduction,
-           weight_decay_in, weight_decay_on):
+           weight_decay_in, weight_decay_on, layers=None):
     spec = _b.spec_for(targets, x, y, dims=dims, activation=activation, dtype=dtype,
-                       seed=seed, loss_reduction=loss_reduction)
+                       seed=seed, loss_reduction=loss_reduction, layers=layers)
     opt = _b.make_optimizer(optimizer, weight_decay_in=weight_decay_in,
                             weight_decay_on=weight_decay_on)
     return spec, opt
@@ -94,7 +94,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
                       atol: float | None = None, dims=None, activation: str | None = None,
                       dtype: str | None = None, seed: int = 0, optimizer=None,
                       loss_reduction: str | None = None, weight_decay_in: str | None = None,
-                      weight_decay_on: str | None = None) -> CheckResult:
+                      weight_decay_on: str | None = None, layers=None) -> CheckResult:
     """Assert that ``candidate`` computes what ``reference`` does on the batch ``(x, y)``.
 
     The candidate gets the reference's parameters; then parameters, logits, loss,
@@ -112,7 +112,9 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     rtol, atol : float, optional
         Both or neither; default by dtype (:data:`harness.compare.equivalence.DEFAULT_TOLERANCES`).
     dims, activation, dtype, seed, optimizer, loss_reduction, weight_decay_in, weight_decay_on
-        How names and classes are built (see the module docstring).
+        How names and classes are built (see the module docstring); ``layers`` (a layer
+        list such as ``"linear(32),batchnorm,relu,linear(10)"``) instead of ``dims`` and
+        ``activation``, its widths from ``x`` and ``y``.
 
     Returns
     -------
@@ -129,7 +131,7 @@ def assert_equivalent(reference, candidate, x, y, *, rtol: float | None = None,
     spec, opt = _setup((reference, candidate), x, y, dims=dims, activation=activation,
                        dtype=dtype, seed=seed, optimizer=optimizer,
                        loss_reduction=loss_reduction, weight_decay_in=weight_decay_in,
-                       weight_decay_on=weight_decay_on)
+                       weight_decay_on=weight_decay_on, layers=layers)
     ref_name, cand_name = _b.short_name(reference), _b.short_name(candidate)
     title = f"Equivalence: {cand_name} against {ref_name}, {spec.dtype}"
     header = _header(spec, opt)
@@ -153,8 +155,8 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
                            atol: float | None = None, max_entries: int | None = 200,
                            autograd: bool | None = None, dims=None,
                            activation: str | None = None, dtype: str | None = None,
-                           seed: int = 0, optimizer=None, loss_reduction: str | None = None
-                           ) -> CheckResult:
+                           seed: int = 0, optimizer=None, loss_reduction: str | None = None,
+                           layers=None) -> CheckResult:
     """Assert that ``model``'s gradients match central differences (and torch.autograd).
 
     Parameters
@@ -182,7 +184,7 @@ def assert_gradients_match(model, x, y, *, eps: float | None = None, rtol: float
 
     spec, opt = _setup((model,), x, y, dims=dims, activation=activation, dtype=dtype,
                        seed=seed, optimizer=optimizer, loss_reduction=loss_reduction,
-                       weight_decay_in=None, weight_decay_on=None)
+                       weight_decay_in=None, weight_decay_on=None, layers=layers)
     name = _b.short_name(model)
     header = _header(spec, opt)
     reports, verdicts, findings = {}, [], []
@@ -234,7 +236,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
                         dtype: str | None = None, seed: int = 0, optimizer=None,
                         loss_reduction: str | None = None, weight_decay_in: str | None = None,
                         weight_decay_on: str | None = None, X_val=None,
-                        y_val=None) -> CheckResult:
+                        y_val=None, layers=None) -> CheckResult:
     """Assert that two models trained side by side on identical batches stay together.
 
     The candidate starts from the reference's parameters; both take ``train_step``
@@ -264,7 +266,7 @@ def assert_trains_alike(reference, candidate, X, y, *, epochs: int, batch_size: 
     spec, opt = _setup((reference, candidate), X, y, dims=dims, activation=activation,
                        dtype=dtype, seed=seed, optimizer=optimizer,
                        loss_reduction=loss_reduction, weight_decay_in=weight_decay_in,
-                       weight_decay_on=weight_decay_on)
+                       weight_decay_on=weight_decay_on, layers=layers)
     ref_name, cand_name = _b.short_name(reference), _b.short_name(candidate)
     if ref_name == cand_name:
         ref_name, cand_name = f"{ref_name} (reference)", f"{cand_name} (candidate)"

@@ -126,14 +126,25 @@ def infer_dims(x, y, dims=None, hidden: int = DEFAULT_HIDDEN) -> tuple[int, ...]
 
 
 def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int = 0,
-             loss_reduction=None) -> ModelSpec:
+             loss_reduction=None, layers=None) -> ModelSpec:
     """The ModelSpec the named targets are built with.
 
     What is not given is read off a built target (its dims, dtype and activation),
-    else inferred from ``x`` and ``y`` (dims), else the defaults (relu, float64).
+    else inferred from ``x`` and ``y`` (dims), else the defaults (relu, float64). A
+    ``layers`` list takes its widths from ``x`` and ``y``.
     """
     from harness.compare.equivalence import model_dtype
     from harness.model.conventions import activation_of
+
+    if layers is not None:
+        if dims is not None or activation is not None:
+            raise ConfigError("give the network as `layers` or as `dims`/`activation`, not "
+                              "both")
+        features, _, classes = infer_dims(x, y)
+        built = [t for t in targets if is_built(t)]
+        dtype = dtype or (model_dtype(built[0]).name if built else "float64")
+        return ModelSpec(layers=layers, dtype=dtype, seed=seed, **_conventions(
+            "model", {"loss_reduction": loss_reduction})).fit(features, classes)
 
     built = [t for t in targets if is_built(t)]
     if built:
