@@ -286,3 +286,42 @@ def test_a_warn_is_counted_and_listed_but_is_no_false_alarm():
     assert [a["index"] for a in targets["warned"]] == [1]
     assert "warned: configuration 1 scratch-torch training float32: within tolerance; but " \
            "this run amplifies rounding" in cal.text()
+
+
+LOSS_BUGS = ["bce_outputs_summed", "mse_gradient_without_two",
+             "bce_from_probabilities@large_logits"]
+
+
+@pytest.mark.parametrize("key", LOSS_BUGS)
+def test_every_loss_bug_is_caught_at_the_first_step(key):
+    rows = _rows(key)
+    assert rows["equivalence"]["caught"], rows["equivalence"]["summary"]
+
+
+@pytest.mark.parametrize("loss", [{"loss": "bce"}, {"loss": "bce", "loss_outputs": "sum"},
+                                  {"loss": "mse"}, {"loss": "mse", "mse_half": True}])
+def test_simple_backend_follows_torch_with_the_other_losses(loss):
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
+
+    spec = ModelSpec((4, 6, 3), activation="tanh", dtype="float64", seed=1, **loss)
+    opt = OptimizerSpec(name="adam", lr=1e-2)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
+    ref = make_backend("torch", spec, opt)
+    simple = make_backend("harness.calibrate.simple:SimpleMLP", spec, opt)
+    simple.set_params(ref.get_params())
+    for _ in range(8):
+        assert abs(ref.train_step(x, y) - simple.train_step(x, y)) < 1e-12
+    r, s = ref.get_params(), simple.get_params()
+    assert all(np.allclose(s[k], r[k], rtol=1e-12, atol=1e-14) for k in r)
+
+
+def test_the_draws_include_the_other_losses_and_pass():
+    drawn = [draw_config(0, i) for i in range(200)]
+    assert {c["loss"] for c in drawn} == {"cross_entropy", "bce", "mse"}
+    assert {c["loss_outputs"] for c in drawn if c["loss"] != "cross_entropy"} == {"mean", "sum"}
+    index = _first_index(0, lambda c: c["loss"] == "bce")
+    rows = R.config_rows(0, index)
+    assert all(r["status"] == "PASS" for r in rows), [(r["pair"], r["check"], r["summary"])
+                                                     for r in rows]

@@ -420,6 +420,34 @@ class ClipAfterStep(SimpleMLP):
 
 
 # ------------------------------------------------------------------ the catalogue
+class BceOutputsSummed(SimpleMLP):
+    """bce summed over the outputs where the spec averages them (a factor C)."""
+
+    def other_loss(self, z, y):
+        per, grad = self.elementwise_loss(z, self.targets(z, y))
+        return float(per.sum() / len(y)), grad / len(y)
+
+
+class MseGradientWithoutTwo(SimpleMLP):
+    """the squared error's gradient without its factor 2 (z - t instead of 2 (z - t))."""
+
+    def elementwise_loss(self, z, t):
+        per, grad = super().elementwise_loss(z, t)
+        return per, grad / 2
+
+
+class BceFromProbabilities(SimpleMLP):
+    """bce of the sigmoid's probabilities, -t log s - (1 - t) log(1 - s): log(0) once a
+    sigmoid saturates (here at logits of 1e4)."""
+
+    def elementwise_loss(self, z, t):
+        if self.spec.loss != "bce":
+            return super().elementwise_loss(z, t)
+        with np.errstate(all="ignore"):
+            s = 1 / (1 + np.exp(-z))
+            return -t * np.log(s) - (1 - t) * np.log(1 - s), s - t
+
+
 @dataclass(frozen=True)
 class Bug:
     """One catalogue entry: a class and the configuration it is run on.
@@ -442,6 +470,8 @@ class Bug:
     expect_float32 : str, optional
         What the bug can show in float32 when it differs from ``expect``: ``unseen``
         for a bug below float32's resolution (a relative error of 1e-6).
+    model : dict
+        More :class:`harness.ModelSpec` arguments (the loss of the loss bugs).
     """
 
     key: str
@@ -452,6 +482,7 @@ class Bug:
     optimizer: dict = field(default_factory=lambda: {"name": "sgd", "lr": 0.05})
     logit_scale: float = 1.0
     expect_float32: str | None = None
+    model: dict = field(default_factory=dict)
 
     @property
     def backend(self) -> str:
@@ -467,6 +498,12 @@ _RMSPROP = {"name": "rmsprop", "lr": 1e-3, "alpha": 0.9}
 _ADAGRAD = {"name": "adagrad", "lr": 0.05, "initial_accumulator_value": 0.1}
 
 CATALOGUE: tuple[Bug, ...] = (
+    Bug("bce_outputs_summed", "BceOutputsSummed", BceOutputsSummed.__doc__,
+        model={"loss": "bce"}),
+    Bug("mse_gradient_without_two", "MseGradientWithoutTwo", MseGradientWithoutTwo.__doc__,
+        model={"loss": "mse"}),
+    Bug("bce_from_probabilities@large_logits", "BceFromProbabilities",
+        BceFromProbabilities.__doc__, logit_scale=1e4, model={"loss": "bce"}),
     Bug("sigmoid_no_one_minus", "SigmoidNoOneMinus", SigmoidNoOneMinus.__doc__,
         activation="sigmoid"),
     Bug("tanh_one_minus_t", "TanhOneMinusT", TanhOneMinusT.__doc__, activation="tanh"),

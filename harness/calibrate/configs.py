@@ -80,7 +80,18 @@ def draw_config(seed: int, index: int) -> dict[str, Any]:
     cfg.update(_draw_recipe(rng, cfg["lr"]))
     cfg["batch_size"] = int(rng.choice([4, 8, 16, 32, 64]))
     cfg["seed"] = int(rng.integers(0, 2**16))
+    cfg.update(_draw_loss(np.random.default_rng([seed, index, 0x1055])))
     return cfg
+
+
+def _draw_loss(rng) -> dict[str, Any]:
+    """The loss (its own generator: the other keys draw as before): cross-entropy 60% of
+    the time, bce and mse 20% each, summed or averaged over the outputs, mse with or
+    without its 1/2."""
+    loss = str(rng.choice(["cross_entropy", "bce", "mse"], p=[0.6, 0.2, 0.2]))
+    outputs = "mean" if loss == "cross_entropy" else str(rng.choice(["mean", "sum"]))
+    return {"loss": loss, "loss_outputs": outputs,
+            "mse_half": bool(loss == "mse" and rng.random() < 0.5)}
 
 
 def _draw_optimizer(rng) -> dict[str, Any]:
@@ -164,7 +175,10 @@ def specs_of(cfg: dict[str, Any], data):
     from harness.model.specs import ModelSpec, OptimizerSpec
 
     dims = (data.n_features, *cfg["hidden"], data.n_classes)
-    spec = ModelSpec(dims, activation=cfg["activation"], dtype=cfg["dtype"], seed=cfg["seed"])
+    spec = ModelSpec(dims, activation=cfg["activation"], dtype=cfg["dtype"], seed=cfg["seed"],
+                     loss=cfg.get("loss", "cross_entropy"),
+                     loss_outputs=cfg.get("loss_outputs", "mean"),
+                     mse_half=bool(cfg.get("mse_half", False)))
     name = cfg["optimizer"]
     kw: dict[str, Any] = {"name": name, "lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
     if name == "sgd":

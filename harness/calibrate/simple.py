@@ -395,12 +395,39 @@ class SimpleMLP:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x)[0][-1]
 
+    def targets(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The one-hot rows of the class indices ``y``, in the logits' dtype."""
+        return np.eye(z.shape[1], dtype=z.dtype)[y]
+
+    def elementwise_loss(self, z: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """bce: log(1 + e^z) - z t and its derivative sigmoid(z) - t; mse: k (z - t)^2 and
+        2 k (z - t), with k = 1/2 for the quadratic cost."""
+        if self.spec.loss == "bce":
+            return np.logaddexp(0, z) - z * t, 1 / (1 + np.exp(-z)) - t
+        k = 0.5 if self.spec.mse_half else 1.0
+        return k * (z - t) ** 2, 2 * k * (z - t)
+
+    def other_loss(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss bce or mse of the spec, reduced over the outputs and the batch as it
+        says (``loss_outputs``, ``loss_reduction``), and its gradient by the logits."""
+        per, grad = self.elementwise_loss(z, self.targets(z, y))
+        n, c = z.shape
+        scale = ((n if self.spec.loss_reduction == "mean" else 1)
+                 * (c if self.spec.loss_outputs == "mean" else 1))
+        return float(per.sum() / scale), grad / scale
+
+    def output_loss(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The loss of the logits and its gradient (softmax cross-entropy by default)."""
+        if getattr(self.spec, "loss", "cross_entropy") != "cross_entropy":
+            return self.other_loss(z, y)
+        logp = self.log_softmax(z)
+        return self.loss_of(logp, y), self.output_grad(logp, y)
+
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
         y = np.asarray(y)
         zs, acts = self._forward(x)
-        logp = self.log_softmax(zs[-1])
-        loss = self.loss_of(logp, y)
-        dz = self.output_grad(logp, y).astype(self.dtype)
+        loss, dz = self.output_loss(zs[-1], y)
+        dz = dz.astype(self.dtype)
         grads = {}
         for i in reversed(range(self.n_layers)):
             grads[f"W{i}"] = self.weight_grad(i, acts[i], dz).astype(self.dtype)
