@@ -220,3 +220,18 @@ def test_a_network_without_the_asked_optimizer_is_refused(capsys):
     assert code == 2
     assert "could not build `tests.gallery.base:Net`: ValueError: this network has no " \
            "rmsprop" in capsys.readouterr().err
+
+
+EXPONENTIAL = ["--optimizer", "sgd", "--lr", "0.1", "--lr-schedule", "exponential",
+               "--gamma", "0.5", "--batch-size", "30"]  # iris: 120 training rows, 4 batches
+
+
+def test_a_schedule_stepped_per_epoch_is_named_and_its_flags_pass(capsys):
+    code, out = train(capsys, "ExponentialPerEpoch", *EXPONENTIAL)
+    assert code == 1, out
+    assert [h for h in hints_of(out) if h.startswith(
+        "the exponential schedule moved once per epoch: your rate changes once every 4 "
+        "steps") and "`--lr-schedule step --step-size 4 --gamma 0.5`" in h], out
+    code, out = train(capsys, "ExponentialPerEpoch", *EXPONENTIAL[:-4], "--lr-schedule",
+                      "step", "--step-size", "4", "--gamma", "0.5", "--batch-size", "30")
+    assert code == 0, out

@@ -98,6 +98,67 @@ def schedule_timing(ev: Evidence) -> str | None:
     for rate, words in options:
         if not math.isclose(rate, used, rel_tol=1e-12) and \
                 math.isclose(k_lr * used, rate, rel_tol=max(1e-6, 100 * ev.rtol)):
+            if rate == opt.lr * _adagrad_decay(opt, t):  # the base rate: or once per epoch?
+                per_epoch = stepped_per_epoch(ev)
+                if per_epoch is not None:
+                    return per_epoch
             return (f"the first step agrees but step {t} differs by a factor {fmt(k_lr)} in "
                     f"its rate: your steps match {words}")
     return None
+
+
+def _epoch_lengths(ev: Evidence) -> list[int]:
+    """The batches per epoch a training run of this configuration takes (rounded down
+    and up), the step counts a schedule stepped once per epoch moves after."""
+    cfg = ev.config
+    batch = int(getattr(cfg, "batch_size", 0) or 0)
+    if batch < 1:
+        return []
+    n = int(getattr(cfg, "train_samples", None) or ev.n)
+    n = int(n * (1 - float(getattr(cfg, "val_fraction", 0.0) or 0.0)))
+    return sorted({max(1, n // batch), max(1, -(-n // batch))})
+
+
+def stepped_per_epoch(ev: Evidence) -> str | None:
+    """The schedule moved once per epoch instead of after every step: the reference rebuilt
+    with torch's StepLR every E steps (E the batches of an epoch) trains like the
+    candidate for E + 2 steps on the batch, and the line names those flags."""
+    from dataclasses import replace
+
+    opt = ev.optimizer
+    schedule = getattr(opt, "lr_schedule", "none")
+    if schedule not in ("exponential", "step"):
+        return None  # inverse_time and cosine per epoch are no torch schedule to rerun with
+    for e in _epoch_lengths(ev):
+        if e < 2 or e > 64:
+            continue
+        every = e if schedule == "exponential" else e * opt.step_size
+        aligned = replace(opt, lr_schedule="step", step_size=every)
+        if _trains_alike(ev, replace(ev.config, optimizer=aligned), e + 2):
+            return (f"the {schedule} schedule moved once per epoch: your rate changes once "
+                    f"every {e} steps (the batches of an epoch), where torch's scheduler "
+                    f"steps after every optimizer step; with `--lr-schedule step "
+                    f"--step-size {every} --gamma {fmt(opt.gamma)}` the reference agrees "
+                    f"over {e + 2} steps (checked)")
+    return None
+
+
+def _trains_alike(ev: Evidence, config, steps: int) -> bool:
+    """Whether the reference built with ``config`` and the candidate stay together for
+    ``steps`` steps on the batch from the shared parameters."""
+    if ev.builder is not None:
+        ref = ev.builder(config, ev.reference_name)
+    else:
+        from harness.model.registry import make_backend
+
+        ref = make_backend(ev.reference_name, config.spec, config.optimizer)
+    cand = ev.fresh("candidate")
+    ref.set_params(ev.params0)
+    cand.set_params(ev.params0)
+    for _ in range(steps):
+        ref.train_step(ev.x.copy(), ev.y.copy())
+        cand.train_step(ev.x.copy(), ev.y.copy())
+        r, c = ref.get_params(), cand.get_params()
+        if not all(close(c[k], r[k], ev.rtol, ev.atol) for k in r):
+            return False
+    return True

@@ -84,3 +84,13 @@ class StepScheduleEarly(StepSchedule):
     def update(self, key, p, g):
         g = g + self.opt.weight_decay * p
         return p - self.lr_at(self.t) * g
+
+
+class ExponentialPerEpoch(StepSchedule):
+    """cs231n's Solver: the rate multiplied by gamma once per epoch of ``EPOCH`` batches,
+    where torch's ExponentialLR steps after every optimizer step."""
+
+    EPOCH = 4
+
+    def lr_at(self, t):
+        return self.opt.lr * self.opt.gamma ** (t // self.EPOCH)
