@@ -422,12 +422,8 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
                    f"{config.min_agreement:.0%} required)")
         witnessed = report.witness_agreement_fraction
         if not passed and witnessed is not None and witnessed < config.min_agreement:
-            status = WARN
-            summary += (f"; but correct runs disagree as much: a witness of "
-                        f"{config.backends[0]} (one rounding unit apart, batches reordered) "
-                        f"matched it on only {witnessed:.2%}, so this workload amplifies "
-                        f"rounding and its predictions cannot be compared; a smaller "
-                        f"learning rate or larger batches make it comparable")
+            status, summary = _cv_against_witness(agreement, witnessed, n, summary,
+                                                  config.backends[0])
     fields = {"cv_agreement": agreement, "cv_n_val": n, "cv_n_identical": same,
               "cv_witness_agreement": report.witness_agreement_fraction if multi else None,
               "cv_max_val_acc_diff": report.max_val_acc_diff if multi else None}
@@ -435,6 +431,35 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
     return CheckResult("cv", [verdict], report, settings=_settings(
         config, folds=config.folds, epochs=config.epochs, min_agreement=config.min_agreement),
         fields=fields, header=config.describe(), seconds=seconds)
+
+
+#: standard errors of a witness's agreement by which a candidate may fall short of it and
+#: still get WARN (correct runs disagree as much) rather than FAIL
+CV_WITNESS_SIGMAS = 3.0
+
+
+def cv_witness_margin(witnessed: float, n: int) -> float:
+    """How far below a witness's agreement a correct candidate's may fall: CV_WITNESS_SIGMAS
+    binomial standard errors of it over ``n`` predictions (and one prediction at least)."""
+    return CV_WITNESS_SIGMAS * math.sqrt(max(witnessed * (1 - witnessed), 0.0) / max(n, 1)) \
+        + 1.0 / max(n, 1)
+
+
+def _cv_against_witness(agreement: float, witnessed: float, n: int, summary: str,
+                        reference: str) -> tuple[str, str]:
+    """The rule of a CV below the minimum on a workload where a witness is below it too:
+    WARN when the candidate agrees with the reference about as well as the witness does
+    (within :func:`cv_witness_margin`), FAIL when it agrees clearly worse."""
+    margin = cv_witness_margin(witnessed, n)
+    how = (f"a witness of {reference} (one rounding unit apart, batches reordered) matched "
+           f"it on {witnessed:.2%}")
+    if agreement >= witnessed - margin:
+        return WARN, (f"{summary}; but correct runs disagree as much: {how}, so this workload "
+                      f"amplifies rounding and its predictions cannot be compared; a smaller "
+                      f"learning rate or larger batches make it comparable")
+    return FAIL, (f"{summary}; {how}, and the candidate agrees clearly worse (more than "
+                  f"{margin:.2%} below the witness, {CV_WITNESS_SIGMAS:g} standard errors "
+                  f"of its agreement): not a rounding spread")
 
 
 def run_bench(config: CheckConfig, data=None, *, log: Callable[[str], None] | None = None

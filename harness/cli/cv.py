@@ -51,9 +51,10 @@ def register(sub) -> None:
                         "have at least --folds members)")
     g.add_argument("--split-seed", type=int, default=42,
                    help="random_state of the shuffled fold split (default: 42)")
-    g.add_argument("--min-agreement", type=float, default=None, metavar="FRAC",
+    g.add_argument("--min-agreement", type=float, default=0.99, metavar="FRAC",
                    help="exit 1 when fewer than this fraction of validation predictions "
-                        "are identical across backends (default: report only)")
+                        "are identical across backends, unless a witness of the reference "
+                        "agrees with it no better (a WARN) (default: 0.99, as report)")
     common.add_training_args(p, val_fraction=None)  # the folds are the validation sets
     common.add_threads_arg(p)
     common.add_output_args(p)
@@ -111,7 +112,7 @@ def run(args) -> int:
         print(result.text())
         if args.out is not None:
             print(f"wrote {', '.join(OUTPUT_FILES)} to {args.out}")
-        if not passed:
+        if result.status == "FAIL" and len(config.backends) > 1:
             print(f"FAIL: agreement {report.agreement_fraction:.4f} is below "
                   f"--min-agreement {args.min_agreement:g}")
     return 0 if passed else 1

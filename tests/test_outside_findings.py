@@ -1,4 +1,6 @@
-"""A built-in backend is the reference wherever one is given; a plug-in that judges says so."""
+"""Findings from outside reviews: a built-in backend judges wherever one is given, gradient
+noise is not excused as kinks, and cross-validation judges by default and excuses only
+what a witness shows (the rest of the file)."""
 
 from __future__ import annotations
 
@@ -55,3 +57,29 @@ def test_gradient_noise_is_not_excused_as_kinks():
         result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
         assert result.status == "FAIL", (seed, result.summary)
         assert result.fields["gradcheck_skipped"] == 0, (seed, result.summary)
+
+
+def test_cv_judges_by_default():
+    """Without --min-agreement, cv used to judge nothing (exit 0 for a network that never
+    trains at 51% agreement); now 0.99 by default, as report."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "cv", "--dataset", "iris", "--epochs", "3",
+         "--folds", "3", "--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "0",
+         "--dims", "4,8,3", "--backends", "scratch,tests.gallery.noisy:NeverTrains"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "below the 99% required" in result.stdout
+
+
+def test_cv_warns_only_when_the_candidate_agrees_about_as_well_as_a_witness():
+    from harness.checks.run import _cv_against_witness, cv_witness_margin
+
+    # the reviewer's case: the witness matched on 98.67% of 150; correct runs sit about there
+    margin = cv_witness_margin(0.9867, 150)
+    assert 0.02 < margin < 0.04
+    assert _cv_against_witness(0.98, 0.9867, 150, "s", "scratch")[0] == "WARN"
+    assert _cv_against_witness(0.9867 - margin + 1e-9, 0.9867, 150, "s", "scratch")[0] == "WARN"
+    # a network without its output bias (36.7%), relu' = 1 (73.3%), one that never trains (5%)
+    for agreement in (0.367, 0.733, 0.05):
+        status, summary = _cv_against_witness(agreement, 0.9867, 150, "s", "scratch")
+        assert status == "FAIL" and "not a rounding spread" in summary
