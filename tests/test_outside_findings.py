@@ -83,3 +83,30 @@ def test_cv_warns_only_when_the_candidate_agrees_about_as_well_as_a_witness():
     for agreement in (0.367, 0.733, 0.05):
         status, summary = _cv_against_witness(agreement, 0.9867, 150, "s", "scratch")
         assert status == "FAIL" and "not a rounding spread" in summary
+
+
+def test_no_activation_note_when_the_activation_was_given():
+    from harness.checks import CheckConfig, run_checks
+    from harness.data.datasets import load_dataset
+    from harness.model.specs import ModelSpec
+
+    config = CheckConfig(("tests.gallery.noisy:NeverTrains",),
+                         ModelSpec((4, 8, 3), activation="tanh"))
+    result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
+    assert result.passed, result.summary
+    assert not any("does not name its activation" in n for n in result.report.notes)
+    assert result.report.kink_detection.startswith("none needed (tanh is smooth)")
+
+
+def test_a_loss_that_changes_from_call_to_call_is_said_to_do_so():
+    from harness.checks import CheckConfig, run_checks
+    from harness.data.datasets import load_dataset
+    from harness.model.specs import ModelSpec
+
+    config = CheckConfig(("tests.gallery.own_masks:OwnGeneratorDropout",),
+                         ModelSpec(layers="linear(16),relu,dropout(0.3),linear(3)",
+                                   input_shape=4))
+    result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
+    assert result.status == "NOT CHECKED"
+    assert "the loss changes from call to call" in result.summary
+    assert "not computed in float64" not in result.summary

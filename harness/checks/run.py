@@ -211,7 +211,8 @@ def run_gradcheck(config: CheckConfig, data, names: Sequence[str] | None = None)
                                    max_entries=config.gradcheck_max_entries,
                                    seed=config.spec.seed, name=name,
                                    layers=None if config.spec.layers is None
-                                   else config.spec.network.plain())
+                                   else config.spec.network.plain(),
+                                   activation=config.spec.activation)
         except BackendRaised as exc:
             f = finding_of(exc)
             findings.append(f)

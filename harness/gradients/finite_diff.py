@@ -155,7 +155,8 @@ def _entry(grads, name: str, flat: int) -> float:
 
 def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = None,
               rtol: float | None = None, max_entries: int | None = None, seed: int = 0,
-              name: str | None = None, layers: list | None = None) -> GradcheckReport:
+              name: str | None = None, layers: list | None = None,
+              activation: str | None = None) -> GradcheckReport:
     """Check ``model``'s analytic gradients against central differences of its loss.
 
     Parameters
@@ -180,6 +181,9 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
         The layer list of a layer network (``ModelSpec.network.plain()``), when the model
         does not say (:func:`harness.model.layer_spec.layer_list`): its activations tell
         where kinks can be.
+    activation : str, optional
+        The hidden activation the model was built with, when the model does not name it
+        (the spec's; e.g. ``--activation``).
 
     Returns
     -------
@@ -205,7 +209,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     x = x.astype(dtype)
 
     n_hidden = len(dims) - 2
-    mode, notes = _kink_detection(model, target, n_hidden, layers)
+    mode, notes = _kink_detection(model, target, n_hidden, layers, activation)
     original = target.get_params()
     buffers = target.get_buffers() if has_buffers(target) else None
     try:
@@ -228,10 +232,11 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
                            arithmetic_problem=problem)
 
 
-def _kink_detection(model, target, n_hidden: int, layers) -> tuple[str, list[str]]:
+def _kink_detection(model, target, n_hidden: int, layers, given: str | None
+                    ) -> tuple[str, list[str]]:
     """How kinks are told from wrong gradients (:func:`harness.gradients.kinks.kink_mode`;
     a layer network: wherever a relu or leaky_relu sits), and the note it needs."""
-    activation = activation_of(model)
+    activation = activation_of(model) or given
     mode = kink_mode(activation, n_hidden, target)
     layers = layers or layer_list(model)
     if layers is not None:

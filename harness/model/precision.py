@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 
 from harness.compare.equivalence import model_dtype
@@ -65,6 +67,12 @@ def arithmetic_problem(model, x, y, params, dtype, eps: float = 1e-6) -> str | N
     """
     claimed = np.dtype(dtype)
     loss, grads = model.loss_and_grads(x, y)
+    again = model.loss_and_grads(x, y)[0]
+    if _differs(loss, again):
+        return (f"the loss changes from call to call at the same parameters ({float(loss)!r}, "
+                f"then {float(again)!r}): finite differences need a loss that is a function "
+                f"of the parameters (randomness in loss_and_grads, such as a dropout mask "
+                f"drawn from a generator of the class's own, or state kept between calls)")
     logits = np.asarray(model.forward(x))
     found = []
     if logits.dtype != claimed:
@@ -110,3 +118,12 @@ def arithmetic_problem(model, x, y, params, dtype, eps: float = 1e-6) -> str | N
                 f"rounding: about {1e-16 * scale:.0e}); finite differences would measure "
                 f"rounding noise, so nothing was checked")
     return None
+
+
+def _differs(a, b) -> bool:
+    """Whether two losses at the same parameters differ (NaNs compared as equal)."""
+    try:
+        fa, fb = float(np.asarray(a).reshape(())), float(np.asarray(b).reshape(()))
+    except (TypeError, ValueError):
+        return False
+    return not (fa == fb or (math.isnan(fa) and math.isnan(fb)))
