@@ -71,42 +71,17 @@ def test_cv_judges_by_default():
     assert "below the 99% required" in result.stdout
 
 
-def test_cv_warns_only_when_the_candidate_agrees_about_as_well_as_a_witness():
-    from harness.checks.run import _cv_against_witness, cv_witness_margin
+def test_cv_warns_only_when_the_candidate_disagrees_about_as_often_as_a_witness():
+    from harness.checks.run import _cv_against_witness, cv_witness_allowance
 
-    # the reviewer's case: the witness matched on 98.67% of 150; correct runs sit about there
-    margin = cv_witness_margin(0.9867, 150)
-    assert 0.02 < margin < 0.04
+    # the reviewer's case: a witness matched on 98.67% of 150 predictions
+    allowed = cv_witness_allowance(0.9867, 150)
+    assert 0.05 < allowed < 0.08
     assert _cv_against_witness(0.98, 0.9867, 150, "s", "scratch")[0] == "WARN"
-    assert _cv_against_witness(0.9867 - margin + 1e-9, 0.9867, 150, "s", "scratch")[0] == "WARN"
+    assert _cv_against_witness(1 - allowed + 1e-9, 0.9867, 150, "s", "scratch")[0] == "WARN"
     # a network without its output bias (36.7%), relu' = 1 (73.3%), one that never trains (5%)
     for agreement in (0.367, 0.733, 0.05):
         status, summary = _cv_against_witness(agreement, 0.9867, 150, "s", "scratch")
         assert status == "FAIL" and "not a rounding spread" in summary
-
-
-def test_no_activation_note_when_the_activation_was_given():
-    from harness.checks import CheckConfig, run_checks
-    from harness.data.datasets import load_dataset
-    from harness.model.specs import ModelSpec
-
-    config = CheckConfig(("tests.gallery.noisy:NeverTrains",),
-                         ModelSpec((4, 8, 3), activation="tanh"))
-    result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
-    assert result.passed, result.summary
-    assert not any("does not name its activation" in n for n in result.report.notes)
-    assert result.report.kink_detection.startswith("none needed (tanh is smooth)")
-
-
-def test_a_loss_that_changes_from_call_to_call_is_said_to_do_so():
-    from harness.checks import CheckConfig, run_checks
-    from harness.data.datasets import load_dataset
-    from harness.model.specs import ModelSpec
-
-    config = CheckConfig(("tests.gallery.own_masks:OwnGeneratorDropout",),
-                         ModelSpec(layers="linear(16),relu,dropout(0.3),linear(3)",
-                                   input_shape=4))
-    result = run_checks(config, load_dataset("iris"), ("gradcheck",)).results[0]
-    assert result.status == "NOT CHECKED"
-    assert "the loss changes from call to call" in result.summary
-    assert "not computed in float64" not in result.summary
+    # the most amplifying workload of the tests: correct runs at 38.9%, the witness 50.9%
+    assert _cv_against_witness(0.389, 0.5086, 1797, "s", "torch")[0] == "WARN"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.amplifying import AMPLIFYING_CONFIG
+
 import subprocess
 import sys
 
@@ -110,7 +112,7 @@ def test_an_amplifying_float32_run_passes_with_a_warn_not_an_assertion_error():
     from harness.calibrate.run import check_config
     from harness.checks.run import training_rows
 
-    cfg = C.draw_config(0, 233)
+    cfg = dict(AMPLIFYING_CONFIG)
     data = C.dataset_of(cfg)
     spec, opt = C.specs_of(cfg, data)
     X, y, *_ = training_rows(check_config(("torch", "scratch"), spec, opt, batch_size=4),

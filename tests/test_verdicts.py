@@ -3,6 +3,8 @@ NOT CHECKED gradient checks, scalar losses, relative errors, and counts in every
 
 from __future__ import annotations
 
+from tests.amplifying import AMPLIFYING_CONFIG
+
 import json
 from dataclasses import replace
 
@@ -274,7 +276,7 @@ def amplifying_run():
     from harness.calibrate import configs as C
     from harness.calibrate.run import check_config
 
-    cfg = C.draw_config(0, 233)
+    cfg = dict(AMPLIFYING_CONFIG)
     data = C.dataset_of(cfg)
     spec, opt = C.specs_of(cfg, data)
     assert (spec.dims, cfg["batch_size"]) == ((64, 8, 25, 2, 10), 4)
