@@ -39,10 +39,12 @@ class ProtocolError(ConfigError):
 class NumericalError(HarnessError, ArithmeticError):
     """A loss or parameter became NaN or inf while running."""
 
-    def __init__(self, message: str, *, step: int | None = None, backend: str | None = None):
+    def __init__(self, message: str, *, step: int | None = None, backend: str | None = None,
+                 backends: tuple = ()):
         super().__init__(message)
         self.step = step
         self.backend = backend
+        self.backends = tuple(backends) or ((backend,) if backend else ())
 
 
 class BackendRaised(HarnessError):

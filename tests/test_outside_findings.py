@@ -85,3 +85,37 @@ def test_cv_warns_only_when_the_candidate_disagrees_about_as_often_as_a_witness(
         assert status == "FAIL" and "not a rounding spread" in summary
     # the most amplifying workload of the tests: correct runs at 38.9%, the witness 50.9%
     assert _cv_against_witness(0.389, 0.5086, 1797, "s", "torch")[0] == "WARN"
+
+
+def test_both_losses_non_finite_at_one_step_is_a_warn_not_a_mismatch():
+    """Calibration's configuration 2990 of seed 0 (mse summed over the outputs, SGD lr 0.45,
+    float32): every correct pair diverges to inf at step 9 together."""
+    from harness.calibrate import run as R
+
+    rows = [r for r in R.config_rows(0, 2990) if r["check"] == "training"]
+    assert [r["status"] for r in rows] == ["WARN", "WARN"]
+    assert "both diverged together" in rows[0]["summary"]
+
+
+def test_a_candidate_alone_going_non_finite_still_fails():
+    from harness.training.trajectory import Divergence, TrajectoryReport
+    from harness.errors import NumericalError
+
+    report = TrajectoryReport.__new__(TrajectoryReport)
+    report.reference, report.candidate = "torch", "mine"
+    report.error = NumericalError("x", step=4, backend="mine", backends=("mine",))
+    report.first_divergence = None
+    assert not report.diverged_together
+    report.error = NumericalError("x", step=4, backends=("torch", "mine"))
+    report.first_divergence = Divergence(2, 1, "loss", 1.0, 0.1)
+    assert not report.diverged_together  # they had parted before
+
+
+def test_an_adam_step_after_clipping_excuses_noise_on_the_clipped_gradient():
+    """Calibration's configuration 9607 of seed 0: Adam (beta1 0) with weight decay and
+    clip_grad_norm 0.1 on inputs scaled by 2e-3: where the clipped gradient and the decay
+    cancel, rounding decides the step."""
+    from harness.calibrate import run as R
+
+    rows = [r for r in R.config_rows(0, 9607) if r["check"] == "equivalence"]
+    assert [r["status"] for r in rows] == ["PASS", "PASS"], [r["summary"] for r in rows]

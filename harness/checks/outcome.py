@@ -101,6 +101,8 @@ def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None
     """
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
+    if getattr(report, "diverged_together", False):
+        status, summary = WARN, diverged_together_summary(report)
     notes = list(notes)
     caution = _training_caution(report) or getattr(report, "amplified_brief", None)
     fields = {**_trajectory_fields("training", report), "training_caution": caution}
@@ -141,6 +143,13 @@ def gradcheck_summary(report) -> str:
     bad = [p.name for p in report.params if not p.passed]
     return (f"{len(bad)} of {len(report.params)} parameters differ from central differences "
             f"({', '.join(bad)})")
+
+
+def diverged_together_summary(report) -> str:
+    """The WARN of a run whose two losses became non-finite at the same step."""
+    return (f"within tolerance until both {report.reference} and {report.candidate} reached a "
+            f"non-finite loss at step {report.error.step}: both diverged together, so the "
+            f"agreement shows nothing; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
 from harness.checks.outcome import (
-    _gradcheck_status, _max, _sci, _trajectory_fields, _trajectory_summary,
+    _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
 )
 from harness.checks.result import (FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun,
@@ -354,6 +354,8 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
                    f"{_sci(report.max_param_diff)}{where}")
         if report.amplified_brief is not None:
             status, summary = WARN, f"{summary}; but {report.amplified_brief}"
+    elif report.diverged_together:
+        status, summary = WARN, diverged_together_summary(report)
     elif report.error is not None:
         summary = _trajectory_summary(report)
     else:

@@ -53,8 +53,8 @@ from harness.compare.closeness import (
     compare,
 )
 from harness.errors import ConfigError
-from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, excusable_after_step,
-                                     inert_after_step, l2_weight_decay)
+from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, clip_settings, clipped,
+                                     excusable_after_step, inert_after_step, l2_weight_decay)
 from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
 from harness.compare.counts import format_counts, pair_fields, total
@@ -503,6 +503,9 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
     run.rows.append(compare("train_step loss", step_c, step_r, **tol, scalar=True,
                             arbiter=None if arbiter is None else arb["step"]))
     after_r, after_c = reference.get_params(), candidate.get_params()
+    norm, value = clip_settings(reference)
+    if norm is not None or value is not None:  # the gradients the optimizers stepped with
+        grads_r, grads_c = clipped(grads_r, norm, value), clipped(grads_c, norm, value)
     excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
                                   weight_decay=l2_weight_decay(reference))
     # the step is judged by the tolerances even with an arbiter: Adam amplifies a

@@ -134,3 +134,28 @@ def _excusal_notes(after: list[Comparison], inert: tuple = ()) -> list[str]:
             f"{', '.join(r.quantity for r in heavy)} were excused; the post-step comparison "
             f"says little about them (try float64 or an arbiter)")
     return notes
+
+
+def clip_settings(model) -> tuple[float | None, float | None]:
+    """``(clip_grad_norm, clip_grad_value)`` of ``model``'s optimizer, where it names them
+    (its ``optimizer_spec``, else its optimizer's own attributes); ``(None, None)``."""
+    for source in (getattr(model, "optimizer_spec", None), getattr(model, "optimizer", None)):
+        norm = getattr(source, "clip_grad_norm", None)
+        value = getattr(source, "clip_grad_value", None)
+        if norm is not None or value is not None:
+            return norm, value
+    return None, None
+
+
+def clipped(grads: dict, norm: float | None, value: float | None) -> dict:
+    """The gradients an optimizer steps with after torch's clipping (by value, then by the
+    global L2 norm), in float64; the excusal rule reads them, since near-cancellation of a
+    clipped gradient and the weight decay is where rounding noise decides a step."""
+    out = {k: np.asarray(g, dtype=np.float64) for k, g in grads.items()}
+    if value is not None:
+        out = {k: np.clip(g, -value, value) for k, g in out.items()}
+    if norm is not None:
+        total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in out.values())))
+        factor = min(1.0, norm / (total + 1e-6))
+        out = {k: g * factor for k, g in out.items()}
+    return out

@@ -341,7 +341,7 @@ def _nonfinite_error(step: int, epoch: int, bad: list[str], losses: dict) -> Num
     which = " and ".join(f"backend {name!r} ({losses[name]})" for name in bad)
     return NumericalError(
         f"the training loss became non-finite at step {step} (epoch {epoch}) in {which}; "
-        f"training stopped there", step=step, backend=bad[0])
+        f"training stopped there", step=step, backend=bad[0], backends=tuple(bad))
 
 
 def train(model, X, y, *, epochs: int, batch_size: int, seed: int = 0, shuffle: bool = True,

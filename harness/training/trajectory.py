@@ -263,6 +263,19 @@ class TrajectoryReport:
         return self.first_divergence is None and self.error is None
 
     @property
+    def diverged_together(self) -> bool:
+        """Whether the run stopped because the reference's and the candidate's losses became
+        non-finite at the same step, the trajectories agreeing until then: a workload that
+        diverges (agreement that shows nothing), not a mismatch."""
+        if self.error is None:
+            return False
+        div = self.first_divergence  # the non-finite step itself may be judged a divergence
+        if div is not None and not (div.step == self.error.step
+                                    and not math.isfinite(div.difference)):
+            return False
+        return {self.reference, self.candidate} <= set(getattr(self.error, "backends", ()))
+
+    @property
     def rule(self) -> str:
         """``"arbiter"`` when a float64 arbiter judged the run, else ``"tolerance"``."""
         return "arbiter" if self.arbiter else "tolerance"
