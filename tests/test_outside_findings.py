@@ -87,14 +87,22 @@ def test_cv_warns_only_when_the_candidate_disagrees_about_as_often_as_a_witness(
     assert _cv_against_witness(0.389, 0.5086, 1797, "s", "torch")[0] == "WARN"
 
 
-def test_both_losses_non_finite_at_one_step_is_a_warn_not_a_mismatch():
+def test_both_losses_non_finite_at_one_step_is_said_and_no_false_alarm():
     """Calibration's configuration 2990 of seed 0 (mse summed over the outputs, SGD lr 0.45,
-    float32): every correct pair diverges to inf at step 9 together."""
+    float32): every correct pair diverges to inf at step 9 together: a numerical failure
+    (FAIL) that says so, counted with the cautions by the calibration."""
+    from harness.calibrate import configs as C
     from harness.calibrate import run as R
+    from harness.checks import run_training
 
     rows = [r for r in R.config_rows(0, 2990) if r["check"] == "training"]
     assert [r["status"] for r in rows] == ["WARN", "WARN"]
-    assert "both diverged together" in rows[0]["summary"]
+    cfg = C.draw_config(0, 2990)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    result = run_training(R.check_config(("torch", "scratch"), spec, opt, batch_size=8), data)
+    assert result.status == "FAIL"
+    assert "both diverged together, the workload and not the candidate" in result.summary
 
 
 def test_a_candidate_alone_going_non_finite_still_fails():

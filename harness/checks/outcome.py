@@ -102,7 +102,7 @@ def trajectory_result(report, *, title: str, seconds: float = 0.0, settings=None
     status = PASS if report.passed else FAIL
     summary = _trajectory_summary(report)
     if getattr(report, "diverged_together", False):
-        status, summary = WARN, diverged_together_summary(report)
+        summary = f"{summary}; {diverged_together_summary(report)}"
     notes = list(notes)
     caution = _training_caution(report) or getattr(report, "amplified_brief", None)
     fields = {**_trajectory_fields("training", report), "training_caution": caution}
@@ -146,10 +146,11 @@ def gradcheck_summary(report) -> str:
 
 
 def diverged_together_summary(report) -> str:
-    """The WARN of a run whose two losses became non-finite at the same step."""
-    return (f"within tolerance until both {report.reference} and {report.candidate} reached a "
-            f"non-finite loss at step {report.error.step}: both diverged together, so the "
-            f"agreement shows nothing; lower --lr")
+    """What a run whose two losses became non-finite at the same step adds to its
+    numerical failure (still a FAIL: the run could not compare what was asked)."""
+    return (f"the trajectories agreed until both {report.reference} and {report.candidate} "
+            f"reached a non-finite loss at step {report.error.step}: both diverged together, "
+            f"the workload and not the candidate; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

@@ -354,10 +354,10 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
                    f"{_sci(report.max_param_diff)}{where}")
         if report.amplified_brief is not None:
             status, summary = WARN, f"{summary}; but {report.amplified_brief}"
-    elif report.diverged_together:
-        status, summary = WARN, diverged_together_summary(report)
     elif report.error is not None:
         summary = _trajectory_summary(report)
+        if report.diverged_together:
+            summary = f"{summary}; {diverged_together_summary(report)}"
     else:
         summary = (_trajectory_summary(report) + " (the float64 run tells float32 drift "
                    "from a wrong update rule)")
