@@ -200,30 +200,35 @@ class Sequential:
             outs.append(h)
         return outs
 
-    def _backward(self, dlogits: np.ndarray):
+    def _backward(self, dlogits: np.ndarray, need_input_grad: bool = True):
         """Backpropagate through every layer, last to first.
 
         Returns
         -------
         douts : list, douts[i] = dL/d(output of layer i), (N, D_out of layer i)
         grads : dict of parameter gradients, canonical names, layer order
-        dinput : ndarray (N, D_0), dL/dx
+        dinput : ndarray (N, D_0), dL/dx; None without ``need_input_grad`` when the first
+            layer is a linear (its dx, as large a product as its forward, is skipped)
         """
         douts = [None] * len(self.layers)
         d = dlogits
         for i in reversed(range(len(self.layers))):
             douts[i] = d
+            if i == 0 and not need_input_grad and isinstance(self.layers[0], Linear):
+                self.layers[0].param_grads(d)
+                d = None
+                break
             d = self.layers[i].backward(d)
         grads = {}
         for layer in self.layers:
             grads.update(layer.grads)
         return douts, {k: grads[k] for k in self.params}, d
 
-    def _training_pass(self, x, y):
+    def _training_pass(self, x, y, need_input_grad: bool = False):
         outs = self._forward(x, train=True)
         loss, dlogits = loss_grad(outs[-1], np.asarray(y), self.loss, self.loss_reduction,
                                   self.loss_outputs, self.mse_half)
-        douts, grads, dinput = self._backward(dlogits)
+        douts, grads, dinput = self._backward(dlogits, need_input_grad)
         loss = add_l2(loss, grads, self.params, self.l2, self.l2_on)
         return loss, grads, outs, douts, dinput
 
@@ -245,7 +250,7 @@ class Sequential:
         ``dinput`` = dL/dx. The gradient at layer i's input is ``dout{i-1}``
         (``dinput`` for layer 0).
         """
-        _, grads, outs, douts, dinput = self._training_pass(x, y)
+        _, grads, outs, douts, dinput = self._training_pass(x, y, need_input_grad=True)
         result = {f"out{i}": out for i, out in enumerate(outs)}
         for i in reversed(range(len(self.layers))):
             result[f"dout{i}"] = douts[i]

@@ -152,8 +152,9 @@ def build_config(args):
     if args.grid and args.dims:
         raise ConfigError("give the grid either as --grid DIMS:BATCHES or as --dims with "
                           "--batch-sizes, not both")
-    if args.batch_sizes and not args.dims:
-        raise ConfigError("`--batch-sizes` goes with --dims (or use --grid DIMS:BATCHES)")
+    if args.batch_sizes and not args.dims and args.layers is None:
+        raise ConfigError("`--batch-sizes` goes with --dims or --layers (or use --grid "
+                          "DIMS:BATCHES)")
     if args.layers is not None:
         _layer_settings(args, kw)
     elif args.features is not None:

@@ -28,9 +28,10 @@ class Dropout:
         self.next_mask = None  # a 0/1 array handed in for the next training pass
         self.scaled_mask = None
 
-    def draw_mask(self, shape: tuple[int, ...]) -> np.ndarray:
-        """A 0/1 mask of ``shape`` from the layer's generator: 1 (keep) with probability 1 - p."""
-        return (self.rng.random(shape) >= self.p).astype(np.float64)
+    def draw_mask(self, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        """A 0/1 mask of ``shape`` from the layer's generator: 1 (keep) with probability 1 - p
+        (uniform numbers drawn in ``dtype``, float32 or float64)."""
+        return (self.rng.random(shape, dtype=dtype) >= self.p).astype(dtype)
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """(N, D) -> (N, D)."""
@@ -41,7 +42,7 @@ class Dropout:
         if self.p == 0.0:
             return x
         if mask is None:
-            mask = self.draw_mask(x.shape)
+            mask = self.draw_mask(x.shape, x.dtype if x.dtype == np.float32 else np.float64)
         elif mask.shape != x.shape:
             raise ValueError(f"a dropout mask must have the shape of the layer's input "
                              f"{x.shape}, got {mask.shape}")

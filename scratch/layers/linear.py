@@ -33,5 +33,9 @@ class Linear:
         dW = x^T @ dout   (D_in, D_out);  db = sum over rows of dout  (D_out,);
         dx = dout @ W^T   (N, D_in)
         """
-        self.grads = {self.w: self.x.T @ dout, self.b: dout.sum(axis=0)}
+        self.param_grads(dout)
         return dout @ self.params[self.w].T
+
+    def param_grads(self, dout: np.ndarray) -> None:
+        """dW and db alone, into ``self.grads`` (the first layer: no dx is needed)."""
+        self.grads = {self.w: self.x.T @ dout, self.b: dout.sum(axis=0)}
