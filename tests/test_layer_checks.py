@@ -447,3 +447,19 @@ def test_the_testing_assertions_take_layers():
     with pytest.raises(HarnessAssertionError, match="running_var0"):
         assert_equivalent("torch", _BiasedPlugin, x, y, layers="linear(8),batchnorm,relu,"
                                                                "linear(3)")
+
+
+def test_bench_layers_flags_build_the_grid():
+    from harness.cli import build_parser
+    from harness.cli.bench import build_config
+
+    args = build_parser().parse_args(["bench", "--layers", BN_DROPOUT, "--features", "20",
+                                      "--batch-sizes", "8,16"])
+    config = build_config(args)
+    assert config.grid == (((20, 32, 10), 8), ((20, 32, 10), 16))
+    assert config.layers == BN_DROPOUT
+    with pytest.raises(ConfigError, match="not both"):
+        build_config(build_parser().parse_args(["bench", "--layers", BN_DROPOUT, "--dims",
+                                                "20,32,10"]))
+    with pytest.raises(ConfigError, match="`--features` goes with --layers"):
+        build_config(build_parser().parse_args(["bench", "--features", "20"]))
