@@ -40,7 +40,43 @@ def takes_masks(model) -> bool:
     return callable(getattr(model, MASK_MEMBER, None))
 
 
-class HandedMasks:
+class _BeforeEachPass:
+    """A wrapper that prepares every training pass of ``inner`` (``_prepare(x)``) and
+    passes everything else through: the shared part of :class:`HandedMasks` and
+    :class:`OwnMasks`."""
+
+    inner: object
+
+    def _prepare(self, x) -> None:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str):
+        if name == "intermediates":
+            inner = self.inner.intermediates
+            return lambda x, y: self._pass(inner, x, y)
+        return getattr(self.inner, name)
+
+    def _pass(self, method, x, y):
+        self._prepare(x)
+        return method(x, y)
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def loss_and_grads(self, x, y):
+        return self._pass(self.inner.loss_and_grads, x, y)
+
+    def train_step(self, x, y):
+        return self._pass(self.inner.train_step, x, y)
+
+    def get_params(self):
+        return self.inner.get_params()
+
+    def set_params(self, params) -> None:
+        self.inner.set_params(params)
+
+
+class HandedMasks(_BeforeEachPass):
     """A model whose dropout masks the harness draws (module docstring).
 
     Parameters
@@ -62,12 +98,6 @@ class HandedMasks:
         self._order: np.ndarray | None = None
         self.n_drawn = 0
 
-    def __getattr__(self, name: str):
-        if name == "intermediates":
-            inner = self.inner.intermediates
-            return lambda x, y: self._pass(inner, x, y)
-        return getattr(self.inner, name)
-
     def draw(self, n: int) -> list[np.ndarray]:
         """The next masks for a batch of ``n`` rows (held ones while :meth:`hold` is on)."""
         if self._held is not None and n in self._held:
@@ -79,16 +109,13 @@ class HandedMasks:
             self._held[n] = masks
         return masks
 
-    def _hand(self, x) -> None:
+    def _prepare(self, x) -> None:
+        """Hand the next masks (reordered as :meth:`reorder_next` asked)."""
         masks = self.draw(len(x))
         if self._order is not None:
             order, self._order = self._order, None
             masks = [m[order] for m in masks]
         self.inner.set_dropout_masks(masks)
-
-    def _pass(self, method, x, y):
-        self._hand(x)
-        return method(x, y)
 
     @contextmanager
     def hold(self):
@@ -109,20 +136,6 @@ class HandedMasks:
         """The next pass's masks with their rows taken in ``order`` (its batch's order)."""
         self._order = np.asarray(order)
 
-    def forward(self, x):
-        return self.inner.forward(x)
-
-    def loss_and_grads(self, x, y):
-        return self._pass(self.inner.loss_and_grads, x, y)
-
-    def train_step(self, x, y):
-        return self._pass(self.inner.train_step, x, y)
-
-    def get_params(self):
-        return self.inner.get_params()
-
-    def set_params(self, params) -> None:
-        self.inner.set_params(params)
 
 
 #: why the training passes of a class that draws its own masks cannot be compared
@@ -130,7 +143,7 @@ OWN_MASKS_REASON = ("{name} has dropout but no set_dropout_masks(masks) (an opti
                     "member), so its masks cannot be the reference's")
 
 
-class OwnMasks:
+class OwnMasks(_BeforeEachPass):
     """A model with dropout that draws its own masks (no ``set_dropout_masks``).
 
     Its training passes cannot be compared with another implementation's, mask for mask;
@@ -148,13 +161,8 @@ class OwnMasks:
         self._held: int | None = None
         self._holding = False
 
-    def __getattr__(self, name: str):
-        if name == "intermediates":
-            inner = self.inner.intermediates
-            return lambda x, y: self._pass(inner, x, y)
-        return getattr(self.inner, name)
-
-    def _reseed(self) -> None:
+    def _prepare(self, x) -> None:
+        """Reseed NumPy's global generator (alike within :meth:`hold`)."""
         if self._holding and self._held is not None:
             seed = self._held
         else:
@@ -162,10 +170,6 @@ class OwnMasks:
             if self._holding:
                 self._held = seed
         np.random.seed(seed)
-
-    def _pass(self, method, x, y):
-        self._reseed()
-        return method(x, y)
 
     @contextmanager
     def hold(self):
@@ -177,21 +181,6 @@ class OwnMasks:
         finally:
             self._holding, self._held = False, None
             self._rng.bit_generator.state = state
-
-    def forward(self, x):
-        return self.inner.forward(x)
-
-    def loss_and_grads(self, x, y):
-        return self._pass(self.inner.loss_and_grads, x, y)
-
-    def train_step(self, x, y):
-        return self._pass(self.inner.train_step, x, y)
-
-    def get_params(self):
-        return self.inner.get_params()
-
-    def set_params(self, params) -> None:
-        self.inner.set_params(params)
 
 
 def find_own_masks(model) -> OwnMasks | None:
