@@ -532,3 +532,69 @@ def test_targets_say_how_much_of_torchs_step_the_matrix_products_alone_take():
     (target,) = [t for t in bench.evaluate_targets(table) if "time" in t["target"]]
     assert not target["passed"]
     assert target["note"] == "its matrix products alone take 0.980 of torch's train_step"
+
+
+def _noisy_split_table():
+    import pandas as pd
+
+    base = dict(device="cpu", dims="8-6-3", batch_size=5, dtype="float32")
+    return pd.DataFrame([
+        # the matmuls alone timed longer than the whole step: a negative difference
+        dict(base, backend="scratch", op="train_step", median_s=2.0e-3, iqr_s=1e-4),
+        dict(base, backend="scratch", op="matmuls", median_s=2.5e-3, iqr_s=1e-4),
+        dict(base, backend="torch", op="train_step", median_s=4.0e-3, iqr_s=1e-4),
+        dict(base, backend="torch", op="matmuls", median_s=1.5e-3, iqr_s=1e-4),
+        # a second point whose step is noisy (IQR above its median)
+        dict(base, batch_size=9, backend="scratch", op="train_step", median_s=3e-3, iqr_s=4e-3),
+        dict(base, batch_size=9, backend="scratch", op="matmuls", median_s=1e-3, iqr_s=1e-4),
+        dict(base, batch_size=9, backend="torch", op="train_step", median_s=4e-3, iqr_s=1e-4),
+        dict(base, batch_size=9, backend="torch", op="matmuls", median_s=1e-3, iqr_s=1e-4),
+    ])
+
+
+def test_a_split_the_timings_cannot_resolve_is_never_shown_as_a_split():
+    from harness.bench.format import _beyond_matmuls
+    from harness.plots.bench import breakdown_figure
+
+    table = _noisy_split_table()
+    split = bench.beyond_matmuls(table)
+    assert split["resolved"].tolist() == [False, True, False, True]
+    text = "\n".join(_beyond_matmuls(table))
+    assert "-" not in text.split("median times):")[1].replace("8-6-3", "")  # no negative time
+    assert text.count("not split") == 2
+    fig = breakdown_figure(table)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    # each noisy point is one empty outline as tall as its whole step over torch's
+    outlines = [p for p in bars if not p.get_fill()]
+    heights = sorted(round(p.get_height(), 6) for p in outlines)
+    assert heights == [0.5, 0.75]
+    # nothing of the noisy points is stacked: the filled bars are torch's two points
+    filled = [p for p in ax.patches if p.get_fill()]
+    assert len(filled) == 4  # torch: matmuls + rest at two points
+    assert sum("noisy" in t.get_text() for t in ax.texts) == 2
+
+
+def test_figures_of_a_disturbed_run_carry_the_warning(tiny_result, tmp_path, monkeypatch):
+    import dataclasses
+
+    from harness.plots import bench as plots
+
+    seen = []
+    real = plots.save
+
+    def recording(fig, path, *, warning=None):
+        real(fig, path, warning=warning)
+        seen.append((str(path), [t.get_text() for t in fig.texts]))
+
+    monkeypatch.setattr(plots, "save", recording)
+    disturbed = dataclasses.replace(tiny_result, machine=dict(
+        tiny_result.machine, other_processes_cpu_share=0.6))
+    plots.plot_all(disturbed, tmp_path / "a")
+    assert seen and all(any("other processes used 60%" in t for t in texts)
+                        for _, texts in seen)
+    seen.clear()
+    quiet = dataclasses.replace(tiny_result, machine=dict(
+        tiny_result.machine, other_processes_cpu_share=0.0))
+    plots.plot_all(quiet, tmp_path / "b")
+    assert seen and not any("warning" in t for _, texts in seen for t in texts)

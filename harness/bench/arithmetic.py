@@ -116,19 +116,26 @@ def add_derived_columns(table, peaks: dict[str, dict[str, float]],
 def beyond_matmuls(table):
     """Per point and backend: train_step, its matrix products alone, and the rest.
 
-    A DataFrame with the key columns but ``op``, then ``train_step_s``, ``matmuls_s``
-    and ``rest_s`` (their difference: activations, loss, bias terms, the optimizer,
-    Python); empty unless the table has both ops.
+    A DataFrame with the key columns but ``op``, then ``train_step_s``, ``matmuls_s``,
+    ``rest_s`` (their difference: activations, loss, bias terms, the optimizer,
+    Python) and ``resolved``: False where the split cannot be read from the timings,
+    that is where either row is noisy (its interquartile range above its median) or
+    the matrix products alone timed longer than the whole step (``rest_s`` < 0). Empty
+    unless the table has both ops.
     """
     import pandas as pd
 
     keys = ["backend", "device", "dims", "batch_size", "dtype"]
-    step = table[table["op"] == "train_step"][keys + ["median_s"]]
-    mats = table[table["op"] == "matmuls"][keys + ["median_s"]]
+    cols = keys + ["median_s", "iqr_s"]  # a table without iqr_s: no row counts as noisy
+    step = table[table["op"] == "train_step"].reindex(columns=cols)
+    mats = table[table["op"] == "matmuls"].reindex(columns=cols)
     if step.empty or mats.empty:
-        return pd.DataFrame(columns=keys + ["train_step_s", "matmuls_s", "rest_s"])
-    out = step.rename(columns={"median_s": "train_step_s"}).merge(
-        mats.rename(columns={"median_s": "matmuls_s"}), on=keys, how="inner", sort=False)
+        return pd.DataFrame(columns=keys + ["train_step_s", "matmuls_s", "rest_s", "resolved"])
+    out = step.rename(columns={"median_s": "train_step_s", "iqr_s": "step_iqr"}).merge(
+        mats.rename(columns={"median_s": "matmuls_s", "iqr_s": "mats_iqr"}), on=keys,
+        how="inner", sort=False)
     out["rest_s"] = out["train_step_s"] - out["matmuls_s"]
-    return out.reset_index(drop=True)
+    noisy = (out["step_iqr"] > out["train_step_s"]) | (out["mats_iqr"] > out["matmuls_s"])
+    out["resolved"] = ~noisy & (out["rest_s"] >= 0)
+    return out.drop(columns=["step_iqr", "mats_iqr"]).reset_index(drop=True)
 

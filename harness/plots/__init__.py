@@ -31,9 +31,16 @@ def style(i: int) -> dict:
     return dict(STYLES[i % len(STYLES)])
 
 
-def save(fig, path) -> None:
-    """Save ``fig`` as PNG at ``path`` and close it."""
+def save(fig, path, *, warning: str | None = None) -> None:
+    """Save ``fig`` as PNG at ``path`` and close it; a ``warning`` (a disturbed run, ...)
+    is written on the figure itself, in red below the axes, so that it travels with it."""
     from pathlib import Path
+
+    if warning:
+        import textwrap
+
+        fig.text(0.5, -0.02, textwrap.fill(f"warning: {warning}", 110), ha="center", va="top",
+                 fontsize=8, color="#b00020")
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.bench import beyond_matmuls
+from harness.bench import beyond_matmuls, disturbance_message
 from harness.plots import HATCHES, MARKERS, pyplot, save, style
 
 
@@ -102,13 +102,14 @@ def _ms(y: float) -> str:
     return f"{y:.3g}"
 
 
-def plot_times(table, path, op: str = "train_step") -> Path:
+def plot_times(table, path, op: str = "train_step", *, warning: str | None = None) -> Path:
     """:func:`times_figure` saved as PNG at ``path``."""
-    save(times_figure(table, op), path)
+    save(times_figure(table, op), path, warning=warning)
     return Path(path)
 
 
-def plot_time_vs_batch(table, path, op: str = "train_step") -> Path | None:
+def plot_time_vs_batch(table, path, op: str = "train_step", *,
+                       warning: str | None = None) -> Path | None:
     """Median time of ``op`` against batch size, one panel per network measured at two
     or more batch sizes, log-log; None (nothing written) when there is no such network."""
     plt = pyplot()
@@ -146,7 +147,7 @@ def plot_time_vs_batch(table, path, op: str = "train_step") -> Path | None:
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle(f"{op}: time per call against batch size")
     fig.tight_layout()
-    save(fig, path)
+    save(fig, path, warning=warning)
     return Path(path)
 
 
@@ -187,9 +188,10 @@ def ratio_figure(table, op: str = "train_step", *, targets: bool = False):
     return fig
 
 
-def plot_ratio(table, path, op: str = "train_step", *, targets: bool = False) -> Path:
+def plot_ratio(table, path, op: str = "train_step", *, targets: bool = False,
+               warning: str | None = None) -> Path:
     """:func:`ratio_figure` saved as PNG at ``path``."""
-    save(ratio_figure(table, op, targets=targets), path)
+    save(ratio_figure(table, op, targets=targets), path, warning=warning)
     return Path(path)
 
 
@@ -244,16 +246,25 @@ def gflops_figure(table, peaks: list[dict], op: str = "train_step"):
     return fig
 
 
-def plot_gflops(table, peaks: list[dict], path, op: str = "train_step") -> Path:
+def plot_gflops(table, peaks: list[dict], path, op: str = "train_step", *,
+                warning: str | None = None) -> Path:
     """:func:`gflops_figure` saved as PNG at ``path``."""
-    save(gflops_figure(table, peaks, op), path)
+    save(gflops_figure(table, peaks, op), path, warning=warning)
     return Path(path)
 
 
-def plot_breakdown(table, path) -> Path:
+def plot_breakdown(table, path, *, warning: str | None = None) -> Path:
+    """:func:`breakdown_figure` saved as PNG at ``path``."""
+    save(breakdown_figure(table), path, warning=warning)
+    return Path(path)
+
+
+def breakdown_figure(table):
     """train_step of each backend split into its matrix products and everything else,
     per grid point, as a fraction of torch's train_step there (the matmuls solid, the
-    rest lighter and hatched)."""
+    rest lighter and hatched); a point whose split is not resolved (see
+    :func:`~harness.bench.arithmetic.beyond_matmuls`) is its whole step, an empty dashed
+    outline marked "noisy". Returns the Figure."""
     plt = pyplot()
     split = beyond_matmuls(table)
     split = split[split["device"] == "cpu"]
@@ -262,7 +273,7 @@ def plot_breakdown(table, path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(points) + 2), 4.2))
     width = 0.8 / max(1, len(series))
     for i, backend in enumerate(series):
-        xs, mats, rests = [], [], []
+        xs, mats, rests, unsplit = [], [], [], []
         for k, (dims, batch, dtype) in enumerate(points):
             at = split[(split["dims"] == dims) & (split["batch_size"] == batch)
                        & (split["dtype"] == dtype)]
@@ -270,14 +281,20 @@ def plot_breakdown(table, path) -> Path:
             if mine.empty or ref.empty:
                 continue
             scale = float(ref["train_step_s"].iloc[0])
-            xs.append(k + (i - (len(series) - 1) / 2) * width)
-            mats.append(float(mine["matmuls_s"].iloc[0]) / scale)
-            rests.append(max(0.0, float(mine["rest_s"].iloc[0])) / scale)
+            x = k + (i - (len(series) - 1) / 2) * width
+            row = mine.iloc[0]
+            if not bool(row["resolved"]):
+                unsplit.append((x, float(row["train_step_s"]) / scale))
+                continue
+            xs.append(x)
+            mats.append(float(row["matmuls_s"]) / scale)
+            rests.append(float(row["rest_s"]) / scale)
         color = style(i)["color"]
         ax.bar(xs, mats, width=width, color=color, edgecolor="black", linewidth=0.5,
                label=f"{backend}: matrix products")
         ax.bar(xs, rests, width=width, bottom=mats, color=color, alpha=0.35, hatch="//",
                edgecolor="black", linewidth=0.5, label=f"{backend}: everything else")
+        _unsplit_bars(ax, unsplit, width, color)
     ax.axhline(1.0, color="black", linewidth=1, label="torch's train_step = 1")
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels([_tick(d, b, dt) for d, b, dt in points], fontsize=7)
@@ -285,11 +302,21 @@ def plot_breakdown(table, path) -> Path:
     ax.set_title("train_step: its matrix products and everything else (activations, loss, "
                  "optimizer, Python)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    save(fig, path)
-    return Path(path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_memory(table, path) -> Path:
+def _unsplit_bars(ax, bars: list[tuple[float, float]], width: float, color) -> None:
+    """The whole train_step of each point whose split is not resolved, as an empty
+    outline marked "noisy": never a split drawn from a negative or noisy difference."""
+    for x, y in bars:
+        ax.bar([x], [y], width=width, fill=False, edgecolor=color, linewidth=1.0,
+               linestyle="--")
+        ax.annotate("noisy:\nnot split", (x, y), ha="center", va="bottom", fontsize=6,
+                    color="#b00020", xytext=(0, 2), textcoords="offset points")
+
+
+def plot_memory(table, path, *, warning: str | None = None) -> Path:
     """Peak memory of a train_step per backend, with the need as a black tick."""
     plt = pyplot()
     t = table[(table["op"] == "train_step") & table["peak_mem_bytes"].notna()]
@@ -321,7 +348,7 @@ def plot_memory(table, path) -> Path:
     ax.set_title("memory of one training step (label: measured / needed)", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    save(fig, path)
+    save(fig, path, warning=warning)
     return Path(path)
 
 
@@ -334,15 +361,16 @@ def plot_all(result, folder, *, targets: bool = False) -> list[Path]:
     if table.empty:
         return out
     op = "train_step" if (table["op"] == "train_step").any() else table["op"].iloc[0]
-    out.append(plot_times(table, folder / "times.png", op))
-    against_batch = plot_time_vs_batch(table, folder / "time_vs_batch.png", op)
+    warning = disturbance_message(result.machine or {})
+    out.append(plot_times(table, folder / "times.png", op, warning=warning))
+    against_batch = plot_time_vs_batch(table, folder / "time_vs_batch.png", op, warning=warning)
     if against_batch is not None:
         out.append(against_batch)
-    out.append(plot_ratio(table, folder / "ratio.png", op, targets=targets))
-    out.append(plot_gflops(table, result.peaks, folder / "gflops.png", op))
+    out.append(plot_ratio(table, folder / "ratio.png", op, targets=targets, warning=warning))
+    out.append(plot_gflops(table, result.peaks, folder / "gflops.png", op, warning=warning))
     if table["peak_mem_bytes"].notna().any():
-        out.append(plot_memory(table, folder / "memory.png"))
+        out.append(plot_memory(table, folder / "memory.png", warning=warning))
     if (table["op"] == "matmuls").any() and (table["op"] == "train_step").any() and (
             table["backend"] == "torch").any():
-        out.append(plot_breakdown(table, folder / "breakdown.png"))
+        out.append(plot_breakdown(table, folder / "breakdown.png", warning=warning))
     return out
