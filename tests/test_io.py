@@ -324,3 +324,43 @@ def test_a_numerical_failure_in_cv_keeps_the_folds_before_it(tmp_path, capsys, m
     assert err.endswith(f"; partial results are in {tmp_path / 'cv.partial'}\n")
     assert err.count("\n") == 1
     assert (tmp_path / "cv.partial" / "folds.csv").exists() and not out.exists()
+
+
+def test_a_second_run_for_the_same_out_is_refused_when_it_starts(tmp_path):
+    out = tmp_path / "reports" / "r"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out.parent.mkdir()
+        hio.lock_path(out).write_text(f"{other.pid} report\n")
+        ran = []
+        with pytest.raises(ConfigError, match=rf"being written by another run \(process {other.pid}\)"):
+            with hio.staged_dir(out, what="report"):
+                ran.append(1)  # pragma: no cover - the claim is refused first
+        assert ran == [] and not out.exists()
+        assert hio.lock_path(out).read_text().startswith(str(other.pid))  # theirs, untouched
+        assert sorted(p.name for p in out.parent.iterdir()) == [hio.lock_path(out).name]
+    finally:
+        other.kill()
+        other.wait()
+    # its process gone: the lock is stale and taken over; released when done
+    with hio.staged_dir(out, what="report") as tmp:
+        assert hio.lock_path(out).read_text().split()[0] == str(os.getpid())
+        (tmp / "a.txt").write_text("x")
+    assert (out / "a.txt").read_text() == "x" and not hio.lock_path(out).exists()
+
+
+def test_the_report_command_refuses_a_claimed_out_before_any_stage(tmp_path, capsys):
+    out = tmp_path / "r"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        hio.lock_path(out).write_text(f"{other.pid} report\n")
+        code = main(["report", "--dataset", "iris", "--dims", "4,8,3", "--epochs", "1",
+                     "--out", str(out)])
+    finally:
+        other.kill()
+        other.wait()
+    err = capsys.readouterr().err
+    assert code == 2 and "being written by another run" in err
+    assert "Traceback" not in err and not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [hio.lock_path(out).name]
+    assert "[1/" not in err  # no stage started

@@ -9,6 +9,9 @@
   report: all or nothing) or kept as ``<out>.partial`` (``keep_partial=True``,
   training and cross-validation: what was computed is not lost); the path is put
   on the exception (:func:`partial_path_of`), and the command line prints it.
+  While it runs, ``.<out>.lock`` beside ``out`` claims the folder: a second run for
+  the same ``out`` is refused when it starts, not when it is done (a lock whose
+  process is gone is taken over).
 
 Files and folders get the permissions any new file gets (0666 and 0777 less the
 umask), not the private 0600 and 0700 of ``tempfile``.
@@ -206,6 +209,60 @@ def _move_into_place(tmp: Path, out: Path, *, force: bool, what: str) -> None:
                           f"{what} ran; it is kept, and this {what} is not moved there") from None
 
 
+def lock_path(out: str | os.PathLike) -> Path:
+    """The file that claims ``out`` while a run writes it: ``.<out>.lock`` beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _holder(lock: Path) -> int | None:
+    """The pid written in ``lock`` if that process still runs; None for a stale lock."""
+    try:
+        pid = int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid != os.getpid() and _alive(pid) else None
+
+
+@contextlib.contextmanager
+def claimed(out: str | os.PathLike, *, what: str = "run") -> Iterator[None]:
+    """Hold ``out``'s lock file for the duration; refuse (ConfigError) at once if another
+    live process holds it. A stale lock (its process gone) is replaced."""
+    lock = lock_path(out)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            pid = _holder(lock)
+            if pid is not None:
+                raise ConfigError(f"`--out` {str(out)!r} is being written by another run "
+                                  f"(process {pid}); wait for it or choose another folder"
+                                  ) from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()} {what}\n")
+        break
+    else:  # pragma: no cover - lost two races in a row
+        raise ConfigError(f"`--out` {str(out)!r}: could not claim it ({lock} keeps appearing)")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
 @contextlib.contextmanager
 def staged_dir(out: str | os.PathLike, *, force: bool = False, keep_partial: bool = False,
                what: str = "run") -> Iterator[Path]:
@@ -232,6 +289,20 @@ def staged_dir(out: str | os.PathLike, *, force: bool = False, keep_partial: boo
     out = check_output_dir(out, force=force)
     made = [p for p in reversed(out.parents) if not p.exists()]  # folders made for it
     out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with claimed(out, what=what), _staged(out, force, keep_partial, what) as tmp:
+            yield tmp
+    except BaseException as exc:
+        if partial_path_of(exc) is None:
+            for folder in reversed(made):  # nothing kept: no empty folders left either
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        raise
+
+
+@contextlib.contextmanager
+def _staged(out: Path, force: bool, keep_partial: bool, what: str) -> Iterator[Path]:
+    """The temporary folder of :func:`staged_dir`, moved into place on success."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         _normal_mode(tmp, folder=True)
@@ -247,7 +318,4 @@ def staged_dir(out: str | os.PathLike, *, force: bool = False, keep_partial: boo
             setattr(exc, PARTIAL_ATTR, kept)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-            for folder in reversed(made):  # nothing kept: no empty folders left either
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
         raise
