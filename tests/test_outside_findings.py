@@ -127,3 +127,66 @@ def test_an_adam_step_after_clipping_excuses_noise_on_the_clipped_gradient():
 
     rows = [r for r in R.config_rows(0, 9607) if r["check"] == "equivalence"]
     assert [r["status"] for r in rows] == ["PASS", "PASS"], [r["summary"] for r in rows]
+
+
+def _run(*argv, timeout=120):
+    return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_plugin_that_hangs_in_training_is_a_finding_with_its_line():
+    result = _run("train", "--backends", "tests.gallery.hangs:SpinsAtStep3,scratch",
+                  "--dataset", "iris", "--dims", "4,8,3", "--epochs", "2", "--timeout", "2")
+    assert result.returncode == 1, result.stderr
+    out = result.stdout + result.stderr
+    assert "tests.gallery.hangs:SpinsAtStep3.train_step" in out
+    assert "did not return within 2 s" in out and "hangs.py:" in out
+    assert "Traceback" not in out
+
+
+def test_a_plugin_asleep_in_a_check_is_a_finding():
+    result = _run("check", "--backends", "scratch,tests.gallery.hangs:SleepsInGradients",
+                  "--dataset", "iris", "--dims", "4,8,3", "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    out = result.stdout + result.stderr
+    assert "SleepsInGradients.loss_and_grads" in out and "did not return within 1 s" in out
+
+
+def test_the_time_limit_interrupts_a_worker_thread_too():
+    import threading
+
+    import pytest
+
+    from harness.runtime.deadline import CallTimedOut, call_limit, current_limit, time_limit
+
+    caught = []
+
+    def work():
+        try:
+            with time_limit(0.2):
+                while True:
+                    pass
+        except CallTimedOut as exc:
+            caught.append(str(exc))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive() and caught == ["did not return within 0.2 s (the --timeout limit)"]
+    with call_limit(3.0):
+        assert current_limit() == 3.0
+    assert current_limit() is None
+    with time_limit(5.0):  # a call that returns in time is not disturbed, nor later code
+        pass
+    import time
+
+    time.sleep(0.05)
+    with pytest.raises(CallTimedOut):
+        with time_limit(0.1):
+            time.sleep(5)
+
+
+def test_a_timeout_that_is_not_a_positive_number_is_refused():
+    result = _run("check", "--dataset", "iris", "--dims", "4,8,3", "--timeout", "0")
+    assert result.returncode == 2
+    assert "expected a positive number of seconds, got '0'" in result.stderr

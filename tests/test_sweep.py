@@ -601,3 +601,22 @@ def test_cli_summary_of_a_missing_folder_exits_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["sweep"]) == 2
     assert "give a grid file to run" in capsys.readouterr().err
+
+
+def test_a_plugin_that_hangs_in_a_sweep_is_a_fail_row_and_frees_its_worker():
+    from harness.sweep import plan_from_dict
+    from harness.sweep.task import check_config, run_config
+
+    plan = plan_from_dict({"sweep": {"backends": ["scratch", "tests.gallery.hangs:SpinsAtStep3"],
+                                     "checks": ["training"], "epochs": 3, "train_samples": 64,
+                                     "timeout": 1},
+                           "grid": {"dataset": ["iris"], "dims": [[4, 8, 3]]}})
+    assert plan.settings.timeout == 1.0
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a worker thread, as Dask's
+        row = pool.submit(run_config, plan.configs[0], call_timeout=1.0).result(timeout=60)
+    assert row["status"] == "ok" and row["passed"] is False, row
+    text = " ".join(str(v) for v in row.values())
+    assert "SpinsAtStep3.train_step" in text and "did not return within 1 s" in text
+    assert check_config(plan.configs[0]) is not None

@@ -3,8 +3,9 @@
 A user's class may raise anywhere (a NumPy reduction used for ``maximum``, a shape it
 did not expect). Wrapped by :class:`Guarded`, every protocol method that raises
 raises :class:`harness.errors.BackendRaised` instead, naming the backend and the
-method, with the original exception attached; the checks layer turns that into a
-FAIL row with the innermost frame in the user's own file. Built-in backends are not
+method, with the original exception attached (one that runs past ``--timeout`` is
+interrupted where it is, see :mod:`harness.runtime.deadline`); the checks layer
+turns that into a FAIL row with the innermost frame in the user's own file. Built-in backends are not
 wrapped: the harness trusts them, and their exceptions are bugs to see whole.
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import os
 
-from harness.model.contract import check_return
 from harness.errors import BackendRaised, HarnessError
+from harness.model.contract import check_return
+from harness.runtime.deadline import current_limit, time_limit
 
 #: the methods a guard watches
 GUARDED_METHODS = ("forward", "loss_and_grads", "get_params", "set_params", "train_step",
@@ -44,7 +46,8 @@ class Guarded:
 
             def call(*args, **kwargs):
                 try:
-                    result = value(*args, **kwargs)
+                    with time_limit(current_limit()):
+                        result = value(*args, **kwargs)
                     # a value the contract does not allow is named here, before any maths
                     check_return(model, attr, result, args)
                     return result

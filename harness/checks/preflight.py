@@ -126,7 +126,8 @@ def preflight(config: CheckConfig, data=None, *, dtype: str | None = None) -> Ch
 
         broken = {f.backend for f in findings}
         reference, candidate = config.backends
-        if candidate in broken and reference not in broken:
+        hung = any(f.error_type == "CallTimedOut" for f in findings)  # nothing numerical to explain
+        if candidate in broken and reference not in broken and not hung:
             _diagnosed(result, config, *check_rows(config, data), reference, candidate)
     return result
 

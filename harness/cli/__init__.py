@@ -154,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     typed = list(sys.argv[1:] if argv is None else argv)
     from_file = args.command == "sweep" or getattr(args, "config", None) is not None
     from harness.cli.common import json_stdout
+    from harness.runtime.deadline import call_limit
 
     try:
         # with --json, what plug-in code prints goes to stderr: stdout is the JSON alone
         with _sigterm_as_interrupt(), _quiet_floating_point(), \
-                json_stdout(bool(getattr(args, "json", False))):
+                json_stdout(bool(getattr(args, "json", False))), \
+                call_limit(getattr(args, "timeout", None)):
             return int(args.func(args))
     except ConfigError as exc:
         message = _as_flags(_one_line(exc), typed, _options_of(parser, args.command), from_file)

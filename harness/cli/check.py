@@ -12,6 +12,7 @@ def register(sub) -> None:
     p = sub.add_parser("check", help=HELP, description=HELP + ".",
                        epilog=f"example:\n  {EXAMPLE}")
     common.add_backends_arg(p)
+    common.add_timeout_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)

@@ -47,6 +47,23 @@ def add_backends_arg(p: argparse.ArgumentParser, default: str = "scratch,torch")
                         f"(default: {default})")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_timeout_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="longest one call into a plug-in's method may take; a call past it "
+                        "is interrupted and is a FAIL naming the method and the line it was "
+                        "at (default: no limit)")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     from harness.model.specs import ACTIVATION_NAMES, DEFAULT_HIDDEN, DTYPE_NAMES, LOSS_REDUCTIONS
 

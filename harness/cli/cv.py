@@ -40,6 +40,7 @@ def register(sub) -> None:
                        epilog=f"example:\n  {EXAMPLE}\n\nexit codes: 0 done, 1 agreement "
                               f"below --min-agreement or a numerical failure, 2 bad input")
     common.add_backends_arg(p)
+    common.add_timeout_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)

@@ -25,6 +25,7 @@ def register(sub) -> None:
                         "that compare take --backends A,B): scratch, torch or "
                         "package.module:Class (default: scratch)")
     common.add_data_args(p)
+    common.add_timeout_arg(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)
     common.add_optimizer_args(p)  # the model is built with it (a class may accept only some)

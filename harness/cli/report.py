@@ -54,6 +54,7 @@ def register(sub) -> None:
     p = sub.add_parser("report", help=HELP, description=DESCRIPTION,
                        epilog=f"examples:\n  {EXAMPLE}{MORE}\n\n{EXIT_CODES}")
     common.add_backends_arg(p)
+    common.add_timeout_arg(p)
     common.add_data_args(p)
     common.add_model_args(p)
     common.add_init_from_arg(p)

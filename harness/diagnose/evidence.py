@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.runtime.deadline import current_limit, time_limit
+
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax of ``z`` (N, C), with log-sum-exp; float64."""
@@ -89,7 +91,7 @@ class Snapshot:
 
 def _call(snap: Snapshot, what: str, fn, *args):
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), time_limit(current_limit()):
             return fn(*args)
     except Exception as exc:  # noqa: BLE001 - the code under test may raise anything
         snap.errors[what] = exc

@@ -294,7 +294,7 @@ def run_sweep(plan: SweepPlan, results: str | os.PathLike, *, client=None,
             store.write_plan(plan)
             _execute(client, todo, store, outcome, progress=progress, on_row=on_row,
                      writer=_Writer(store, flush_rows, flush_seconds),
-                     window=max_in_flight or threads)
+                     window=max_in_flight or threads, call_timeout=plan.settings.timeout)
         store.compact()
     outcome.table = _ordered(store.read(), plan.hashes)
     outcome.elapsed_s = time.perf_counter() - t_start
@@ -329,7 +329,8 @@ def _connect(stack, executor: str, n_workers: int | None, connect_timeout: float
                           f"{exc}") from None
 
 
-def _execute(client, todo, store, outcome, *, progress, on_row, writer, window) -> None:
+def _execute(client, todo, store, outcome, *, progress, on_row, writer, window,
+             call_timeout: float | None = None) -> None:
     import contextlib
 
     from distributed import as_completed
@@ -345,7 +346,8 @@ def _execute(client, todo, store, outcome, *, progress, on_row, writer, window) 
         config = next(queue, None)
         if config is None:
             return
-        future = client.submit(run_config, config, pure=False, retries=0,
+        future = client.submit(run_config, config, call_timeout=call_timeout, pure=False,
+                               retries=0,
                                key=f"nn-sweep-{config['config_hash']}-{uuid.uuid4().hex[:8]}")
         pending[future.key] = (future, config)
         outcome.submitted.append(config["config_hash"])

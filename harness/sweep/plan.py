@@ -47,7 +47,7 @@ GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "loss", "lo
                               "weight_decay_on")
 SWEEP_KEYS: tuple[str, ...] = ("mode", "samples", "seed", "backends", "checks", "epochs",
                                "train_samples", "check_samples", "gradcheck_eps",
-                               "gradcheck_entries", "rtol", "atol")
+                               "gradcheck_entries", "rtol", "atol", "timeout")
 
 
 # =========================================================================== checks
@@ -82,6 +82,9 @@ class SweepSettings:
     rtol, atol : float or None
         Tolerances of the equivalence check and the training comparison (both or neither;
         None: the defaults by dtype).
+    timeout : float or None
+        Seconds one call into a plug-in may take (None: no limit); a call past it makes
+        that configuration's row a FAIL naming the method. Not part of a row's key.
     """
 
     reference: str = "scratch"
@@ -94,6 +97,7 @@ class SweepSettings:
     gradcheck_entries: int = 16
     rtol: float | None = None
     atol: float | None = None
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"reference": self.reference, "candidate": self.candidate,
@@ -101,7 +105,7 @@ class SweepSettings:
                 "train_samples": self.train_samples, "check_samples": self.check_samples,
                 "gradcheck_eps": self.gradcheck_eps,
                 "gradcheck_entries": self.gradcheck_entries,
-                "rtol": self.rtol, "atol": self.atol}
+                "rtol": self.rtol, "atol": self.atol, "timeout": self.timeout}
 
 
 @dataclass
@@ -214,7 +218,7 @@ def _parse_settings(table: dict) -> tuple[SweepSettings, str, int | None, int | 
         check_samples=_int_setting(table, "check_samples", 64, 1),
         gradcheck_eps=_float_setting(table, "gradcheck_eps", None, positive=True),
         gradcheck_entries=_int_setting(table, "gradcheck_entries", 16, 1),
-        rtol=rtol, atol=atol)
+        rtol=rtol, atol=atol, timeout=_float_setting(table, "timeout", None, positive=True))
     return settings, mode, samples, draw_seed
 
 

@@ -102,14 +102,16 @@ def check_config(config: dict[str, Any]):
         val_fraction=0.0)
 
 
-def run_config(config: dict[str, Any]) -> dict[str, Any]:
+def run_config(config: dict[str, Any], call_timeout: float | None = None) -> dict[str, Any]:
     """Run one configuration's checks; return its row (configuration + verdicts + timings).
 
     This is the task a sweep sends to the workers: Dask pickles it by reference, so it
     must stay a module-level function here (``harness.sweep.task.run_config``), the
     workers import it from this module. It never raises: an exception becomes an error
     row (``status`` "error", ``error_type``, ``error`` with the message and where it was
-    raised).
+    raised). ``call_timeout`` (the ``[sweep]`` ``timeout``) limits each call into a
+    plug-in: one past it is interrupted, its worker thread freed, and the row is a FAIL
+    naming the method and the line it was at.
     """
     t_start = time.perf_counter()
     row = {**config, **_empty_result()}
@@ -117,8 +119,11 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
     try:
         from harness.checks import run_checks
 
-        run = run_checks(check_config(config), _dataset(config["dataset"]),
-                         config["checks"].split(","))
+        from harness.runtime.deadline import call_limit
+
+        with call_limit(call_timeout, process_wide=False):
+            run = run_checks(check_config(config), _dataset(config["dataset"]),
+                             config["checks"].split(","))
         row.update(run.row())
         row.update(status="ok", passed=run.passed)
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
