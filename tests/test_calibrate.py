@@ -325,3 +325,46 @@ def test_the_draws_include_the_other_losses_and_pass():
     rows = R.config_rows(0, index)
     assert all(r["status"] == "PASS" for r in rows), [(r["pair"], r["check"], r["summary"])
                                                      for r in rows]
+
+
+def test_amplifying_configurations_are_drawn_on_purpose_and_leave_the_others_alone(
+        monkeypatch):
+    from harness.calibrate import configs as C
+
+    drawn = [draw_config(0, i) for i in range(300)]
+    amplifying = [c for c in drawn if c["amplifying"]]
+    assert 15 <= len(amplifying) <= 45  # about AMPLIFYING_P of them
+    for c in amplifying:
+        assert (c["optimizer"], c["momentum"], c["batch_size"], c["weight_decay"],
+                c["lr_schedule"], c["loss"]) == ("sgd", 0.9, 4, 0.0, "none", "cross_entropy")
+        assert 0.05 <= c["lr"] <= 0.3 and c["epochs"] == C.AMPLIFYING_EPOCHS
+    monkeypatch.setattr(C, "AMPLIFYING_P", 0.0)
+    plain = [draw_config(0, i) for i in range(300)]
+    assert not any(c["amplifying"] for c in plain)
+    # every configuration not drawn amplifying is the one drawn without the family
+    assert all(a == b for a, b in zip(drawn, plain) if not a["amplifying"])
+
+
+def test_calibration_runs_every_check_the_cli_exits_on():
+    assert CHECKS == ("equivalence", "gradcheck", "training", "drift", "cv")
+    rows = R.config_rows(0, 1)
+    assert [r["check"] for r in rows[:len(CHECKS)]] == list(CHECKS)
+    assert all(r["status"] == "PASS" for r in rows), [(r["check"], r["summary"]) for r in rows]
+
+
+def test_cv_whose_two_sides_blow_up_together_is_a_caution_not_an_alarm():
+    # configuration 25 of seed 0: amplifying (SGD lr 0.24, momentum 0.9, batch 4) on
+    # breast cancer; both sides reach NaN at step 108 of fold 1
+    assert draw_config(0, 25)["amplifying"]
+    cv = [r for r in R.config_rows(0, 25) if r["check"] == "cv"]
+    assert [r["status"] for r in cv] == ["WARN", "WARN"]
+    assert all("both diverged together" in r["summary"] for r in cv)
+
+
+@pytest.mark.parametrize("key", ["lr_cut_late", "last_layer_frozen_late",
+                                 "adam_bias_correction_frozen"])
+def test_a_bug_that_acts_late_is_caught_by_the_trajectory(key):
+    rows = _rows(key)
+    assert BUGS[key].expect == "late"
+    assert rows["training"]["caught"], rows["training"]["summary"]
+    assert not rows["gradcheck"]["caught"]

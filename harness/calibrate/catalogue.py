@@ -15,6 +15,10 @@ bug SGD with Nesterov momentum) and with what they can show:
     the first step is exactly right (momentum dampening: torch starts the buffer
     undamped; a wrong beta2: the bias correction makes step 1 independent of it);
     only later steps differ, so only the training trajectory can see it;
+``late``
+    exact for many steps, then wrong (a rate cut from step 13, the last layer frozen
+    after step 12, Adam's bias correction frozen at its first step): the one-step
+    check cannot see it, the training trajectory must, however late it acts;
 ``unseen``
     (float32 only) a bug below what float32 can tell from rounding (a relative error
     of 1e-6, a float32 softmax): no requirement either way;
@@ -419,6 +423,41 @@ class ClipAfterStep(SimpleMLP):
         self.clip(grads)
 
 
+# ------------------------------------------------------------------ late bugs
+#: the step from which the late bugs act (the catalogue's runs take 24 steps)
+LATE_STEP = 13
+
+
+class LrCutLate(SimpleMLP):
+    """The learning rate cut tenfold from step 13 on (a stray decay that starts late)."""
+
+    def rate(self, t):
+        return super().rate(t) * (0.1 if t >= LATE_STEP else 1.0)
+
+
+class LastLayerFrozenLate(SimpleMLP):
+    """The last layer stops learning after step 12 (its update skipped)."""
+
+    def apply_step(self, params, grads):
+        last = {f"W{self.n_layers - 1}", f"b{self.n_layers - 1}"}
+        before = {k: params[k] for k in last}
+        super().apply_step(params, grads)
+        if self.steps >= LATE_STEP:
+            params.update(before)
+
+
+class _BiasCorrectionFrozen(SimpleAdam):
+    def bias_corrections(self, t):
+        return super().bias_corrections(1)  # (1 - b1) and (1 - b2) at every step
+
+
+class AdamBiasCorrectionFrozen(_Optimized):
+    """Adam's bias correction frozen at step 1: m / (1 - b1) and v / (1 - b2) every step
+    (published code that divides by the constants): exact at step 1 only."""
+
+    ADAM = _BiasCorrectionFrozen
+
+
 # ------------------------------------------------------------------ the catalogue
 class BceOutputsSummed(SimpleMLP):
     """bce summed over the outputs where the spec averages them (a factor C)."""
@@ -568,6 +607,11 @@ CATALOGUE: tuple[Bug, ...] = (
         optimizer={**_SGD_M, "clip_grad_norm": 0.05}),
     Bug("clip_after_step", "ClipAfterStep", ClipAfterStep.__doc__,
         optimizer={"name": "sgd", "lr": 0.1, "clip_grad_value": 0.01}),
+    Bug("lr_cut_late", "LrCutLate", LrCutLate.__doc__, expect="late", optimizer=_SGD_M),
+    Bug("last_layer_frozen_late", "LastLayerFrozenLate", LastLayerFrozenLate.__doc__,
+        expect="late", optimizer=_SGD_M),
+    Bug("adam_bias_correction_frozen", "AdamBiasCorrectionFrozen",
+        AdamBiasCorrectionFrozen.__doc__, expect="late", optimizer=_ADAM),
     # controls: nothing to find
     Bug("relu_mask_at_zero (control)", "ReluMaskAtZero", ReluMaskAtZero.__doc__,
         expect="none"),

@@ -17,8 +17,10 @@ import numpy as np
 from harness.model.specs import ACTIVATION_NAMES
 
 BUNDLED = ("iris", "wine", "digits", "breast_cancer")
-#: the checks a configuration runs through, in order
-CHECKS = ("equivalence", "gradcheck", "training")
+#: the checks a configuration runs through, in order: every check the CLI exits on
+#: (drift judges the float32 run of the configuration against its float64 one, for
+#: either dtype drawn)
+CHECKS = ("equivalence", "gradcheck", "training", "drift", "cv")
 #: reference, candidate of each pair
 PAIRS: dict[str, tuple[str, str]] = {
     "scratch-torch": ("torch", "scratch"),
@@ -30,6 +32,14 @@ GRADCHECK_SAMPLES = 16
 GRADCHECK_ENTRIES = 6
 TRAIN_SAMPLES = 96
 EPOCHS = 2
+#: cross-validation: folds over a seeded stratified subset of at most CV_SAMPLES rows
+CV_FOLDS = 3
+CV_SAMPLES = 120
+#: how often a configuration is drawn from the amplifying family on purpose (plain SGD
+#: with heavy momentum at a high rate on batches of 4, for AMPLIFYING_EPOCHS epochs:
+#: the workloads on which rounding differences grow fastest)
+AMPLIFYING_P = 0.1
+AMPLIFYING_EPOCHS = 8
 
 
 def _log_uniform(rng, lo: float, hi: float) -> float:
@@ -81,7 +91,26 @@ def draw_config(seed: int, index: int) -> dict[str, Any]:
     cfg["batch_size"] = int(rng.choice([4, 8, 16, 32, 64]))
     cfg["seed"] = int(rng.integers(0, 2**16))
     cfg.update(_draw_loss(np.random.default_rng([seed, index, 0x1055])))
+    cfg.update(_draw_amplifying(np.random.default_rng([seed, index, 0xA4F]), cfg))
     return cfg
+
+
+def _draw_amplifying(rng, cfg: dict[str, Any]) -> dict[str, Any]:
+    """With probability :data:`AMPLIFYING_P` (its own generator: the other keys draw as
+    before), the keys that make configuration ``cfg`` an amplifying one: cross-entropy,
+    SGD at lr 0.05-0.3 with momentum 0.9 (Nesterov half the time), no decay, schedule or
+    clipping, batches of 4, :data:`AMPLIFYING_EPOCHS` epochs. ``amplifying`` says which."""
+    if rng.random() >= AMPLIFYING_P:
+        return {"amplifying": False, "epochs": EPOCHS}
+    out: dict[str, Any] = dict.fromkeys(OPTIMIZER_KEYS)
+    out.update(dict.fromkeys(RECIPE_KEYS))
+    out.update(optimizer="sgd", lr=float(rng.uniform(0.05, 0.3)), weight_decay=0.0,
+               momentum=0.9, nesterov=bool(rng.random() < 0.5), lr_schedule="none",
+               batch_size=4, loss="cross_entropy", loss_outputs="mean", mse_half=False,
+               amplifying=True, epochs=AMPLIFYING_EPOCHS)
+    if cfg["dataset"] == "synthetic":  # features of ordinary size: a rate that trains
+        out["feature_scale"] = 1.0
+    return out
 
 
 def _draw_loss(rng) -> dict[str, Any]:

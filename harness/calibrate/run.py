@@ -17,11 +17,14 @@ injected bugs named as plug-in backends (``harness.calibrate.catalogue:Class``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 from harness.calibrate import configs as C
 from harness.calibrate.catalogue import CATALOGUE, Bug, perturbed_backend
@@ -48,8 +51,28 @@ def check_config(backends, spec, optimizer, *, threads: int = 1, init_params=Non
                        init_params=init_params, val_fraction=0.0, **kw)
 
 
+def cv_subset(data, seed: int):
+    """At most :data:`~harness.calibrate.configs.CV_SAMPLES` rows of ``data``, drawn
+    stratified with ``seed`` (all of them for a smaller set, or one whose classes are
+    too small to stratify)."""
+    import dataclasses
+
+    from sklearn.model_selection import train_test_split
+
+    if len(data.y) <= C.CV_SAMPLES:
+        return data
+    idx = np.arange(len(data.y))
+    try:
+        keep, _ = train_test_split(idx, train_size=C.CV_SAMPLES, stratify=data.y,
+                                   random_state=seed)
+    except ValueError:
+        keep = np.random.default_rng(seed).permutation(idx)[:C.CV_SAMPLES]
+    keep = np.sort(keep)
+    return dataclasses.replace(data, X=data.X[keep], y=data.y[keep])
+
+
 def _run(check: str, config, data, names=None):
-    from harness.checks import run_equivalence, run_gradcheck, run_training
+    from harness.checks import run_cv, run_drift, run_equivalence, run_gradcheck, run_training
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -57,6 +80,11 @@ def _run(check: str, config, data, names=None):
             return run_equivalence(config, data)
         if check == "gradcheck":
             return run_gradcheck(config, data, names=names)
+        if check == "drift":  # the float32 run of the workload, judged from float64
+            return run_drift(config.with_dtype("float64"), data)
+        if check == "cv":
+            return run_cv(dataclasses.replace(config, folds=C.CV_FOLDS),
+                          cv_subset(data, config.spec.seed))
         return run_training(config, data)
 
 
@@ -81,14 +109,16 @@ def config_rows(seed: int, index: int, *, threads: int = 1) -> list[dict[str, An
                 for pair in C.PAIRS for check in C.CHECKS]
     base["dims"] = "-".join(map(str, spec.dims))
     for pair, backends in C.PAIRS.items():
-        config = check_config(backends, spec, opt, threads=threads, batch_size=batch)
+        config = check_config(backends, spec, opt, threads=threads, batch_size=batch,
+                              epochs=cfg.get("epochs", C.EPOCHS))
         for check in C.CHECKS:
             names = None if pair == "scratch-torch" else (backends[1],)
             t0 = time.perf_counter()
             try:
                 result = _run(check, config, data, names)
                 status, passed, summary = result.status, result.passed, result.summary
-                if getattr(result.report, "diverged_together", False):
+                if getattr(result.report, "diverged_together", False) or (
+                        result.fields or {}).get("cv_diverged_together"):
                     # both sides blew up at one step: a FAIL of the workload, not an alarm
                     # about the code; counted with the cautions
                     status, passed = "WARN", True

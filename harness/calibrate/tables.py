@@ -204,7 +204,7 @@ def _missed(g: pd.DataFrame, dtype: str, expect: str) -> str | None:
     if expect == "none":
         fired = [c for c in CHECKS if any_caught[c]]
         return f"a control, yet {', '.join(fired)} failed" if fired else None
-    if expect == "trajectory":
+    if expect in ("trajectory", "late"):
         return None if caught["training"] else "the trajectory did not catch it"
     if dtype == "float64":
         return None if caught["equivalence"] else "the one-step check did not catch it"

@@ -400,8 +400,15 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
         if raise_numerical:
             raise
         seconds = time.perf_counter() - t0
-        verdict = Verdict("cv", title, FAIL, f"numerical failure: {exc}", seconds)
+        together = len(config.backends) > 1 and set(config.backends[:2]) <= set(exc.backends)
+        summary = f"numerical failure: {exc}"
+        if together:  # still a FAIL (nothing could be compared), said for what it is
+            summary += (f"; both {config.backends[0]} and {config.backends[1]} reached a "
+                        f"non-finite loss at that step: both diverged together, the workload "
+                        f"and not the candidate; lower --lr")
+        verdict = Verdict("cv", title, FAIL, summary, seconds)
         return CheckResult("cv", [verdict], None, settings=_settings(config),
+                           fields={"cv_diverged_together": together},
                            header=config.describe(), seconds=seconds, error=str(exc))
     seconds = time.perf_counter() - t0
     report.config["dataset"] = data.name

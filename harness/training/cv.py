@@ -513,7 +513,7 @@ def _run_fold(plan: _Plan, k: int, tr: np.ndarray, va: np.ndarray, tables: _Tabl
     if log.error is not None:
         err = log.error
         raise NumericalError(f"fold {k} of {plan.folds}: {err}", step=err.step,
-                             backend=err.backend)
+                             backend=err.backend, backends=getattr(err, "backends", ()))
     seconds = {name: t.seconds for name, t in timed.items()}
     _score_fold(plan, k, models, seconds, witnessing, (X_tr, y_tr, X_va, y_va), tables)
 
