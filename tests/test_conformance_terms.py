@@ -311,3 +311,20 @@ def test_cli_flags_put_the_class_in_its_terms(capsys):
     assert "no check ran" in out and "refused to be built for it" in out
     assert main(["conformance", f"{ME}:SumOnly", "--optimizer", "sgdd"]) == 2
     assert "`--optimizer` must be one of sgd, adam" in capsys.readouterr().err
+
+
+def test_the_templates_stated_command_works_from_the_folder_holding_mynet(tmp_path):
+    shutil.copy(ROOT / "examples" / "mynet.py", tmp_path / "mynet.py")
+    (tmp_path / "tests").mkdir()
+    template = (ROOT / "examples" / "test_mynet_template.py").read_text()
+    assert "python -m pytest tests/test_mynet.py" in template
+    (tmp_path / "tests" / "test_mynet.py").write_text(template)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the project only: not the user's folder
+    from tests.test_plugin import plugin_args
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           *plugin_args(), "tests/test_mynet.py", "-k",
+                           "conformance and (contract or relu-float64) or iris"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
