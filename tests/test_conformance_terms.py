@@ -178,7 +178,7 @@ class Float32GradsInFloat64(Float32Only):
     (AdamWOnly, AdamWNoBiasCorrection, "step-adamw"),
     (OneHiddenLayer, OneHiddenLayerWrongTanh, "gradients-tanh-float64"),
     (SumOnly, SumLossMeanGrads, "gradients-relu-float64"),
-    (L2InLoss, L2OnBiasesToo, "convention-weight_decay_on-weights"),
+    (L2InLoss, L2OnBiasesToo, "convention-weight_decay_in-loss"),
 ])
 def test_each_class_passes_in_its_terms_and_its_bug_still_fails(good, bad, failing):
     run = check_network(good)
@@ -236,6 +236,11 @@ def test_conventions_are_tested_in_the_combination_declared():
     l2 = {c.id: c for c in checks_for(L2InLoss)}
     assert l2["convention-weight_decay_in-loss"].kwargs["weight_decay"] == 0.1
     assert l2["convention-weight_decay_in-loss"].skip is None
+    # the declared combination is one step, run once
+    assert l2["convention-weight_decay_on-weights"].skip == (
+        "the same conventions as convention-weight_decay_in-loss, L2InLoss's declared ones")
+    assert "does not declare convention weight_decay_on 'all'" in \
+        l2["convention-weight_decay_on-all"].skip
 
 
 def test_keyerror_for_a_missing_name_is_accepted_the_rest_recommended():

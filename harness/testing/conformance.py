@@ -10,21 +10,32 @@ The checks:
 * ``contract-*``: the protocol's promises, one method each: ``forward`` returns a
   finite (N, C) array; ``loss_and_grads`` a finite scalar and one gradient per
   parameter with its shape; ``get_params`` copies under the canonical names;
-  ``set_params`` copies in and refuses a missing or extra name, a wrong shape and a
-  NaN with a ValueError; ``train_step`` returns the loss before the update.
-* ``dtype-<dtype>``: parameters, logits, loss and gradients in the requested dtype.
+  ``set_params`` copies in and refuses a wrong shape; ``train_step`` returns the loss
+  before the update. Only what can make a verdict wrong FAILs (aliasing, a wrong shape
+  accepted silently, a wrong dtype computed); the rest is a WARN recommendation with
+  its fix (a missing or extra name or a NaN accepted, a refusal that names no
+  parameter; a KeyError, a ValueError or any exception naming the parameter is a
+  refusal), by the rules of :mod:`harness.model.contract`.
+* ``dtype-<dtype>``: parameters, logits and gradients in the requested dtype.
 * ``forward|loss|gradients-<activation>-<dtype>``: against the reference backend
   (torch, else scratch) from identical parameters; then ``gradients-depth1`` and
-  ``-depth3``, ``-batch1``, ``-duplicated-batch`` and ``-zero-input``.
+  ``-depth3`` (no hidden layer, two), ``-batch1``, ``-duplicated-batch`` and
+  ``-zero-input``.
 * ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
-  ``convention-<option>-<value>``: a step under each non-default convention.
+  ``convention-<option>-<value>``: a step in the declared conventions with one option
+  set to another declared value (weight decay 0.1 where decay is in question).
 * ``layer-<name>``: one step of a small network with a batch norm, a layer norm or a
   dropout (:data:`LAYER_NETWORKS`), buffers and evaluation after the step included;
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
 
-A class says what it supports in ``nnh_capabilities`` (see :func:`capabilities_of`);
-checks outside it are skipped with the reason.
+A class says what it supports in ``nnh_capabilities`` (see
+:func:`harness.testing.terms.capabilities_of`), and every check is built in those
+terms: its first optimizer, activation and dtype, its depth or fixed widths, its
+conventions in the combination declared. Checks outside it are skipped with the
+reason, and so is a check the class's constructor refuses (it raised for that
+configuration). A failure of the equivalence kind carries the likely causes
+``nn-harness check`` prints (:func:`harness.diagnose.diagnose`).
 """
 
 from __future__ import annotations
@@ -280,7 +291,7 @@ def _convention_checks(caps, terms: Terms, name: str, act: str, dt: str,
     too where the class's base is another value; undeclared values are skipped."""
     supported = _b.supported_conventions()
     decays = any(k.startswith("weight_decay") for k in caps["conventions"])
-    out = []
+    out, base_id = [], None
     for key, values in CONVENTION_VALUES.items():
         declared = caps["conventions"].get(key, [values[0]])
         for value in values:
@@ -289,6 +300,10 @@ def _convention_checks(caps, terms: Terms, name: str, act: str, dt: str,
             skip = (f"this version of nn-harness has no {key} option" if key not in supported
                     else None if value in declared else f"{name} does not declare convention "
                     f"{key} {value!r} in nnh_capabilities (declared: {', '.join(declared)})")
+            if skip is None and value == declared[0]:  # the declared base combination
+                if base_id is not None:
+                    skip = f"the same conventions as {base_id}, {name}'s declared ones"
+                base_id = base_id or f"convention-{key}-{value}"
             decay = terms.decay if (decays or key.startswith("weight_decay")) else None
             out.append(ConformanceCheck(
                 "convention", (key, value), _step, skip,
