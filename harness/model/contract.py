@@ -14,6 +14,14 @@ The guard around a plug-in (:class:`harness.checks.guard.Guarded`) calls it afte
 every protocol method, so the violation becomes a finding like any exception the
 code under test raises; the preflight (:func:`harness.checks.preflight`) adds the
 checks one call cannot see (copies, dtype, the loss ``train_step`` returns).
+
+This module is the one home of the contract's rules, used by the preflight of every
+command and by the conformance suite (:mod:`harness.testing.contract`) alike. A rule
+broken is a failure only where it can make a verdict wrong (aliasing between what
+``get_params`` returns and the model, a wrong shape accepted silently, a wrong dtype
+computed); the rest of the protocol's asks (:func:`check_refusals`: a missing or an
+extra name or a NaN accepted, a refusal that names no parameter;
+:func:`loss_dtype_advice`) are recommendations, each with its fix.
 """
 
 from __future__ import annotations
@@ -240,6 +248,28 @@ def loss_dtype_advice(what: str, loss, dtype: str) -> str | None:
         return (f"{what} is {loss.dtype} from a {dtype} model; recommended: compute it in "
                 f"{dtype} (or return `float(loss)`)")
     return None
+
+
+def dtype_violations(dtype: str, *, params: dict | None = None, logits=None,
+                     grads: dict | None = None) -> list[tuple[str, str]]:
+    """The rule: a model asked for ``dtype`` computes in it. ``(method, message)`` for
+    parameters, logits (of input in ``dtype``) and gradients of another dtype: each can
+    make a verdict wrong, since the tolerances of one precision would judge another."""
+    out = []
+    if params is not None:
+        got = {np.asarray(v).dtype.name for v in params.values()}
+        if got != {dtype}:
+            out.append(("get_params", f"returned {'/'.join(sorted(got))} parameters for a "
+                                      f"{dtype} model"))
+    if logits is not None and np.asarray(logits).dtype.name != dtype:
+        out.append(("forward", f"returned {np.asarray(logits).dtype} logits for a {dtype} "
+                               f"model"))
+    if grads is not None:
+        bad = sorted({np.asarray(g).dtype.name for g in grads.values()} - {dtype})
+        if bad:
+            out.append(("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} "
+                                          f"model"))
+    return out
 
 
 # ----------------------------------------------- the rules one call cannot see: copies, loss

@@ -253,8 +253,9 @@ def _layer(target, ref: str, check: str, *, terms: Terms, layer: str, dtype: str
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,
                                arbiter=_b.reference_judges(ref, spec, opt, witnesses=0)[0])
-    return equivalence_result(report, check=check, title=f"{name} {spec.layers} against "
-                              f"{ref}, one {optimizer} step", header=header_lines(spec, opt))
+    result = equivalence_result(report, check=check, title=f"{name} {spec.layers} against "
+                                f"{ref}, one {optimizer} step", header=header_lines(spec, opt))
+    return explained(result, target, ref, spec, opt, x, y)
 
 
 def explained(result: CheckResult, target, ref: str, spec, opt, x, y) -> CheckResult:
