@@ -333,3 +333,28 @@ def test_the_templates_stated_command_works_from_the_folder_holding_mynet(tmp_pa
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout
+
+
+def test_a_class_name_typo_gets_did_you_mean_in_every_command(capsys):
+    from harness.cli import main
+    from harness.errors import ProtocolError
+    from harness.model.registry import load_user_class
+
+    with pytest.raises(ProtocolError, match=r"has no attribute 'SumOnyl'; did you mean "
+                                            r"`SumOnly`\?"):
+        load_user_class(f"{ME}:SumOnyl")
+    with pytest.raises(ProtocolError) as err:
+        load_user_class(f"{ME}:Zzzzzz")
+    assert "did you mean" not in str(err.value)
+    for argv in (["check", "--backends", f"torch,{ME}:L2InLos", "--dataset", "iris"],
+                 ["conformance", f"{ME}:L2InLos"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "did you mean `L2InLoss`?" in err and "Traceback" not in err
+
+
+def test_a_combination_no_spec_can_express_is_skipped_with_the_reason():
+    checks = {c.id: c for c in checks_for("scratch", flags={"optimizers": ["adamw"]})}
+    assert checks["convention-weight_decay_in-loss"].skip.startswith(
+        "no such configuration: `weight_decay_in` loss does not apply to adamw")
+    assert checks["step-adamw"].skip is None

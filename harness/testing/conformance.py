@@ -285,6 +285,19 @@ def explained(result: CheckResult, target, ref: str, spec, opt, x, y) -> CheckRe
 
 
 # ------------------------------------------------------------------ the list
+def _invalid(terms: Terms, optimizer: str, conventions: dict | None = None,
+             weight_decay: float | None = None) -> str | None:
+    """Why no spec can express these settings (adamw with its decay in the loss), or None."""
+    from harness.errors import ConfigError
+
+    try:
+        terms.spec(conventions=conventions)
+        terms.opt(optimizer, conventions=conventions, weight_decay=weight_decay)
+    except ConfigError as exc:
+        return f"no such configuration: {exc}"
+    return None
+
+
 def _convention_checks(caps, terms: Terms, name: str, act: str, dt: str,
                        opt: str) -> list[ConformanceCheck]:
     """``convention-<option>-<value>``: one step in the declared base conventions with
@@ -306,6 +319,7 @@ def _convention_checks(caps, terms: Terms, name: str, act: str, dt: str,
                     skip = f"the same conventions as {base_id}, {name}'s declared ones"
                 base_id = base_id or f"convention-{key}-{value}"
             decay = terms.decay if (decays or key.startswith("weight_decay")) else None
+            skip = skip or _invalid(terms, opt, {key: value}, decay)
             out.append(ConformanceCheck(
                 "convention", (key, value), _step, skip,
                 dict(terms=terms, activation=act, dtype=dt, optimizer=opt,
@@ -350,8 +364,8 @@ def checks_for(target, *, flags: dict | None = None) -> list[ConformanceCheck]:
     out += [ConformanceCheck("gradients", (kind,), _against_reference,
                              kwargs={**grads, "batch": kind})
             for kind in ("batch1", "duplicated-batch", "zero-input")]
-    out += [ConformanceCheck("step", (o,), _step, why("optimizers", o), {**base, "optimizer": o})
-            for o in OPTIMIZER_NAMES]
+    out += [ConformanceCheck("step", (o,), _step, why("optimizers", o) or _invalid(terms, o),
+                             {**base, "optimizer": o}) for o in OPTIMIZER_NAMES]
     out += _convention_checks(caps, terms, name, act, dt, opt)
     out += [ConformanceCheck("layer", (layer,), _layer, why("layers", layer),
                              dict(terms=terms, layer=layer, dtype=dt, optimizer=opt))
