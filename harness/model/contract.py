@@ -402,7 +402,8 @@ def check_refusals(set_params, get_params, broke, recommend, good: dict) -> None
                   f"must be refused (raise a ValueError naming {name}), or a transposed "
                   f"weight is compared as if it were right")
         else:
+            fix = ("check `np.all(np.isfinite(v))`" if "NaN" in what
+                   else "compare the names given with your own")
             recommend(f"set_params accepted {what}; recommended: refuse it with a ValueError "
-                      f"naming {name} (compare the names with your own, and "
-                      f"`np.all(np.isfinite(v))`, before copying in)")
+                      f"naming {name} ({fix} before copying in)")
         set_params(good)
