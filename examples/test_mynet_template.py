@@ -1,9 +1,16 @@
 """Equivalence tests of your own network: copy this file to your tests/ folder.
 
 Replace ``mynet`` / ``MyMLP`` with your module and class (constructed as
-``MyMLP(spec, optimizer)``, implementing the ``Classifier`` protocol), then run
-``pytest``. Every case that fails prints the harness's report: the comparison table,
-the counts, the first layer where the two implementations part, the likely causes.
+``MyMLP(spec, optimizer)``, implementing the ``Classifier`` protocol), then run, from
+the folder that holds ``mynet.py``::
+
+    python -m pytest tests/test_mynet.py
+
+(``python -m pytest`` puts the current folder on the import path, so ``mynet``
+imports; plain ``pytest`` puts only this file's own folder there, which is enough
+when ``mynet.py`` sits beside it.) Every case that fails prints the harness's report:
+the comparison table, the counts, the first layer where the two implementations part,
+the likely causes.
 """
 
 import pytest

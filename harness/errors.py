@@ -36,6 +36,19 @@ class ProtocolError(ConfigError):
     """A user-supplied class cannot be imported or does not implement ``Classifier``."""
 
 
+class BuildRefused(ProtocolError):
+    """A user's class refused a configuration: its constructor raised for this spec or
+    optimizer (a depth, an optimizer or a convention it does not implement).
+
+    ``backend`` names the class; the conformance suite skips what it refuses, with
+    the reason, where every other command treats it as bad input.
+    """
+
+    def __init__(self, message: str, *, backend: str | None = None):
+        super().__init__(message)
+        self.backend = backend
+
+
 class NumericalError(HarnessError, ArithmeticError):
     """A loss or parameter became NaN or inf while running."""
 

@@ -183,7 +183,7 @@ def _contract(name: str, model, x, y, dtype: str) -> list[Finding]:
 
 def _contract_rules(name: str, model, xd, y, dtype: str, call, broke) -> None:
     """The rules of :func:`_contract`, in order (``call`` raises _Stop on a raise)."""
-    from harness.model.contract import check_copies, check_train_step_loss
+    from harness.model.contract import check_copies, check_train_step_loss, dtype_violations
 
     params = call("get_params")
     got = {np.asarray(v).dtype.name for v in params.values()}
@@ -193,19 +193,17 @@ def _contract_rules(name: str, model, xd, y, dtype: str, call, broke) -> None:
         raise ConfigError(
             f"`{name}` computes in float64 when float32 was asked (its parameters{also} "
             f"are float64); it does not support --dtype float32")
-    if got != {dtype}:
-        broke("get_params", f"returned {'/'.join(sorted(got))} parameters for a {dtype} "
-                            f"model")
+    for method, message in dtype_violations(dtype, params=params):
+        broke(method, message)
     logits = call("forward", xd)
-    if logits.dtype.name != dtype:
-        broke("forward", f"returned {logits.dtype} logits for a {dtype} model")
+    for method, message in dtype_violations(dtype, logits=logits):
+        broke(method, message)
     loss, grads = call("loss_and_grads", xd, y)
     if not math.isfinite(float(np.asarray(loss).reshape(()))):
         broke("loss_and_grads", f"returned a non-finite loss ({float(np.asarray(loss))}) "
                                 f"on {len(y)} rows of the data at the initial parameters")
-    bad = sorted({g.dtype.name for g in grads.values()} - {dtype})
-    if bad:
-        broke("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} model")
+    for method, message in dtype_violations(dtype, grads=grads):
+        broke(method, message)
     check_copies(call, broke, params)
     check_train_step_loss(call, broke, xd, y, loss, dtype)
 

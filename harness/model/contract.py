@@ -14,6 +14,14 @@ The guard around a plug-in (:class:`harness.checks.guard.Guarded`) calls it afte
 every protocol method, so the violation becomes a finding like any exception the
 code under test raises; the preflight (:func:`harness.checks.preflight`) adds the
 checks one call cannot see (copies, dtype, the loss ``train_step`` returns).
+
+This module is the one home of the contract's rules, used by the preflight of every
+command and by the conformance suite (:mod:`harness.testing.contract`) alike. A rule
+broken is a failure only where it can make a verdict wrong (aliasing between what
+``get_params`` returns and the model, a wrong shape accepted silently, a wrong dtype
+computed); the rest of the protocol's asks (:func:`check_refusals`: a missing or an
+extra name or a NaN accepted, a refusal that names no parameter;
+:func:`loss_dtype_advice`) are recommendations, each with its fix.
 """
 
 from __future__ import annotations
@@ -233,6 +241,37 @@ def scalar_problem(what: str, loss, dtype=None) -> str | None:
     return None
 
 
+def loss_dtype_advice(what: str, loss, dtype: str) -> str | None:
+    """A recommendation when ``loss`` is a NumPy scalar of another dtype than ``dtype``
+    (a loss is compared as a number, so no verdict depends on it), or None."""
+    if isinstance(loss, (np.ndarray, np.generic)) and loss.dtype != np.dtype(dtype):
+        return (f"{what} is {loss.dtype} from a {dtype} model; recommended: compute it in "
+                f"{dtype} (or return `float(loss)`)")
+    return None
+
+
+def dtype_violations(dtype: str, *, params: dict | None = None, logits=None,
+                     grads: dict | None = None) -> list[tuple[str, str]]:
+    """The rule: a model asked for ``dtype`` computes in it. ``(method, message)`` for
+    parameters, logits (of input in ``dtype``) and gradients of another dtype: each can
+    make a verdict wrong, since the tolerances of one precision would judge another."""
+    out = []
+    if params is not None:
+        got = {np.asarray(v).dtype.name for v in params.values()}
+        if got != {dtype}:
+            out.append(("get_params", f"returned {'/'.join(sorted(got))} parameters for a "
+                                      f"{dtype} model"))
+    if logits is not None and np.asarray(logits).dtype.name != dtype:
+        out.append(("forward", f"returned {np.asarray(logits).dtype} logits for a {dtype} "
+                               f"model"))
+    if grads is not None:
+        bad = sorted({np.asarray(g).dtype.name for g in grads.values()} - {dtype})
+        if bad:
+            out.append(("loss_and_grads", f"returned {'/'.join(bad)} gradients for a {dtype} "
+                                          f"model"))
+    return out
+
+
 # ----------------------------------------------- the rules one call cannot see: copies, loss
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
@@ -306,3 +345,65 @@ def check_train_step_loss(call, broke, x, y, loss_before, dtype: str) -> None:
     else:
         broke("train_step", f"returned {step_loss:.6g}; expected the batch loss before the "
                             f"update, {before:.6g}, as loss_and_grads gives on the same batch")
+
+
+# ------------------------------------------- what set_params must refuse, and how badly
+def refusal_cases(good: dict) -> list[tuple[str, str, dict, bool]]:
+    """The bad inputs ``set_params`` is offered: ``(what, name, params, harmful)``.
+
+    ``harmful`` marks the one whose silent acceptance can make a verdict wrong (a wrong
+    shape taken as it is: a transposed weight that broadcasts); the others (a missing
+    or an extra name, a NaN) are never handed to a model by the harness, so accepting
+    them is a recommendation, not a failure.
+    """
+    first = next(iter(good))
+    return [
+        (f"a missing parameter ({first})", first,
+         {k: v for k, v in good.items() if k != first}, False),
+        ("an extra parameter (W99)", "W99",
+         {**good, "W99": np.zeros((1, 1), good[first].dtype)}, False),
+        (f"a wrong shape ({first} transposed)", first,
+         {**good, first: np.ascontiguousarray(good[first].T)}, True),
+        (f"a NaN in {first}", first, {**good, first: np.full_like(good[first], np.nan)}, False),
+    ]
+
+
+def names_it(exc: BaseException, name: str) -> bool:
+    """Whether a refusal says which parameter: a ValueError or a KeyError (the Python
+    idioms), or any exception whose message names ``name``."""
+    return isinstance(exc, (ValueError, KeyError)) or name in str(exc)
+
+
+def check_refusals(set_params, get_params, broke, recommend, good: dict) -> None:
+    """The rule: ``set_params`` refuses what does not fit, and leaves the model as it was.
+
+    ``set_params`` and ``get_params`` call the model itself (exceptions reach here);
+    ``broke(message)`` records a FAIL (a wrong shape accepted silently);
+    ``recommend(message)`` a WARN line with the fix (any other input accepted, a
+    refusal that does not name the parameter). ``good`` is the model's parameters;
+    they are restored after each case.
+    """
+    for what, name, bad, harmful in refusal_cases(good):
+        try:
+            set_params(bad)
+        except Exception as exc:  # noqa: BLE001 - any refusal is a refusal
+            if not names_it(exc, name):
+                recommend(f"set_params with {what} raised {type(exc).__name__}: {exc}; "
+                          f"recommended: a ValueError that names {name}")
+            after = get_params()
+            if not _same(after, good):
+                (broke if harmful else recommend)(
+                    f"set_params with {what} raised but changed the parameters first; "
+                    f"check every name, shape and value before copying any in")
+                set_params(good)
+            continue
+        if harmful:
+            broke(f"set_params accepted {what} silently; a parameter of the wrong shape "
+                  f"must be refused (raise a ValueError naming {name}), or a transposed "
+                  f"weight is compared as if it were right")
+        else:
+            fix = ("check `np.all(np.isfinite(v))`" if "NaN" in what
+                   else "compare the names given with your own")
+            recommend(f"set_params accepted {what}; recommended: refuse it with a ValueError "
+                      f"naming {name} ({fix} before copying in)")
+        set_params(good)

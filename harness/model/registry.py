@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from harness.errors import ConfigError, ParamError, ProtocolError
+from harness.errors import BuildRefused, ConfigError, ParamError, ProtocolError
 from harness.model.contract import missing_members
 from harness.model.protocol import Classifier
 from harness.model.specs import ACTIVATION_NAMES, ModelSpec, OptimizerSpec
@@ -166,14 +166,28 @@ def load_user_class(name: str) -> type:
             f"{describe_exception(exc)}") from exc
     obj = module
     for part in cls_name.split("."):
-        obj = getattr(obj, part, None)
+        holder, obj = obj, getattr(obj, part, None)
         if obj is None:
             hint = (f"; {_project_package_hint(module_name, cls_name)}"
-                    if top in PROJECT_PACKAGES else "")
+                    if top in PROJECT_PACKAGES else _did_you_mean(holder, part))
             raise ProtocolError(f"module {module_name!r} has no attribute {cls_name!r}{hint}")
     if not isinstance(obj, type):
         raise ProtocolError(f"backend {name!r} is not a class (got {type(obj).__name__})")
     return obj
+
+
+def _did_you_mean(holder, name: str) -> str:
+    """``"; did you mean `MyMLP`?"`` for the classes of ``holder`` closest to ``name``
+    (difflib), or ``""``."""
+    import difflib
+
+    classes = [k for k in dir(holder) if not k.startswith("_")
+               and isinstance(getattr(holder, k, None), type)]
+    close = difflib.get_close_matches(name, classes, n=3, cutoff=0.6) or [
+        k for k in classes if k.lower() == name.lower()]
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"`{k}`" for k in close) + "?"
 
 
 def check_protocol(model, name: str) -> None:
@@ -210,7 +224,8 @@ def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = N
     try:
         model = cls(spec, optimizer)
     except Exception as exc:  # the user's code: any exception is a bad plug-in or setting
-        raise ProtocolError(f"could not build `{name}`: {describe_exception(exc)}") from exc
+        raise BuildRefused(f"could not build `{name}`: {describe_exception(exc)}",
+                           backend=name) from exc
     check_protocol(model, name)
     if tuple(model.dims) != spec.dims:
         raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected {spec.dims}")

@@ -164,7 +164,7 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     protocol the same way; a built model is checked and guarded as it is.
     """
     from harness.checks.guard import Guarded
-    from harness.errors import ProtocolError
+    from harness.errors import BuildRefused, ProtocolError
     from harness.model.registry import BUILTIN_BACKENDS, check_protocol, make_backend, with_masks
 
     target = as_target(target)
@@ -175,8 +175,11 @@ def build(target, spec: ModelSpec, optimizer: OptimizerSpec, *, device: str = "c
     if isinstance(target, type):
         try:
             model = target(spec, optimizer)
-        except (ConfigError, ValueError) as exc:
-            raise ProtocolError(f"backend {name!r} refused the configuration: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the user's constructor: a refusal
+            from harness.model.userframe import describe_exception
+
+            raise BuildRefused(f"backend {name!r} refused the configuration: "
+                               f"{describe_exception(exc)}", backend=name) from exc
         check_protocol(model, name)
         if tuple(model.dims) != spec.dims:
             raise ProtocolError(f"backend {name!r} has dims {tuple(model.dims)}, expected "

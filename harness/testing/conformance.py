@@ -10,21 +10,32 @@ The checks:
 * ``contract-*``: the protocol's promises, one method each: ``forward`` returns a
   finite (N, C) array; ``loss_and_grads`` a finite scalar and one gradient per
   parameter with its shape; ``get_params`` copies under the canonical names;
-  ``set_params`` copies in and refuses a missing or extra name, a wrong shape and a
-  NaN with a ValueError; ``train_step`` returns the loss before the update.
-* ``dtype-<dtype>``: parameters, logits, loss and gradients in the requested dtype.
+  ``set_params`` copies in and refuses a wrong shape; ``train_step`` returns the loss
+  before the update. Only what can make a verdict wrong FAILs (aliasing, a wrong shape
+  accepted silently, a wrong dtype computed); the rest is a WARN recommendation with
+  its fix (a missing or extra name or a NaN accepted, a refusal that names no
+  parameter; a KeyError, a ValueError or any exception naming the parameter is a
+  refusal), by the rules of :mod:`harness.model.contract`.
+* ``dtype-<dtype>``: parameters, logits and gradients in the requested dtype.
 * ``forward|loss|gradients-<activation>-<dtype>``: against the reference backend
   (torch, else scratch) from identical parameters; then ``gradients-depth1`` and
-  ``-depth3``, ``-batch1``, ``-duplicated-batch`` and ``-zero-input``.
+  ``-depth3`` (no hidden layer, two), ``-batch1``, ``-duplicated-batch`` and
+  ``-zero-input``.
 * ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
-  ``convention-<option>-<value>``: a step under each non-default convention.
+  ``convention-<option>-<value>``: a step in the declared conventions with one option
+  set to another declared value (weight decay 0.1 where decay is in question).
 * ``layer-<name>``: one step of a small network with a batch norm, a layer norm or a
   dropout (:data:`LAYER_NETWORKS`), buffers and evaluation after the step included;
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
 
-A class says what it supports in ``nnh_capabilities`` (see :func:`capabilities_of`);
-checks outside it are skipped with the reason.
+A class says what it supports in ``nnh_capabilities`` (see
+:func:`harness.testing.terms.capabilities_of`), and every check is built in those
+terms: its first optimizer, activation and dtype, its depth or fixed widths, its
+conventions in the combination declared. Checks outside it are skipped with the
+reason, and so is a check the class's constructor refuses (it raised for that
+configuration). A failure of the equivalence kind carries the likely causes
+``nn-harness check`` prints (:func:`harness.diagnose.diagnose`).
 """
 
 from __future__ import annotations
@@ -36,87 +47,24 @@ from typing import Any
 
 import numpy as np
 
-from harness.checks.result import FAIL, PASSING, CheckResult
-from harness.errors import BackendRaised, ConfigError
+from harness.checks.result import FAIL, PASS, PASSING, CheckResult
+from harness.errors import BackendRaised, BuildRefused, HarnessError
 from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, OPTIMIZER_NAMES
 from harness.testing import build as _b
 from harness.testing.asserts import equivalence_result, raised_result, trajectory_result
 from harness.testing.contract import (
-    DIMS, LR, check_contract, check_determinism, check_dtype, check_float32_end_to_end,
-    header_lines, make_batch,
+    check_contract, check_determinism, check_dtype, check_float32_end_to_end, header_lines,
+    make_batch,
+)
+from harness.testing.terms import (
+    CONVENTION_VALUES, DEFAULT_CAPABILITIES, LAYER_NETWORKS, Terms, capabilities_of, terms_of,
+    with_overrides,
 )
 
 SKIP = "SKIP"
-#: what a class supports when it declares nothing
-DEFAULT_CAPABILITIES: dict[str, Any] = {
-    "activations": ["relu"], "dtypes": ["float64"], "optimizers": ["sgd"], "conventions": {},
-    "layers": []}
-#: the layers a class may declare beyond the MLP's, and the network each is checked in
-LAYER_NETWORKS: dict[str, str] = {
-    "batchnorm": "linear(7),batchnorm,relu,linear(3)",
-    "layernorm": "linear(7),layernorm,tanh,linear(3)",
-    "dropout": "linear(7),relu,dropout(0.5),linear(3)",
-}
-#: the values of every convention option, default first
-CONVENTION_VALUES: dict[str, tuple[str, ...]] = {
-    "loss_reduction": ("mean", "sum"), "weight_decay_in": ("optimizer", "loss"),
-    "weight_decay_on": ("all", "weights")}
-
-
-# ------------------------------------------------------------------ capabilities
-def capabilities_of(target) -> dict[str, Any]:
-    """What ``target`` declares it supports, completed with the defaults.
-
-    A class declares ``nnh_capabilities = {"activations": [...], "dtypes": [...],
-    "optimizers": [...], "conventions": {"loss_reduction": ["mean", "sum"], ...},
-    "layers": ["batchnorm", "layernorm", "dropout"]}``; a missing key takes its default
-    (relu; float64; sgd; the default conventions; no layer beyond the MLP's).
-    The built-in backends support everything.
-
-    Raises
-    ------
-    ConfigError
-        An unknown key or name in the declaration.
-    """
-    from harness.model.registry import BUILTIN_BACKENDS, load_user_class
-
-    if isinstance(target, str) and target in BUILTIN_BACKENDS:
-        return {"activations": list(ACTIVATION_NAMES), "dtypes": list(DTYPE_NAMES),
-                "optimizers": list(OPTIMIZER_NAMES), "layers": list(LAYER_NETWORKS),
-                "conventions": {k: list(CONVENTION_VALUES[k])
-                                for k in _b.supported_conventions()}}
-    cls = load_user_class(target) if isinstance(target, str) else (
-        target if isinstance(target, type) else type(target))
-    declared = getattr(cls, "nnh_capabilities", None) or {}
-    where = f"{cls.__name__}.nnh_capabilities"
-    if not isinstance(declared, dict):
-        raise ConfigError(f"`{where}` must be a dict, got {type(declared).__name__}")
-    unknown = set(declared) - set(DEFAULT_CAPABILITIES)
-    if unknown:
-        raise ConfigError(f"`{where}` has unknown key {sorted(unknown)[0]!r}; allowed: "
-                          f"{', '.join(DEFAULT_CAPABILITIES)}")
-    caps = {k: declared.get(k, v) for k, v in DEFAULT_CAPABILITIES.items()}
-    for key, allowed in (("activations", ACTIVATION_NAMES), ("dtypes", DTYPE_NAMES),
-                         ("optimizers", OPTIMIZER_NAMES), ("layers", tuple(LAYER_NETWORKS))):
-        values = list(caps[key])
-        bad = [v for v in values if v not in allowed]
-        if bad or (not values and key != "layers"):
-            raise ConfigError(f"`{where}['{key}']` must list some of {', '.join(allowed)}, "
-                              f"got {values!r}")
-        caps[key] = values
-    conventions = dict(caps["conventions"])
-    for key, values in conventions.items():
-        if key not in CONVENTION_VALUES:
-            raise ConfigError(f"`{where}['conventions']` has unknown option {key!r}; allowed: "
-                              f"{', '.join(CONVENTION_VALUES)}")
-        values = [values] if isinstance(values, str) else list(values)
-        bad = [v for v in values if v not in CONVENTION_VALUES[key]]
-        if bad:
-            raise ConfigError(f"`{where}['conventions']['{key}']` must list some of "
-                              f"{', '.join(CONVENTION_VALUES[key])}, got {values!r}")
-        conventions[key] = values
-    caps["conventions"] = conventions
-    return caps
+__all__ = ["CONVENTION_VALUES", "DEFAULT_CAPABILITIES", "LAYER_NETWORKS", "ConformanceCheck",
+           "ConformanceRun", "Outcome", "capabilities_of", "check_network", "checks_for",
+           "parametrize_with_checks"]
 
 
 # ------------------------------------------------------------------ checks
@@ -156,20 +104,41 @@ class ConformanceCheck:
     def title(self, target) -> str:
         return f"{_b.short_name(target)}: {self.id}"
 
-    def __call__(self, target, *, reference: str | None = None) -> CheckResult:
+    def outcome(self, target, *, reference: str | None = None) -> Outcome:
+        """The check's :class:`Outcome`: SKIP with the reason where it does not apply or
+        the class refuses to be built for it (its constructor raised: a depth, an
+        optimizer or a convention it does not implement), else its result."""
         if self.skip:
-            import pytest
+            return Outcome(self.id, SKIP, reason=self.skip)
+        try:
+            result = self.run(target, reference=reference)
+        except BuildRefused as exc:
+            return Outcome(self.id, SKIP, reason=refusal_reason(target, exc))
+        return Outcome(self.id, result.status, result)
 
-            pytest.skip(self.skip)
+    def __call__(self, target, *, reference: str | None = None) -> CheckResult:
         from harness.testing.asserts import HarnessAssertionError
 
-        result = self.run(target, reference=reference)
-        if not result.passed:
-            raise HarnessAssertionError(result)
-        return result
+        outcome = self.outcome(target, reference=reference)
+        if outcome.status == SKIP:
+            import pytest
+
+            pytest.skip(outcome.reason)
+        if not outcome.result.passed:
+            raise HarnessAssertionError(outcome.result)
+        return outcome.result
 
     def __repr__(self) -> str:
         return f"<check {self.id}>"
+
+
+def refusal_reason(target, exc: BuildRefused) -> str:
+    """The SKIP line of a check the class refused to be built for."""
+    message = str(exc)
+    for prefix in (f"backend {_b.short_name(target)!r} refused the configuration: ",
+                   f"could not build `{_b.target_name(target)}`: "):
+        message = message.removeprefix(prefix)
+    return f"{_b.short_name(target)} refused to be built for it: {message}"
 
 
 def _batch(kind: str, dims):
@@ -184,17 +153,18 @@ def _batch(kind: str, dims):
     return x, y
 
 
-def _against_reference(target, ref: str, check: str, *, quantity: str, activation: str,
-                       dtype: str, dims=DIMS, batch: str = "random") -> CheckResult:
+def _against_reference(target, ref: str, check: str, *, terms: Terms, quantity: str,
+                       activation: str, dtype: str, optimizer: str, dims=None,
+                       batch: str = "random") -> CheckResult:
     """Logits, loss or gradients of ``target`` against ``ref`` from identical parameters."""
     from harness.compare.closeness import compare
     from harness.compare.equivalence import EquivalenceReport, compare_dicts, resolve_tolerances
 
-    spec = _b.make_spec(dims, activation=activation, dtype=dtype)
-    opt = _b.make_optimizer()
+    spec = terms.spec(activation=activation, dtype=dtype, dims=dims)
+    opt = terms.opt(optimizer)
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
     candidate.set_params(reference.get_params())
-    x, y = _batch(batch, dims)
+    x, y = _batch(batch, spec.dims)
     x = x.astype(dtype)
     rtol, atol = resolve_tolerances(dtype, None, None)
     tol = dict(rtol=rtol, atol=atol)
@@ -217,42 +187,41 @@ def _against_reference(target, ref: str, check: str, *, quantity: str, activatio
     report = EquivalenceReport(rows, rtol, atol, dtype, ref, name, divergence=divergence,
                                notes=notes)
     what = {"forward": "logits", "loss": "loss", "gradients": "gradients"}[quantity]
-    return equivalence_result(report, check=check, title=f"{name} {what} against {ref}, "
-                              f"{activation}, {dtype}, dims {spec.dims}, {len(y)} samples "
-                              f"({batch})", header=header_lines(spec, opt))
+    result = equivalence_result(report, check=check, title=f"{name} {what} against {ref}, "
+                                f"{activation}, {dtype}, dims {spec.dims}, {len(y)} samples "
+                                f"({batch})", header=header_lines(spec, opt))
+    return explained(result, target, ref, spec, opt, x, y)
 
 
-def _step(target, ref: str, check: str, *, activation: str, dtype: str, optimizer: str,
-          conventions: dict | None = None, weight_decay: float = 0.0) -> CheckResult:
+def _step(target, ref: str, check: str, *, terms: Terms, activation: str, dtype: str,
+          optimizer: str, conventions: dict | None = None,
+          weight_decay: float | None = None) -> CheckResult:
     """One optimizer step of ``target`` against ``ref`` (everything compared once)."""
     from harness.compare.equivalence import check_equivalence
 
-    conventions = conventions or {}
-    spec = _b.make_spec(DIMS, activation=activation, dtype=dtype,
-                        loss_reduction=conventions.get("loss_reduction"))
-    opt = _b.make_optimizer({"name": optimizer, "lr": LR, "weight_decay": weight_decay},
-                            weight_decay_in=conventions.get("weight_decay_in"),
-                            weight_decay_on=conventions.get("weight_decay_on"))
+    spec = terms.spec(activation=activation, dtype=dtype, conventions=conventions)
+    opt = terms.opt(optimizer, conventions=conventions, weight_decay=weight_decay)
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
+    x, y = make_batch(spec.dims)
     name = _b.short_name(target)
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,
                                arbiter=_b.reference_judges(ref, spec, opt, witnesses=0)[0])
-    return equivalence_result(report, check=check, title=f"{name} one {optimizer} step "
-                              f"against {ref}", header=header_lines(spec, opt))
+    result = equivalence_result(report, check=check, title=f"{name} one {optimizer} step "
+                                f"against {ref}", header=header_lines(spec, opt))
+    return explained(result, target, ref, spec, opt, x, y)
 
 
-def _trajectory(target, ref: str, check: str, *, activation: str, dtype: str,
+def _trajectory(target, ref: str, check: str, *, terms: Terms, activation: str, dtype: str,
                 optimizer: str) -> CheckResult:
     import warnings
 
     from harness.training.side_by_side import compare_training
 
-    spec = _b.make_spec(DIMS, activation=activation, dtype=dtype)
-    opt = _b.make_optimizer({"name": optimizer, "lr": LR})
+    spec = terms.spec(activation=activation, dtype=dtype)
+    opt = terms.opt(optimizer)
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(DIMS, n=12, seed=1)
+    x, y = make_batch(spec.dims, n=12, seed=1)
     name = _b.short_name(target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -260,82 +229,151 @@ def _trajectory(target, ref: str, check: str, *, activation: str, dtype: str,
         report = compare_training(reference, candidate, x, y, epochs=2, batch_size=4, seed=0,
                                   reference_name=ref, candidate_name=name, arbiter=arbiter,
                                   witnesses=witnesses)
-    return trajectory_result(report, check=check, title=f"{name} trajectory against {ref}, "
-                             f"{optimizer}, 2 epochs of 3 batches", header=header_lines(spec, opt))
+    result = trajectory_result(report, check=check, title=f"{name} trajectory against {ref}, "
+                               f"{optimizer}, 2 epochs of 3 batches",
+                               header=header_lines(spec, opt))
+    return explained(result, target, ref, spec, opt, x, y)
 
 
-def _layer(target, ref: str, check: str, *, layer: str, dtype: str) -> CheckResult:
+def _layer(target, ref: str, check: str, *, terms: Terms, layer: str, dtype: str,
+           optimizer: str) -> CheckResult:
     """One step of a small network with ``layer`` (:data:`LAYER_NETWORKS`) against ``ref``:
     logits, loss, gradients, the step, the buffers and evaluation after it."""
     from harness.compare.equivalence import check_equivalence
     from harness.model.specs import ModelSpec
 
-    spec = ModelSpec(layers=LAYER_NETWORKS[layer], input_shape=(DIMS[0],), dtype=dtype)
-    opt = _b.make_optimizer({"name": "sgd", "lr": LR})
+    reduction = terms.convention("loss_reduction")
+    extra = {**({"loss_reduction": reduction} if reduction != "mean" else {}), **terms.model}
+    spec = ModelSpec(layers=LAYER_NETWORKS[layer], input_shape=(terms.dims[0],), dtype=dtype,
+                     **extra)
+    opt = terms.opt(optimizer)
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
+    x, y = make_batch(spec.dims)
     name = _b.short_name(target)
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,
                                arbiter=_b.reference_judges(ref, spec, opt, witnesses=0)[0])
-    return equivalence_result(report, check=check, title=f"{name} {spec.layers} against "
-                              f"{ref}, one sgd step", header=header_lines(spec, opt))
+    result = equivalence_result(report, check=check, title=f"{name} {spec.layers} against "
+                                f"{ref}, one {optimizer} step", header=header_lines(spec, opt))
+    return explained(result, target, ref, spec, opt, x, y)
+
+
+def explained(result: CheckResult, target, ref: str, spec, opt, x, y) -> CheckResult:
+    """``result`` with the likely causes ``nn-harness check`` prints for a FAIL: the
+    hypotheses of :func:`harness.diagnose.diagnose` that hold, and the localisation."""
+    if result.passed or _b.is_built(target):
+        return result
+    import dataclasses
+
+    from harness.checks.config import CheckConfig
+    from harness.diagnose import diagnose
+
+    name = _b.target_name(target)
+
+    def builder(config, backend, dtype=None):
+        s = config.spec if dtype is None else dataclasses.replace(config.spec, dtype=dtype)
+        return _b.build(target if backend == name else backend, s, config.optimizer)
+
+    try:
+        found = diagnose(CheckConfig((ref, name), spec, opt), x, y, ref, name, builder=builder)
+    except (HarnessError, ValueError, TypeError):
+        return result  # a name the configuration refuses: the verdict stands unexplained
+    result.hints.extend(h for h in found.hints if h not in result.hints)
+    if found.localised and found.localised not in result.notes:
+        result.notes.append(found.localised)
+    return result
 
 
 # ------------------------------------------------------------------ the list
-def checks_for(target) -> list[ConformanceCheck]:
-    """Every check of ``target`` (a class or a backend name), skips marked with reasons."""
-    caps = capabilities_of(target)
+def _invalid(terms: Terms, optimizer: str, conventions: dict | None = None,
+             weight_decay: float | None = None) -> str | None:
+    """Why no spec can express these settings (adamw with its decay in the loss), or None."""
+    from harness.errors import ConfigError
+
+    try:
+        terms.spec(conventions=conventions)
+        terms.opt(optimizer, conventions=conventions, weight_decay=weight_decay)
+    except ConfigError as exc:
+        return f"no such configuration: {exc}"
+    return None
+
+
+def _convention_checks(caps, terms: Terms, name: str, act: str, dt: str,
+                       opt: str) -> list[ConformanceCheck]:
+    """``convention-<option>-<value>``: one step in the declared base conventions with
+    ``option`` set to ``value``, for every value but the default, and for the default
+    too where the class's base is another value; undeclared values are skipped."""
+    supported = _b.supported_conventions()
+    decays = any(k.startswith("weight_decay") for k in caps["conventions"])
+    out, base_id = [], None
+    for key, values in CONVENTION_VALUES.items():
+        declared = caps["conventions"].get(key, [values[0]])
+        for value in values:
+            if value == values[0] and declared[0] == values[0]:
+                continue  # the default, already the base of every other check
+            skip = (f"this version of nn-harness has no {key} option" if key not in supported
+                    else None if value in declared else f"{name} does not declare convention "
+                    f"{key} {value!r} in nnh_capabilities (declared: {', '.join(declared)})")
+            if skip is None and value == declared[0]:  # the declared base combination
+                if base_id is not None:
+                    skip = f"the same conventions as {base_id}, {name}'s declared ones"
+                base_id = base_id or f"convention-{key}-{value}"
+            decay = terms.decay if (decays or key.startswith("weight_decay")) else None
+            skip = skip or _invalid(terms, opt, {key: value}, decay)
+            out.append(ConformanceCheck(
+                "convention", (key, value), _step, skip,
+                dict(terms=terms, activation=act, dtype=dt, optimizer=opt,
+                     conventions={key: value}, weight_decay=decay)))
+    return out
+
+
+def checks_for(target, *, flags: dict | None = None) -> list[ConformanceCheck]:
+    """Every check of ``target`` (a class or a backend name), skips marked with reasons.
+
+    ``flags`` (:func:`harness.testing.terms.with_overrides`'s keys, the command line's
+    flags) narrow the class's declared capabilities to the values given.
+    """
+    caps = with_overrides(capabilities_of(target), flags)
+    terms = terms_of(caps, flags)
     name = _b.short_name(target)
     acts, dtypes, opts = caps["activations"], caps["dtypes"], caps["optimizers"]
     act, dt, opt = acts[0], dtypes[0], opts[0]
+    base = dict(terms=terms, activation=act, dtype=dt, optimizer=opt)
 
     def why(kind: str, value: str) -> str | None:
         return None if value in caps[kind] else (
             f"{name} does not declare {kind[:-1]} {value!r} in nnh_capabilities "
             f"(declared: {', '.join(caps[kind]) or 'none'})")
 
-    out = [ConformanceCheck("contract", (part,), check_contract,
-                            kwargs=dict(part=part, activation=act, dtype=dt))
+    out = [ConformanceCheck("contract", (part,), check_contract, kwargs={**base, "part": part})
            for part in ("forward", "loss_and_grads", "get_params", "set_params", "train_step")]
     out += [ConformanceCheck("dtype", (d,), check_dtype, why("dtypes", d),
-                             dict(activation=act, dtype=d)) for d in DTYPE_NAMES]
+                             {**base, "dtype": d}) for d in DTYPE_NAMES]
     for quantity in ("forward", "loss", "gradients"):
         for a in ACTIVATION_NAMES:
             for d in DTYPE_NAMES:
                 out.append(ConformanceCheck(quantity, (a, d), _against_reference,
                                             why("activations", a) or why("dtypes", d),
-                                            dict(quantity=quantity, activation=a, dtype=d)))
-    base = dict(quantity="gradients", activation=act, dtype=dt)
-    out += [ConformanceCheck("gradients", ("depth1",), _against_reference,
-                             kwargs={**base, "dims": (DIMS[0], DIMS[-1])}),
-            ConformanceCheck("gradients", ("depth3",), _against_reference,
-                             kwargs={**base, "dims": (DIMS[0], 7, 6, DIMS[-1])})]
+                                            {**base, "quantity": quantity, "activation": a,
+                                             "dtype": d}))
+    grads = {**base, "quantity": "gradients"}
+    out += [ConformanceCheck("gradients", (f"depth{hidden + 1}",), _against_reference,
+                             terms.depth_skip(hidden, name),
+                             {**grads, "dims": terms.dims_of_depth(hidden)})
+            for hidden in (0, 2)]
     out += [ConformanceCheck("gradients", (kind,), _against_reference,
-                             kwargs={**base, "batch": kind})
+                             kwargs={**grads, "batch": kind})
             for kind in ("batch1", "duplicated-batch", "zero-input")]
-    out += [ConformanceCheck("step", (o,), _step, why("optimizers", o),
-                             dict(activation=act, dtype=dt, optimizer=o))
-            for o in OPTIMIZER_NAMES]
-    supported = _b.supported_conventions()
-    for key, values in CONVENTION_VALUES.items():
-        for value in values[1:]:
-            declared = value in caps["conventions"].get(key, [])
-            skip = (f"this version of nn-harness has no {key} option" if key not in supported
-                    else None if declared else f"{name} does not declare convention {key} "
-                    f"{value!r} in nnh_capabilities")
-            out.append(ConformanceCheck(
-                "convention", (key, value), _step, skip,
-                dict(activation=act, dtype=dt, optimizer=opt, conventions={key: value},
-                     weight_decay=0.1 if key.startswith("weight_decay") else 0.0)))
+    out += [ConformanceCheck("step", (o,), _step, why("optimizers", o) or _invalid(terms, o),
+                             {**base, "optimizer": o}) for o in OPTIMIZER_NAMES]
+    out += _convention_checks(caps, terms, name, act, dt, opt)
     out += [ConformanceCheck("layer", (layer,), _layer, why("layers", layer),
-                             dict(layer=layer, dtype=dt)) for layer in LAYER_NETWORKS]
-    out += [ConformanceCheck("trajectory", (opt,), _trajectory,
-                             kwargs=dict(activation=act, dtype=dt, optimizer=opt)),
-            ConformanceCheck("determinism", (), check_determinism,
-                             kwargs=dict(activation=act, dtype=dt, optimizer=opt)),
+                             dict(terms=terms, layer=layer, dtype=dt, optimizer=opt))
+            for layer in LAYER_NETWORKS]
+    out += [ConformanceCheck("trajectory", (opt,), _trajectory, kwargs=base),
+            ConformanceCheck("determinism", (), check_determinism, kwargs=base),
             ConformanceCheck("float32", ("end-to-end",), check_float32_end_to_end,
-                             why("dtypes", "float32"), dict(activation=act, optimizer=opt))]
+                             why("dtypes", "float32"), {**base, "dtype": "float32"})]
     return out
 
 
@@ -354,8 +392,10 @@ class Outcome:
         """The checklist line: ``PASS  id``, ``FAIL  id: first hint or failing quantity``."""
         if self.status == SKIP:
             return f"SKIP  {self.id}: {self.reason}"
-        if self.result is None or self.result.passed:
+        if self.result is None or self.result.status == PASS:
             return f"{self.status:<5} {self.id}"
+        if self.result.passed:  # WARN: the recommendation, with its fix
+            return f"{self.status:<5} {self.id}: {self.result.summary}"
         detail = self.result.hints[0] if self.result.hints else self.result.summary
         return f"{self.status:<5} {self.id}: {detail}"
 
@@ -377,8 +417,13 @@ class ConformanceRun:
         return [o for o in self.outcomes if o.status not in (SKIP, *PASSING)]
 
     @property
+    def ran(self) -> bool:
+        """Whether any check ran (a class that refuses every configuration runs none)."""
+        return any(o.status != SKIP for o in self.outcomes)
+
+    @property
     def passed(self) -> bool:
-        return not self.failed
+        return not self.failed and self.ran
 
     @property
     def exit_code(self) -> int:
@@ -398,12 +443,21 @@ class ConformanceRun:
             out[key] += 1
         return out
 
-    def text(self) -> str:
+    def verdict_line(self) -> str:
+        """``PASS: 29 passed (2 with a recommendation), 0 failed, 27 skipped``."""
         c = self.counts()
+        warned = sum(o.status == "WARN" for o in self.outcomes)
+        line = (f"{'PASS' if self.passed else 'FAIL'}: {c['PASS']} passed"
+                f"{f' ({warned} with a recommendation)' if warned else ''}, {c['FAIL']} "
+                f"failed, {c['SKIP']} skipped")
+        if not self.ran:
+            line += "; no check ran: every one was skipped or refused"
+        return line
+
+    def text(self) -> str:
         lines = [f"conformance: {self.target}"]
         lines += [o.line for o in self.outcomes]
-        lines.append(f"{'PASS' if self.passed else 'FAIL'}: {c['PASS']} passed, {c['FAIL']} "
-                     f"failed, {c['SKIP']} skipped")
+        lines.append(self.verdict_line())
         return "\n".join(lines)
 
     __str__ = text
@@ -422,27 +476,26 @@ class ConformanceRun:
 
 
 def check_network(target, *, reference: str | None = None,
-                  on_outcome: Callable[[Outcome], None] | None = None) -> ConformanceRun:
+                  on_outcome: Callable[[Outcome], None] | None = None,
+                  flags: dict | None = None) -> ConformanceRun:
     """Run every check of ``target`` (a class or backend name); a :class:`ConformanceRun`.
 
     ``reference`` is the backend compared with (default: torch, else scratch);
-    ``on_outcome`` is called after each check (progress).
+    ``on_outcome`` is called after each check (progress); ``flags`` narrow the
+    class's terms (:func:`checks_for`).
     """
     t0 = time.perf_counter()
     outcomes = []
-    for check in checks_for(target):
-        if check.skip:
-            outcome = Outcome(check.id, SKIP, reason=check.skip)
-        else:
-            result = check.run(target, reference=reference)
-            outcome = Outcome(check.id, result.status, result)
+    for check in checks_for(target, flags=flags):
+        outcome = check.outcome(target, reference=reference)
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
     return ConformanceRun(_b.target_name(target), outcomes, time.perf_counter() - t0)
 
 
-def parametrize_with_checks(targets, *, reference: str | None = None):
+def parametrize_with_checks(targets, *, reference: str | None = None,
+                            flags: dict | None = None):
     """A ``pytest.mark.parametrize`` of ``(network, check)`` over every check of each target.
 
     Use it like scikit-learn's::
@@ -452,7 +505,9 @@ def parametrize_with_checks(targets, *, reference: str | None = None):
             check(network)
 
     Case ids read ``MyMLP-gradients-tanh-float64``; checks outside a class's
-    ``nnh_capabilities`` are skipped with the reason.
+    ``nnh_capabilities`` are skipped with the reason, and so are those the class
+    refuses to be built for. A failure's message carries the likely causes
+    ``nn-harness check`` prints.
     """
     import pytest
 
@@ -460,7 +515,7 @@ def parametrize_with_checks(targets, *, reference: str | None = None):
         targets = [targets]
     params = []
     for target in targets:
-        for check in checks_for(target):
+        for check in checks_for(target, flags=flags):
             check.reference = reference
             marks = [pytest.mark.skip(reason=check.skip)] if check.skip else []
             params.append(pytest.param(target, check, marks=marks,

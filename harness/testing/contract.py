@@ -10,17 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from harness.model.contract import (
-    array_problem, check_copies, check_train_step_loss, scalar_problem,
+    array_problem, check_copies, check_refusals, check_train_step_loss, loss_dtype_advice,
+    scalar_problem,
 )
 from harness.model.layout import param_shapes
 from harness.model.masks import held_masks
-from harness.checks.result import FAIL, PASS, CheckResult, Verdict
+from harness.checks.result import FAIL, PASS, WARN, CheckResult, Verdict
 from harness.testing import build as _b
+from harness.testing.terms import DIMS, LR, Terms
 
-#: the network and data of the checks: tiny, so a whole suite takes seconds
-DIMS = (5, 7, 3)
+__all__ = ["DIMS", "LR", "N_SAMPLES", "check_contract", "check_determinism", "check_dtype",
+           "check_float32_end_to_end", "header_lines", "make_batch"]
+
+#: rows of the batch of the checks
 N_SAMPLES = 8
-LR = 0.1
 
 
 def make_batch(dims, n: int = N_SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -36,27 +39,39 @@ def header_lines(spec, opt) -> list[str]:
     return CheckConfig(("scratch",), spec, opt).describe()
 
 
-def _result(check: str, title: str, problems: list[str], ok: str, header=()) -> CheckResult:
-    status = FAIL if problems else PASS
-    summary = problems[0] if problems else ok
-    return CheckResult(check, [Verdict(check, title, status, summary)],
-                       notes=[f"- {p}" for p in problems[1:]], header=list(header))
+def _result(check: str, title: str, problems: list[str], ok: str, header=(),
+            advice: list[str] | None = None) -> CheckResult:
+    """FAIL with the first problem (what can make a verdict wrong); else WARN with the
+    first recommendation (``advice``: the protocol asks for more, no verdict is at
+    stake); else PASS. The rest follow as notes."""
+    advice = list(advice or [])
+    status = FAIL if problems else WARN if advice else PASS
+    summary = problems[0] if problems else advice[0] if advice else ok
+    rest = problems[1:] + advice if problems else advice[1:]
+    notes = [f"- {p}" for p in rest]
+    if advice:
+        notes.append(f"WARN: {len(advice)} recommendation{'s' * (len(advice) > 1)} of the "
+                     f"protocol; no verdict depends on {'them' if len(advice) > 1 else 'it'}")
+    return CheckResult(check, [Verdict(check, title, status, summary)], notes=notes,
+                       header=list(header))
 
 
 # ------------------------------------------------------------------ contract
-def check_contract(target, ref: str, check: str, *, part: str, activation: str,
-              dtype: str) -> CheckResult:
-    """The protocol's promises for one method (``part``), in one dtype."""
+def check_contract(target, ref: str, check: str, *, terms: Terms, part: str, activation: str,
+                   dtype: str, optimizer: str) -> CheckResult:
+    """The protocol's promises for one method (``part``), in one dtype, built with the
+    class's own optimizer and conventions."""
     from harness.checks.guard import unwrap
 
-    spec = _b.make_spec(DIMS, activation=activation, dtype=dtype)
-    opt = _b.make_optimizer({"name": "sgd", "lr": LR})
+    spec = terms.spec(activation=activation, dtype=dtype)
+    opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
-    shapes = param_shapes(DIMS)
+    x, y = make_batch(spec.dims)
+    shapes = param_shapes(spec.dims)
     problems: list[str] = []
+    advice: list[str] = []
     if part == "forward":
-        p = array_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]))
+        p = array_problem("forward(x)", model.forward(x), (len(y), spec.dims[-1]))
         problems += [p] if p else []
     elif part == "loss_and_grads":
         out = model.loss_and_grads(x, y)
@@ -87,7 +102,7 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
             if not problems:
                 problems += _copy_problems(model, params, "get_params")
     elif part == "set_params":
-        problems += _set_params_problems(model, unwrap(model), shapes)
+        problems += _set_params_problems(model, unwrap(model), advice)
     elif part == "train_step":
         with held_masks(model):  # the same dropout masks for the loss and the step
             loss_before, _ = model.loss_and_grads(x, y)
@@ -97,7 +112,8 @@ def check_contract(target, ref: str, check: str, *, part: str, activation: str,
         if all(np.array_equal(after[k], before[k]) for k in before):
             problems.append("train_step did not change any parameter")
     return _result(check, f"{_b.short_name(target)} {part} keeps the protocol's promises",
-                   problems, f"{part} keeps the protocol's promises", header_lines(spec, opt))
+                   problems, f"{part} keeps the protocol's promises", header_lines(spec, opt),
+                   advice)
 
 
 class _NotALoss(Exception):
@@ -138,8 +154,11 @@ def _copy_problems(model, params: dict, method: str) -> list[str]:
     return problems
 
 
-def _set_params_problems(model, raw, shapes) -> list[str]:
-    problems = []
+def _set_params_problems(model, raw, advice: list[str]) -> list[str]:
+    """The contract's rules on set_params (:func:`harness.model.contract.check_copies`
+    and :func:`~harness.model.contract.check_refusals`): problems returned, the
+    recommendations appended to ``advice``."""
+    problems: list[str] = []
     params = model.get_params()
     new = {k: v + 0.5 for k, v in params.items()}
     model.set_params(new)
@@ -148,83 +167,76 @@ def _set_params_problems(model, raw, shapes) -> list[str]:
         problems.append("set_params did not take the values given (get_params differs after it)")
         return problems
     problems += _copy_problems(model, model.get_params(), "set_params")
-    good = model.get_params()
-    first = next(iter(shapes))
-    bad_inputs = {
-        f"a missing parameter ({first})": {k: v for k, v in good.items() if k != first},
-        "an extra parameter (W99)": {**good, "W99": np.zeros((1, 1), good[first].dtype)},
-        f"a wrong shape ({first} transposed)": {**good, first: good[first].T.copy()},
-        f"a NaN in {first}": {**good, first: np.full_like(good[first], np.nan)},
-    }
-    for what, bad in bad_inputs.items():
-        try:
-            raw.set_params(bad)
-        except ValueError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - the wrong exception is the finding
-            problems.append(f"set_params with {what} raised {type(exc).__name__}: {exc}; the "
-                            f"protocol asks for a ValueError naming the parameter")
-            continue
-        else:
-            problems.append(f"set_params accepted {what}; it must refuse it with a ValueError")
-            continue
-        after = model.get_params()
-        if set(after) != set(good) or any(not np.array_equal(after[k], good[k]) for k in good):
-            problems.append(f"set_params with {what} raised but changed the parameters")
+    check_refusals(raw.set_params, model.get_params, problems.append, advice.append,
+                   model.get_params())
     return problems
 
 
-def check_dtype(target, ref: str, check: str, *, activation: str, dtype: str) -> CheckResult:
-    spec = _b.make_spec(DIMS, activation=activation, dtype=dtype)
-    opt = _b.make_optimizer({"name": "sgd", "lr": LR})
+def check_dtype(target, ref: str, check: str, *, terms: Terms, activation: str, dtype: str,
+                optimizer: str) -> CheckResult:
+    """Parameters, logits and gradients computed in the requested dtype (a FAIL: the
+    comparison would judge another precision); a loss returned in another dtype is a
+    recommendation (it is compared as a number)."""
+    spec = terms.spec(activation=activation, dtype=dtype)
+    opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
+    x, y = make_batch(spec.dims)
     x = x.astype(dtype)
-    shapes = param_shapes(DIMS)
+    shapes = param_shapes(spec.dims)
     params = model.get_params()
     problems = [p for k in shapes if k in params
                 for p in [array_problem(f"get_params()['{k}']", params[k], shapes[k], dtype)] if p]
-    p = array_problem("forward(x)", model.forward(x), (len(y), DIMS[-1]), dtype)
+    p = array_problem("forward(x)", model.forward(x), (len(y), spec.dims[-1]), dtype)
     problems += [p] if p else []
     loss, grads = model.loss_and_grads(x, y)
-    p = scalar_problem("the loss", loss, dtype)
+    p = scalar_problem("the loss", loss)
     problems += [p] if p else []
+    advice = [a for a in [loss_dtype_advice("the loss", loss, dtype)] if a and not p]
     problems += [p for k in shapes if k in grads
                  for p in [array_problem(f"grads['{k}']", grads[k], shapes[k], dtype)] if p]
     return _result(check, f"{_b.short_name(target)} honours dtype {dtype}", problems,
-                   f"parameters, logits, loss and gradients are {dtype}", header_lines(spec, opt))
+                   f"parameters, logits, loss and gradients are {dtype}",
+                   header_lines(spec, opt), advice)
 
 
-def check_float32_end_to_end(target, ref: str, check: str, *, activation: str,
-                        optimizer: str) -> CheckResult:
-    spec = _b.make_spec(DIMS, activation=activation, dtype="float32")
-    opt = _b.make_optimizer({"name": optimizer, "lr": LR})
+def check_float32_end_to_end(target, ref: str, check: str, *, terms: Terms, activation: str,
+                             dtype: str, optimizer: str) -> CheckResult:
+    """Three float32 train_steps on float64 input keep the parameters float32 (a FAIL
+    otherwise), and forward(float32 x) stays float32; forward(float64 x) returning
+    float64 is a recommendation (the checks feed a float32 model float32 input)."""
+    spec = terms.spec(activation=activation, dtype="float32")
+    opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
-    problems = []
+    x, y = make_batch(spec.dims)
+    problems, advice = [], []
     for step in range(3):
         loss = model.train_step(x, y)  # float64 input: the model keeps its own dtype
         if not np.isfinite(float(loss)):
             problems.append(f"train_step {step + 1} returned loss {float(loss)}")
             break
     params = model.get_params()
-    problems += [f"after 3 float32 train_steps {k} is {v.dtype}" for k, v in params.items()
-                 if v.dtype != np.float32]
-    logits = model.forward(x)
+    problems += [f"after 3 float32 train_steps on float64 input {k} is {v.dtype}"
+                 for k, v in params.items() if v.dtype != np.float32]
+    logits = model.forward(x.astype(np.float32))
     if getattr(logits, "dtype", None) != np.float32:
-        problems.append(f"after 3 float32 train_steps forward(float64 x) returns "
+        problems.append(f"after 3 float32 train_steps forward(float32 x) returns "
                         f"{getattr(logits, 'dtype', type(logits).__name__)}, expected float32")
+    wide = model.forward(x)
+    if not problems and getattr(wide, "dtype", None) != np.float32:
+        advice.append(f"forward(float64 x) returns {getattr(wide, 'dtype', '?')} from a "
+                      f"float32 model; recommended: cast the input, `x = np.asarray(x, "
+                      f"self.dtype)` (the checks hand a float32 model float32 input)")
     return _result(check, f"{_b.short_name(target)} stays float32 while training", problems,
                    "float32 parameters and logits after 3 train_steps on float64 input",
-                   header_lines(spec, opt))
+                   header_lines(spec, opt), advice)
 
 
-def check_determinism(target, ref: str, check: str, *, activation: str, dtype: str,
-                 optimizer: str) -> CheckResult:
-    spec = _b.make_spec(DIMS, activation=activation, dtype=dtype, seed=3)
-    opt = _b.make_optimizer({"name": optimizer, "lr": LR})
+def check_determinism(target, ref: str, check: str, *, terms: Terms, activation: str,
+                      dtype: str, optimizer: str) -> CheckResult:
+    spec = terms.spec(activation=activation, dtype=dtype, seed=3)
+    opt = terms.opt(optimizer)
     a, b = _b.build(target, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
+    x, y = make_batch(spec.dims)
     problems = []
     pa, pb = a.get_params(), b.get_params()
     if any(not np.array_equal(pa[k], pb[k]) for k in pa):
