@@ -35,7 +35,8 @@ from torch import nn
 
 from torch_impl.losses import torch_loss
 from torch_impl.layout import (batchnorm_buffers_to_canonical, canonical_to_batchnorm_buffers,
-                               canonical_to_modules, modules_to_canonical)
+                               canonical_to_modules, layer_param_shapes,
+                               modules_to_canonical)
 from torch_impl.model import (LEAKY_RELU_SLOPE, OptimizerSettings, build_torch_optimizer,
                               build_torch_scheduler, clip_gradients,
                               use_deterministic_algorithms)
@@ -177,7 +178,7 @@ class TorchSequential:
         self.module.to(self.device)
         self.input_shape, self.dims = network_shape(self.spec)
         self.dropouts = [m for m in modules if isinstance(m, HandedDropout)]
-        self.param_shapes = {k: v.shape for k, v in self.get_params().items()}
+        self.param_shapes = layer_param_shapes(self.spec)  # the canonical layout's copy
         self.buffer_shapes = {k: v.shape for k, v in self.get_buffers().items()}
         self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
