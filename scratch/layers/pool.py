@@ -87,15 +87,16 @@ class MaxPool2d:
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
-        best = first = None
+        best = first = larger = None
         for o, where in enumerate(window_offsets(x.shape, self.k, self.stride)):
             entry = x[where]
             if best is None:
-                best, first = entry.copy(), np.zeros(entry.shape, dtype=np.int8 if
-                                                     self.k * self.k < 128 else np.int32)
+                best = entry.copy()
+                first = np.zeros(best.shape, np.int8 if self.k * self.k < 128 else np.int32)
+                larger = np.empty(best.shape, bool)
                 continue
-            larger = entry > best  # strictly: a tie keeps the earlier (row-major) entry
-            np.putmask(first, larger, o)
+            np.greater(entry, best, out=larger)  # strictly: a tie keeps the earlier entry
+            np.copyto(first, o, where=larger)
             np.maximum(best, entry, out=best)
         self.cache = (x.shape, first)
         return best
@@ -104,9 +105,11 @@ class MaxPool2d:
         """dout (N, C, H_out, W_out) -> dx (N, C, H, W), on each window's first maximum."""
         x_shape, first = self.cache
         dx = np.zeros(x_shape, dtype=dout.dtype)
-        zero = dout.dtype.type(0)
         for o, where in enumerate(window_offsets(x_shape, self.k, self.stride)):
-            dx[where] += np.where(first == o, dout, zero)
+            if self.stride >= self.k:  # windows apart: each entry in one window at most
+                np.multiply(dout, first == o, out=dx[where])
+            else:
+                dx[where] += dout * (first == o)
         return dx
 
 
