@@ -25,7 +25,8 @@ NET = "conv2d(8,3,padding=1),relu,maxpool2d(2),flatten,linear(10)"
 NET_BN = "conv2d(8,3,padding=1),batchnorm,relu,maxpool2d(2),flatten,linear(10)"
 # (C, H, W, F, K, stride, padding)
 CONV_CASES = [(1, 8, 8, 8, 3, 1, 1), (3, 7, 9, 4, 3, 2, 1), (2, 6, 6, 5, 2, 2, 0),
-              (2, 9, 8, 3, 4, 3, 2), (1, 5, 5, 2, 5, 1, 0), (3, 4, 4, 2, 1, 1, 0)]
+              (2, 9, 8, 3, 4, 3, 2), (1, 5, 5, 2, 5, 1, 0), (3, 4, 4, 2, 1, 1, 0),
+              (2, 3, 3, 2, 1, 2, 1), (1, 1, 1, 2, 1, 2, 1), (2, 4, 5, 3, 2, 3, 2)]
 
 
 def _torch(a, grad=False):

@@ -16,16 +16,27 @@ Both im2col and col2im take one strided slice of the image per kernel offset (p,
 (KH * KW slices, not one per pixel): offset (p, q) of window (i, j) is pixel
 (i*s + p, j*s + q) of the padded input.
 
-Speed: the images are handled channel first, (C, N, H, W), inside the layer, so that
-every slice copied into ``cols`` (and added back by col2im) runs along whole rows of
-memory; the layer's input and output stay (N, C, H, W).
+Speed: ``cols`` is channel first, (C, KH, KW, N, H_out, W_out), so that every slice
+copied into it (and added back by col2im) runs along whole rows of the image; the
+layer's input and output stay (N, C, H, W), and the padding is never built.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from scratch.layers.conv2d import output_size, pad
+from scratch.layers.conv2d import output_size
+
+
+def _inside(size: int, size_out: int, offset: int, stride: int, padding: int):
+    """The outputs i whose window entry ``offset`` lies inside the image (not in the
+    padding), and the input rows they read: row = i*stride + offset - padding."""
+    lo = max(0, -(-(padding - offset) // stride))  # the first i with row >= 0
+    hi = min(size_out, (size - 1 + padding - offset) // stride + 1)  # row <= size - 1
+    if hi <= lo:  # every such entry is padding
+        return slice(0, 0), slice(0, 0)
+    first = lo * stride + offset - padding
+    return slice(lo, hi), slice(first, first + (hi - lo - 1) * stride + 1, stride)
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
@@ -33,30 +44,36 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.nda
 
     Reshaped to (C * KH * KW, N * H_out * W_out), column (n, i, j) is the window of
     output (i, j) of sample n, in the (C, KH, KW) order of a filter's ``W[f].ravel()``.
+    The padding is never built: the entries that fall in it stay 0.
     """
     n, c, h, w = x.shape
     h_out, w_out = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
-    xc = np.ascontiguousarray(pad(x, padding).transpose(1, 0, 2, 3))  # (C, N, Hp, Wp)
-    cols = np.empty((c, kh, kw, n, h_out, w_out), dtype=x.dtype)
+    cols = (np.zeros if padding else np.empty)((c, kh, kw, n, h_out, w_out), dtype=x.dtype)
+    by_channel = x.transpose(1, 0, 2, 3)  # (C, N, H, W), a view
     for p in range(kh):
+        out_i, rows = _inside(h, h_out, p, stride, padding)
         for q in range(kw):
-            cols[:, p, q] = xc[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride]
+            out_j, columns = _inside(w, w_out, q, stride, padding)
+            cols[:, p, q, :, out_i, out_j] = by_channel[:, :, rows, columns]
     return cols
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple, stride: int, padding: int) -> np.ndarray:
     """The adjoint of :func:`im2col`: (C, KH, KW, N, H_out, W_out) -> dx (N, C, H, W).
 
-    A pixel in several windows gets the sum of its gradients from each.
+    A pixel in several windows gets the sum of its gradients from each; what fell in the
+    padding is dropped.
     """
     n, c, h, w = x_shape
     _, kh, kw, _, h_out, w_out = dcols.shape
-    dxc = np.zeros((c, n, h + 2 * padding, w + 2 * padding), dtype=dcols.dtype)
+    dx = np.zeros(x_shape, dtype=dcols.dtype)
+    by_channel = dx.transpose(1, 0, 2, 3)  # (C, N, H, W), a view of dx
     for p in range(kh):
+        out_i, rows = _inside(h, h_out, p, stride, padding)
         for q in range(kw):
-            dxc[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += dcols[:, p, q]
-    dxc = dxc[:, :, padding:padding + h, padding:padding + w]
-    return np.ascontiguousarray(dxc.transpose(1, 0, 2, 3))
+            out_j, columns = _inside(w, w_out, q, stride, padding)
+            by_channel[:, :, rows, columns] += dcols[:, p, q, :, out_i, out_j]
+    return dx
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
