@@ -137,12 +137,16 @@ class Conv2d:
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); dW, db in ``self.grads``."""
+        """dout (N, F, H_out, W_out) -> dx (N, C, H, W); dW, db in ``self.grads``.
+
+        The cache (im2col's matrix, the layer's largest buffer) is let go: a backward pass
+        follows its own forward pass once.
+        """
         dx, dw, db = conv2d_backward(dout, self.cache)
-        self.grads = {self.w: dw, self.b: db}
+        self.grads, self.cache = {self.w: dw, self.b: db}, None
         return dx
 
     def param_grads(self, dout: np.ndarray) -> None:
         """dW and db alone (the first layer: no dx is needed)."""
         _, dw, db = conv2d_backward(dout, self.cache, need_dx=False)
-        self.grads = {self.w: dw, self.b: db}
+        self.grads, self.cache = {self.w: dw, self.b: db}, None
