@@ -274,3 +274,19 @@ def test_finite_differences_on_the_scratch_conv_net():
             minus = objective()
             flat[index] = old
             assert abs((plus - minus) / (2 * eps) - grad.reshape(-1)[index]) < 1e-6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_conv_networks_on_cuda_agree_with_scratch(digit_images, dtype):
+    x, y = digit_images
+    x = x.astype(dtype)
+    plain = resolve(NET_BN, (1, 8, 8), 10).plain()
+    ours = Sequential(plain, dtype=dtype, seed=0, optimizer=Adam(lr=0.01))
+    theirs = TorchSequential(plain, dtype=dtype, seed=0, device="cuda",
+                             optimizer=OptimizerSettings(name="adam", lr=0.01))
+    theirs.set_params(ours.get_params())
+    tol = TOL[dtype] if dtype == "float64" else dict(rtol=1e-3, atol=1e-4)
+    _assert_close(ours.intermediates(x, y), theirs.intermediates(x, y), tol)
+    np.testing.assert_allclose(ours.train_step(x, y), theirs.train_step(x, y), **tol)
+    _assert_close(ours.get_buffers(), theirs.get_buffers(), tol)
