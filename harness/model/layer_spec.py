@@ -11,11 +11,21 @@ tuples or :class:`LayerSpec`). The layers:
 ``batchnorm``       per feature over the batch (nn.BatchNorm1d)
 ``layernorm``       over the features of each row (nn.LayerNorm)
 ``dropout(P)``      inverted dropout, P in [0, 1) (default 0.5, as nn.Dropout)
+``conv2d(OUT, KERNEL, stride=1, padding=0)``   2-D cross-correlation (nn.Conv2d)
+``maxpool2d(K, stride=K)``, ``avgpool2d(K, stride=K)``   pooling, no padding
+``flatten``         (C, H, W) -> C*H*W in C order (nn.Flatten)
 ==================  =====================================================
 
+Arguments are positional or keyword (``conv2d(8, 3, padding=1)``; the keywords are
+``out``, ``kernel``, ``stride``, ``padding``). With an image input ``(C, H, W)`` the
+resolution tracks the activation's shape: conv and pool layers need a (C, H, W)
+activation, ``linear`` a flat one (a ``flatten`` between them), and ``batchnorm`` after a
+convolution is spatial batch norm (per channel over N, H, W; nn.BatchNorm2d).
+
 :func:`resolve` infers every width from the input and names every parameter and
-buffer. Weight layers are numbered 0, 1, 2, ... in order: ``W{k}`` of shape (in, out)
-and ``b{k}`` of shape (out,). A normalisation layer takes the number of the weight
+buffer. Weight layers (linear and conv2d) are numbered 0, 1, 2, ... in order: ``W{k}``
+of shape (in, out) for a linear, (out, in, kh, kw) for a conv2d (torch's layout, not
+transposed), and ``b{k}`` of shape (out,). A normalisation layer takes the number of the weight
 layer before it: ``gamma{k}``, ``beta{k}`` and, for batch norm only, the buffers
 ``running_mean{k}`` and ``running_var{k}``. A normalisation layer before the first
 linear (it would have no number) is refused, as are two normalisation layers after
@@ -32,16 +42,30 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.errors import ConfigError
 from harness.model.names import ACTIVATION_NAMES, LEAKY_RELU_SLOPE
 
 #: every layer name the grammar knows, as the user writes it
 LAYER_NAMES: tuple[str, ...] = ("linear", "relu", "tanh", "sigmoid", "leaky_relu", "gelu",
-                                "batchnorm", "layernorm", "dropout")
+                                "batchnorm", "layernorm", "dropout", "conv2d", "maxpool2d",
+                                "avgpool2d", "flatten")
 #: how each name is written, for the messages
 LAYER_FORMS: tuple[str, ...] = ("linear(OUT)", "relu", "tanh", "sigmoid", "leaky_relu(SLOPE)",
-                                "gelu", "batchnorm", "layernorm", "dropout(P)")
+                                "gelu", "batchnorm", "layernorm", "dropout(P)",
+                                "conv2d(OUT, KERNEL, stride=1, padding=0)",
+                                "maxpool2d(K, stride=K)", "avgpool2d(K, stride=K)", "flatten")
 NORM_NAMES: tuple[str, ...] = ("batchnorm", "layernorm")
+#: the layers with a weight W{k} and a bias b{k}, numbered together in order
+WEIGHT_NAMES: tuple[str, ...] = ("linear", "conv2d")
+POOL_NAMES: tuple[str, ...] = ("maxpool2d", "avgpool2d")
+#: the layers that need a (C, H, W) activation
+SPATIAL_NAMES: tuple[str, ...] = ("conv2d",) + POOL_NAMES
+#: the arguments of the layers that take keywords, in positional order
+KEYWORDS: dict[str, tuple[str, ...]] = {"conv2d": ("out", "kernel", "stride", "padding"),
+                                        "maxpool2d": ("kernel", "stride"),
+                                        "avgpool2d": ("kernel", "stride")}
 DROPOUT_DEFAULT_P = 0.5
 
 _ITEM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
@@ -57,7 +81,21 @@ class LayerSpec:
     def __str__(self) -> str:
         if not self.args:
             return self.name
+        if self.name in KEYWORDS and len(self.args) <= len(KEYWORDS[self.name]):  # the required arguments, then the keywords not at default
+            required = 2 if self.name == "conv2d" else 1
+            names, defaults = KEYWORDS[self.name], _defaults(self.name, self.args)
+            shown = [str(a) for a in self.args[:required]]
+            shown += [f"{names[i]}={a}" for i, a in enumerate(self.args)
+                      if i >= required and a != defaults[i]]
+            return f"{self.name}({', '.join(shown)})"
         return f"{self.name}({', '.join(repr(a) if isinstance(a, str) else str(a) for a in self.args)})"
+
+
+def _defaults(name: str, args: tuple) -> tuple:
+    """The default of each argument of a keyword layer (a pool's stride is its window)."""
+    if name == "conv2d":
+        return (None, None, 1, 0)
+    return (None, args[0] if args else None)
 
 
 def _choices() -> str:
@@ -108,7 +146,43 @@ def _parse_item(text: str) -> tuple[str, tuple]:
         return name, ()
     if not inner.strip():
         return name, ()
-    return name, tuple(_number(a, text.strip()) for a in inner.split(","))
+    args, kwargs = [], {}
+    for part in inner.split(","):
+        key, eq, value = part.partition("=")
+        if not eq:
+            if kwargs:
+                raise ConfigError(f"layer {text.strip()!r}: a positional argument after a "
+                                  f"keyword one, got {part.strip()!r}")
+            args.append(_number(part, text.strip()))
+        else:
+            kwargs[key.strip()] = _number(value, text.strip())
+    return name, _with_keywords(name, tuple(args), kwargs, text.strip())
+
+
+def _with_keywords(name: str, args: tuple, kwargs: dict, shown: str) -> tuple:
+    """``args`` with the keyword arguments put in their places (defaults filled in)."""
+    if not kwargs:
+        return args
+    names = KEYWORDS.get(name)
+    if names is None:
+        raise ConfigError(f"layer {shown!r}: {name} takes no keyword arguments, got "
+                          f"{', '.join(kwargs)}")
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        raise ConfigError(f"layer {shown!r}: unknown argument {unknown[0]!r} "
+                          f"(choices: {', '.join(names)})")
+    twice = [k for k in kwargs if names.index(k) < len(args)]
+    if twice:
+        raise ConfigError(f"layer {shown!r}: the argument {twice[0]!r} is given twice")
+    values = dict(zip(names, args), **kwargs)
+    if name == "conv2d" and ("out" not in values or "kernel" not in values):
+        raise ConfigError(f"layer {shown!r}: conv2d needs OUT and KERNEL: write "
+                          f"conv2d(OUT, KERNEL, stride=1, padding=0), e.g. conv2d(8, 3)")
+    if name in POOL_NAMES and "kernel" not in values:
+        raise ConfigError(f"layer {shown!r}: {name} needs its window K: write {name}(K), "
+                          f"e.g. {name}(2)")
+    defaults = _defaults(name, (values.get(names[0]),) if name != "conv2d" else ())
+    return tuple(values.get(n, d) for n, d in zip(names, defaults))
 
 
 def _check_args(name: str, args: tuple) -> tuple:
@@ -141,9 +215,31 @@ def _check_args(name: str, args: tuple) -> tuple:
             raise ConfigError(f"layer {shown!r}: the drop probability p must be in [0, 1), "
                               f"got {value}")
         return (value,)
+    if name in KEYWORDS:
+        return _check_spatial_args(name, args, shown)
     if args:
         raise ConfigError(f"layer {shown!r}: {name} takes no arguments, got {len(args)}")
     return ()
+
+
+def _check_spatial_args(name: str, args: tuple, shown: str) -> tuple:
+    """conv2d's (out, kernel, stride, padding) or a pool's (kernel, stride), checked."""
+    names = KEYWORDS[name]
+    needed = 2 if name == "conv2d" else 1
+    form = next(f for f in LAYER_FORMS if f.startswith(name + "("))
+    if len(args) < needed:
+        raise ConfigError(f"layer {shown!r}: {name} needs {' and '.join(n.upper() for n in names[:needed])}: "
+                          f"write {form}")
+    if len(args) > len(names):
+        raise ConfigError(f"layer {shown!r}: {name} takes at most {len(names)} arguments "
+                          f"({', '.join(names)}), got {len(args)}")
+    values = tuple(args) + _defaults(name, args)[len(args):]
+    for arg_name, value in zip(names, values):
+        lowest = 0 if arg_name == "padding" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            rule = "a non-negative integer" if lowest == 0 else "a positive integer"
+            raise ConfigError(f"layer {shown!r}: {arg_name} must be {rule}, got {value!r}")
+    return tuple(int(v) for v in values)
 
 
 def _to_item(item) -> tuple[str, tuple]:
@@ -156,6 +252,8 @@ def _to_item(item) -> tuple[str, tuple]:
         return _parse_item(item)
     if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
         args = item[1]
+        if isinstance(args, dict):
+            return item[0], _with_keywords(item[0], (), dict(args), f"{item[0]}{args}")
         if args is None:
             args = ()
         elif not isinstance(args, (tuple, list)):
@@ -219,13 +317,20 @@ class ResolvedNetwork:
     ----------
     layers : tuple of LayerSpec, in order
     input_width : int
+        The number of input features: C*H*W for an image input.
     widths_in, widths_out : tuple of int, one per layer
+        The flat width (the product of the shape) of each layer's input and output.
     indices : tuple of (int or None), one per layer
-        The canonical number of a linear or normalisation layer; None for the others.
+        The canonical number of a weight (linear, conv2d) or normalisation layer; None
+        for the others.
     param_shapes : dict of str to tuple
         ``W{k}``, ``b{k}``, ``gamma{k}``, ``beta{k}`` in layer order.
     buffer_shapes : dict of str to tuple
         ``running_mean{k}``, ``running_var{k}`` of every batch norm, in layer order.
+    input_shape : tuple of int
+        ``(F,)`` or ``(C, H, W)``.
+    shapes_in, shapes_out : tuple of tuples, one per layer
+        The shape of each layer's input and output, one sample: ``(F,)`` or ``(C, H, W)``.
     """
 
     layers: tuple
@@ -235,12 +340,21 @@ class ResolvedNetwork:
     indices: tuple
     param_shapes: dict
     buffer_shapes: dict
+    input_shape: tuple = ()
+    shapes_in: tuple = ()
+    shapes_out: tuple = ()
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the input is an image (C, H, W)."""
+        return len(self.input_shape) == 3
 
     @property
     def dims(self) -> tuple[int, ...]:
-        """The input width, then the output width of every linear layer."""
+        """The input width, then the flat output width of every weight layer (a conv2d's
+        C*H*W; the last is the number of classes)."""
         return (self.input_width,) + tuple(
-            w for spec, w in zip(self.layers, self.widths_out) if spec.name == "linear")
+            w for spec, w in zip(self.layers, self.widths_out) if spec.name in WEIGHT_NAMES)
 
     def describe(self, position: int) -> str:
         """``layer 3 (batchnorm)``: how messages name the layer at ``position``."""
@@ -251,31 +365,54 @@ class ResolvedNetwork:
 
         ``("linear", {"index": k, "in": d_in, "out": d_out})``,
         ``("batchnorm" | "layernorm", {"index": k, "width": d})``,
-        ``("leaky_relu", {"slope": s})``, ``("dropout", {"p": p})``, ``(name, {})``.
+        ``("leaky_relu", {"slope": s})``, ``("dropout", {"p": p})``, ``(name, {})``;
+        ``("conv2d", {"index": k, "in": C_in, "out": C_out, "kernel": K, "stride": S,
+        "padding": P})``, ``("maxpool2d" | "avgpool2d", {"kernel": K, "stride": S})``,
+        ``("flatten", {})``; a batch norm on a (C, H, W) activation has ``"spatial": True``
+        and ``width`` C. On an image input every entry also has ``"in_shape"`` and
+        ``"out_shape"`` (one sample's, tuples).
         """
         out: list[tuple[str, dict]] = []
-        for spec, d_in, d_out, k in zip(self.layers, self.widths_in, self.widths_out,
-                                        self.indices):
-            if spec.name == "linear":
-                out.append(("linear", {"index": k, "in": d_in, "out": d_out}))
-            elif spec.name in NORM_NAMES:
-                out.append((spec.name, {"index": k, "width": d_in}))
-            elif spec.name == "leaky_relu":
-                out.append(("leaky_relu", {"slope": spec.args[0]}))
-            elif spec.name == "dropout":
-                out.append(("dropout", {"p": spec.args[0]}))
-            else:
-                out.append((spec.name, {}))
+        for pos, (spec, k) in enumerate(zip(self.layers, self.indices)):
+            kw = _plain_kwargs(spec, k, self.shapes_in[pos], self.shapes_out[pos])
+            if self.is_image:
+                kw.update(in_shape=self.shapes_in[pos], out_shape=self.shapes_out[pos])
+            out.append((spec.name, kw))
         return out
 
 
-def _input_width(input_shape) -> int:
-    shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
-    if (len(shape) != 1 or isinstance(shape[0], bool) or not isinstance(shape[0], int)
-            or shape[0] < 1):
-        raise ConfigError(f"input_shape must be one positive integer (features), "
-                          f"got {input_shape!r}")
-    return shape[0]
+def _plain_kwargs(spec: LayerSpec, k, shape_in: tuple, shape_out: tuple) -> dict:
+    if spec.name == "linear":
+        return {"index": k, "in": shape_in[0], "out": shape_out[0]}
+    if spec.name == "conv2d":
+        out, kernel, stride, padding = spec.args
+        return {"index": k, "in": shape_in[0], "out": out, "kernel": kernel,
+                "stride": stride, "padding": padding}
+    if spec.name in POOL_NAMES:
+        return {"kernel": spec.args[0], "stride": spec.args[1]}
+    if spec.name in NORM_NAMES:
+        if len(shape_in) == 3:
+            return {"index": k, "width": shape_in[0], "spatial": True}
+        return {"index": k, "width": shape_in[0]}
+    if spec.name == "leaky_relu":
+        return {"slope": spec.args[0]}
+    if spec.name == "dropout":
+        return {"p": spec.args[0]}
+    return {}
+
+
+def _input_shape(input_shape) -> tuple[int, ...]:
+    shape = (input_shape,) if isinstance(input_shape, int) else input_shape
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = ()
+    if (len(shape) not in (1, 3)
+            or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
+                   for d in shape)):
+        raise ConfigError(f"input_shape must be one positive integer (features) or three "
+                          f"(C, H, W) of an image, got {input_shape!r}")
+    return tuple(int(d) for d in shape)
 
 
 def _check_ending(layers: tuple, widths_out: list, n_classes) -> None:
@@ -287,14 +424,62 @@ def _check_ending(layers: tuple, widths_out: list, n_classes) -> None:
                           f"({n_classes}), got {layers[-1]}")
 
 
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def _spatial_out(pos: int, spec: LayerSpec, shape: tuple) -> tuple[int, ...]:
+    """The (C, H, W) after a conv2d or pool on ``shape``; refused when it is empty."""
+    where = f"layer {pos} ({spec})"
+    if len(shape) != 3:
+        raise ConfigError(f"layers: {where} needs a (C, H, W) activation, got the flat "
+                          f"{_shape_text(shape)} (give input_shape (C, H, W), and put "
+                          f"{spec.name} before the flatten)")
+    c, h, w = shape
+    if spec.name == "conv2d":
+        out, kernel, stride, padding = spec.args
+    else:
+        (kernel, stride), out, padding = spec.args, c, 0
+        if kernel > h or kernel > w:
+            raise ConfigError(f"layers: {where} has a window of {kernel} larger than its "
+                              f"input {_shape_text(shape)} (H, W must be >= {kernel})")
+    # output size floor((H + 2p - k) / s) + 1
+    h_out = (h + 2 * padding - kernel) // stride + 1
+    w_out = (w + 2 * padding - kernel) // stride + 1
+    if h_out <= 0 or w_out <= 0:
+        raise ConfigError(f"layers: {where} on {_shape_text(shape)} gives an empty output "
+                          f"({h_out} x {w_out}: floor((H + 2*padding - kernel) / stride) + 1 "
+                          f"must be >= 1)")
+    return (out, h_out, w_out)
+
+
+def _next_shape(pos: int, spec: LayerSpec, shape: tuple) -> tuple[int, ...]:
+    """The activation's shape after the layer ``spec`` at ``pos`` on ``shape``."""
+    if spec.name in SPATIAL_NAMES:
+        return _spatial_out(pos, spec, shape)
+    if spec.name == "flatten":
+        return (math.prod(shape),)
+    image = len(shape) == 3
+    if spec.name == "linear":
+        if image:
+            raise ConfigError(f"layers: layer {pos} ({spec}) needs a flat activation, got "
+                              f"{_shape_text(shape)} (insert flatten before it)")
+        return (spec.args[0],)
+    if image and spec.name in ("layernorm", "dropout"):
+        raise ConfigError(f"layers: layer {pos} ({spec}) on a (C, H, W) activation "
+                          f"{_shape_text(shape)} is not supported ({spec.name} goes after "
+                          f"a linear or a flatten)")
+    return shape
+
+
 def resolve(layers, input_shape, n_classes: int | None = None) -> ResolvedNetwork:
-    """Parse ``layers`` and infer every width from ``input_shape``; name everything.
+    """Parse ``layers`` and infer every shape from ``input_shape``; name everything.
 
     Parameters
     ----------
     layers : str or sequence of items (see :func:`parse`)
-    input_shape : int or tuple of one int
-        The number of input features.
+    input_shape : int or tuple of one int, or (C, H, W)
+        The number of input features, or the shape of one image.
     n_classes : int, optional
         When given, the last linear's width must equal it.
 
@@ -302,43 +487,53 @@ def resolve(layers, input_shape, n_classes: int | None = None) -> ResolvedNetwor
     ------
     ConfigError
         Everything :func:`parse` refuses, a last layer that is not a linear, a last width
-        other than ``n_classes``, a normalisation layer before the first linear or two
-        after the same linear.
+        other than ``n_classes``, a normalisation layer before the first weight layer or
+        two after the same one, a conv or pool on a flat activation, a linear on a
+        (C, H, W) one (no flatten), a window larger than its input or an empty output.
     """
     specs = parse(layers)
-    width = _input_width(input_shape)
-    widths_in, widths_out, indices = [], [], []
+    shape = _input_shape(input_shape)
+    shapes_in, shapes_out, indices = [], [], []
     params: dict[str, tuple] = {}
     buffers: dict[str, tuple] = {}
     k = -1
     for pos, spec in enumerate(specs):
-        widths_in.append(width)
+        shapes_in.append(shape)
         index = None
-        if spec.name == "linear":
+        new_shape = _next_shape(pos, spec, shape)
+        if spec.name in WEIGHT_NAMES:
             k += 1
             index = k
-            params[f"W{k}"] = (width, spec.args[0])
+            params[f"W{k}"] = ((shape[0], spec.args[0]) if spec.name == "linear"
+                               else (spec.args[0], shape[0], spec.args[1], spec.args[1]))
             params[f"b{k}"] = (spec.args[0],)
-            width = spec.args[0]
         elif spec.name in NORM_NAMES:
-            if k < 0:
-                raise ConfigError(f"layers: a normalisation layer takes the number of the "
-                                  f"linear before it, and layer {pos} ({spec}) has none "
-                                  f"(put a linear first)")
-            if f"gamma{k}" in params:
-                raise ConfigError(f"layers: one normalisation layer per linear, and layer "
-                                  f"{pos} ({spec}) is the second after linear {k}")
-            index = k
-            params[f"gamma{k}"] = (width,)
-            params[f"beta{k}"] = (width,)
+            index = _norm_index(pos, spec, k, params)
+            params[f"gamma{k}"] = (shape[0],)
+            params[f"beta{k}"] = (shape[0],)
             if spec.name == "batchnorm":
-                buffers[f"running_mean{k}"] = (width,)
-                buffers[f"running_var{k}"] = (width,)
-        widths_out.append(width)
+                buffers[f"running_mean{k}"] = (shape[0],)
+                buffers[f"running_var{k}"] = (shape[0],)
+        shape = new_shape
+        shapes_out.append(shape)
         indices.append(index)
+    widths_in = tuple(math.prod(s) for s in shapes_in)
+    widths_out = tuple(math.prod(s) for s in shapes_out)
     _check_ending(specs, widths_out, n_classes)
-    return ResolvedNetwork(specs, widths_in[0], tuple(widths_in),
-                           tuple(widths_out), tuple(indices), params, buffers)
+    return ResolvedNetwork(specs, widths_in[0], widths_in, widths_out, tuple(indices),
+                           params, buffers, shapes_in[0], tuple(shapes_in), tuple(shapes_out))
+
+
+def _norm_index(pos: int, spec: LayerSpec, k: int, params: dict) -> int:
+    """The number a normalisation layer takes: the weight layer's before it."""
+    if k < 0:
+        raise ConfigError(f"layers: a normalisation layer takes the number of the "
+                          f"linear before it, and layer {pos} ({spec}) has none "
+                          f"(put a linear first)")
+    if f"gamma{k}" in params:
+        raise ConfigError(f"layers: one normalisation layer per linear, and layer "
+                          f"{pos} ({spec}) is the second after linear {k}")
+    return k
 
 
 # ------------------------------------------------ naming the layers of a built model
@@ -357,6 +552,11 @@ def layer_list(model) -> list[tuple[str, dict]] | None:
 def layer_label(layers: list, position: int) -> str:
     """``layer 3 (batchnorm)``: how messages name the layer at ``position``."""
     name, kw = layers[position]
+    if name == "conv2d":
+        spec = LayerSpec(name, (kw["out"], kw["kernel"], kw["stride"], kw["padding"]))
+        return f"layer {position} ({spec})"
+    if name in POOL_NAMES:
+        return f"layer {position} ({LayerSpec(name, (kw['kernel'], kw['stride']))})"
     arg = kw.get("out", kw.get("p", kw.get("slope")))
     return f"layer {position} ({name}{'' if arg is None else f'({arg:g})'})"
 
@@ -368,7 +568,7 @@ def position_of(layers: list, name: str) -> int | None:
     if not m:
         return None
     kind, k = m.group(1), int(m.group(2))
-    wanted = ("linear",) if kind in ("W", "b") else ("batchnorm", "layernorm")
+    wanted = WEIGHT_NAMES if kind in ("W", "b") else NORM_NAMES
     for pos, (layer, kw) in enumerate(layers):
         if layer in wanted and kw.get("index") == k:
             return pos

@@ -72,8 +72,10 @@ class ModelSpec:
         Its widths are inferred from ``input_shape``, or from the data when none is
         given (:meth:`fit`). A list that is a plain MLP (linears with one activation
         between each two) is the MLP that ``dims`` and ``activation`` describe.
-    input_shape : int or tuple of one int, optional
-        The number of input features of a ``layers`` network.
+    input_shape : int or tuple of one int, or (C, H, W), optional
+        The number of input features of a ``layers`` network, or the shape of one image
+        (C, H, W) for a network with conv2d / pool layers (its batches are (N, C, H, W);
+        ``dims[0]`` is then C*H*W, the number of input features).
     bn_momentum, bn_momentum_convention, bn_running_var, norm_eps
         Batch norm's conventions, torch's by default: momentum 0.1 meaning
         ``r = (1 - m) r + m * batch`` (``"torch"``; ``"cs231n"``: ``r = m r + (1 - m)
@@ -151,6 +153,8 @@ class ModelSpec:
         if self.layers is None:
             return f"dims {'-'.join(map(str, self.dims))}, {self.activation}, {tail}"
         inputs = "inputs from the data" if self.dims is None else f"{self.dims[0]} inputs"
+        if self.input_shape is not None and len(self.input_shape) == 3:
+            inputs = f"(N, C, H, W) = (N, {', '.join(map(str, self.input_shape))}) inputs"
         return f"layers {self.layers} on {inputs}, {tail}{_describe_norm(self)}"
 
     def short(self) -> str:
@@ -198,8 +202,10 @@ class ModelSpec:
         if self.dims is None:
             return _fitted(self, n_features, n_classes)
         if self.dims[0] != n_features:
-            raise ConfigError(f"the network takes {self.dims[0]} input features, the data "
-                              f"has {n_features}")
+            image = (f" (input_shape {tuple(self.input_shape)}: C*H*W)"
+                     if self.input_shape is not None and len(self.input_shape) == 3 else "")
+            raise ConfigError(f"the network takes {self.dims[0]} input features{image}, the "
+                              f"data has {n_features}")
         if n_classes is not None and self.dims[-1] != n_classes:
             raise ConfigError(f"the network's last layer has {self.dims[-1]} outputs, the "
                               f"data has {n_classes} classes")
@@ -243,7 +249,7 @@ def _resolve_layers(spec: ModelSpec) -> None:
     if spec.input_shape is None:
         return
     network = resolve(layers, spec.input_shape)
-    object.__setattr__(spec, "input_shape", (network.input_width,))
+    object.__setattr__(spec, "input_shape", network.input_shape)
     object.__setattr__(spec, "_network", network)
     object.__setattr__(spec, "dims", network.dims)
     if given_dims is not None and tuple(given_dims) != network.dims:  # dataclasses.replace
