@@ -6,15 +6,21 @@ The network is handed in already resolved, as plain ``(name, kwargs)`` tuples::
     ("batchnorm", {"index": k, "width": d}),  ("layernorm", {"index": k, "width": d})
     ("relu" | "tanh" | "sigmoid" | "gelu", {}),  ("leaky_relu", {"slope": s})
     ("dropout", {"p": p})
+    ("conv2d", {"index": k, "in": C_in, "out": C_out, "kernel": K, "stride": S, "padding": P})
+    ("maxpool2d" | "avgpool2d", {"kernel": K, "stride": S}),  ("flatten", {})
 
 (``harness.layer_spec.resolve(...).plain()`` writes them from ``"linear(64),relu,..."``).
+On an image input every entry also has ``"in_shape"`` and ``"out_shape"``, one sample's;
+the first layer's ``in_shape`` (C, H, W) is the network's, and a batch is (N, C, H, W)
+(or its rows flat, (N, C*H*W), read in C order).
 
 Modes, as torch and cs231n define them: :meth:`Sequential.forward` is evaluation
 (running statistics, no dropout); :meth:`Sequential.loss_and_grads`,
 :meth:`Sequential.train_step` and :meth:`Sequential.intermediates` are training passes
 (batch statistics, dropout on), and every training pass updates the running statistics.
 
-Parameters in layer order, canonical names: ``W{k}`` (in, out), ``b{k}``, ``gamma{k}``,
+Parameters in layer order, canonical names: ``W{k}`` (in, out) of a linear or
+(out, in, kh, kw) of a conv2d, ``b{k}``, ``gamma{k}``,
 ``beta{k}``; buffers ``running_mean{k}``, ``running_var{k}``. Linear layers start
 exactly as :class:`scratch.reference.ReferenceMLP`'s (one generator seeded with
 ``seed``, W then b per layer, uniform in +-1/sqrt(fan_in)), so the shorthand
@@ -27,12 +33,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from scratch.layers import Activation, BatchNorm, Dropout, LayerNorm, Linear
+from scratch.layers import (Activation, AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten,
+                            LayerNorm, Linear, MaxPool2d)
 from scratch.losses import add_l2, check_loss, loss_grad
 from scratch.optimizers import SGD
 
 ACTIVATION_LAYERS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
-LAYER_KINDS = ("linear", "batchnorm", "layernorm", "dropout") + ACTIVATION_LAYERS
+LAYER_KINDS = ("linear", "batchnorm", "layernorm", "dropout", "conv2d", "maxpool2d",
+               "avgpool2d", "flatten") + ACTIVATION_LAYERS
+#: the layers that give their input gradient only when it is asked for (the first layer's)
+_PARAM_GRADS_ONLY = (Linear, Conv2d)
 
 
 def validate_arrays(values, expected: dict, dtype, error: type[ValueError], kind: str
@@ -91,7 +101,9 @@ class Sequential:
     Attributes
     ----------
     dims : tuple of int
-        The input width, then the output width of every linear layer.
+        The input width, then the flat output width of every weight layer.
+    input_shape : tuple of int
+        One sample's shape: (D,), or (C, H, W) for images.
     """
 
     def __init__(self, layers, dtype="float64", seed=0, optimizer=None, *,
@@ -121,8 +133,7 @@ class Sequential:
                   running_var=running_var, eps=eps)
         self.norm_conventions = dict(bn)
         self.layers = [self._build(name, kwargs, bn) for name, kwargs in self.spec]
-        self.dims = (next(kw["in"] for n, kw in self.spec if n == "linear"),) + tuple(
-            kw["out"] for n, kw in self.spec if n == "linear")
+        self.input_shape, self.dims = network_shape(self.spec)
         self.param_shapes = {k: v.shape for k, v in self.params.items()}
         self.buffer_shapes = {k: v.shape for k, v in self.buffers.items()}
         self.dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
@@ -136,6 +147,14 @@ class Sequential:
                 self.params[pname] = self._init_rng.uniform(-bound, bound, shape
                                                             ).astype(self.dtype)
             return Linear(self.params, k)
+        if name == "conv2d":
+            return self._conv(kw)
+        if name == "maxpool2d":
+            return MaxPool2d(kw["kernel"], kw["stride"])
+        if name == "avgpool2d":
+            return AvgPool2d(kw["kernel"], kw["stride"])
+        if name == "flatten":
+            return Flatten()
         if name in ("batchnorm", "layernorm"):
             k, d = kw["index"], kw["width"]
             self.params[f"gamma{k}"] = np.ones(d, self.dtype)
@@ -150,6 +169,15 @@ class Sequential:
         if name in ACTIVATION_LAYERS:
             return Activation(name, **({"slope": kw["slope"]} if "slope" in kw else {}))
         raise ValueError(f"unknown layer {name!r} (choices: {', '.join(LAYER_KINDS)})")
+
+    def _conv(self, kw: dict) -> Conv2d:
+        """A conv2d layer, ``W{k}`` (out, in, K, K) and ``b{k}`` uniform in +-1/sqrt(fan_in),
+        fan_in = in * K * K (nn.Conv2d's default), W then b."""
+        k, c_in, c_out, size = kw["index"], kw["in"], kw["out"], kw["kernel"]
+        bound = 1.0 / np.sqrt(c_in * size * size)
+        for pname, shape in ((f"W{k}", (c_out, c_in, size, size)), (f"b{k}", (c_out,))):
+            self.params[pname] = self._init_rng.uniform(-bound, bound, shape).astype(self.dtype)
+        return Conv2d(self.params, k, kw["stride"], kw["padding"])
 
     # ------------------------------------------------------- parameters and buffers
     def get_params(self) -> dict[str, np.ndarray]:
@@ -192,9 +220,21 @@ class Sequential:
             layer.next_mask = mask
 
     # ------------------------------------------------------------ passes
+    def _input(self, x) -> np.ndarray:
+        """x in the model's dtype and one sample's shape: (N, C, H, W) for images (rows
+        (N, C*H*W) are reshaped in C order); a ValueError naming the layout otherwise."""
+        x = np.asarray(x, dtype=self.dtype)
+        if len(self.input_shape) == 1 or x.shape[1:] == self.input_shape:
+            return x
+        c, h, w = self.input_shape
+        if x.ndim == 2 and x.shape[1] == c * h * w:
+            return x.reshape((x.shape[0],) + self.input_shape)
+        raise ValueError(f"x must have the layout (N, C, H, W) = (N, {c}, {h}, {w}) "
+                         f"(or rows of {c * h * w} features), got shape {x.shape}")
+
     def _forward(self, x: np.ndarray, train: bool) -> list[np.ndarray]:
         """Every layer's output in order; the last are the logits."""
-        outs, h = [], np.asarray(x, dtype=self.dtype)
+        outs, h = [], self._input(x)
         for layer in self.layers:
             h = layer.forward(h, train)
             outs.append(h)
@@ -207,14 +247,15 @@ class Sequential:
         -------
         douts : list, douts[i] = dL/d(output of layer i), (N, D_out of layer i)
         grads : dict of parameter gradients, canonical names, layer order
-        dinput : ndarray (N, D_0), dL/dx; None without ``need_input_grad`` when the first
-            layer is a linear (its dx, as large a product as its forward, is skipped)
+        dinput : ndarray (N, D_0) or (N, C, H, W), dL/dx; None without ``need_input_grad``
+            when the first layer is a linear or a conv2d (its dx, as large a product as its
+            forward, is skipped)
         """
         douts = [None] * len(self.layers)
         d = dlogits
         for i in reversed(range(len(self.layers))):
             douts[i] = d
-            if i == 0 and not need_input_grad and isinstance(self.layers[0], Linear):
+            if i == 0 and not need_input_grad and isinstance(self.layers[0], _PARAM_GRADS_ONLY):
                 self.layers[0].param_grads(d)
                 d = None
                 break
@@ -251,6 +292,7 @@ class Sequential:
         (``dinput`` for layer 0).
         """
         _, grads, outs, douts, dinput = self._training_pass(x, y, need_input_grad=True)
+        dinput = dinput.reshape(np.shape(x))  # in the shape x was handed in
         result = {f"out{i}": out for i, out in enumerate(outs)}
         for i in reversed(range(len(self.layers))):
             result[f"dout{i}"] = douts[i]
@@ -264,3 +306,16 @@ class Sequential:
         loss, grads = self.loss_and_grads(x, y)
         self.optimizer.step(self.params, grads)
         return loss
+
+
+def network_shape(layers: list) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """One sample's input shape and ``dims`` of a resolved layer list: (D,) or the first
+    layer's ``in_shape`` (C, H, W); then (prod of it, the flat output of each weight layer)."""
+    first = layers[0][1]
+    if "in_shape" in first:
+        shape = tuple(first["in_shape"])
+    else:
+        shape = (next(kw["in"] for n, kw in layers if n == "linear"),)
+    outs = tuple(int(np.prod(kw["out_shape"])) if "out_shape" in kw else kw["out"]
+                 for n, kw in layers if n in ("linear", "conv2d"))
+    return shape, (int(np.prod(shape)),) + outs

@@ -10,13 +10,20 @@ that updates that dictionary updates the layer. ``train`` is True for a training
 
 Modules: :mod:`scratch.layers.linear`, :mod:`scratch.layers.activation`,
 :mod:`scratch.layers.batchnorm`, :mod:`scratch.layers.layernorm`,
-:mod:`scratch.layers.dropout`; :mod:`scratch.sequential` stacks them.
+:mod:`scratch.layers.dropout`; for images :mod:`scratch.layers.conv2d` (the loops) and
+:mod:`scratch.layers.conv2d_fast` (im2col), :mod:`scratch.layers.pool`,
+:mod:`scratch.layers.flatten`; :mod:`scratch.sequential` stacks them.
 """
 
 from scratch.layers.activation import Activation
 from scratch.layers.batchnorm import BatchNorm
+from scratch.layers.conv2d import Conv2dNaive
+from scratch.layers.conv2d_fast import Conv2d
 from scratch.layers.dropout import Dropout
+from scratch.layers.flatten import Flatten
 from scratch.layers.layernorm import LayerNorm
 from scratch.layers.linear import Linear
+from scratch.layers.pool import AvgPool2d, MaxPool2d
 
-__all__ = ["Activation", "BatchNorm", "Dropout", "LayerNorm", "Linear"]
+__all__ = ["Activation", "AvgPool2d", "BatchNorm", "Conv2d", "Conv2dNaive", "Dropout",
+           "Flatten", "LayerNorm", "Linear", "MaxPool2d"]

@@ -1,4 +1,5 @@
-"""Batch normalisation over the batch, per feature (nn.BatchNorm1d on (N, D))."""
+"""Batch normalisation over the batch, per feature (nn.BatchNorm1d on (N, D)), and per
+channel on images (spatial batch norm, nn.BatchNorm2d on (N, C, H, W))."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ class BatchNorm:
     """y = gamma * (x - mu) / sqrt(var + eps) + beta, statistics per feature.
 
     Training: mu and var are the batch's (var biased, divided by N), and the running
-    statistics move towards them. Evaluation: mu and var are ``running_mean{k}`` and
+    statistics move towards them. On an image batch (N, C, H, W) the statistics are per
+    channel over the N * H * W entries of the channel (axes 0, 2, 3), and N * H * W takes
+    N's place everywhere (in the unbiased factor too). Evaluation: mu and var are ``running_mean{k}`` and
     ``running_var{k}``, untouched. At the start gamma = 1, beta = 0, running_mean = 0,
     running_var = 1 (the network sets them).
 
@@ -22,7 +25,8 @@ class BatchNorm:
     ----------
     params, buffers : dict of str to ndarray
         The network's parameters (``gamma{k}``, ``beta{k}``, shape (D,)) and buffers
-        (``running_mean{k}``, ``running_var{k}``, shape (D,)), read under this layer's names.
+        (``running_mean{k}``, ``running_var{k}``, shape (D,) or (C,) for images), read
+        under this layer's names.
     index : int
         The number of the linear layer before this one.
     momentum : float
@@ -61,21 +65,32 @@ class BatchNorm:
             r = self.buffers[name]
             r[...] = (1 - w) * r + w * stat
 
+    @staticmethod
+    def _axes(x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The axes the statistics reduce over, and the shape a (D,) vector broadcasts as:
+        (0,) and (D,) for (N, D); (0, 2, 3) and (C, 1, 1) for (N, C, H, W)."""
+        if x.ndim == 4:
+            return (0, 2, 3), (x.shape[1], 1, 1)
+        return (0,), (x.shape[1],)
+
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        """(N, D) -> (N, D). Training needs N > 1 (a variance of one sample is 0)."""
-        gamma, beta = self.params[self.gamma], self.params[self.beta]
+        """(N, D) -> (N, D), or (N, C, H, W) -> (N, C, H, W). Training needs more than one
+        value per feature (a variance of one sample is 0)."""
+        axes, shape = self._axes(x)
+        gamma = self.params[self.gamma].reshape(shape)
+        beta = self.params[self.beta].reshape(shape)
         if train:
-            n = x.shape[0]
+            n = x.size // x.shape[1]  # N, or N * H * W per channel
             if n < 2:
                 raise ValueError(f"batch norm in training mode needs more than one sample "
-                                 f"per batch, got a batch of {n}")
-            mu = x.mean(axis=0)
-            var = x.var(axis=0)  # biased: divided by N
+                                 f"per batch, got a batch of {x.shape[0]}")
+            mu = x.mean(axis=axes)
+            var = x.var(axis=axes)  # biased: divided by N (N * H * W)
             self._update_running(mu, var, n)
         else:
             mu, var = self.buffers[self.mean], self.buffers[self.var]
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat = (x - mu) * inv_std
+        inv_std = (1.0 / np.sqrt(var + self.eps)).reshape(shape)
+        xhat = (x - mu.reshape(shape)) * inv_std
         self.cache = (xhat, inv_std, train)
         return gamma * xhat + beta
 
@@ -88,10 +103,11 @@ class BatchNorm:
         with sigma = sqrt(var + eps). In evaluation mu and var are constants: dx = dxhat / sigma.
         """
         xhat, inv_std, train = self.cache
-        self.grads = {self.gamma: (dout * xhat).sum(axis=0), self.beta: dout.sum(axis=0)}
-        dxhat = dout * self.params[self.gamma]
+        axes, shape = self._axes(dout)  # images: sums over N, H, W and N * H * W for N
+        self.grads = {self.gamma: (dout * xhat).sum(axis=axes), self.beta: dout.sum(axis=axes)}
+        dxhat = dout * self.params[self.gamma].reshape(shape)
         if not train:
             return dxhat * inv_std
-        n = dout.shape[0]
-        return (inv_std / n) * (n * dxhat - dxhat.sum(axis=0)
-                                - xhat * (dxhat * xhat).sum(axis=0))
+        n = dout.size // dout.shape[1]
+        return (inv_std / n) * (n * dxhat - dxhat.sum(axis=axes, keepdims=True)
+                                - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True))
