@@ -250,3 +250,58 @@ def test_sweep_grid_input_shape_refusals(grid, match):
 
     with pytest.raises(ConfigError, match=match):
         plan_from_dict({"grid": grid})
+
+
+# ------------------------------------------------------------------ weight files
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_conv_weights_round_trip_in_their_layout(suffix, tmp_path):
+    from harness.data.network_weights import load_network_weights, save_network_weights
+    from harness.model.specs import ModelSpec
+
+    spec = ModelSpec(layers="conv2d(4,3,padding=1),batchnorm,relu,maxpool2d(2),flatten,"
+                            "linear(10)", input_shape=(1, 8, 8), dtype="float32")
+    model = make_backend_for(spec)
+    params, buffers = model.get_params(), model.get_buffers()
+    assert params["W0"].shape == (4, 1, 3, 3)  # (out, in, kh, kw), not transposed
+    path = save_network_weights(tmp_path / f"conv{suffix}", params, spec.network,
+                                buffers=buffers)
+    back = load_network_weights(path, spec.network, dtype="float32", with_buffers=True)
+    assert list(back) == [*params, *buffers]
+    for name, value in {**params, **buffers}.items():
+        np.testing.assert_array_equal(back[name], value)
+        assert back[name].dtype == np.float32
+    other = make_backend_for(spec, backend="torch")
+    other.set_params({k: back[k] for k in params})
+    np.testing.assert_array_equal(other.get_params()["W0"], params["W0"])
+
+
+def make_backend_for(spec, backend="scratch"):
+    from harness.model.registry import make_backend
+
+    return make_backend(backend, spec)
+
+
+def test_conv_weight_files_are_checked_against_the_network(tmp_path):
+    from harness.data.network_weights import load_network_weights, save_network_weights
+    from harness.errors import WeightsError
+    from harness.model.specs import ModelSpec
+
+    spec = ModelSpec(layers="conv2d(4,3),relu,flatten,linear(10)", input_shape=(1, 8, 8))
+    params = make_backend_for(spec).get_params()
+    path = save_network_weights(tmp_path / "w.npz", params, spec.network)
+    with pytest.raises(WeightsError, match="holds float64 tensors but the model is float32"):
+        load_network_weights(path, spec.network, dtype="float32")
+    wider = ModelSpec(layers="conv2d(5,3),relu,flatten,linear(10)", input_shape=(1, 8, 8))
+    with pytest.raises(WeightsError, match=r"tensor 'W0' has shape \(4, 1, 3, 3\), but the "
+                                           r"network needs \(5, 1, 3, 3\)"):
+        load_network_weights(path, wider.network)
+    swapped = {**params, "W0": params["W0"].transpose(1, 0, 2, 3).copy()}  # (in, out, ...)
+    with pytest.raises(WeightsError, match=r"tensor 'W0' has shape \(1, 4, 3, 3\), but the "
+                                           r"network needs \(4, 1, 3, 3\)"):
+        save_network_weights(tmp_path / "x.npz", swapped, spec.network)
+    bad = {**params, "b0": np.full(4, np.nan)}
+    with pytest.raises(WeightsError, match="tensor 'b0' has a non-finite value"):
+        save_network_weights(tmp_path / "y.safetensors", bad, spec.network)
+    with pytest.raises(WeightsError, match="unexpected tensor 'extra'; the network's are W0, b0, W1, b1"):
+        save_network_weights(tmp_path / "z.npz", {**params, "extra": np.zeros(2)},
+                             spec.network)
