@@ -8,9 +8,9 @@ import pytest
 
 from harness.cli import main
 from harness.compare.equivalence import validate_batch
-from harness.data.datasets import fit_standardizer, load_dataset, split_validation, standardize
-from harness.data.images import (as_images, flatten_images, image_shape,
-                                 make_synthetic_images, parse_input_shape)
+from harness.data.datasets import (fit_standardizer, load_dataset, make_synthetic_images,
+                                   split_validation, standardize)
+from harness.data.images import as_images, flatten_images, image_shape, parse_input_shape
 from harness.errors import ConfigError, DataError
 
 

@@ -202,8 +202,22 @@ def load_dataset(name: str = "digits", *, seed: int = 0, n_samples: int | None =
                    np.asarray(bunch.target, dtype=np.int64), names, features)
 
 
+def make_synthetic_images(n_samples: int = 1000, input_shape=(1, 8, 8), n_classes: int = 3,
+                          *, seed: int = 0, noise: float = 0.5) -> Dataset:
+    """A seeded image set (N, C, H, W) whose classes a small convolutional net can learn
+    (:func:`harness.data.images.synthetic_image_arrays`: a pattern per class, shifted,
+    at a random brightness, under noise). The default is the ``synthetic_images``
+    built-in; ``feature_names`` name the pixels ``c{c}_y{i}_x{j}`` in C order."""
+    from harness.data.images import check_input_shape, pixel_names, synthetic_image_arrays
+
+    X, y = synthetic_image_arrays(n_samples, input_shape, n_classes, seed=seed, noise=noise)
+    shape = check_input_shape(input_shape)
+    return Dataset("synthetic_images", X, y, [str(k) for k in range(int(n_classes))],
+                   pixel_names(shape))
+
+
 def _synthetic_images(seed: int, size: dict, input_shape) -> Dataset:
-    from harness.data.images import SYNTHETIC_IMAGE_DEFAULTS, make_synthetic_images
+    from harness.data.images import SYNTHETIC_IMAGE_DEFAULTS
 
     if size["n_features"] is not None:
         raise DataError("`n_features` does not size synthetic_images: its features are the "

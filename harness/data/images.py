@@ -124,22 +124,18 @@ def _smooth_pattern(rng: np.random.Generator, shape) -> np.ndarray:
     return pattern
 
 
-def make_synthetic_images(n_samples: int = 1000, input_shape=(1, 8, 8), n_classes: int = 3,
-                          *, seed: int = 0, noise: float = 0.5):
-    """A seeded image set (N, C, H, W) whose classes a small convolutional net can learn.
+def synthetic_image_arrays(n_samples: int = 1000, input_shape=(1, 8, 8), n_classes: int = 3,
+                           *, seed: int = 0, noise: float = 0.5
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of :func:`harness.data.datasets.make_synthetic_images`: images X of
+    float64, shape (n_samples, C, H, W), and labels y (n_samples,) in 0..n_classes-1.
 
     Every class has its own pattern (two Gaussian blobs per channel, one bright, one
     dark, at places drawn from ``seed``); a sample is its class's pattern at a random
     brightness in [0.7, 1.3], shifted by up to one pixel each way (wrapping round),
     plus Gaussian noise of standard deviation ``noise``. Classes are balanced (as many
     of each as ``n_samples`` allows, in a seeded order).
-
-    Returns
-    -------
-    Dataset named ``synthetic_images`` with X of float64, shape (n_samples, C, H, W)
     """
-    from harness.data.datasets import Dataset
-
     n_samples = check_int("n_samples", n_samples, 2, error=DataError, one_rule=True)
     n_classes = check_int("n_classes", n_classes, 2, error=DataError, one_rule=True)
     shape = check_input_shape(input_shape)
@@ -155,8 +151,7 @@ def make_synthetic_images(n_samples: int = 1000, input_shape=(1, 8, 8), n_classe
         for i, (di, dj) in enumerate(shifts):
             X[i] = np.roll(X[i], (int(di), int(dj)), axis=(1, 2))
     X = X + noise * rng.standard_normal(X.shape)
-    return Dataset("synthetic_images", np.ascontiguousarray(X, dtype=np.float64), y,
-                   [str(k) for k in range(n_classes)], pixel_names(shape))
+    return np.ascontiguousarray(X, dtype=np.float64), y
 
 
 def n_pixels(shape) -> int:
@@ -165,5 +160,5 @@ def n_pixels(shape) -> int:
 
 
 __all__ = ["IMAGE_LAYOUT", "SYNTHETIC_IMAGE_DEFAULTS", "as_images", "check_input_shape",
-           "flatten_images", "image_shape", "make_synthetic_images", "n_pixels",
-           "parse_input_shape", "pixel_names"]
+           "flatten_images", "image_shape", "n_pixels", "parse_input_shape", "pixel_names",
+           "synthetic_image_arrays"]
