@@ -331,8 +331,9 @@ def validate_batch(x, y, dims: tuple[int, ...], input_shape=None
             raise ConfigError(f"`x` holds images of shape (C, H, W) {tuple(x.shape[1:])} but "
                               f"the network's input shape is {shape}; layout {IMAGE_LAYOUT}")
     elif x.ndim != 2 or x.shape[0] == 0:
-        also = (f" (a batch of images {IMAGE_LAYOUT} needs a network with an input shape "
-                f"(C, H, W))" if x.ndim == 4 else "")
+        also = (f" (a batch of images {IMAGE_LAYOUT} needs a network that says its input "
+                f"shape (C, H, W): `model.input_shape`, or the ModelSpec it keeps as "
+                f"`model.spec`)" if x.ndim == 4 else "")
         raise ConfigError(f"`x` must be a non-empty 2-D array (N, F), got shape {x.shape}"
                           f"{also}")
     elif x.shape[1] != dims[0]:
