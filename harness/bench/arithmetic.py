@@ -25,12 +25,43 @@ def train_flops(dims: tuple[int, ...], n: int) -> int:
     return 3 * f - 2 * n * dims[0] * dims[1]
 
 
+def _layer_flops(spec, shape_in: tuple, shape_out: tuple, n: int) -> int:
+    """2·N·in·out of a linear, 2·N·H_out·W_out·F·C·KH·KW of a conv2d (im2col's product)."""
+    if spec.name == "linear":
+        return 2 * n * shape_in[0] * shape_out[0]
+    if spec.name == "conv2d":
+        return 2 * n * math.prod(shape_out) * shape_in[0] * spec.args[1] ** 2
+    return 0
+
+
+def network_forward_flops(network, n: int) -> int:
+    """The matrix products of one forward pass of a layer network."""
+    return sum(_layer_flops(*layer, n) for layer in zip(network.layers, network.shapes_in,
+                                                         network.shapes_out))
+
+
+def network_train_flops(network, n: int) -> int:
+    """Forward plus backward (twice the forward), less the first layer's input gradient."""
+    layers = list(zip(network.layers, network.shapes_in, network.shapes_out))
+    first = next(layer for layer in layers if layer[0].name in ("linear", "conv2d"))
+    return 3 * network_forward_flops(network, n) - _layer_flops(*first, n)
+
+
 def epoch_batches(n_samples: int, batch: int) -> list[int]:
     """Batch sizes of one epoch over ``n_samples`` (the last may be partial)."""
     return [min(batch, n_samples - s) for s in range(0, n_samples, batch)]
 
 
-def op_flops(op: str, dims: tuple[int, ...], n: int, epoch_samples: int) -> int:
+def op_flops(op: str, dims: tuple[int, ...], n: int, epoch_samples: int,
+             network=None) -> int:
+    """The FLOPs of ``op``: of the MLP of ``dims``, or of ``network`` (a resolved layer
+    network on images, whose products are not those of its dims)."""
+    if network is not None:
+        if op == "forward":
+            return network_forward_flops(network, n)
+        if op in ("loss_and_grads", "train_step"):
+            return network_train_flops(network, n)
+        return sum(network_train_flops(network, b) for b in epoch_batches(epoch_samples, n))
     if op == "forward":
         return forward_flops(dims, n)
     if op in ("loss_and_grads", "train_step", "matmuls"):
@@ -47,6 +78,18 @@ def memory_need(dims: tuple[int, ...], n: int, dtype: str, optimizer: str = "sgd
     state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2,
              "rmsprop": 1 + (1 if momentum else 0), "adagrad": 1}.get(optimizer, 0)
     activations = n * sum(dims[1:])
+    return (n_params * (2 + state) + activations) * np.dtype(dtype).itemsize
+
+
+def network_memory_need(network, n: int, dtype: str, optimizer: str = "sgd",
+                        momentum: float = 0.0) -> int:
+    """:func:`memory_need` of a layer network: its parameters (gradients, optimizer state)
+    and every layer's output, N·(sum of the flat widths) numbers (im2col's buffers are
+    work memory, not counted as needed)."""
+    n_params = sum(math.prod(shape) for shape in network.param_shapes.values())
+    state = {"sgd": 1 if momentum else 0, "adam": 2, "adamw": 2,
+             "rmsprop": 1 + (1 if momentum else 0), "adagrad": 1}.get(optimizer, 0)
+    activations = n * sum(network.widths_out)
     return (n_params * (2 + state) + activations) * np.dtype(dtype).itemsize
 
 

@@ -67,7 +67,11 @@ class BenchConfig:
         ``dims[0]`` inputs (:func:`layer_grid` builds such a grid). Each backend draws its
         own dropout masks here (the comparisons hand both the same ones; a benchmark
         measures each implementation's own dropout). The ``matmuls`` rows and the GFLOP
-        columns count the linear layers only.
+        columns count the linear layers only; on images also the convolutions' products
+        (and there are no ``matmuls`` rows).
+    input_shape : tuple (C, H, W), optional
+        With ``layers``: the network takes images (N, C, H, W), and each grid point's
+        ``dims[0]`` is C*H*W; the data are seeded normal images of that shape.
     batchnorm conventions: ``bn_momentum``, ``bn_momentum_convention``,
         ``bn_running_var``, ``norm_eps``, as :class:`harness.model.specs.ModelSpec`.
     memory : bool
@@ -95,6 +99,7 @@ class BenchConfig:
     seed: int = 0
     loss_reduction: str = "mean"
     layers: str | None = None
+    input_shape: tuple | None = None
     bn_momentum: float = 0.1
     bn_momentum_convention: str = "torch"
     bn_running_var: str = "unbiased"
@@ -152,6 +157,10 @@ class BenchConfig:
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ConfigError(f"`loss_reduction` must be one of {', '.join(LOSS_REDUCTIONS)}, "
                               f"got {self.loss_reduction!r}")
+        if self.input_shape is not None:
+            if self.layers is None:
+                raise ConfigError("`input_shape` goes with `layers` (a network on images)")
+            object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         if self.layers is not None:
             for dims, _ in self.grid:
                 spec = self.model_spec(dims, self.dtypes[0])
@@ -167,7 +176,8 @@ class BenchConfig:
         common = dict(dtype=dtype, seed=self.seed, loss_reduction=self.loss_reduction)
         if self.layers is None:
             return ModelSpec(dims, activation=self.activation, **common)
-        return ModelSpec(layers=self.layers, input_shape=(dims[0],), bn_momentum=self.bn_momentum,
+        shape = (dims[0],) if self.input_shape is None else self.input_shape
+        return ModelSpec(layers=self.layers, input_shape=shape, bn_momentum=self.bn_momentum,
                          bn_momentum_convention=self.bn_momentum_convention,
                          bn_running_var=self.bn_running_var, norm_eps=self.norm_eps, **common)
 
@@ -193,14 +203,18 @@ class BenchConfig:
         d["grid"] = [{"dims": list(dims), "batch_size": b} for dims, b in self.grid]
         for k in ("dtypes", "backends", "ops"):
             d[k] = list(d[k])
+        if d["input_shape"] is not None:
+            d["input_shape"] = list(d["input_shape"])
         return d
 
 
-def layer_grid(layers, features: int, batch_sizes) -> tuple:
-    """The grid of a layer network on ``features`` inputs: its dims at every batch size."""
+def layer_grid(layers, features: int, batch_sizes, input_shape=None) -> tuple:
+    """The grid of a layer network on ``features`` inputs (or on images of
+    ``input_shape`` (C, H, W)): its dims at every batch size."""
     from harness.model.specs import ModelSpec
 
-    dims = ModelSpec(layers=layers, input_shape=(int(features),)).dims
+    shape = (int(features),) if input_shape is None else tuple(input_shape)
+    dims = ModelSpec(layers=layers, input_shape=shape).dims
     return tuple((dims, int(b)) for b in batch_sizes)
 
 
@@ -210,7 +224,7 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     Keys: ``threads``, ``dtypes``, ``repeats``, ``min_time``, ``ops``, ``backends``,
     ``device``, ``epoch_samples``, ``optimizer``, ``lr``, ``momentum``,
     ``weight_decay``, ``weight_decay_in``, ``weight_decay_on``, ``activation``, ``seed``,
-    ``loss_reduction``,
+    ``loss_reduction``, ``layers``, ``input_shape``,
     ``memory``, ``peak_size``, and ``[[grid]]`` tables with ``dims`` and
     ``batch_sizes``::
 

@@ -35,6 +35,11 @@ def _network_line(config: dict) -> list[str]:
     layers = (config or {}).get("layers")
     if not layers:
         return []
+    shape = (config or {}).get("input_shape")
+    if shape:
+        return [f"network: layers {layers} on images (N, {', '.join(map(str, shape))}) "
+                f"(seeded normal data; GFLOP/s count the products of the linear and conv2d "
+                f"layers, im2col's; no matmuls rows)"]
     return [f"network: layers {layers} (each backend draws its own dropout masks; GFLOP/s "
             f"and the matmuls rows count the linear layers only)"]
 

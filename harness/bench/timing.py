@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench.arithmetic import (add_derived_columns, dims_label, memory_need, op_flops,
+from harness.bench.arithmetic import (add_derived_columns, dims_label, memory_need,
+                                      network_memory_need, op_flops,
                                       peak_by_device_dtype, peak_by_library_dtype)
 from harness.bench.config import BACKEND_LIBRARY, BenchConfig, series_label, series_names
 from harness.bench.quality import add_flags
@@ -328,7 +329,9 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
     dims, dtype = spec.dims, spec.dtype
     rng = np.random.default_rng(config.seed)
     n_data = max(batch, config.epoch_samples)
-    X = rng.standard_normal((n_data, dims[0])).astype(dtype)
+    image = config.input_shape is not None  # seeded normal images (N, C, H, W)
+    X = rng.standard_normal((n_data,) + (config.input_shape if image else (dims[0],))
+                            ).astype(dtype)
     Y = rng.integers(0, dims[-1], size=n_data)
     x, y = X[:batch], Y[:batch]
 
@@ -364,11 +367,13 @@ def _bench_point(spec, batch: int, config: BenchConfig, series, optimizer, threa
         return epoch
 
     rows = []
-    for group in _op_groups(config.ops):
+    network = spec.network if image else None  # its products are not those of its dims
+    ops = [op for op in config.ops if not (image and op == "matmuls")]
+    for group in _op_groups(ops):
         rows.extend(_time_group(group, series, op_fn, restore, dims, batch, dtype, config,
-                                threads, times))
+                                threads, times, network))
     if config.memory and "train_step" in config.ops:
-        _add_memory(rows, series, build, x, y, dims, batch, dtype, optimizer)
+        _add_memory(rows, series, build, x, y, dims, batch, dtype, optimizer, network)
     return rows
 
 
@@ -386,7 +391,7 @@ def _op_groups(ops) -> list[list[str]]:
 
 
 def _time_group(group, series, op_fn, restore, dims, batch: int, dtype, config: BenchConfig,
-                threads: int, times: dict) -> list[dict]:
+                threads: int, times: dict, network=None) -> list[dict]:
     """Time one group of ops on every backend, alternating; their rows."""
     fns, devices, owners = {}, {}, {}
     for op in group:
@@ -415,16 +420,18 @@ def _time_group(group, series, op_fn, restore, dims, batch: int, dtype, config: 
                "batch_size": batch, "dtype": dtype, "op": op, "median_s": t.median,
                "iqr_s": t.iqr, "q25_s": t.q25, "q75_s": t.q75, "n_blocks": len(t.times),
                "threads": threads,
-               "gflop": op_flops(op, dims, batch, config.epoch_samples) / 1e9}
+               "gflop": op_flops(op, dims, batch, config.epoch_samples, network) / 1e9}
         times["|".join(str(row[k]) for k in KEY)] = t.times
         rows.append(row)
     return rows
 
 
 def _add_memory(rows: list[dict], series, build, x, y, dims, batch: int, dtype,
-                optimizer) -> None:
+                optimizer, network=None) -> None:
     """Peak and needed memory of a train_step, added to each backend's train_step row."""
-    need = memory_need(dims, batch, dtype, optimizer.name, optimizer.momentum)
+    need = (memory_need(dims, batch, dtype, optimizer.name, optimizer.momentum)
+            if network is None else
+            network_memory_need(network, batch, dtype, optimizer.name, optimizer.momentum))
     for backend, device in series:
         name = series_label(backend, device)
         try:

@@ -13,6 +13,8 @@ EXAMPLE = """nn-harness bench                                  # the default (sm
   nn-harness bench --targets                        # also the scratch backend's own goals
   nn-harness bench --dims 64,32,10 --batch-sizes 64,1797 --dtypes float32
   nn-harness bench --grid 64,32,10:64,1797 --grid 784,256,10:128
+  nn-harness bench --layers "conv2d(8,3,padding=1),relu,maxpool2d(2),flatten,linear(10)" \\
+      --input-shape 1,8,8 --batch-sizes 64 --dtypes float32 --threads 2
   nn-harness bench --config bench.toml --out reports/bench
   nn-harness bench --compare reports/bench/bench-A/bench.json reports/bench/bench-B/bench.json"""
 
@@ -64,6 +66,9 @@ def register(sub) -> None:
                         "--features inputs at every --batch-sizes")
     g.add_argument("--features", type=int, default=None, metavar="N",
                    help="input features of the --layers network (default: 64, the digits)")
+    g.add_argument("--input-shape", type=common.csv_ints, default=None, metavar="C,H,W",
+                   help="the --layers network takes images (N, C, H, W) of this shape "
+                        "(seeded normal data), e.g. 1,8,8 or 3,32,32; instead of --features")
     g.add_argument("--config", default=None, metavar="FILE.toml",
                    help="grid and settings from a TOML file; flags given here win")
     g.add_argument("--dtypes", type=common.csv_names, default=None, metavar="DTYPES",
@@ -159,6 +164,8 @@ def build_config(args):
         _layer_settings(args, kw)
     elif args.features is not None:
         raise ConfigError("`--features` goes with --layers")
+    elif args.input_shape is not None:
+        raise ConfigError("`--input-shape` goes with --layers (a network on images)")
     elif args.grid:
         kw["grid"] = tuple(point for entry in args.grid for point in entry)
     elif args.dims:
@@ -201,7 +208,16 @@ def _layer_settings(args, kw: dict) -> None:
     features = 64 if args.features is None else args.features
     if features < 1:
         raise ConfigError(f"`--features` must be >= 1, got {features}")
-    kw["grid"] = layer_grid(args.layers, features, args.batch_sizes or (64, 1797))
+    shape = args.input_shape
+    if shape is not None:
+        if args.features is not None:
+            raise ConfigError("give --features (rows) or --input-shape C,H,W (images), "
+                              "not both")
+        if len(shape) != 3 or min(shape) < 1:
+            raise ConfigError(f"`--input-shape` must be three positive integers C,H,W, "
+                              f"got {','.join(map(str, shape))}")
+        kw["input_shape"] = tuple(shape)
+    kw["grid"] = layer_grid(args.layers, features, args.batch_sizes or (64, 1797), shape)
     kw["layers"] = args.layers
     kw.update(common.layer_spec_settings(args))
 
