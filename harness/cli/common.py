@@ -103,7 +103,7 @@ def add_layer_args(g) -> None:
                    help=f"the network as a list of layers, instead of --dims/--activation, "
                         f"e.g. \"linear(64),batchnorm,relu,dropout(0.5),linear(10)\"; widths "
                         f"come from the data; layers: {', '.join(LAYER_FORMS)}")
-    g.add_argument("--input-shape", default=None, metavar="C,H,W",
+    g.add_argument("--input-shape", type=csv_ints, default=None, metavar="C,H,W",
                    help="the data as images (N, C, H, W) for --layers: each sample's "
                         "features reshaped in C order (C*H*W must be their number), e.g. "
                         "1,8,8 for the digits; with --dataset synthetic_images, the shape of "

@@ -7,12 +7,12 @@ from harness.errors import ConfigError, DataError
 
 def input_shape_arg(args) -> tuple[int, int, int] | None:
     """--input-shape as (C, H, W), or None; refused without --layers."""
-    text = getattr(args, "input_shape", None)
-    if text is None:
+    given = getattr(args, "input_shape", None)
+    if given is None:
         return None
     from harness.data.images import parse_input_shape
 
-    shape = parse_input_shape(text)
+    shape = parse_input_shape(given if isinstance(given, str) else ",".join(map(str, given)))
     if getattr(args, "layers", None) is None:
         raise ConfigError("`--input-shape` goes with --layers (a network of conv2d, pool and "
                           "flatten layers on images (N, C, H, W)); --dims networks take rows")
