@@ -81,7 +81,8 @@ class LayerSpec:
     def __str__(self) -> str:
         if not self.args:
             return self.name
-        if self.name in KEYWORDS and len(self.args) <= len(KEYWORDS[self.name]):  # the required arguments, then the keywords not at default
+        # the required arguments, then the keywords not at their defaults
+        if self.name in KEYWORDS and len(self.args) <= len(KEYWORDS[self.name]):
             required = 2 if self.name == "conv2d" else 1
             names, defaults = KEYWORDS[self.name], _defaults(self.name, self.args)
             shown = [str(a) for a in self.args[:required]]

@@ -208,6 +208,8 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
     elapsed = round(time.perf_counter() - started, 3)  # the page and the JSON say the same
     data_info = {"name": data.name, "n_samples": len(data), "n_features": data.n_features,
                  "n_classes": data.n_classes, "class_names": list(data.class_names)}
+    if data.image_shape is not None:
+        data_info["input_shape"] = list(data.image_shape)
     doc = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

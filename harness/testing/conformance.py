@@ -24,8 +24,10 @@ The checks:
 * ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
   ``convention-<option>-<value>``: a step in the declared conventions with one option
   set to another declared value (weight decay 0.1 where decay is in question).
-* ``layer-<name>``: one step of a small network with a batch norm, a layer norm or a
-  dropout (:data:`LAYER_NETWORKS`), buffers and evaluation after the step included;
+* ``layer-<name>``: one step of a small network with a batch norm, a layer norm, a
+  dropout, a convolution, a max pool or an average pool (:data:`LAYER_NETWORKS`; the
+  conv networks on images (N, C, H, W) of :data:`IMAGE_SHAPE`), buffers and
+  evaluation after the step included;
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
 
@@ -57,12 +59,13 @@ from harness.testing.contract import (
     make_batch,
 )
 from harness.testing.terms import (
-    CONVENTION_VALUES, DEFAULT_CAPABILITIES, LAYER_NETWORKS, Terms, capabilities_of, terms_of,
-    with_overrides,
+    CONVENTION_VALUES, DEFAULT_CAPABILITIES, IMAGE_LAYERS, IMAGE_SHAPE, LAYER_NETWORKS, Terms,
+    capabilities_of, terms_of, with_overrides,
 )
 
 SKIP = "SKIP"
-__all__ = ["CONVENTION_VALUES", "DEFAULT_CAPABILITIES", "LAYER_NETWORKS", "ConformanceCheck",
+__all__ = ["CONVENTION_VALUES", "DEFAULT_CAPABILITIES", "IMAGE_LAYERS", "IMAGE_SHAPE",
+           "LAYER_NETWORKS", "ConformanceCheck",
            "ConformanceRun", "Outcome", "capabilities_of", "check_network", "checks_for",
            "parametrize_with_checks"]
 
@@ -244,11 +247,14 @@ def _layer(target, ref: str, check: str, *, terms: Terms, layer: str, dtype: str
 
     reduction = terms.convention("loss_reduction")
     extra = {**({"loss_reduction": reduction} if reduction != "mean" else {}), **terms.model}
-    spec = ModelSpec(layers=LAYER_NETWORKS[layer], input_shape=(terms.dims[0],), dtype=dtype,
-                     **extra)
+    images = layer in IMAGE_LAYERS
+    spec = ModelSpec(layers=LAYER_NETWORKS[layer], dtype=dtype,
+                     input_shape=IMAGE_SHAPE if images else (terms.dims[0],), **extra)
     opt = terms.opt(optimizer)
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(spec.dims)
+    x, y = make_batch((int(np.prod(IMAGE_SHAPE)), terms.dims[-1]) if images else spec.dims)
+    if images:
+        x = x.reshape(len(x), *IMAGE_SHAPE)
     name = _b.short_name(target)
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,

@@ -33,7 +33,13 @@ LAYER_NETWORKS: dict[str, str] = {
     "batchnorm": "linear(7),batchnorm,relu,linear(3)",
     "layernorm": "linear(7),layernorm,tanh,linear(3)",
     "dropout": "linear(7),relu,dropout(0.5),linear(3)",
+    "conv2d": "conv2d(3,3,padding=1),relu,flatten,linear(3)",
+    "maxpool2d": "conv2d(3,3,padding=1),relu,maxpool2d(2),flatten,linear(3)",
+    "avgpool2d": "conv2d(3,3,stride=2,padding=1),tanh,avgpool2d(2),flatten,linear(3)",
 }
+#: the layers of :data:`LAYER_NETWORKS` checked on images, and the images' (C, H, W)
+IMAGE_LAYERS: tuple[str, ...] = ("conv2d", "maxpool2d", "avgpool2d")
+IMAGE_SHAPE: tuple[int, int, int] = (2, 4, 4)
 #: the values of every convention option, default first
 CONVENTION_VALUES: dict[str, tuple[str, ...]] = {
     "loss_reduction": ("mean", "sum"), "weight_decay_in": ("optimizer", "loss"),
