@@ -1,0 +1,204 @@
+"""A base class that wraps published code in the ``Classifier`` protocol.
+
+A subclass says where the code keeps things and how to run it; the base writes the
+protocol around it (``forward``, ``loss_and_grads``, ``get_params``, ``set_params``,
+``train_step``, and ``get_buffers``/``set_buffers``/``set_dropout_masks``/
+``intermediates`` when the code has them)::
+
+    class Wrapped(Adapter):
+        params = dict(W="net.weights[{k}].T", b="net.biases[{k}]")   # where the arrays are
+        settings = {"lr": "eta"}                                     # the code's names
+
+        def build(self, spec, eta):             # the code's own network
+            self.net = Network(list(spec.dims))
+
+        def logits(self, x):                    # x in the code's form
+            return self.net.scores(x)
+
+        def backward(self, x, y):               # (loss, gradients) of one training pass
+            return self.net.loss(x, y)
+
+What each class attribute and hook means is in its comment below and in docs/adapt.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.adapt import paths as _paths
+from harness.adapt.binding import Binding, bind, initial_buffers, initial_params
+from harness.adapt.capture import captured_gradients
+from harness.adapt.inputs import as_columns, loss_and_dlogits
+from harness.adapt.settings import code_settings
+
+
+class Adapter:
+    """The protocol around someone else's network; subclass it and fill in the hooks.
+
+    Class attributes
+    ----------------
+    params : dict
+        One path rule per kind of parameter (``W``, ``b``, ``gamma``, ``beta``), as
+        :func:`harness.adapt.binding.bind` reads them; paths start from the adapter.
+    buffers : dict
+        The same for ``running_mean`` and ``running_var`` (networks with batch norm).
+    grads : dict or None
+        Where the code leaves its gradients after :meth:`backward` (``"layers[{pos}].dW"``,
+        or ``"['W{k1}']"`` in the dict ``backward`` returned); None when ``backward``
+        returns canonical gradients itself.
+    masks : str or None
+        Where the i-th dropout layer takes the harness's mask for the next pass, a
+        template with ``{i}`` and ``{pos}``; None when the code draws its own.
+    settings : dict
+        The optimizer settings the code has, under its own names (see
+        :func:`harness.adapt.settings.code_settings`); passed to :meth:`build`.
+    optimizers : tuple of str
+        The optimizers the code implements; others are refused when built.
+    decay_in, decay_on : str
+        Where the code's weight decay acts ("loss" or "optimizer") and on what ("all" or
+        "weights").
+    adds_l2 : bool
+        True when the code's L2 term lives in a training loop the adapter does not call:
+        the base adds ``weight_decay / 2 * |W|^2`` to the loss and ``weight_decay * W``
+        to the gradients.
+    columns : bool
+        True when the code reads inputs as features x samples and returns logits as
+        classes x samples.
+    """
+
+    params: dict = {}
+    buffers: dict = {}
+    grads: dict | None = None
+    masks: str | None = None
+    settings: dict = {"lr": "lr"}
+    optimizers: tuple = ("sgd",)
+    decay_in: str = "optimizer"
+    decay_on: str = "all"
+    adds_l2: bool = False
+    columns: bool = False
+
+    def __init__(self, spec, optimizer):
+        self.spec, self.optimizer = spec, optimizer
+        self.dims = tuple(spec.dims)
+        self.dtype = np.dtype(spec.dtype)
+        self.layer_list = spec.network.plain()
+        kwargs = code_settings(optimizer, self.settings, self.optimizers,
+                               decay_in=self.decay_in, decay_on=self.decay_on)
+        self.build(spec, **kwargs)
+        self.param_binding: Binding = bind(spec, **self.params)
+        self.buffer_binding: Binding | None = (bind(spec, "buffer", **self.buffers)
+                                               if spec.network.buffer_shapes else None)
+        self.set_params(initial_params(spec))
+        if self.buffer_binding is not None:
+            self.buffer_binding.put(self, initial_buffers(spec))
+
+    # ------------------------------------------------------------ the code's side
+    def build(self, spec, **settings) -> None:
+        """Build the code's network (keep it on ``self``); ``settings`` under its names."""
+        raise NotImplementedError("an Adapter subclass builds the code's network in build()")
+
+    def logits(self, x):
+        """The code's evaluation pass: logits of ``x`` (both in the code's form)."""
+        raise NotImplementedError("an Adapter subclass computes the logits in logits()")
+
+    def backward(self, x, y):
+        """One training pass of the code on ``x`` (its form) and ``y`` (class indices):
+        the loss, and the gradients unless :attr:`grads` says where the code stores them:
+        ``loss``, ``(loss, grads)`` or ``(loss, container of the gradients)``."""
+        raise NotImplementedError("an Adapter subclass runs the training pass in backward()")
+
+    def step(self, x, y) -> float:
+        """One optimizer update with the code's own step; the default is plain SGD
+        (``p -= lr * (g + weight_decay * p)``, torch's decay) through the binding."""
+        loss, grads = self._loss_and_grads(x, y)
+        opt, params = self.optimizer, self.get_params()
+        wd = opt.weight_decay if self.decay_in == "optimizer" else 0.0
+        self.set_params({k: p - opt.lr * (grads[k] + self._decays(k) * wd * p)
+                         for k, p in params.items()})
+        return loss
+
+    # ------------------------------------------------------------ helpers for the hooks
+    def loss_and_dlogits(self, logits, y):
+        """The spec's loss of ``logits`` (code's form) and dL/dlogits in that form, for
+        code that has no loss of its own (the scratch backend's loss)."""
+        z = np.asarray(logits).T if self.columns else logits
+        loss, dz = loss_and_dlogits(self.spec, z, y)
+        return loss, (dz.T if self.columns else dz)
+
+    def captured(self, run):
+        """``(loss, gradients)`` of code whose backward steps its own weights:
+        ``run(lr)`` is the training pass, stepping with the rate it is given
+        (:mod:`harness.adapt.capture`); the parameters are left as they were."""
+        return captured_gradients(self.param_binding, self, run)
+
+    # ------------------------------------------------------------ the protocol
+    def inputs(self, x) -> np.ndarray:
+        """The harness's batch (N, d_0) in the code's form (and dtype)."""
+        return as_columns(x, self.dtype) if self.columns else np.asarray(x, self.dtype)
+
+    def forward(self, x):
+        z = np.asarray(self.logits(self.inputs(x)))
+        return np.asarray(z.T if self.columns else z, self.dtype)
+
+    def loss_and_grads(self, x, y):
+        return self._loss_and_grads(self.inputs(x), np.asarray(y))
+
+    def train_step(self, x, y):
+        return float(self.step(self.inputs(x), np.asarray(y)))
+
+    def get_params(self):
+        return self.param_binding.get(self)
+
+    def set_params(self, params):
+        self.param_binding.put(self, params)
+
+    @property
+    def get_buffers(self):
+        if self.buffer_binding is None:
+            raise AttributeError("this network has no buffers")
+        return lambda: self.buffer_binding.get(self)
+
+    @property
+    def set_buffers(self):
+        if self.buffer_binding is None:
+            raise AttributeError("this network has no buffers")
+        return lambda buffers: self.buffer_binding.put(self, buffers)
+
+    @property
+    def set_dropout_masks(self):
+        if self.masks is None:
+            raise AttributeError("this code draws its own dropout masks")
+        return self._put_masks
+
+    @property
+    def intermediates(self):
+        found = getattr(getattr(self, "net", None), "intermediates", None)
+        if found is None:
+            raise AttributeError("the code has no intermediates")
+        return found
+
+    # ------------------------------------------------------------ internals
+    def _decays(self, name: str) -> bool:
+        return self.decay_on == "all" or name.startswith("W")
+
+    def _loss_and_grads(self, x, y):
+        result = self.backward(x, y)
+        loss, found = result if isinstance(result, tuple) else (result, self)
+        if self.grads is not None:
+            found = bind(self.spec, **self.grads).read(found)
+        grads = {k: np.asarray(found[k], self.dtype) for k in self.param_binding.shapes}
+        loss = float(loss)
+        if self.adds_l2 and self.optimizer.weight_decay:
+            wd, params = self.optimizer.weight_decay, self.get_params()
+            for k, p in params.items():
+                if self._decays(k):
+                    loss += 0.5 * wd * float(np.sum(p.astype(np.float64) ** 2))
+                    grads[k] = grads[k] + wd * p
+        return loss, grads
+
+    def _put_masks(self, masks) -> None:
+        dropout_positions = [pos for pos, (name, _) in enumerate(self.layer_list)
+                             if name == "dropout"]
+        for i, (pos, mask) in enumerate(zip(dropout_positions, masks)):
+            path = _paths.parse(self.masks.format(i=i, pos=pos))
+            _paths.write(self, path, np.asarray(mask))
