@@ -28,7 +28,7 @@ import numpy as np
 from harness.adapt import paths as _paths
 from harness.adapt.binding import Binding, bind, initial_buffers, initial_params
 from harness.adapt.capture import captured_gradients
-from harness.adapt.inputs import as_columns, loss_and_dlogits
+from harness.adapt.inputs import as_columns, loss_and_dlogits, per_sample
 from harness.adapt.settings import code_settings
 
 
@@ -64,6 +64,11 @@ class Adapter:
     columns : bool
         True when the code reads inputs as features x samples and returns logits as
         classes x samples.
+    per_sample : bool
+        True when the code backpropagates one sample at a time: :meth:`backward` is
+        called on each sample (a (1, d) row, or a (d, 1) column with :attr:`columns`)
+        and the results are summed into the batch's, divided by N with
+        :attr:`reduction` "mean" (code that steps with eta / m), not with "sum".
     """
 
     params: dict = {}
@@ -76,6 +81,8 @@ class Adapter:
     decay_on: str = "all"
     adds_l2: bool = False
     columns: bool = False
+    per_sample: bool = False
+    reduction: str = "mean"
 
     def __init__(self, spec, optimizer):
         self.spec, self.optimizer = spec, optimizer
@@ -181,13 +188,25 @@ class Adapter:
     def _decays(self, name: str) -> bool:
         return self.decay_on == "all" or name.startswith("W")
 
-    def _loss_and_grads(self, x, y):
+    def _pass(self, x, y):
+        """The loss and canonical gradients of one call of :meth:`backward`."""
         result = self.backward(x, y)
         loss, found = result if isinstance(result, tuple) else (result, self)
         if self.grads is not None:
             found = bind(self.spec, **self.grads).read(found)
-        grads = {k: np.asarray(found[k], self.dtype) for k in self.param_binding.shapes}
-        loss = float(loss)
+        return float(loss), {k: np.asarray(found[k], self.dtype)
+                             for k in self.param_binding.shapes}
+
+    def _loss_and_grads(self, x, y):
+        if self.per_sample:
+            one = (lambda i: (x[:, i:i + 1], y[i:i + 1])) if self.columns else \
+                (lambda i: (x[i:i + 1], y[i:i + 1]))
+            loss, grads = per_sample(lambda i: self._pass(*one(i)), ((i,) for i in
+                                                                      range(len(y))),
+                                     self.reduction)
+            grads = {k: np.asarray(v, self.dtype) for k, v in grads.items()}
+        else:
+            loss, grads = self._pass(x, y)
         if self.adds_l2 and self.optimizer.weight_decay:
             wd, params = self.optimizer.weight_decay, self.get_params()
             for k, p in params.items():
