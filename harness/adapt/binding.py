@@ -106,7 +106,8 @@ class Binding:
             where = f"{path.text} (transposed)" if path.transposed else path.text
             raise ParamError(f"the code's {where} has shape {np.shape(stored)}; {name} must "
                              f"have shape {shape}")
-        return np.array(value, dtype=self.dtype if dtype is None else dtype, copy=True)
+        return np.array(value, dtype=self.dtype if dtype is None else dtype, copy=True,
+                        order="C")  # C order, as a fresh parameter array is
 
     def get(self, root) -> dict[str, np.ndarray]:
         """Canonical copies of the code's arrays (never the code's own arrays)."""
