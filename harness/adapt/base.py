@@ -41,7 +41,9 @@ class Adapter:
         One path rule per kind of parameter (``W``, ``b``, ``gamma``, ``beta``), as
         :func:`harness.adapt.binding.bind` reads them; paths start from the adapter.
     buffers : dict
-        The same for ``running_mean`` and ``running_var`` (networks with batch norm).
+        The same for ``running_mean`` and ``running_var``: code with batch norm layers.
+        When given, the adapter has ``get_buffers``/``set_buffers`` (an empty dict for a
+        network without batch norm); when not, it has neither.
     grads : dict or None
         Where the code leaves its gradients after :meth:`backward` (``"layers[{pos}].dW"``,
         or ``"['W{k1}']"`` in the dict ``backward`` returned); None when ``backward``
@@ -54,9 +56,9 @@ class Adapter:
         :func:`harness.adapt.settings.code_settings`); passed to :meth:`build`.
     optimizers : tuple of str
         The optimizers the code implements; others are refused when built.
-    decay_in, decay_on : str
+    decay_in, decay_on : str or tuple of str
         Where the code's weight decay acts ("loss" or "optimizer") and on what ("all" or
-        "weights").
+        "weights"), or the places it can follow (a tuple).
     adds_l2 : bool
         True when the code's L2 term lives in a training loop the adapter does not call:
         the base adds ``weight_decay / 2 * |W|^2`` to the loss and ``weight_decay * W``
@@ -93,8 +95,9 @@ class Adapter:
                                decay_in=self.decay_in, decay_on=self.decay_on)
         self.build(spec, **kwargs)
         self.param_binding: Binding = bind(spec, **self.params)
+        # buffer members when the code has buffers (a network without batch norm: none)
         self.buffer_binding: Binding | None = (bind(spec, "buffer", **self.buffers)
-                                               if spec.network.buffer_shapes else None)
+                                               if self.buffers else None)
         self.set_params(initial_params(spec))
         if self.buffer_binding is not None:
             self.buffer_binding.put(self, initial_buffers(spec))
@@ -119,7 +122,7 @@ class Adapter:
         (``p -= lr * (g + weight_decay * p)``, torch's decay) through the binding."""
         loss, grads = self._loss_and_grads(x, y)
         opt, params = self.optimizer, self.get_params()
-        wd = opt.weight_decay if self.decay_in == "optimizer" else 0.0
+        wd = opt.weight_decay if opt.weight_decay_in == "optimizer" else 0.0
         self.set_params({k: p - opt.lr * (grads[k] + self._decays(k) * wd * p)
                          for k, p in params.items()})
         return loss
@@ -131,6 +134,11 @@ class Adapter:
         z = np.asarray(logits).T if self.columns else logits
         loss, dz = loss_and_dlogits(self.spec, z, y)
         return loss, (dz.T if self.columns else dz)
+
+    def loss_and_grads_in_code_form(self, x, y):
+        """:meth:`loss_and_grads` on ``x`` already in the code's form (for a :meth:`step`
+        that needs the canonical gradients)."""
+        return self._loss_and_grads(x, y)
 
     def captured(self, run):
         """``(loss, gradients)`` of code whose backward steps its own weights:
@@ -186,7 +194,8 @@ class Adapter:
 
     # ------------------------------------------------------------ internals
     def _decays(self, name: str) -> bool:
-        return self.decay_on == "all" or name.startswith("W")
+        """Whether the spec's weight decay acts on the parameter ``name``."""
+        return self.optimizer.weight_decay_on == "all" or name.startswith("W")
 
     def _pass(self, x, y):
         """The loss and canonical gradients of one call of :meth:`backward`."""

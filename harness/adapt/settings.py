@@ -20,8 +20,8 @@ NEUTRAL = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "lr_schedule
 
 
 def code_settings(optimizer, names: Mapping[str, str | tuple[str, Callable]],
-                  optimizers=("sgd",), *, decay_in: str = "optimizer",
-                  decay_on: str = "all") -> dict:
+                  optimizers=("sgd",), *, decay_in: str | tuple = "optimizer",
+                  decay_on: str | tuple = "all") -> dict:
     """The code's keyword arguments for ``optimizer``.
 
     Parameters
@@ -33,9 +33,10 @@ def code_settings(optimizer, names: Mapping[str, str | tuple[str, Callable]],
         (``{"weight_decay": ("lmbda", lambda wd: wd * n)}``).
     optimizers : tuple of str
         The optimizers the code implements.
-    decay_in, decay_on : str
+    decay_in, decay_on : str or tuple of str
         Where the code's weight decay acts (``"loss"`` or ``"optimizer"``) and on what
-        (``"all"`` or ``"weights"``); a spec asking another place is refused.
+        (``"all"`` or ``"weights"``), or the places it can follow; a spec asking another
+        place is refused.
 
     Raises
     ------
@@ -53,12 +54,13 @@ def code_settings(optimizer, names: Mapping[str, str | tuple[str, Callable]],
         raise ConfigError(f"this code has no setting for {', '.join(lacking)} (it takes "
                           f"{has})")
     if optimizer.weight_decay and "weight_decay" in names:
-        asked = (optimizer.weight_decay_in, optimizer.weight_decay_on)
-        if asked != (decay_in, decay_on):
-            raise ConfigError(f"this code's weight decay is in the {decay_in} on "
-                              f"{decay_on} parameters, not in the {asked[0]} on {asked[1]} "
-                              f"(give --weight-decay-in {decay_in} --weight-decay-on "
-                              f"{decay_on})")
+        ins = (decay_in,) if isinstance(decay_in, str) else tuple(decay_in)
+        ons = (decay_on,) if isinstance(decay_on, str) else tuple(decay_on)
+        if optimizer.weight_decay_in not in ins or optimizer.weight_decay_on not in ons:
+            raise ConfigError(f"this code's weight decay is in the {' or '.join(ins)} on "
+                              f"{' or '.join(ons)} parameters, not in the "
+                              f"{optimizer.weight_decay_in} on {optimizer.weight_decay_on} "
+                              f"(give --weight-decay-in {ins[0]} --weight-decay-on {ons[0]})")
     out = {}
     for key, target in names.items():
         value = getattr(optimizer, key)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.adapt import Adapter, bind
 from tests.gallery import cs231n_layers as cs
 from tests.gallery import nnfs_layers as nnfs
 
@@ -196,34 +197,28 @@ class CS231nNet:
 
 
 # ====================================================================== NNFS
-class NNFSNet:
+class NNFSNet(Adapter):
     """A layer network of the book's layer objects; torch's batch-norm conventions."""
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+    _at = "objects[{pos}]."
+    params = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
+    grads = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
+    buffers = dict(running_mean=_at + "running_mean", running_var=_at + "running_var")
+    masks = _at + "next_mask"
+    settings = {"lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay"}
+    decay_on = ("all", "weights")
 
-    def __init__(self, spec, optimizer):
-        _check_optimizer(optimizer)
-        plain = spec.network.plain()
-        _check_layers(plain, self.KINDS)
-        self.dims = tuple(spec.dims)
-        self.dtype = np.dtype(spec.dtype)
+    def build(self, spec, learning_rate, momentum, weight_decay):
+        _check_layers(self.layer_list, self.KINDS)
         np.random.seed(spec.seed)
-        rng = np.random.default_rng(spec.seed)
-        self.objects = []  # (canonical index or None, layer object)
-        for name, kw in plain:
-            self.objects.append((kw.get("index"), self.make_layer(name, kw, spec, rng)))
-        self.dropouts = [o for _, o in self.objects if isinstance(o, nnfs.Layer_Dropout)]
+        self.objects = [self.make_layer(name, kw, spec) for name, kw in self.layer_list]
         self.loss_activation = nnfs.Activation_Softmax_Loss_CategoricalCrossentropy()
-        self.optimizer = nnfs.Optimizer_SGD(learning_rate=optimizer.lr,
-                                            momentum=optimizer.momentum)
-        self.opt = optimizer
+        self.sgd = nnfs.Optimizer_SGD(learning_rate=learning_rate, momentum=momentum)
 
-    def make_layer(self, name, kw, spec, rng):
+    def make_layer(self, name, kw, spec):
         if name == "linear":
-            dense = nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
-            dense.weights = _uniform(rng, kw["in"], (kw["in"], kw["out"]), self.dtype)
-            dense.biases = _uniform(rng, kw["in"], (1, kw["out"]), self.dtype)
-            return dense
+            return nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
         if name == "relu":
             return nnfs.Activation_ReLU()
         if name == "dropout":
@@ -237,87 +232,31 @@ class NNFSNet:
     batchnorm_class = nnfs.Layer_BatchNorm
     layernorm_class = nnfs.Layer_LayerNorm
 
-    def _forward(self, x, training):
-        inputs = np.asarray(x, dtype=self.dtype)
-        for _, layer in self.objects:
-            layer.forward(inputs, training=training)
-            inputs = layer.output
-        return inputs
+    def logits(self, x, training=False):
+        for layer in self.objects:
+            layer.forward(x, training=training)
+            x = layer.output
+        return x
 
-    def forward(self, x):
-        return self._forward(x, training=False)
-
-    def loss_and_grads(self, x, y):
-        y = np.asarray(y)
-        loss = self.loss_activation.forward(self._forward(x, training=True), y)
+    def backward(self, x, y):
+        loss = self.loss_activation.forward(self.logits(x, training=True), y)
         self.loss_activation.backward(self.loss_activation.output, y)
         dvalues = self.loss_activation.dinputs
-        for _, layer in reversed(self.objects):
+        for layer in reversed(self.objects):
             layer.backward(dvalues)
             dvalues = layer.dinputs
-        return float(loss), self._grads()
-
-    def _named(self):
-        """(canonical name, layer, attribute) for every parameter, layer order."""
-        for k, layer in self.objects:
-            if isinstance(layer, nnfs.Layer_Dense):
-                yield f"W{k}", layer, "weights"
-                yield f"b{k}", layer, "biases"
-            elif hasattr(layer, "gamma"):
-                yield f"gamma{k}", layer, "gamma"
-                yield f"beta{k}", layer, "beta"
-
-    def _grads(self):
-        grads = {}
-        for name, layer, attr in self._named():
-            g = getattr(layer, "d" + attr)
-            grads[name] = g if attr == "weights" else g.ravel()
-        return grads
-
-    def train_step(self, x, y):
-        loss, _ = self.loss_and_grads(x, y)
-        for name, layer, attr in self._named():  # torch's weight decay, in the step
-            grad = getattr(layer, "d" + attr)
-            setattr(layer, "d" + attr, grad + _decay(self.opt, name) * getattr(layer, attr))
-        for _, layer in self.objects:
-            if isinstance(layer, nnfs.Layer_Dense):
-                self.optimizer.update_params(layer)
-            elif hasattr(layer, "gamma"):
-                self.optimizer.update_params(layer, ("gamma", "beta"))
         return loss
 
-    def get_params(self):
-        return {name: getattr(layer, attr).copy() if attr == "weights"
-                else getattr(layer, attr).ravel().copy()
-                for name, layer, attr in self._named()}
-
-    def set_params(self, params):
-        for name, layer, attr in self._named():
-            old = getattr(layer, attr)
-            value = np.array(params[name], dtype=self.dtype)
-            if value.size != old.size:
-                raise ValueError(f"{name} must have {old.size} entries")
-            setattr(layer, attr, value.reshape(old.shape))
-
-    def _norms(self):
-        return [(k, layer) for k, layer in self.objects if hasattr(layer, "running_mean")]
-
-    def get_buffers(self):
-        out = {}
-        for k, layer in self._norms():
-            out[f"running_mean{k}"] = layer.running_mean.ravel().copy()
-            out[f"running_var{k}"] = layer.running_var.ravel().copy()
-        return out
-
-    def set_buffers(self, buffers):
-        for k, layer in self._norms():
-            layer.running_mean = np.array(buffers[f"running_mean{k}"], self.dtype).reshape(1, -1)
-            layer.running_var = np.array(buffers[f"running_var{k}"], self.dtype).reshape(1, -1)
-
-    def set_dropout_masks(self, masks):
-        for layer, mask in zip(self.dropouts, masks):
-            layer.next_mask = np.asarray(mask)
-
+    def step(self, x, y):  # torch's weight decay into the book's gradients, the book's step
+        loss, grads = self.loss_and_grads_in_code_form(x, y)
+        wd, params = self.optimizer.weight_decay, self.get_params()
+        bind(self.spec, **self.grads).put(self, {k: g + wd * self._decays(k) * params[k]
+                                                 for k, g in grads.items()})
+        for layer in self.objects:
+            if hasattr(layer, "weights") or hasattr(layer, "gamma"):
+                names = ("weights", "biases") if hasattr(layer, "weights") else ("gamma", "beta")
+                self.sgd.update_params(layer, names)
+        return loss
 
 
 # ====================================================================== cs231n's bugs
