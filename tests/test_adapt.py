@@ -233,7 +233,7 @@ def test_weight_decay_in_another_place_than_the_codes_is_refused():
 class _Tiny(Adapter):
     """A linear softmax model kept as one (out, in) matrix and a (out, 1) column."""
 
-    params = dict(W="w.T", b="c")
+    param_paths = dict(W="w.T", b="c")
 
     def build(self, spec, lr):
         self.w, self.c = np.zeros((spec.dims[1], spec.dims[0])), np.zeros((spec.dims[1], 1))

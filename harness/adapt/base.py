@@ -6,7 +6,7 @@ protocol around it (``forward``, ``loss_and_grads``, ``get_params``, ``set_param
 ``intermediates`` when the code has them)::
 
     class Wrapped(Adapter):
-        params = dict(W="net.weights[{k}].T", b="net.biases[{k}]")   # where the arrays are
+        param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")  # where the arrays are
         settings = {"lr": "eta"}                                     # the code's names
 
         def build(self, spec, eta):             # the code's own network
@@ -37,18 +37,18 @@ class Adapter:
 
     Class attributes
     ----------------
-    params : dict
+    param_paths : dict
         One path rule per kind of parameter (``W``, ``b``, ``gamma``, ``beta``), as
         :func:`harness.adapt.binding.bind` reads them; paths start from the adapter.
-    buffers : dict
+    buffer_paths : dict
         The same for ``running_mean`` and ``running_var``: code with batch norm layers.
         When given, the adapter has ``get_buffers``/``set_buffers`` (an empty dict for a
         network without batch norm); when not, it has neither.
-    grads : dict or None
+    grad_paths : dict or None
         Where the code leaves its gradients after :meth:`backward` (``"layers[{pos}].dW"``,
         or ``"['W{k1}']"`` in the dict ``backward`` returned); None when ``backward``
         returns canonical gradients itself.
-    masks : str or None
+    mask_path : str or None
         Where the i-th dropout layer takes the harness's mask for the next pass, a
         template with ``{i}`` and ``{pos}``; None when the code draws its own.
     settings : dict
@@ -73,10 +73,10 @@ class Adapter:
         :attr:`reduction` "mean" (code that steps with eta / m), not with "sum".
     """
 
-    params: dict = {}
-    buffers: dict = {}
-    grads: dict | None = None
-    masks: str | None = None
+    param_paths: dict = {}
+    buffer_paths: dict = {}
+    grad_paths: dict | None = None
+    mask_path: str | None = None
     settings: dict = {"lr": "lr"}
     optimizers: tuple = ("sgd",)
     decay_in: str = "optimizer"
@@ -94,10 +94,10 @@ class Adapter:
         kwargs = code_settings(optimizer, self.settings, self.optimizers,
                                decay_in=self.decay_in, decay_on=self.decay_on)
         self.build(spec, **kwargs)
-        self.param_binding: Binding = bind(spec, **self.params)
+        self.param_binding: Binding = bind(spec, **self.param_paths)
         # buffer members when the code has buffers (a network without batch norm: none)
-        self.buffer_binding: Binding | None = (bind(spec, "buffer", **self.buffers)
-                                               if self.buffers else None)
+        self.buffer_binding: Binding | None = (bind(spec, "buffer", **self.buffer_paths)
+                                               if self.buffer_paths else None)
         self.set_params(initial_params(spec))
         if self.buffer_binding is not None:
             self.buffer_binding.put(self, initial_buffers(spec))
@@ -113,7 +113,7 @@ class Adapter:
 
     def backward(self, x, y):
         """One training pass of the code on ``x`` (its form) and ``y`` (class indices):
-        the loss, and the gradients unless :attr:`grads` says where the code stores them:
+        the loss, and the gradients unless :attr:`grad_paths` says where the code stores them:
         ``loss``, ``(loss, grads)`` or ``(loss, container of the gradients)``."""
         raise NotImplementedError("an Adapter subclass runs the training pass in backward()")
 
@@ -181,7 +181,7 @@ class Adapter:
 
     @property
     def set_dropout_masks(self):
-        if self.masks is None:
+        if self.mask_path is None:
             raise AttributeError("this code draws its own dropout masks")
         return self._put_masks
 
@@ -201,8 +201,8 @@ class Adapter:
         """The loss and canonical gradients of one call of :meth:`backward`."""
         result = self.backward(x, y)
         loss, found = result if isinstance(result, tuple) else (result, self)
-        if self.grads is not None:
-            found = bind(self.spec, **self.grads).read(found)
+        if self.grad_paths is not None:
+            found = bind(self.spec, **self.grad_paths).read(found)
         return float(loss), {k: np.asarray(found[k], self.dtype)
                              for k in self.param_binding.shapes}
 
@@ -228,5 +228,5 @@ class Adapter:
         dropout_positions = [pos for pos, (name, _) in enumerate(self.layer_list)
                              if name == "dropout"]
         for i, (pos, mask) in enumerate(zip(dropout_positions, masks)):
-            path = _paths.parse(self.masks.format(i=i, pos=pos))
+            path = _paths.parse(self.mask_path.format(i=i, pos=pos))
             _paths.write(self, path, np.asarray(mask))

@@ -56,44 +56,36 @@ def _uniform(rng, fan_in, shape, dtype):
 
 
 # ====================================================================== cs231n
-class CS231nNet:
+class CS231nNet(Adapter):
     """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions."""
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+    param_paths = dict(W="params['W{k}']", b="params['b{k}']", gamma="params['gamma{k}']",
+                  beta="params['beta{k}']")
+    buffer_paths = dict(running_mean="bn_params[{k}]['running_mean']",
+                   running_var="bn_params[{k}]['running_var']")
+    mask_path = "dropout_params[{i}]['mask']"
+    settings = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay"}
+    decay_on = ("all", "weights")
 
     bn_forward = staticmethod(cs.batchnorm_forward)
     bn_backward = staticmethod(cs.batchnorm_backward_alt)
     dropout_forward = staticmethod(cs.dropout_forward)
     dropout_backward = staticmethod(cs.dropout_backward)
 
-    def __init__(self, spec, optimizer):
-        _check_optimizer(optimizer)
-        self.layers = spec.network.plain()
-        _check_layers(self.layers, self.KINDS)
-        self.dims = tuple(spec.dims)
-        self.dtype = np.dtype(spec.dtype)
-        self.lr, self.momentum = optimizer.lr, optimizer.momentum
-        self.opt = optimizer
+    def build(self, spec, lr, momentum, weight_decay):
+        _check_layers(self.layer_list, self.KINDS)
+        self.layers, self.lr, self.momentum = self.layer_list, lr, momentum
         np.random.seed(spec.seed)  # as the assignments' notebooks do
-        rng = np.random.default_rng(spec.seed)
-        self.params, self.bn_params, self.ln_params = {}, {}, {}
+        self.params, self.bn_params, self.ln_params, self.velocity = {}, {}, {}, {}
         self.dropout_params = []
         for name, kw in self.layers:
-            if name == "linear":
-                k, d_in, d_out = kw["index"], kw["in"], kw["out"]
-                self.params[f"W{k}"] = _uniform(rng, d_in, (d_in, d_out), self.dtype)
-                self.params[f"b{k}"] = _uniform(rng, d_in, (d_out,), self.dtype)
-            elif name in ("batchnorm", "layernorm"):
-                k, d = kw["index"], kw["width"]
-                self.params[f"gamma{k}"] = np.ones(d, self.dtype)
-                self.params[f"beta{k}"] = np.zeros(d, self.dtype)
-                if name == "batchnorm":
-                    self.bn_params[k] = self.make_bn_param(spec, d)
-                else:
-                    self.ln_params[k] = {"eps": spec.norm_eps}
+            if name == "batchnorm":
+                self.bn_params[kw["index"]] = self.make_bn_param(spec, kw["width"])
+            elif name == "layernorm":
+                self.ln_params[kw["index"]] = {"eps": spec.norm_eps}
             elif name == "dropout":
                 self.dropout_params.append(self.make_dropout_param(kw["p"]))
-        self.velocity = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def make_bn_param(self, spec, d):
         """cs231n's bn_param: ``momentum`` weighs the old running value."""
@@ -150,50 +142,26 @@ class CS231nNet:
             caches.append(cache)
         return out, caches
 
-    def forward(self, x):
+    def logits(self, x):
         return self._forward(x, "test")[0]
 
-    def loss_and_grads(self, x, y):
+    def backward(self, x, y):
         scores, caches = self._forward(x, "train")
-        loss, dout = cs.softmax_loss(scores, np.asarray(y))
+        loss, dout = cs.softmax_loss(scores, y)
         grads = {}
         for (name, kw), cache in zip(reversed(self.layers), reversed(caches)):
             dout = self.layer_backward(name, kw, dout, cache, grads)
-        return float(loss), {k: grads[k] for k in self.params}
+        return float(loss), grads
 
-    def train_step(self, x, y):
-        loss, grads = self.loss_and_grads(x, y)
+    def step(self, x, y):
+        loss, grads = self.loss_and_grads_in_code_form(x, y)
+        wd = self.optimizer.weight_decay
         for k, w in self.params.items():  # cs231n's sgd_momentum, torch's weight decay
-            v = self.momentum * self.velocity[k] - self.lr * (grads[k] + _decay(self.opt, k) * w)
+            v = self.momentum * self.velocity.get(k, 0.0) - self.lr * (
+                grads[k] + wd * self._decays(k) * w)
             self.velocity[k] = v
             self.params[k] = w + v
         return loss
-
-    # ------------------------------------------------------------ protocol
-    def get_params(self):
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_params(self, params):
-        for k, v in self.params.items():
-            if np.shape(params[k]) != v.shape:
-                raise ValueError(f"{k} must have shape {v.shape}")
-        self.params = {k: np.array(params[k], dtype=self.dtype) for k in self.params}
-
-    def get_buffers(self):
-        out = {}
-        for k, bn_param in self.bn_params.items():
-            out[f"running_mean{k}"] = np.array(bn_param["running_mean"], copy=True)
-            out[f"running_var{k}"] = np.array(bn_param["running_var"], copy=True)
-        return out
-
-    def set_buffers(self, buffers):
-        for k, bn_param in self.bn_params.items():
-            bn_param["running_mean"] = np.array(buffers[f"running_mean{k}"], dtype=self.dtype)
-            bn_param["running_var"] = np.array(buffers[f"running_var{k}"], dtype=self.dtype)
-
-    def set_dropout_masks(self, masks):
-        for dropout_param, mask in zip(self.dropout_params, masks):
-            dropout_param["mask"] = np.asarray(mask)
 
 
 # ====================================================================== NNFS
@@ -202,10 +170,10 @@ class NNFSNet(Adapter):
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
     _at = "objects[{pos}]."
-    params = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
-    grads = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
-    buffers = dict(running_mean=_at + "running_mean", running_var=_at + "running_var")
-    masks = _at + "next_mask"
+    param_paths = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
+    grad_paths = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
+    buffer_paths = dict(running_mean=_at + "running_mean", running_var=_at + "running_var")
+    mask_path = _at + "next_mask"
     settings = {"lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay"}
     decay_on = ("all", "weights")
 
@@ -250,7 +218,7 @@ class NNFSNet(Adapter):
     def step(self, x, y):  # torch's weight decay into the book's gradients, the book's step
         loss, grads = self.loss_and_grads_in_code_form(x, y)
         wd, params = self.optimizer.weight_decay, self.get_params()
-        bind(self.spec, **self.grads).put(self, {k: g + wd * self._decays(k) * params[k]
+        bind(self.spec, **self.grad_paths).put(self, {k: g + wd * self._decays(k) * params[k]
                                                  for k, g in grads.items()})
         for layer in self.objects:
             if hasattr(layer, "weights") or hasattr(layer, "gamma"):

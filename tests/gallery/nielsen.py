@@ -83,8 +83,8 @@ class BookNetwork(Adapter):
     """The adapter: the protocol around :class:`Network` (canonical W = weights.T)."""
 
     cost = CrossEntropyCost
-    params = dict(W="net.weights[{k}].T", b="net.biases[{k}]")
-    grads = dict(W="[1][{k}].T", b="[0][{k}]")  # in backprop's (nabla_b, nabla_w)
+    param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")
+    grad_paths = dict(W="[1][{k}].T", b="[0][{k}]")  # in backprop's (nabla_b, nabla_w)
     settings = {"lr": "eta", "weight_decay": "lmbda_n"}  # lmbda / n, an L2 in the cost
     decay_in, decay_on, adds_l2, columns, per_sample = "loss", "weights", True, True, True
 

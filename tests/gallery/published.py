@@ -77,8 +77,8 @@ class FullyConnectedNet:
 
 
 class CS231nFullyConnected(Adapter):
-    params = dict(W="net.params['W{k1}']", b="net.params['b{k1}']")
-    grads = dict(W="['W{k1}']", b="['b{k1}']")  # in the dict loss() returns
+    param_paths = dict(W="net.params['W{k1}']", b="net.params['b{k1}']")
+    grad_paths = dict(W="['W{k1}']", b="['b{k1}']")  # in the dict loss() returns
     settings = {"lr": "learning_rate", "weight_decay": "reg"}
     decay_in, decay_on = "loss", "weights"
 
@@ -145,7 +145,7 @@ class ReLU(Activation):
 
 
 class SelfUpdatingLayers(Adapter):
-    params = dict(W="net[{pos}].weights.T", b="net[{pos}].bias")
+    param_paths = dict(W="net[{pos}].weights.T", b="net[{pos}].bias")
     settings, columns, per_sample = {"lr": "learning_rate"}, True, True
 
     def build(self, spec, learning_rate):
@@ -219,8 +219,8 @@ def update_parameters(parameters, grads, learning_rate):
 
 
 class DeepLearningCourse(Adapter):
-    params = dict(W="parameters['W{k1}'].T", b="parameters['b{k1}']")
-    grads = dict(W="['dW{k1}'].T", b="['db{k1}']")
+    param_paths = dict(W="parameters['W{k1}'].T", b="parameters['b{k1}']")
+    grad_paths = dict(W="['dW{k1}'].T", b="['db{k1}']")
     settings, columns = {"lr": "learning_rate"}, True
 
     def build(self, spec, learning_rate):
