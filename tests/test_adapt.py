@@ -294,3 +294,26 @@ def test_an_adapter_fails_where_the_wrapped_code_is_wrong():
     config = CheckConfig(backends=("torch", "tests.gallery.nielsen:BookQuadratic"), spec=spec,
                          optimizer=BOOK[1], threads=1)
     assert not run_checks(config, DATA, ("equivalence",)).results[0].passed
+
+
+#: the adapters conformance can judge today: its contract checks build relu and the
+#: mean cross-entropy, so the book's network (sigmoid, bce summed over the outputs, an
+#: L2 term in the loss) is left to the check and train test above
+CONFORMING = ["published:CS231nFullyConnected", "published:SelfUpdatingLayers",
+              "published:DeepLearningCourse", "layer_nets:NNFSNet", "layer_nets:CS231nNet"]
+
+
+@pytest.mark.parametrize("name", CONFORMING)
+def test_each_adapter_passes_conformance(name):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    result = subprocess.run([sys.executable, "-m", "harness", "conformance",
+                             f"tests.gallery.{name}"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed" in result.stdout

@@ -169,6 +169,7 @@ class NNFSNet(Adapter):
     """A layer network of the book's layer objects; torch's batch-norm conventions."""
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+    nnh_capabilities = {"layers": ["batchnorm", "dropout"]}  # conformance's layernorm uses tanh
     _at = "objects[{pos}]."
     param_paths = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
     grad_paths = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
