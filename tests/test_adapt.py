@@ -317,3 +317,21 @@ def test_each_adapter_passes_conformance(name):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failed" in result.stdout
+
+
+def test_a_setting_the_wrapped_code_lacks_is_a_one_line_usage_error():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "check", "--backends",
+         "torch,tests.gallery.published:DeepLearningCourse", "--dataset", "iris",
+         "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.1", "--weight-decay", "0"],
+        cwd=root, env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == 2
+    assert "this code has no setting for momentum=0.9 (it takes lr)" in result.stderr
+    assert "Traceback" not in result.stderr
