@@ -6,8 +6,8 @@ protocol around it (``forward``, ``loss_and_grads``, ``get_params``, ``set_param
 ``intermediates`` when the code has them)::
 
     class Wrapped(Adapter):
-        param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")  # where the arrays are
-        settings = {"lr": "eta"}                                     # the code's names
+        param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")  # the arrays
+        settings = {"lr": "eta"}                # the optimizer settings, the code's names
 
         def build(self, spec, eta):             # the code's own network
             self.net = Network(list(spec.dims))
@@ -187,6 +187,8 @@ class Adapter:
 
     @property
     def intermediates(self):
+        """``self.net.intermediates`` when the code has it (canonical names and shapes,
+        the protocol's ``ExposesIntermediates``); absent otherwise."""
         found = getattr(getattr(self, "net", None), "intermediates", None)
         if found is None:
             raise AttributeError("the code has no intermediates")
