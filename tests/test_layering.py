@@ -222,7 +222,8 @@ def test_the_checker_sees_a_cycle_and_a_violation():
 
 # --------------------------------------------------------------- the layout of harness/
 #: the most entries (modules and packages) at the top of harness/, besides __init__ and __main__
-MAX_TOP_LEVEL = 16
+#: 17 since harness.adapt (wrapping published code) joined the sixteen
+MAX_TOP_LEVEL = 17
 #: the packages of harness/ and their jobs are listed in docs/layout.md
 LAYOUT_PAGE = ROOT / "docs" / "layout.md"
 

@@ -96,29 +96,48 @@ def validate_params(
         Missing or extra names, wrong shapes, non-numeric or non-finite values; the
         message names the parameter.
     """
-    if not isinstance(params, Mapping):
-        raise ParamError(f"parameters must be a dict of arrays, got {type(params).__name__}")
-    expected = param_shapes(dims)
-    missing = [k for k in expected if k not in params]
-    extra = sorted(k for k in params if k not in expected)
+    return validate_arrays(params, param_shapes(dims), dtype,
+                           extra_note=f" for dims {dims}")
+
+
+def validate_arrays(values: Mapping[str, np.ndarray], expected: Mapping[str, tuple[int, ...]],
+                    dtype: np.dtype | str, kind: str = "parameter", *, extra_note: str = ""
+                    ) -> dict[str, np.ndarray]:
+    """Check ``values`` against the names and shapes ``expected`` and return fresh copies.
+
+    The rules of :func:`validate_params` for any set of named arrays: a layer network's
+    parameters (``gamma{k}``, ``beta{k}`` too) or its buffers (``kind="buffer"``:
+    ``running_mean{k}``, ``running_var{k}``). ``extra_note`` is added after an unexpected
+    name (" for dims (4, 8, 3)").
+
+    Raises
+    ------
+    ParamError
+        Missing or extra names, wrong shapes, non-numeric or non-finite values; the
+        message names the array.
+    """
+    if not isinstance(values, Mapping):
+        raise ParamError(f"{kind}s must be a dict of arrays, got {type(values).__name__}")
+    missing = [k for k in expected if k not in values]
+    extra = sorted(k for k in values if k not in expected)
     if missing:
-        raise ParamError(f"parameter '{missing[0]}' is missing (expected {list(expected)})")
+        raise ParamError(f"{kind} '{missing[0]}' is missing (expected {list(expected)})")
     if extra:
         raise ParamError(
-            f"unexpected parameter '{extra[0]}' for dims {dims} (expected {list(expected)})"
+            f"unexpected {kind} '{extra[0]}'{extra_note} (expected {list(expected)})"
         )
     out: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
-        value = np.asarray(params[name])
+        value = np.asarray(values[name])
         if value.dtype.kind not in "fiu":
-            raise ParamError(f"parameter '{name}' must be numeric, got dtype {value.dtype}")
-        if value.shape != shape:
-            raise ParamError(f"parameter '{name}' must have shape {shape}, got {value.shape}")
+            raise ParamError(f"{kind} '{name}' must be numeric, got dtype {value.dtype}")
+        if value.shape != tuple(shape):
+            raise ParamError(f"{kind} '{name}' must have shape {tuple(shape)}, got {value.shape}")
         copy = np.array(value, dtype=dtype, copy=True, order="C")
         if not np.all(np.isfinite(copy)):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(copy))[0])
             raise ParamError(
-                f"parameter '{name}' has a non-finite value {copy[bad]} at index {bad}"
+                f"{kind} '{name}' has a non-finite value {copy[bad]} at index {bad}"
             )
         out[name] = copy
     return out

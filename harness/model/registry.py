@@ -314,6 +314,15 @@ def _own_loss(source) -> dict:
     return dict(loss=source.loss, loss_outputs=source.loss_outputs, mse_half=source.mse_half)
 
 
+def scratch_loss_function():
+    """The scratch backend's loss and its gradient with respect to the logits
+    (:func:`scratch.losses.loss_grad`): ``loss_grad(logits, y, loss, reduction, outputs,
+    half) -> (loss, dlogits)``."""
+    from scratch.losses import loss_grad
+
+    return loss_grad
+
+
 def torch_loss_function():
     """The torch backend's loss table (:func:`torch_impl.losses.torch_loss`; imports torch)."""
     from torch_impl.losses import torch_loss

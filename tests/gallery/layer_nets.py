@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.adapt import Adapter, bind
 from tests.gallery import cs231n_layers as cs
 from tests.gallery import nnfs_layers as nnfs
 
@@ -55,44 +56,36 @@ def _uniform(rng, fan_in, shape, dtype):
 
 
 # ====================================================================== cs231n
-class CS231nNet:
+class CS231nNet(Adapter):
     """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions."""
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+    param_paths = dict(W="params['W{k}']", b="params['b{k}']", gamma="params['gamma{k}']",
+                  beta="params['beta{k}']")
+    buffer_paths = dict(running_mean="bn_params[{k}]['running_mean']",
+                   running_var="bn_params[{k}]['running_var']")
+    mask_path = "dropout_params[{i}]['mask']"
+    settings = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay"}
+    decay_on = ("all", "weights")
 
     bn_forward = staticmethod(cs.batchnorm_forward)
     bn_backward = staticmethod(cs.batchnorm_backward_alt)
     dropout_forward = staticmethod(cs.dropout_forward)
     dropout_backward = staticmethod(cs.dropout_backward)
 
-    def __init__(self, spec, optimizer):
-        _check_optimizer(optimizer)
-        self.layers = spec.network.plain()
-        _check_layers(self.layers, self.KINDS)
-        self.dims = tuple(spec.dims)
-        self.dtype = np.dtype(spec.dtype)
-        self.lr, self.momentum = optimizer.lr, optimizer.momentum
-        self.opt = optimizer
+    def build(self, spec, lr, momentum, weight_decay):
+        _check_layers(self.layer_list, self.KINDS)
+        self.layers, self.lr, self.momentum = self.layer_list, lr, momentum
         np.random.seed(spec.seed)  # as the assignments' notebooks do
-        rng = np.random.default_rng(spec.seed)
-        self.params, self.bn_params, self.ln_params = {}, {}, {}
+        self.params, self.bn_params, self.ln_params, self.velocity = {}, {}, {}, {}
         self.dropout_params = []
         for name, kw in self.layers:
-            if name == "linear":
-                k, d_in, d_out = kw["index"], kw["in"], kw["out"]
-                self.params[f"W{k}"] = _uniform(rng, d_in, (d_in, d_out), self.dtype)
-                self.params[f"b{k}"] = _uniform(rng, d_in, (d_out,), self.dtype)
-            elif name in ("batchnorm", "layernorm"):
-                k, d = kw["index"], kw["width"]
-                self.params[f"gamma{k}"] = np.ones(d, self.dtype)
-                self.params[f"beta{k}"] = np.zeros(d, self.dtype)
-                if name == "batchnorm":
-                    self.bn_params[k] = self.make_bn_param(spec, d)
-                else:
-                    self.ln_params[k] = {"eps": spec.norm_eps}
+            if name == "batchnorm":
+                self.bn_params[kw["index"]] = self.make_bn_param(spec, kw["width"])
+            elif name == "layernorm":
+                self.ln_params[kw["index"]] = {"eps": spec.norm_eps}
             elif name == "dropout":
                 self.dropout_params.append(self.make_dropout_param(kw["p"]))
-        self.velocity = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def make_bn_param(self, spec, d):
         """cs231n's bn_param: ``momentum`` weighs the old running value."""
@@ -149,81 +142,52 @@ class CS231nNet:
             caches.append(cache)
         return out, caches
 
-    def forward(self, x):
+    def logits(self, x):
         return self._forward(x, "test")[0]
 
-    def loss_and_grads(self, x, y):
+    def backward(self, x, y):
         scores, caches = self._forward(x, "train")
-        loss, dout = cs.softmax_loss(scores, np.asarray(y))
+        loss, dout = cs.softmax_loss(scores, y)
         grads = {}
         for (name, kw), cache in zip(reversed(self.layers), reversed(caches)):
             dout = self.layer_backward(name, kw, dout, cache, grads)
-        return float(loss), {k: grads[k] for k in self.params}
+        return float(loss), grads
 
-    def train_step(self, x, y):
-        loss, grads = self.loss_and_grads(x, y)
+    def step(self, x, y):
+        loss, grads = self.loss_and_grads_in_code_form(x, y)
+        wd = self.optimizer.weight_decay
         for k, w in self.params.items():  # cs231n's sgd_momentum, torch's weight decay
-            v = self.momentum * self.velocity[k] - self.lr * (grads[k] + _decay(self.opt, k) * w)
+            v = self.momentum * self.velocity.get(k, 0.0) - self.lr * (
+                grads[k] + wd * self._decays(k) * w)
             self.velocity[k] = v
             self.params[k] = w + v
         return loss
 
-    # ------------------------------------------------------------ protocol
-    def get_params(self):
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def set_params(self, params):
-        for k, v in self.params.items():
-            if np.shape(params[k]) != v.shape:
-                raise ValueError(f"{k} must have shape {v.shape}")
-        self.params = {k: np.array(params[k], dtype=self.dtype) for k in self.params}
-
-    def get_buffers(self):
-        out = {}
-        for k, bn_param in self.bn_params.items():
-            out[f"running_mean{k}"] = np.array(bn_param["running_mean"], copy=True)
-            out[f"running_var{k}"] = np.array(bn_param["running_var"], copy=True)
-        return out
-
-    def set_buffers(self, buffers):
-        for k, bn_param in self.bn_params.items():
-            bn_param["running_mean"] = np.array(buffers[f"running_mean{k}"], dtype=self.dtype)
-            bn_param["running_var"] = np.array(buffers[f"running_var{k}"], dtype=self.dtype)
-
-    def set_dropout_masks(self, masks):
-        for dropout_param, mask in zip(self.dropout_params, masks):
-            dropout_param["mask"] = np.asarray(mask)
-
 
 # ====================================================================== NNFS
-class NNFSNet:
+class NNFSNet(Adapter):
     """A layer network of the book's layer objects; torch's batch-norm conventions."""
 
     KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
+    nnh_capabilities = {"layers": ["batchnorm", "dropout"]}  # conformance's layernorm uses tanh
+    _at = "objects[{pos}]."
+    param_paths = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
+    grad_paths = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
+    buffer_paths = dict(running_mean=_at + "running_mean", running_var=_at + "running_var")
+    mask_path = _at + "next_mask"
+    settings = {"lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay"}
+    decay_on = ("all", "weights")
 
-    def __init__(self, spec, optimizer):
-        _check_optimizer(optimizer)
-        plain = spec.network.plain()
-        _check_layers(plain, self.KINDS)
-        self.dims = tuple(spec.dims)
-        self.dtype = np.dtype(spec.dtype)
+    def build(self, spec, learning_rate, momentum, weight_decay):
+        _check_layers(self.layer_list, self.KINDS)
         np.random.seed(spec.seed)
-        rng = np.random.default_rng(spec.seed)
-        self.objects = []  # (canonical index or None, layer object)
-        for name, kw in plain:
-            self.objects.append((kw.get("index"), self.make_layer(name, kw, spec, rng)))
-        self.dropouts = [o for _, o in self.objects if isinstance(o, nnfs.Layer_Dropout)]
+        self.objects = [self.make_layer(name, kw, spec) for name, kw in self.layer_list]
         self.loss_activation = nnfs.Activation_Softmax_Loss_CategoricalCrossentropy()
-        self.optimizer = nnfs.Optimizer_SGD(learning_rate=optimizer.lr,
-                                            momentum=optimizer.momentum)
-        self.opt = optimizer
+        self.sgd = nnfs.Optimizer_SGD(learning_rate=learning_rate, momentum=momentum)
 
-    def make_layer(self, name, kw, spec, rng):
+    def make_layer(self, name, kw, spec):
         if name == "linear":
-            dense = nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
-            dense.weights = _uniform(rng, kw["in"], (kw["in"], kw["out"]), self.dtype)
-            dense.biases = _uniform(rng, kw["in"], (1, kw["out"]), self.dtype)
-            return dense
+            return nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
         if name == "relu":
             return nnfs.Activation_ReLU()
         if name == "dropout":
@@ -237,87 +201,31 @@ class NNFSNet:
     batchnorm_class = nnfs.Layer_BatchNorm
     layernorm_class = nnfs.Layer_LayerNorm
 
-    def _forward(self, x, training):
-        inputs = np.asarray(x, dtype=self.dtype)
-        for _, layer in self.objects:
-            layer.forward(inputs, training=training)
-            inputs = layer.output
-        return inputs
+    def logits(self, x, training=False):
+        for layer in self.objects:
+            layer.forward(x, training=training)
+            x = layer.output
+        return x
 
-    def forward(self, x):
-        return self._forward(x, training=False)
-
-    def loss_and_grads(self, x, y):
-        y = np.asarray(y)
-        loss = self.loss_activation.forward(self._forward(x, training=True), y)
+    def backward(self, x, y):
+        loss = self.loss_activation.forward(self.logits(x, training=True), y)
         self.loss_activation.backward(self.loss_activation.output, y)
         dvalues = self.loss_activation.dinputs
-        for _, layer in reversed(self.objects):
+        for layer in reversed(self.objects):
             layer.backward(dvalues)
             dvalues = layer.dinputs
-        return float(loss), self._grads()
-
-    def _named(self):
-        """(canonical name, layer, attribute) for every parameter, layer order."""
-        for k, layer in self.objects:
-            if isinstance(layer, nnfs.Layer_Dense):
-                yield f"W{k}", layer, "weights"
-                yield f"b{k}", layer, "biases"
-            elif hasattr(layer, "gamma"):
-                yield f"gamma{k}", layer, "gamma"
-                yield f"beta{k}", layer, "beta"
-
-    def _grads(self):
-        grads = {}
-        for name, layer, attr in self._named():
-            g = getattr(layer, "d" + attr)
-            grads[name] = g if attr == "weights" else g.ravel()
-        return grads
-
-    def train_step(self, x, y):
-        loss, _ = self.loss_and_grads(x, y)
-        for name, layer, attr in self._named():  # torch's weight decay, in the step
-            grad = getattr(layer, "d" + attr)
-            setattr(layer, "d" + attr, grad + _decay(self.opt, name) * getattr(layer, attr))
-        for _, layer in self.objects:
-            if isinstance(layer, nnfs.Layer_Dense):
-                self.optimizer.update_params(layer)
-            elif hasattr(layer, "gamma"):
-                self.optimizer.update_params(layer, ("gamma", "beta"))
         return loss
 
-    def get_params(self):
-        return {name: getattr(layer, attr).copy() if attr == "weights"
-                else getattr(layer, attr).ravel().copy()
-                for name, layer, attr in self._named()}
-
-    def set_params(self, params):
-        for name, layer, attr in self._named():
-            old = getattr(layer, attr)
-            value = np.array(params[name], dtype=self.dtype)
-            if value.size != old.size:
-                raise ValueError(f"{name} must have {old.size} entries")
-            setattr(layer, attr, value.reshape(old.shape))
-
-    def _norms(self):
-        return [(k, layer) for k, layer in self.objects if hasattr(layer, "running_mean")]
-
-    def get_buffers(self):
-        out = {}
-        for k, layer in self._norms():
-            out[f"running_mean{k}"] = layer.running_mean.ravel().copy()
-            out[f"running_var{k}"] = layer.running_var.ravel().copy()
-        return out
-
-    def set_buffers(self, buffers):
-        for k, layer in self._norms():
-            layer.running_mean = np.array(buffers[f"running_mean{k}"], self.dtype).reshape(1, -1)
-            layer.running_var = np.array(buffers[f"running_var{k}"], self.dtype).reshape(1, -1)
-
-    def set_dropout_masks(self, masks):
-        for layer, mask in zip(self.dropouts, masks):
-            layer.next_mask = np.asarray(mask)
-
+    def step(self, x, y):  # torch's weight decay into the book's gradients, the book's step
+        loss, grads = self.loss_and_grads_in_code_form(x, y)
+        wd, params = self.optimizer.weight_decay, self.get_params()
+        bind(self.spec, **self.grad_paths).put(self, {k: g + wd * self._decays(k) * params[k]
+                                                 for k, g in grads.items()})
+        for layer in self.objects:
+            if hasattr(layer, "weights") or hasattr(layer, "gamma"):
+                names = ("weights", "biases") if hasattr(layer, "weights") else ("gamma", "beta")
+                self.sgd.update_params(layer, names)
+        return loss
 
 
 # ====================================================================== cs231n's bugs

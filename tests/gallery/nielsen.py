@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.adapt import Adapter, one_hot
+
 
 def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
@@ -77,58 +79,26 @@ class Network:
         return nabla_b, nabla_w
 
 
-class BookNetwork:
+class BookNetwork(Adapter):
     """The adapter: the protocol around :class:`Network` (canonical W = weights.T)."""
 
     cost = CrossEntropyCost
+    param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")
+    grad_paths = dict(W="[1][{k}].T", b="[0][{k}]")  # in backprop's (nabla_b, nabla_w)
+    settings = {"lr": "eta", "weight_decay": "lmbda_n"}  # lmbda / n, an L2 in the cost
+    decay_in, decay_on, adds_l2, columns, per_sample = "loss", "weights", True, True, True
 
-    def __init__(self, spec, optimizer):
-        self.net, self.dims = Network(list(spec.dims), self.cost), spec.dims
-        self.eta, self.lmbda_n = optimizer.lr, optimizer.weight_decay  # lmbda / n
-        u = np.random.default_rng(spec.seed).uniform
-        self.set_params({f"{k}{i}": u(-1, 1, (a, b) if k == "W" else b) / np.sqrt(a)
-                         for i, (a, b) in enumerate(zip(spec.dims, spec.dims[1:]))
-                         for k in "Wb"})
+    def build(self, spec, eta, lmbda_n):
+        self.net = Network(list(spec.dims), self.cost)
 
-    def get_params(self):
-        out = {}
-        for i, (w, b) in enumerate(zip(self.net.weights, self.net.biases)):
-            out[f"W{i}"], out[f"b{i}"] = w.T.copy(), b[:, 0].copy()
-        return out
-
-    def set_params(self, params):
-        n = len(self.dims) - 1
-        self.net.weights = [np.array(params[f"W{i}"], float).T.copy() for i in range(n)]
-        self.net.biases = [np.array(params[f"b{i}"], float).reshape(-1, 1) for i in range(n)]
-
-    def forward(self, x):  # the logits: every layer's sigmoid but the last
-        a = x.T
+    def logits(self, a):  # feedforward without the last layer's sigmoid
         for i, (b, w) in enumerate(zip(self.net.biases, self.net.weights)):
-            z = np.dot(w, a) + b
-            a = sigmoid(z) if i < len(self.net.weights) - 1 else z
-        return a.T
+            a = np.dot(w, a) + b if i == len(self.net.weights) - 1 else sigmoid(np.dot(w, a) + b)
+        return a
 
-    def loss_and_grads(self, x, y):
-        m, targets = len(y), np.eye(self.dims[-1])[y]
-        nb = [np.zeros(b.shape) for b in self.net.biases]
-        nw = [np.zeros(w.shape) for w in self.net.weights]
-        cost = 0.0
-        for xi, ti in zip(x, targets):
-            dnb, dnw = self.net.backprop(xi.reshape(-1, 1), ti.reshape(-1, 1))
-            nb = [a + d for a, d in zip(nb, dnb)]
-            nw = [a + d for a, d in zip(nw, dnw)]
-            cost += self.net.cost.fn(self.net.feedforward(xi.reshape(-1, 1)), ti.reshape(-1, 1))
-        cost = cost / m + 0.5 * self.lmbda_n * sum(np.linalg.norm(w) ** 2 for w in self.net.weights)
-        grads = {}
-        for i, (w, dw, db) in enumerate(zip(self.net.weights, nw, nb)):
-            grads[f"W{i}"] = (dw / m + self.lmbda_n * w).T
-            grads[f"b{i}"] = db[:, 0] / m
-        return float(cost), grads
-
-    def train_step(self, x, y):
-        loss, grads = self.loss_and_grads(x, y)
-        self.set_params({k: v - self.eta * grads[k] for k, v in self.get_params().items()})
-        return loss
+    def backward(self, x, y):  # one sample, a column
+        t = one_hot(y, self.dims[-1], columns=True)
+        return self.net.cost.fn(self.net.feedforward(x), t), self.net.backprop(x, t)
 
 
 class BookQuadratic(BookNetwork):
