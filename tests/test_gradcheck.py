@@ -307,3 +307,37 @@ def test_cli_bad_input_exits_2_with_one_line(args, message, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+class _FortranParams:
+    """A correct model whose get_params hands out Fortran-ordered (column-major) arrays."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_params(self):
+        return {k: np.asfortranarray(v) for k, v in self.inner.get_params().items()}
+
+
+def test_parameters_handed_out_in_fortran_order_are_still_perturbed(batch):
+    # the entry written for a finite difference must reach the model, whatever the
+    # memory order of the arrays get_params returns (a reshape of a Fortran array is a
+    # copy: writes into it would measure a zero difference, and a wrong gradient pass)
+    x, y = batch(n=12, d=4, c=3, seed=1)
+    model = _FortranParams(make_backend("scratch", ModelSpec((4, 6, 3), activation="tanh",
+                                                              seed=2)))
+    report = gradcheck(model, x, y)
+    assert report.passed, str(report)
+    broken = _FortranParams(make_backend("scratch", ModelSpec((4, 6, 3), activation="tanh",
+                                                               seed=2)))
+    real = broken.inner.loss_and_grads
+
+    def doubled(x, y):
+        loss, grads = real(x, y)
+        return loss, {k: 2 * v for k, v in grads.items()}
+
+    broken.loss_and_grads = doubled
+    assert not gradcheck(broken, x, y).passed

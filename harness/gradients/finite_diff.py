@@ -321,7 +321,7 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
     finite_logits = logits[np.isfinite(logits)]
     scale = max(1.0, abs(loss0) if math.isfinite(loss0) else 1.0,
                 float(np.abs(finite_logits).max()) if finite_logits.size else 1.0)
-    probe = _Probe(model, x, y, {k: np.array(v, copy=True) for k, v in params.items()},
+    probe = _Probe(model, x, y, {k: np.array(v, copy=True, order="C") for k, v in params.items()},
                    loss0, eps, rtol, atol * scale, kink_mode == PRE_ACTIVATIONS,
                    kink_mode == ONE_SIDED, n_hidden, pools)
     rng = np.random.default_rng(seed)
