@@ -105,12 +105,21 @@ DIFFERENCE = "difference"
 #: steps over which the trajectory allowance doubles (see the module docstring)
 GROWTH_STEPS = 1000
 #: witnesses the checks layer trains beside every trajectory comparison (module docstring)
-WITNESSES = 2
+WITNESSES = 4
+#: steps over which the witnesses' loss distance is smoothed (the largest of the window)
+SPREAD_WINDOW = 50
+#: epoch ends over which their parameter distance is smoothed
+PARAM_WINDOW = 2
 #: a float32 run is "amplifying" once correct float32 runs are this far from float64,
 #: relative to the run's largest float64 loss so far (about 840 float32 units of it):
 #: its verdict is then blunt. Not relative to the step's own loss: a batch fitted to a
 #: loss near 0 is computed with an absolute error set by the logits' size, not the loss's
 AMPLIFIED = 1e-4
+#: correct runs are "decorrelated" once their spread (the witnesses' distance, smoothed)
+#: exceeds this fraction of the quantity itself (the run's largest loss so far, the largest
+#: parameter entry): the trajectories no longer follow one another and a distance says
+#: nothing about the code, so only non-finite values are judged from there on
+DECORRELATED = 1e-2
 #: thresholds of the drift table: the first step at which a difference exceeds each
 DRIFT_THRESHOLDS: tuple[float, ...] = (1e-14, 1e-12, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4,
                                       1e-3, 1e-2)
@@ -217,6 +226,15 @@ class TrajectoryReport:
     witnesses: int = 0
     spread: float = 0.0
     amplified_step: int | None = None
+    decorrelated_step: int | None = None
+
+    @property
+    def _decorrelated_clause(self) -> str:
+        if self.decorrelated_step is None:
+            return ""
+        return (f"; from step {self.decorrelated_step} correct runs were more than "
+                f"{DECORRELATED:.0%} of the values apart (decorrelated), so later steps "
+                f"were not judged")
 
     @property
     def amplified_brief(self) -> str | None:
@@ -226,10 +244,12 @@ class TrajectoryReport:
         if self.arbiter:
             return (f"this run amplifies rounding (correct float32 runs up to "
                     f"{self.spread:.1e} of the run's largest loss from float64), so only "
-                    f"larger differences can show; --dtype float64 is sharper")
+                    f"larger differences can show{self._decorrelated_clause}; --dtype float64 "
+                    f"is sharper")
         return (f"this run amplifies rounding (correct runs parted by up to {self.spread:.1e} "
-                f"of the run's largest loss), so only larger differences can show; a "
-                f"smaller learning rate or larger batches give a sharp verdict")
+                f"of the run's largest loss), so only larger differences can show"
+                f"{self._decorrelated_clause}; a smaller learning rate or larger batches "
+                f"give a sharp verdict")
 
     @property
     def amplified(self) -> str | None:
@@ -249,14 +269,15 @@ class TrajectoryReport:
                     f"to {self.spread:.1e} of the run's largest loss away from float64 (more "
                     f"than {AMPLIFIED:g} from step {self.amplified_step} on), so a "
                     f"difference smaller than about {ARBITER_MULTIPLIER:g} times that "
-                    f"cannot show in float32; --dtype float64 is sharper")
+                    f"cannot show in float32{self._decorrelated_clause}; --dtype float64 is "
+                    f"sharper")
         return (f"this run amplifies rounding: the reference and its {self.witnesses} "
                 f"witnesses (started one rounding unit apart, each batch's rows in another "
                 f"order) parted by up to {self.spread:.1e} of the run's largest loss, more "
                 f"than the {self.dtype} tolerance allows from step {self.amplified_step} on; "
                 f"the bound there is {ARBITER_MULTIPLIER:g} times their distance, so a "
-                f"smaller difference cannot show; a smaller learning rate or larger "
-                f"batches give a sharp verdict")
+                f"smaller difference cannot show{self._decorrelated_clause}; a smaller "
+                f"learning rate or larger batches give a sharp verdict")
 
     @property
     def passed(self) -> bool:
