@@ -319,7 +319,7 @@ def test_each_trajectory_section_states_the_rule_that_judged_it(small, results):
     drift_html = page[page.index('<section id="drift">'):page.index('<section id="cv">')]
     assert "tolerance at step t" in training and "rule at step t" not in training
     assert "rule at step t" in drift_html and "tolerance at step t" not in drift_html
-    assert "the reference and its 2 witnesses" in drift_html and "8 ×" in drift_html
+    assert "the reference and its 4 witnesses" in drift_html and "8 ×" in drift_html
     md = (small / "report.md").read_text(encoding="utf-8")
     assert md.count("| rule at step t |") == 1 and md.count("| tolerance at step t |") == 1
 

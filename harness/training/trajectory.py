@@ -48,20 +48,29 @@ the growth factor is replaced by the measured drift of correct float32 runs: the
 started from the reference's weights, trains side by side on the same batches, and at
 step ``t`` the candidate passes when::
 
-    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{s <= t} max_k |run_k - arbiter| + floor
+    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{t-W < s <= t} max_k |run_k - arbiter| + floor
 
 where the ``run_k`` are the reference itself and its float32 *witnesses* (below); losses
 every step, the largest parameter entry difference at epoch ends; ``floor`` is
 :data:`harness.compare.closeness.ARBITER_FLOOR_ULPS` float32 units of roundoff of the arbiter's
-value. The distance of correct float32 runs from float64 is what float32 costs on this
-very run, so a candidate that drifts several times further is doing something else.
+value; ``W`` is :data:`SPREAD_WINDOW` steps for losses, :data:`PARAM_WINDOW` epoch ends
+for parameters: the spread near step ``t``, not the largest of the whole run (one early
+spike would keep the bound wide to the end and hide a change that starts late). The
+distance of correct float32 runs from float64 is what float32 costs on this very run, so
+a candidate that drifts several times further is doing something else. Once the
+witnesses are :data:`DECORRELATED` of the values apart, correct runs no longer follow one
+another and only non-finite values are judged from there on (``decorrelated_step``);
+the checks layer then judges a float32 run again in float64
+(:mod:`harness.checks.float64_rule`).
 
 Witnesses (``compare_training(..., witnesses=[...])``, :data:`WITNESSES` of them by
 default through :mod:`harness.checks`) are further copies of the reference, in its
 dtype, whose rounding differs from the reference's as a second correct implementation's
 would: each starts from the reference's weights moved by one unit of roundoff in a
 random direction and takes every batch with its rows in a seeded random order (the mean
-loss and its gradient are the same sums, added in another order). Why more than one float32 run:
+loss and its gradient are the same sums, added in another order); every second one also
+holds its hidden units in another order, so that every matmul adds its terms in another
+order (:mod:`harness.training.witness`). Why more than one float32 run:
 when a run amplifies rounding (a large learning rate with momentum on a small batch,
 say), the distance of a float32 run from float64 grows exponentially, and how fast
 depends on where its first rounding errors happened to point, not on its code. One
@@ -75,7 +84,7 @@ does not amplify rounding the witnesses stay within a few units of the reference
 bound stays as tight.
 
 Without an arbiter (float64 runs, or a reference that cannot be built in float64) the
-witnesses still run when given: their largest distance from the *reference* so far,
+witnesses still run when given: their distance from the *reference* near that step,
 times :data:`harness.compare.closeness.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
 larger. In a run that does not amplify rounding they stay within a few units of
 roundoff of the reference and the tolerance judges alone; in one that does (the
@@ -394,6 +403,7 @@ class TrajectoryReport:
             "witnesses": self.witnesses,
             "spread": json_float(self.spread) if self.arbiter or self.witnesses else None,
             "amplified_step": self.amplified_step,
+            "decorrelated_step": self.decorrelated_step,
             "n_quantities": self.n_quantities,
             "n_loss_steps": self.n_loss_steps,
             "n_param_checks": self.n_param_checks,
@@ -427,14 +437,16 @@ class TrajectoryReport:
             runs = self.reference if not self.witnesses else (
                 f"{self.reference} or one of its {self.witnesses} float32 witnesses")
             rule = (f"rule at each step: |{self.candidate} - float64 arbiter| <= "
-                    f"{ARBITER_MULTIPLIER:g} x the largest |{runs} - arbiter| so far "
+                    f"{ARBITER_MULTIPLIER:g} x the largest |{runs} - arbiter| over the last "
+                    f"{SPREAD_WINDOW} steps "
                     f"+ {ARBITER_FLOOR_ULPS:g} float32 ulps")
         else:
             rule = (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
                     f"rtol={self.rtol:g}, atol={self.atol:g}")
             if self.witnesses:
-                rule += (f"; or {ARBITER_MULTIPLIER:g} x the largest distance so far of its "
-                         f"{self.witnesses} witnesses from {self.reference}, where larger")
+                rule += (f"; or {ARBITER_MULTIPLIER:g} x the largest distance over the last "
+                         f"{SPREAD_WINDOW} steps of its {self.witnesses} witnesses from "
+                         f"{self.reference}, where larger")
         lines = [
             (f"training: {self.candidate} against {self.reference}, {self.dtype}, "
              f"{self.epochs_done}/{self.epochs} epochs, {self.steps} steps of batch size "

@@ -43,7 +43,15 @@ BUILT: list = []
 
 
 class LogitClip(IndependentNet):
-    """Logits clipped at +-50 (zero gradient beyond): exact until a logit grows past 50."""
+    """Logits clipped at +-50 (zero gradient beyond): exact until a logit grows past 50.
+
+    ``onset`` (a step count, 1 by default) arms the clip only from that training step on.
+    """
+
+    #: the clip level
+    clip = CLIP
+    #: the first training step at which the clip is armed
+    onset = 1
 
     def __init__(self, spec, optimizer):
         super().__init__(spec, optimizer)
@@ -66,10 +74,15 @@ class LogitClip(IndependentNet):
         self._raw = zs[-1]
         if self._training:
             self.largest.append(float(np.abs(zs[-1]).max()))
-            if self.first_clip is None and self.largest[-1] > CLIP:
-                self.first_clip = self.t + 1
-        zs[-1] = np.clip(zs[-1], -CLIP, CLIP)
+        armed = self._training and self.t + 1 >= self.onset
+        if armed and self.first_clip is None and self.largest[-1] > self.clip:
+            self.first_clip = self.t + 1
+        if armed or not self._training:
+            zs[-1] = np.clip(zs[-1], -self.clip, self.clip)
         return zs, acts
 
     def through_output(self, dz):
-        return dz * (np.abs(self._raw) <= CLIP)  # d clip(z) / dz
+        if self.t + 1 < self.onset:
+            return dz
+        return dz * (np.abs(self._raw) <= self.clip)  # d clip(z) / dz
+
