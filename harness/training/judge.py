@@ -15,9 +15,10 @@ from collections.abc import Callable
 import numpy as np
 
 
-from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.compare.closeness import ARBITER_FLOOR_ULPS
 from harness.model.transfer import model_state
 from harness.training.trajectory import (AMPLIFIED, DECORRELATED, DIFFERENCE, PARAM_WINDOW,
+                                         SPREAD_MULTIPLIER,
                                          SPREAD_WINDOW, Divergence, trajectory_bound)
 
 
@@ -112,7 +113,7 @@ class TrajectoryJudge:
 
     def _widened(self, bound: float, witnessed: float, step: int) -> float:
         """The tolerance, or the witnesses' spread times the multiplier where larger."""
-        wide = ARBITER_MULTIPLIER * witnessed
+        wide = SPREAD_MULTIPLIER * witnessed
         if wide > bound:
             if self.amplified_step is None:
                 self.amplified_step = step
@@ -139,7 +140,7 @@ class TrajectoryJudge:
                 judged = math.nan
             witnessed = _finite_max(abs(losses[name] - l64) for name in self.witnesses)
             spread = self._loss_drift.add(_finite_max((drift, witnessed)))
-            bound = ARBITER_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * (
+            bound = SPREAD_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * (
                 abs(l64) if math.isfinite(l64) else 0.0)
             if math.isfinite(l64):
                 self._loss_scale = max(self._loss_scale, abs(l64))
@@ -182,7 +183,7 @@ class TrajectoryJudge:
             witnessed = _finite_max(_param_difference(p64, model_state(w))[0]
                                     for w in self.witnesses.values())
             spread = self._param_drift.add(_finite_max((drift, witnessed)))
-            bound = ARBITER_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * scale64
+            bound = SPREAD_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * scale64
             self._decorrelated(spread, scale64, step)
             self.rows.append((step, epoch, DIFFERENCE, "ref_param_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_param_drift", judged))

@@ -48,7 +48,7 @@ the growth factor is replaced by the measured drift of correct float32 runs: the
 started from the reference's weights, trains side by side on the same batches, and at
 step ``t`` the candidate passes when::
 
-    |candidate - arbiter| <= ARBITER_MULTIPLIER * max_{t-W < s <= t} max_k |run_k - arbiter| + floor
+    |candidate - arbiter| <= SPREAD_MULTIPLIER * max_{t-W < s <= t} max_k |run_k - arbiter| + floor
 
 where the ``run_k`` are the reference itself and its float32 *witnesses* (below); losses
 every step, the largest parameter entry difference at epoch ends; ``floor`` is
@@ -85,7 +85,7 @@ bound stays as tight.
 
 Without an arbiter (float64 runs, or a reference that cannot be built in float64) the
 witnesses still run when given: their distance from the *reference* near that step,
-times :data:`harness.compare.closeness.ARBITER_MULTIPLIER`, replaces the tolerance wherever it is
+times :data:`SPREAD_MULTIPLIER`, replaces the tolerance wherever it is
 larger. In a run that does not amplify rounding they stay within a few units of
 roundoff of the reference and the tolerance judges alone; in one that does (the
 configuration above, in float64 over all 1797 digits rows, parts beyond the float64
@@ -104,7 +104,7 @@ from typing import Any
 import numpy as np
 
 from harness.compare.equivalence import model_dtype
-from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.compare.closeness import ARBITER_FLOOR_ULPS
 from harness.errors import NumericalError
 from harness.compare.counts import format_counts, pair_fields
 from harness.runtime.values import isna, json_float
@@ -115,6 +115,12 @@ DIFFERENCE = "difference"
 GROWTH_STEPS = 1000
 #: witnesses the checks layer trains beside every trajectory comparison (module docstring)
 WITNESSES = 4
+#: how many times the spread of correct runs near a step (the witnesses' distance, and the
+#: reference's from float64 with an arbiter) a candidate may be away at that step: a
+#: correct class written apart from every backend was up to 8.5 times the witnesses'
+#: distance on issue 22's configuration (seed 19 of 23, a ratio that held for hundreds
+#: of steps: its roundings are larger, not differently aimed), so 8 was too tight
+SPREAD_MULTIPLIER = 32.0
 #: steps over which the witnesses' loss distance is smoothed (the largest of the window)
 SPREAD_WINDOW = 50
 #: epoch ends over which their parameter distance is smoothed
@@ -267,7 +273,7 @@ class TrajectoryReport:
         With an arbiter (float32): set when correct float32 runs (the reference, its
         witnesses) were more than :data:`AMPLIFIED` of the run's largest loss away from
         float64 at some step. Without one: when the witnesses' distance from the
-        reference, times :data:`~harness.compare.closeness.ARBITER_MULTIPLIER`, exceeded the
+        reference, times :data:`SPREAD_MULTIPLIER`, exceeded the
         tolerance and so became the bound.
         """
         if self.amplified_step is None:
@@ -277,14 +283,14 @@ class TrajectoryReport:
             return (f"this run amplifies rounding: correct float32 runs ({runs}) were up "
                     f"to {self.spread:.1e} of the run's largest loss away from float64 (more "
                     f"than {AMPLIFIED:g} from step {self.amplified_step} on), so a "
-                    f"difference smaller than about {ARBITER_MULTIPLIER:g} times that "
+                    f"difference smaller than about {SPREAD_MULTIPLIER:g} times that "
                     f"cannot show in float32{self._decorrelated_clause}; --dtype float64 is "
                     f"sharper")
         return (f"this run amplifies rounding: the reference and its {self.witnesses} "
                 f"witnesses (started one rounding unit apart, each batch's rows in another "
                 f"order) parted by up to {self.spread:.1e} of the run's largest loss, more "
                 f"than the {self.dtype} tolerance allows from step {self.amplified_step} on; "
-                f"the bound there is {ARBITER_MULTIPLIER:g} times their distance, so a "
+                f"the bound there is {SPREAD_MULTIPLIER:g} times their distance, so a "
                 f"smaller difference cannot show{self._decorrelated_clause}; a smaller "
                 f"learning rate or larger batches give a sharp verdict")
 
@@ -437,14 +443,14 @@ class TrajectoryReport:
             runs = self.reference if not self.witnesses else (
                 f"{self.reference} or one of its {self.witnesses} float32 witnesses")
             rule = (f"rule at each step: |{self.candidate} - float64 arbiter| <= "
-                    f"{ARBITER_MULTIPLIER:g} x the largest |{runs} - arbiter| over the last "
+                    f"{SPREAD_MULTIPLIER:g} x the largest |{runs} - arbiter| over the last "
                     f"{SPREAD_WINDOW} steps "
                     f"+ {ARBITER_FLOOR_ULPS:g} float32 ulps")
         else:
             rule = (f"tolerance at each step: (atol max(1, |ref|) + rtol |ref|){growth}, "
                     f"rtol={self.rtol:g}, atol={self.atol:g}")
             if self.witnesses:
-                rule += (f"; or {ARBITER_MULTIPLIER:g} x the largest distance over the last "
+                rule += (f"; or {SPREAD_MULTIPLIER:g} x the largest distance over the last "
                          f"{SPREAD_WINDOW} steps of its {self.witnesses} witnesses from "
                          f"{self.reference}, where larger")
         lines = [
