@@ -94,6 +94,8 @@ class TrajectoryJudge:
         # the spread of correct runs over the last few steps (epoch ends for parameters)
         self._loss_drift = _Window(SPREAD_WINDOW)
         self._param_drift = _Window(PARAM_WINDOW)
+        #: the largest |loss| near this step: what a loss spread is decorrelated against
+        self._recent_loss = _Window(SPREAD_WINDOW)
         #: the largest distance of correct float32 runs from float64 relative to the loss
         self.spread = 0.0
         self._loss_scale = 0.0
@@ -105,7 +107,7 @@ class TrajectoryJudge:
 
     def _decorrelated(self, spread: float, scale: float, step: int) -> None:
         """Note the step from which correct runs are ``DECORRELATED`` apart, relative to
-        ``scale`` (the run's largest loss so far, or the largest parameter entry)."""
+        ``scale`` (the largest loss of the last steps, or the largest parameter entry)."""
         if self.decorrelated_step is None and scale > 0 and spread > DECORRELATED * scale:
             self.decorrelated_step = step
             if self.amplified_step is None:
@@ -148,7 +150,7 @@ class TrajectoryJudge:
                 self.spread = max(self.spread, spread / self._loss_scale)
                 if self.amplified_step is None and self.spread > AMPLIFIED:
                     self.amplified_step = step
-            self._decorrelated(spread, self._loss_scale, step)
+            self._decorrelated(spread, self._recent_loss.add(abs(l64)), step)
             self.rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_loss_drift", judged))
             if self.witnesses:
@@ -164,7 +166,7 @@ class TrajectoryJudge:
                     self._loss_scale = max(self._loss_scale, abs(lr_))
                 if self._loss_scale > 0:
                     self.spread = max(self.spread, spread / self._loss_scale)
-                self._decorrelated(spread, self._loss_scale, step)
+                self._decorrelated(spread, self._recent_loss.add(abs(lr_)), step)
                 self.rows.append((step, epoch, DIFFERENCE, "witness_loss_drift", witnessed))
         self.rows.append((step, epoch, DIFFERENCE, "loss_bound", bound))
         if not judged <= bound:

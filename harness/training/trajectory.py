@@ -131,8 +131,8 @@ PARAM_WINDOW = 2
 #: loss near 0 is computed with an absolute error set by the logits' size, not the loss's
 AMPLIFIED = 1e-4
 #: correct runs are "decorrelated" once their spread (the witnesses' distance, smoothed)
-#: exceeds this fraction of the quantity itself (the run's largest loss so far, the largest
-#: parameter entry): the trajectories no longer follow one another and a distance says
+#: exceeds this fraction of the quantity itself (the largest loss over the same window,
+#: the largest parameter entry): the trajectories no longer follow one another and a distance says
 #: nothing about the code, so only non-finite values are judged from there on
 DECORRELATED = 1e-2
 #: thresholds of the drift table: the first step at which a difference exceeds each
