@@ -313,13 +313,13 @@ def test_each_trajectory_section_states_the_rule_that_judged_it(small, results):
 
     assert results["stages"]["training"]["rule"] == "tolerance"
     drift = results["stages"]["drift"]
-    assert drift["rule"] == "arbiter" and drift["witnesses"] == 2
+    assert drift["rule"] == "arbiter" and drift["witnesses"] == 4
     page = html.unescape((small / "index.html").read_text(encoding="utf-8"))
     training = page[page.index('<section id="training">'):page.index('<section id="drift">')]
     drift_html = page[page.index('<section id="drift">'):page.index('<section id="cv">')]
     assert "tolerance at step t" in training and "rule at step t" not in training
     assert "rule at step t" in drift_html and "tolerance at step t" not in drift_html
-    assert "the reference and its 2 witnesses" in drift_html and "8 ×" in drift_html
+    assert "the reference and its 4 witnesses" in drift_html and "32 ×" in drift_html
     md = (small / "report.md").read_text(encoding="utf-8")
     assert md.count("| rule at step t |") == 1 and md.count("| tolerance at step t |") == 1
 

@@ -293,7 +293,9 @@ def test_an_amplifying_float32_run_warns_instead_of_a_false_alarm(amplifying_run
     assert "amplifies rounding" in result.summary and "--dtype float64 is sharper" in result.summary
     report = result.report
     assert "amplifies rounding" in str(report) and result.text().count("amplifies") == 2
-    assert report.witnesses == 2 and report.amplified_step is not None
+    from harness.training.trajectory import WITNESSES
+
+    assert report.witnesses == WITNESSES and report.amplified_step is not None
     assert report.to_dict()["amplified_step"] == report.amplified_step
     assert "float32 witnesses" in str(report)
     # judged by the reference alone, the same correct pair fails: one float32 run can
@@ -319,7 +321,9 @@ def test_an_amplifying_float64_run_warns_instead_of_a_false_alarm(amplifying_run
     result = run_training(config, data)
     assert result.status == "WARN", result.text()
     report = result.report
-    assert report.rule == "tolerance" and report.witnesses == 2
+    from harness.training.trajectory import WITNESSES
+
+    assert report.rule == "tolerance" and report.witnesses == WITNESSES
     assert report.amplified_step is not None and "larger batches" in result.summary
     assert "witnesses from" in str(report)
     # the tolerance alone calls this correct pair different
@@ -377,7 +381,7 @@ def test_witnesses_leave_wrong_rules_failing(dtype, digits64):
         result = run_training(CheckConfig(("torch", backend), spec, opt, epochs=2,
                                           batch_size=16, val_fraction=0.0), data)
         assert result.status == "FAIL", result.text()
-        assert result.report.witnesses == 2 and result.report.amplified_step is None
+        assert result.report.witnesses == 4 and result.report.amplified_step is None
 
 
 # ------------------------------------------------------------ 3. gradcheck verdicts

@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
+from harness.checks.float64_rule import judged_in_float64
 from harness.checks.outcome import (
     _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
@@ -318,6 +319,8 @@ def run_training(config: CheckConfig, data, *, on_epoch: Callable | None = None)
         settings=_settings(config, **split, epochs=config.epochs, batch_size=config.batch_size),
         header=config.describe(),
         notes=[split["arbiter_note"]] if split.get("arbiter_note") else [])
+    judged_in_float64(result, report, lambda: _trajectory(config, data, "float64",
+                                                          tolerances=True)[0])
     if not result.passed:
         _diagnosed(result, config, *check_rows(config, data), ref_name, cand_name)
     return result

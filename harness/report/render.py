@@ -31,8 +31,10 @@ def _environment():
     env.filters.update(sci=sci, fixed=fixed, pct=pct, secs=secs, md=md, symbol=symbol,
                        vclass=vclass, step=step_text, mib=mib, yesno=yesno)
     from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+    from harness.training.trajectory import SPREAD_MULTIPLIER
 
     env.globals.update(arbiter_multiplier=f"{ARBITER_MULTIPLIER:g}",
+                       spread_multiplier=f"{SPREAD_MULTIPLIER:g}",
                        arbiter_floor_ulps=f"{ARBITER_FLOOR_ULPS:g}")
     return env
 

@@ -9,14 +9,17 @@ witnesses' spread, or the float64 arbiter's bound.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
 
-from harness.compare.closeness import ARBITER_FLOOR_ULPS, ARBITER_MULTIPLIER
+from harness.compare.closeness import ARBITER_FLOOR_ULPS
 from harness.model.transfer import model_state
-from harness.training.trajectory import AMPLIFIED, DIFFERENCE, Divergence, trajectory_bound
+from harness.training.trajectory import (AMPLIFIED, DECORRELATED, DIFFERENCE, PARAM_WINDOW,
+                                         SPREAD_MULTIPLIER,
+                                         SPREAD_WINDOW, Divergence, trajectory_bound)
 
 
 def _param_difference(ref: dict, cand: dict) -> tuple[float, float, str]:
@@ -88,17 +91,31 @@ class TrajectoryJudge:
         self.rows: list[tuple] = []
         self.first: Divergence | None = None
         self._epoch_max = 0.0
-        self._loss_drift = 0.0
-        self._param_drift = 0.0
+        # the spread of correct runs over the last few steps (epoch ends for parameters)
+        self._loss_drift = _Window(SPREAD_WINDOW)
+        self._param_drift = _Window(PARAM_WINDOW)
+        #: the largest |loss| near this step: what a loss spread is decorrelated against
+        self._recent_loss = _Window(SPREAD_WINDOW)
         #: the largest distance of correct float32 runs from float64 relative to the loss
         self.spread = 0.0
         self._loss_scale = 0.0
         #: the first step at which that exceeded :data:`AMPLIFIED`
         self.amplified_step: int | None = None
+        #: the first step at which correct runs had parted by :data:`DECORRELATED` of the
+        #: quantity itself: from there on only non-finite values are judged
+        self.decorrelated_step: int | None = None
+
+    def _decorrelated(self, spread: float, scale: float, step: int) -> None:
+        """Note the step from which correct runs are ``DECORRELATED`` apart, relative to
+        ``scale`` (the largest loss of the last steps, or the largest parameter entry)."""
+        if self.decorrelated_step is None and scale > 0 and spread > DECORRELATED * scale:
+            self.decorrelated_step = step
+            if self.amplified_step is None:
+                self.amplified_step = step
 
     def _widened(self, bound: float, witnessed: float, step: int) -> float:
         """The tolerance, or the witnesses' spread times the multiplier where larger."""
-        wide = ARBITER_MULTIPLIER * witnessed
+        wide = SPREAD_MULTIPLIER * witnessed
         if wide > bound:
             if self.amplified_step is None:
                 self.amplified_step = step
@@ -106,6 +123,8 @@ class TrajectoryJudge:
         return bound
 
     def _note(self, div: Divergence) -> None:
+        if self.decorrelated_step is not None and math.isfinite(div.difference):
+            return  # correct runs are as far apart as the values themselves
         if self.first is None:
             self.first = div
 
@@ -122,15 +141,16 @@ class TrajectoryJudge:
             if not math.isfinite(judged):
                 judged = math.nan
             witnessed = _finite_max(abs(losses[name] - l64) for name in self.witnesses)
-            self._loss_drift = _finite_max((self._loss_drift, drift, witnessed))
-            bound = ARBITER_MULTIPLIER * self._loss_drift + ARBITER_FLOOR_ULPS * _EPS32 * (
+            spread = self._loss_drift.add(_finite_max((drift, witnessed)))
+            bound = SPREAD_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * (
                 abs(l64) if math.isfinite(l64) else 0.0)
             if math.isfinite(l64):
                 self._loss_scale = max(self._loss_scale, abs(l64))
             if self._loss_scale > 0:
-                self.spread = max(self.spread, self._loss_drift / self._loss_scale)
+                self.spread = max(self.spread, spread / self._loss_scale)
                 if self.amplified_step is None and self.spread > AMPLIFIED:
                     self.amplified_step = step
+            self._decorrelated(spread, self._recent_loss.add(abs(l64)), step)
             self.rows.append((step, epoch, DIFFERENCE, "ref_loss_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_loss_drift", judged))
             if self.witnesses:
@@ -140,12 +160,13 @@ class TrajectoryJudge:
             bound = trajectory_bound(abs(lr_) if math.isfinite(lr_) else 0.0, step, **self.tol)
             if self.witnesses:  # how far correct runs part on this very run
                 witnessed = _finite_max(abs(losses[name] - lr_) for name in self.witnesses)
-                self._loss_drift = _finite_max((self._loss_drift, witnessed))
-                bound = self._widened(bound, self._loss_drift, step)
+                spread = self._loss_drift.add(witnessed)
+                bound = self._widened(bound, spread, step)
                 if math.isfinite(lr_):
                     self._loss_scale = max(self._loss_scale, abs(lr_))
                 if self._loss_scale > 0:
-                    self.spread = max(self.spread, self._loss_drift / self._loss_scale)
+                    self.spread = max(self.spread, spread / self._loss_scale)
+                self._decorrelated(spread, self._recent_loss.add(abs(lr_)), step)
                 self.rows.append((step, epoch, DIFFERENCE, "witness_loss_drift", witnessed))
         self.rows.append((step, epoch, DIFFERENCE, "loss_bound", bound))
         if not judged <= bound:
@@ -163,9 +184,9 @@ class TrajectoryJudge:
             judged, _, where = _param_difference(p64, p_cand)
             witnessed = _finite_max(_param_difference(p64, model_state(w))[0]
                                     for w in self.witnesses.values())
-            self._param_drift = _finite_max((self._param_drift, drift, witnessed))
-            bound = (ARBITER_MULTIPLIER * self._param_drift
-                     + ARBITER_FLOOR_ULPS * _EPS32 * scale64)
+            spread = self._param_drift.add(_finite_max((drift, witnessed)))
+            bound = SPREAD_MULTIPLIER * spread + ARBITER_FLOOR_ULPS * _EPS32 * scale64
+            self._decorrelated(spread, scale64, step)
             self.rows.append((step, epoch, DIFFERENCE, "ref_param_drift", drift))
             self.rows.append((step, epoch, DIFFERENCE, "cand_param_drift", judged))
             if self.witnesses:
@@ -176,8 +197,9 @@ class TrajectoryJudge:
             if self.witnesses:
                 witnessed = _finite_max(_param_difference(p_ref, model_state(w))[0]
                                         for w in self.witnesses.values())
-                self._param_drift = _finite_max((self._param_drift, witnessed))
-                bound = self._widened(bound, self._param_drift, step)
+                spread = self._param_drift.add(witnessed)
+                bound = self._widened(bound, spread, step)
+                self._decorrelated(spread, scale, step)
                 self.rows.append((step, epoch, DIFFERENCE, "witness_param_drift", witnessed))
         self.rows.append((step, epoch, DIFFERENCE, "param_bound", bound))
         if not judged <= bound:
@@ -191,6 +213,20 @@ class TrajectoryJudge:
 
 
 _EPS32 = float(np.finfo(np.float32).eps)
+
+
+class _Window:
+    """The largest of the last ``size`` values added: the spread of correct runs near this
+    step, which one early spike does not keep wide for the rest of the run."""
+
+    def __init__(self, size: int) -> None:
+        self._values: deque[float] = deque(maxlen=max(1, int(size)))
+
+    def add(self, value: float) -> float:
+        """Add ``value`` (a non-finite one counts as 0: a diverged witness widens nothing);
+        the largest of the window."""
+        self._values.append(float(value) if math.isfinite(value) else 0.0)
+        return max(self._values)
 
 
 def _finite_max(values) -> float:

@@ -534,7 +534,7 @@ def _start_followers(s: _TrajectorySetup, reference, candidate, arbiter, witness
                 model_dtype(model) != model_dtype(reference)):
             raise ConfigError(f"witness {i} must be built like the reference "
                               f"({tuple(s.dims)}, {model_dtype(reference).name})")
-        witness = Witness(model, seed=int(seed) * 1000 + i)
+        witness = Witness(model, seed=int(seed) * 1000 + i, permute=i % 2 == 0)
         witness.start(reference.get_params())
         followers[f"{s.reference_name} (witness {i})"] = witness
     return followers
@@ -563,4 +563,5 @@ def _train_and_judge(s: _TrajectorySetup, reference, candidate, arbiter, followe
         epochs_done=log.epochs_done, steps=log.steps_done, batch_size=log.batch_size,
         seed=int(seed), shuffle=bool(shuffle), first_divergence=judge.first,
         error=log.error, arbiter=s.use_arbiter, n_param_entries=n_param_entries,
-        witnesses=len(followers), spread=judge.spread, amplified_step=judge.amplified_step)
+        witnesses=len(followers), spread=judge.spread, amplified_step=judge.amplified_step,
+        decorrelated_step=judge.decorrelated_step)

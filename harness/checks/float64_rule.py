@@ -1,0 +1,51 @@
+"""A float32 trajectory too blunt to judge, judged again in float64.
+
+Where float32 amplifies rounding (a large learning rate with momentum on small batches),
+correct float32 runs part from float64 early, and by a few hundred steps they no longer
+follow one another: a change that starts late (a learning rate cut, a layer frozen after
+step 300) hides in that spread and the float32 verdict can only WARN. The same workload in
+float64 parts from its witnesses thousands of times later, so its trajectory still judges
+the update rule there. :func:`judged_in_float64` reruns it and turns the WARN into a FAIL
+where the float64 trajectories part beyond their own spread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from harness.checks.result import FAIL, WARN
+from harness.errors import HarnessError
+
+
+def judged_in_float64(result, report, rerun: Callable[[], object]):
+    """``result`` (a float32 training verdict) judged again where it was blunt.
+
+    Only a WARN of an amplifying float32 run (``report.amplified_step`` set) is rerun:
+    ``rerun()`` gives the float64 :class:`~harness.training.trajectory.TrajectoryReport` of
+    the same workload, or raises where a backend cannot be built in float64 (then
+    ``result`` stands). A float64 divergence makes the verdict a FAIL naming the step; a
+    float64 run that agrees adds a note. Returns ``result``, changed in place.
+    """
+    if result.status != WARN or getattr(report, "amplified_step", None) is None:
+        return result
+    if getattr(report, "arbiter", False) is False or getattr(report, "dtype", "") != "float32":
+        return result
+    try:
+        report64 = rerun()
+    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+        result.notes.append(f"the same workload in float64 could not run ({exc}); the "
+                            f"float32 verdict stands")
+        return result
+    first = report64.first_divergence
+    result.fields["training_float64_step"] = None if first is None else first.step
+    if first is None or report64.error is not None:
+        result.notes.append(f"the same workload in float64: {report64.candidate} follows "
+                            f"{report64.reference} within the float64 bound"
+                            + (" until both stopped" if report64.error is not None else ""))
+        return result
+    verdict = result.verdicts[0]
+    result.verdicts[0] = replace(verdict, status=FAIL, summary=(
+        f"the same workload in float64 parts at {first} (the float32 run amplifies "
+        f"rounding too much to show it: {verdict.summary})"))
+    return result
