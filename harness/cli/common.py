@@ -152,14 +152,18 @@ class _StoreExplicit(argparse.Action):
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
-    from harness.model.specs import OPTIMIZER_NAMES, WEIGHT_DECAY_IN, WEIGHT_DECAY_ON
+    from harness.model.specs import (OPTIMIZER_DEFAULTS, OPTIMIZER_NAMES, WEIGHT_DECAY_IN,
+                                     WEIGHT_DECAY_ON)
 
+    d = OPTIMIZER_DEFAULTS  # one table for the command line and OptimizerSpec
     g = p.add_argument_group("optimizer (torch.optim's meanings)")
-    g.add_argument("--optimizer", default="adam", metavar="NAME",
-                   help=f"{', '.join(OPTIMIZER_NAMES)} (default: adam)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    g.add_argument("--weight-decay", type=float, default=1e-4,
-                   help="weight decay (default: 1e-4; where and on what: the next two flags)")
+    g.add_argument("--optimizer", default=d["name"], metavar="NAME",
+                   help=f"{', '.join(OPTIMIZER_NAMES)} (default: {d['name']})")
+    g.add_argument("--lr", type=float, default=d["lr"],
+                   help=f"learning rate (default: {d['lr']:g})")
+    g.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"weight decay (default: {d['weight_decay']:g}; where and on what: "
+                        f"the next two flags)")
     g.add_argument("--weight-decay-in", default="optimizer", metavar="WHERE",
                    help=f"{' or '.join(WEIGHT_DECAY_IN)}: decay*p added to the gradients "
                         f"inside the optimizer, as torch.optim; or 0.5*decay*sum(p^2) added "

@@ -71,8 +71,8 @@ def make_optimizer(optimizer=None, *, weight_decay_in: str | None = None,
     """An OptimizerSpec from None (plain sgd), a name, a dict of its fields or a spec."""
     conv = _conventions("optimizer", {"weight_decay_in": weight_decay_in,
                                       "weight_decay_on": weight_decay_on})
-    if optimizer is None:
-        return OptimizerSpec(**conv)
+    if optimizer is None:  # plain sgd, as documented (not the Adam of OPTIMIZER_DEFAULTS)
+        return OptimizerSpec("sgd", lr=0.01, weight_decay=0.0, **conv)
     if isinstance(optimizer, str):
         return OptimizerSpec(name=optimizer, **conv)
     if isinstance(optimizer, dict):
