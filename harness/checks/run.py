@@ -134,20 +134,31 @@ def _raised(check: str, title: str, exc: BackendRaised, config: CheckConfig,
 
 def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | None,
                candidate: str) -> CheckResult:
-    """``result`` with the hypotheses that hold (hints) and the localisation (notes, field)."""
+    """``result`` with the hypotheses that hold (hints, verified and ranked), the
+    localisation (notes, field) and the nearby setting that passes (``result.passing``)."""
     from harness.diagnose import diagnose, diagnose_backend
 
     if reference == candidate:
         return result
+    steps = 1
+    if result.check == "training":  # a batch of the run's size, and a few steps
+        steps, rows = 3, getattr(config, "batch_size", None) or len(y)
+        x, y = x[:rows], y[:rows]
+    failure = " ".join([result.summary, *result.notes])
     with _threads(config, len(y)):
-        found = (diagnose_backend(config, x, y, candidate, builder=build_model)
+        found = (diagnose_backend(config, x, y, candidate, builder=build_model, steps=steps,
+                                  failure=failure)
                  if reference is None
-                 else diagnose(config, x, y, reference, candidate, builder=build_model))
+                 else diagnose(config, x, y, reference, candidate, builder=build_model,
+                               steps=steps, failure=failure))
     result.hints.extend(h for h in found.hints if h not in result.hints)
     if found.localised:
         result.notes.append(found.localised if reference is not None
                             else f"{candidate}: {found.localised}")
         result.fields.setdefault(f"{result.check}_localised", found.localised)
+    result.notes.extend(n for n in found.latent if n not in result.notes)
+    if found.passing is not None:
+        result.passing, result.passing_hint = found.passing, found.passing_hint
     return result
 
 

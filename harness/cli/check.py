@@ -41,6 +41,7 @@ def run(args) -> int:
     if code is not None:
         return code
     result = run_equivalence(config, data)
+    common.show_passing_command(args, "check", result)
     if args.json:
         out = result.to_dict()
         out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),

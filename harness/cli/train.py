@@ -102,6 +102,7 @@ def run(args) -> int:
         "init_from": args.init_from, "threads": config.resolved_threads,
     }
     summary, result = _train(args, config, run_config, data)
+    common.show_passing_command(args, "train", result)
     report = result.report
     if args.json:
         common.print_json(summary)
