@@ -235,10 +235,13 @@ def _registry_builder(config, name, dtype=None):
     return model
 
 
-def search(ev: Evidence, *, steps: int = 1) -> Setting | None:
-    """The first nearby setting under which the candidate agrees with the reference."""
+def search(ev: Evidence, *, steps: int = 1, accept=None) -> Setting | None:
+    """The first nearby setting under which the candidate agrees with the reference
+    (and that ``accept(setting)``, when given, admits)."""
     builder = ev.builder or _registry_builder
     for setting in nearby(ev):
+        if accept is not None and not accept(setting):
+            continue
         if verify(ev.config, ev.x, ev.y, ev.reference_name, ev.candidate_name, builder,
                   setting, steps=steps):
             return setting

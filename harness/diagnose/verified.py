@@ -71,6 +71,24 @@ def proposed(hint: str, ev: Evidence) -> Setting | None:
         return None
 
 
+def _step_changes(ev: Evidence, **change) -> bool | None:
+    """Whether the candidate's own first step changes when its optimizer gets ``change``
+    (None when that cannot be told)."""
+    other = dataclasses.replace(ev.config, optimizer=dataclasses.replace(ev.optimizer,
+                                                                           **change))
+    steps = []
+    for cfg in (ev.config, other):
+        try:
+            model = ev.fresh("candidate") if cfg is ev.config else _fresh(ev, cfg)
+            model.set_params({k: v.copy() for k, v in ev.params0.items()})
+            model.train_step(ev.x.copy(), ev.y.copy())
+            steps.append(model.get_params())
+        except Exception:  # noqa: BLE001 - cannot tell
+            return None
+    return any(not np.array_equal(np.asarray(steps[0][k]), np.asarray(steps[1][k]))
+               for k in steps[0])
+
+
 def decay_switched_off(ev: Evidence, setting: Setting) -> bool:
     """Whether ``setting`` only turns the weight decay off and the candidate's own step
     depends on the decay (so the decay it implements is wrong, not absent)."""
@@ -79,18 +97,17 @@ def decay_switched_off(ev: Evidence, setting: Setting) -> bool:
         return False
     if dataclasses.replace(setting.optimizer, weight_decay=o.weight_decay, lr=o.lr) != o:
         return False
-    without = dataclasses.replace(ev.config, optimizer=dataclasses.replace(o, weight_decay=0.0))
-    steps = []
-    for cfg in (ev.config, without):
-        try:
-            model = ev.fresh("candidate") if cfg is ev.config else _fresh(ev, cfg)
-            model.set_params({k: v.copy() for k, v in ev.params0.items()})
-            model.train_step(ev.x.copy(), ev.y.copy())
-            steps.append(model.get_params())
-        except Exception:  # noqa: BLE001 - cannot tell: treat the decay as absent
-            return False
-    return any(not np.array_equal(np.asarray(steps[0][k]), np.asarray(steps[1][k]))
-               for k in steps[0])
+    return bool(_step_changes(ev, weight_decay=0.0))
+
+
+def lr_compensates(ev: Evidence, setting: Setting) -> bool:
+    """Whether ``setting`` changes the learning rate of a candidate that reads it: the
+    other rate then makes up for a wrong step, it is not the code's convention (plain
+    SGD code with its own constant rate does not read it)."""
+    lr = setting.optimizer.lr
+    if lr == ev.optimizer.lr:
+        return False
+    return _step_changes(ev, lr=ev.optimizer.lr * 2) is not False
 
 
 def _fresh(ev: Evidence, config):
@@ -132,8 +149,8 @@ def verify_and_rank(ev: Evidence, hints: list[str], *, steps: int = 1,
             continue
         left = residual(dataclasses.replace(ev.config, optimizer=setting.optimizer,
                                             spec=setting.spec), ev.x, ev.y,
-                        ev.reference_name, ev.candidate_name, builder, steps=steps)
-        if left != 0:
+                        ev.reference_name, ev.candidate_name, builder, steps=max(steps, 2))
+        if left != 0 or lr_compensates(ev, setting):
             continue  # the flag it proposes does not make the candidate agree
         if decay_switched_off(ev, setting):
             scored.append((0.5, i, decay_words(ev)))
@@ -141,13 +158,14 @@ def verify_and_rank(ev: Evidence, hints: list[str], *, steps: int = 1,
         scored.append((0.0, i, hint))
         passing = passing or setting
     if passing is None and not any(s == 0.5 for s, _, _ in scored):
-        found = search(ev, steps=steps)
+        found = search(ev, steps=max(steps, 2),
+                       accept=lambda st: not lr_compensates(ev, st))
         if found is not None and decay_switched_off(ev, found):
             scored.append((0.5, -1, decay_words(ev)))
         elif found is not None:
             passing, passing_hint = found, passing_words(found)
             scored.append((0.0, -1, passing_hint))
-    if passing is not None:  # what the passing setting explains, nothing else is needed
+    if any(t[0] < 1.0 for t in scored):  # a verified line explains it: not "none of ..."
         scored = [t for t in scored if t[0] < 1.0 or " reproduces your step" not in t[2]]
     scored.sort(key=lambda t: (t[0], t[1]))
     out = []
