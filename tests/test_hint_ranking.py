@@ -92,3 +92,20 @@ def test_the_fail_summary_is_printed_once(capsys):
     assert code == 1
     summary = [line for line in out.splitlines() if line.startswith("FAIL: ")]
     assert len(summary) == 1, out
+
+
+SGD = ["--optimizer", "sgd", "--lr", "0.01", "--weight-decay", "0"]
+
+
+def test_a_bias_gradient_summed_over_every_axis_is_named(capsys):
+    code, out = check(capsys, "--backends", f"scratch,{H}:BiasSummedOverAllAxes", *SGD)
+    assert code == 1
+    assert causes(out)[0].startswith("bias gradient summed over every axis")
+    assert "db = dz.sum(axis=0), not np.sum(dz)" in out
+
+
+def test_another_loss_with_gradients_summed_over_the_batch_is_named_mixed(capsys):
+    code, out = check(capsys, "--backends", f"scratch,{H}:SumLossMeanGrads", *SGD)
+    assert code == 1
+    line = next(c for c in causes(out) if c.startswith("mixed conventions"))
+    assert "summed over the batch (150 = N times the reference's)" in line

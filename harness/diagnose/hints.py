@@ -157,6 +157,13 @@ def bias_grad_scale(ev: Evidence) -> str | None:
         scale = float(np.max(np.abs(r[key])))
         if scale == 0:
             return None
+        total = np.full(np.shape(r[key]), float(np.sum(r[key])))
+        if np.size(r[key]) > 1 and close(c[key], total, ev.rtol, ev.atol) \
+                and not close(c[key], r[key], ev.rtol, ev.atol):
+            return (f"bias gradient summed over every axis: each entry of your gradient of "
+                    f"{key} equals the sum of all the reference's entries ({fmt(total.flat[0])}) "
+                    f"while every weight gradient agrees; sum over the batch axis only, "
+                    f"db = dz.sum(axis=0), not np.sum(dz)")
         k = float(np.vdot(c[key], r[key]) / np.vdot(r[key], r[key]))
         if not close(c[key], k * r[key], ev.rtol, ev.atol):
             return None
