@@ -109,3 +109,35 @@ def test_another_loss_with_gradients_summed_over_the_batch_is_named_mixed(capsys
     assert code == 1
     line = next(c for c in causes(out) if c.startswith("mixed conventions"))
     assert "summed over the batch (150 = N times the reference's)" in line
+
+
+def _confident_config(**kw):
+    from harness.checks import CheckConfig
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
+
+    spec, opt = ModelSpec((4, 8, 3)), OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)
+    params = make_backend("scratch", spec, opt).get_params()
+    params["W1"], params["b1"] = params["W1"] * 60, params["b1"] * 60  # p_y near 0 and 1
+    return CheckConfig(("scratch", f"{H}:ClippedLoss"), spec, opt, init_params=params, **kw)
+
+
+def test_accept_reproduces_a_clipped_loss_on_the_reference_side_and_says_so():
+    from harness.checks import run_equivalence
+    from harness.data.datasets import load_dataset
+
+    data = load_dataset("iris")
+    plain = run_equivalence(_confident_config(), data)
+    assert not plain.passed
+    assert {r.quantity for r in plain.report.rows if not r.passed} <= {"loss",
+                                                                       "train_step loss"}
+    accepted = run_equivalence(_confident_config(accept=("loss-clip-eps",)), data)
+    assert accepted.passed, accepted.text()
+    assert any(line.startswith("accepted: loss-clip-eps") for line in accepted.header)
+    assert "accepted: loss-clip-eps" in accepted.text()
+
+
+def test_accept_refuses_an_unknown_name_with_the_choices(capsys):
+    code = main(["check", *IRIS, "--accept", "loss-clip"])
+    err = capsys.readouterr().err
+    assert code == 2 and "one of loss-clip-eps; got 'loss-clip'" in err

@@ -43,6 +43,10 @@ def build_model(config: CheckConfig, name: str, *, dtype: str | None = None,
     model = make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
     if ":" in name:
         model = Guarded(model, name)
+    if cfg.accept and name == cfg.backends[0]:  # the reference reproduces what is accepted
+        from harness.checks.accept import accepted
+
+        model = accepted(model, cfg.spec, cfg.accept)
     if init and cfg.init_params is not None:
         model.set_params(cfg.init_params)
     return model

@@ -220,6 +220,12 @@ def add_tolerance_args(p: argparse.ArgumentParser) -> None:
                    help="relative tolerance (default: by dtype; give with --atol)")
     g.add_argument("--atol", type=float, default=None,
                    help="absolute tolerance (default: by dtype; give with --rtol)")
+    from harness.checks.accept import ACCEPTABLE
+
+    g.add_argument("--accept", action="append", default=[], metavar="NAME",
+                   help=f"accept a named, explained difference, reproduced on the reference "
+                        f"side and shown in every output: {', '.join(ACCEPTABLE)} "
+                        f"(repeatable; default: none)")
 
 
 def add_json_arg(p: argparse.ArgumentParser) -> None:
@@ -408,6 +414,7 @@ def check_config(args, backends, spec, optimizer, *, device: str = "cpu", **sett
     settings.setdefault("rtol", getattr(args, "rtol", None))
     settings.setdefault("atol", getattr(args, "atol", None))
     settings.setdefault("threads", getattr(args, "threads", None))
+    settings.setdefault("accept", tuple(getattr(args, "accept", None) or ()))
     return CheckConfig(tuple(backends), spec, optimizer if optimizer is not None else
                        _default_optimizer(), init_params=initial_params(args, spec),
                        device=device, **settings)
