@@ -141,3 +141,16 @@ def test_accept_refuses_an_unknown_name_with_the_choices(capsys):
     code = main(["check", *IRIS, "--accept", "loss-clip"])
     err = capsys.readouterr().err
     assert code == 2 and "one of loss-clip-eps; got 'loss-clip'" in err
+
+
+def test_the_summed_loss_hint_in_train_quotes_the_batch_size_in_use(capsys):
+    code = main(["train", *IRIS, "--backends", "scratch,tests.gallery.summed:Net",
+                 "--optimizer", "sgd", "--lr", "0.01", "--weight-decay", "0", "--epochs", "1",
+                 "--batch-size", "16", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    line = next(c for c in causes(out) if c.startswith("summed loss instead of the mean"))
+    assert "the batch size N = 16" in line and "N = 150" not in out
+    command = line.split("(rerun for real): ", 1)[1]
+    assert "--loss-reduction sum" in command and "--batch-size 16" in command
+    assert main(shlex.split(command)[1:] + ["--quiet"]) == 0

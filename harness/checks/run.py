@@ -156,7 +156,11 @@ def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | 
                  else diagnose(config, x, y, reference, candidate, builder=build_model,
                                steps=steps, failure=failure))
     result.hints.extend(h for h in found.hints if h not in result.hints)
-    if found.localised:
+    if found.localised:  # localised after all: drop the line saying it could not be
+        for owner in (result, result.report):
+            notes = getattr(owner, "notes", None)
+            if isinstance(notes, list):
+                notes[:] = [n for n in notes if "no layer-level localisation" not in n]
         result.notes.append(found.localised if reference is not None
                             else f"{candidate}: {found.localised}")
         result.fields.setdefault(f"{result.check}_localised", found.localised)

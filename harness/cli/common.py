@@ -454,8 +454,8 @@ def show_passing_command(args, command: str, result) -> None:
     if setting is None or hint not in result.hints:
         return
     cmd = command_line(args, command, setting.overrides())
-    result.hints[result.hints.index(hint)] = (
-        f"{hint.split(': ', 1)[0]}; this command passes (rerun for real): {cmd}")
+    words = hint.split(": ", 1)[0] if hint.startswith("your class agrees") else hint
+    result.hints[result.hints.index(hint)] = f"{words}; this command passes (rerun for real): {cmd}"
 
 
 def _default_optimizer():
