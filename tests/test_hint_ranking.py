@@ -154,3 +154,24 @@ def test_the_summed_loss_hint_in_train_quotes_the_batch_size_in_use(capsys):
     command = line.split("(rerun for real): ", 1)[1]
     assert "--loss-reduction sum" in command and "--batch-size 16" in command
     assert main(shlex.split(command)[1:] + ["--quiet"]) == 0
+
+
+def test_the_overflow_probe_is_a_cause_only_where_the_failure_is_not_finite():
+    import numpy as np
+
+    from harness.checks import CheckConfig
+    from harness.diagnose import Evidence, hints
+    from harness.diagnose.verified import verify_and_rank
+    from harness.model.specs import ModelSpec
+
+    cand = "tests.gallery.more:NaiveSoftmax"
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 4)), np.arange(20) % 3
+    config = CheckConfig(("scratch", cand), ModelSpec((4, 8, 3)))
+    ev = Evidence.build(config, "scratch", cand, x, y)
+    line = hints.overflow_at_scale(ev)
+    assert line is not None
+    shown, notes, _, _ = verify_and_rank(ev, [line], failure="4 of 15 quantities differ")
+    assert shown == [] and notes == [f"not the cause of this failure, but a latent bug: {line}"]
+    shown, notes, _, _ = verify_and_rank(ev, [line], failure="the training loss is nan at step 3")
+    assert shown == [line] and notes == []

@@ -157,7 +157,10 @@ def verify_and_rank(ev: Evidence, hints: list[str], *, steps: int = 1,
             continue
         scored.append((0.0, i, hint))
         passing = passing or setting
-    if passing is None and not any(s == 0.5 for s, _, _ in scored):
+    fails = passing is not None or residual(ev.config, ev.x, ev.y, ev.reference_name,
+                                            ev.candidate_name, builder,
+                                            steps=max(steps, 2)) != 0
+    if fails and passing is None and not any(s == 0.5 for s, _, _ in scored):
         found = search(ev, steps=max(steps, 2),
                        accept=lambda st: not lr_compensates(ev, st))
         if found is not None and decay_switched_off(ev, found):
