@@ -35,7 +35,7 @@ _FIELDS = {
     "--loss-reduction": ("spec", "loss_reduction", str), "--loss": ("spec", "loss", str),
 }
 
-_FLAG = re.compile(r"(drop )?`(--[a-z-]+)(?: ([^`]+))?`")
+_GROUP = re.compile(r"(drop )?`(--[^`]+)`")
 
 #: the words of a hint that starts with one of these prefixes are about numerics the
 #: failure may not show: listed only where the failure holds a non-finite value
@@ -47,9 +47,16 @@ def proposed(hint: str, ev: Evidence) -> Setting | None:
     from harness.model.specs import ModelSpec, OptimizerSpec
 
     changes = {"optimizer": {}, "spec": {}}
-    for drop, flag, value in _FLAG.findall(hint):
-        if flag not in _FIELDS:
-            continue
+    pairs = []
+    for drop, group in _GROUP.findall(hint):
+        words = group.split()
+        for j, word in enumerate(words):
+            if word.startswith("--"):
+                nxt = words[j + 1] if j + 1 < len(words) else ""
+                pairs.append((drop, word, "" if nxt.startswith("--") else nxt))
+    if any(flag not in _FIELDS for _, flag, _ in pairs):
+        return None  # flags this module cannot rerun: the hypothesis verified them itself
+    for drop, flag, value in pairs:
         which, key, conv = _FIELDS[flag]
         default_of = OptimizerSpec if which == "optimizer" else ModelSpec
         if drop:
@@ -71,22 +78,47 @@ def proposed(hint: str, ev: Evidence) -> Setting | None:
         return None
 
 
-def _step_changes(ev: Evidence, **change) -> bool | None:
-    """Whether the candidate's own first step changes when its optimizer gets ``change``
-    (None when that cannot be told)."""
-    other = dataclasses.replace(ev.config, optimizer=dataclasses.replace(ev.optimizer,
-                                                                           **change))
-    steps = []
+def _step_changes(ev: Evidence, spec_change: dict | None = None, **change) -> bool | None:
+    """Whether the candidate's own first step (its loss, gradients and parameters after
+    it) changes when its optimizer gets ``change`` (and its spec ``spec_change``); None
+    when that cannot be told."""
+    try:
+        other = dataclasses.replace(
+            ev.config, optimizer=dataclasses.replace(ev.optimizer, **change),
+            spec=dataclasses.replace(ev.spec, **(spec_change or {})))
+    except Exception:  # noqa: BLE001 - a combination the specs refuse
+        return None
+    outs = []
     for cfg in (ev.config, other):
         try:
             model = ev.fresh("candidate") if cfg is ev.config else _fresh(ev, cfg)
             model.set_params({k: v.copy() for k, v in ev.params0.items()})
+            loss, grads = model.loss_and_grads(ev.x.copy(), ev.y.copy())
             model.train_step(ev.x.copy(), ev.y.copy())
-            steps.append(model.get_params())
+            outs.append({"loss": np.asarray(loss), **{f"g{k}": np.asarray(v)
+                                                       for k, v in grads.items()},
+                         **{f"p{k}": np.asarray(v) for k, v in model.get_params().items()}})
         except Exception:  # noqa: BLE001 - cannot tell
             return None
-    return any(not np.array_equal(np.asarray(steps[0][k]), np.asarray(steps[1][k]))
-               for k in steps[0])
+    return any(k not in outs[1] or not np.array_equal(v, outs[1][k]) for k, v in outs[0].items())
+
+
+def reads_changed_setting(ev: Evidence, setting: Setting) -> bool:
+    """Whether the candidate reads one of the settings ``setting`` changes (other than the
+    learning rate and the weight decay, judged on their own): a class that follows the
+    optimizer's name or the loss reduction it is given runs what it is told, so passing
+    under another one only switches off the part of its code that differs."""
+    o, s = ev.optimizer, ev.spec
+    for key in ("name", "weight_decay_in", "weight_decay_on", "momentum", "nesterov"):
+        value = getattr(setting.optimizer, key)
+        if value != getattr(o, key) and _step_changes(ev, **{key: value}) is not False:
+            return True
+    for key in ("loss_reduction", "loss"):
+        value = getattr(setting.spec, key, None)
+        if value != getattr(s, key, None) and \
+                _step_changes(ev, spec_change={key: value}) is not False:
+            return True
+    return False
 
 
 def decay_switched_off(ev: Evidence, setting: Setting) -> bool:
@@ -150,7 +182,7 @@ def verify_and_rank(ev: Evidence, hints: list[str], *, steps: int = 1,
         left = residual(dataclasses.replace(ev.config, optimizer=setting.optimizer,
                                             spec=setting.spec), ev.x, ev.y,
                         ev.reference_name, ev.candidate_name, builder, steps=max(steps, 2))
-        if left != 0 or lr_compensates(ev, setting):
+        if left != 0 or lr_compensates(ev, setting) or reads_changed_setting(ev, setting):
             continue  # the flag it proposes does not make the candidate agree
         if decay_switched_off(ev, setting):
             scored.append((0.5, i, decay_words(ev)))
@@ -162,7 +194,8 @@ def verify_and_rank(ev: Evidence, hints: list[str], *, steps: int = 1,
                                             steps=max(steps, 2)) != 0
     if fails and passing is None and not any(s == 0.5 for s, _, _ in scored):
         found = search(ev, steps=max(steps, 2),
-                       accept=lambda st: not lr_compensates(ev, st))
+                       accept=lambda st: not (lr_compensates(ev, st)
+                                              or reads_changed_setting(ev, st)))
         if found is not None and decay_switched_off(ev, found):
             scored.append((0.5, -1, decay_words(ev)))
         elif found is not None:
