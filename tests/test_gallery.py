@@ -225,7 +225,7 @@ def test_a_network_without_the_asked_optimizer_is_refused(capsys):
            "rmsprop" in capsys.readouterr().err
 
 
-EXPONENTIAL = ["--optimizer", "sgd", "--lr", "0.1", "--lr-schedule", "exponential",
+EXPONENTIAL = ["--optimizer", "sgd", "--lr", "0.1", "--weight-decay", "0", "--lr-schedule", "exponential",
                "--gamma", "0.5", "--batch-size", "30"]  # iris: 120 training rows, 4 batches
 
 

@@ -150,7 +150,7 @@ def test_the_summed_loss_hint_in_train_quotes_the_batch_size_in_use(capsys):
     out = capsys.readouterr().out
     assert code == 1
     line = next(c for c in causes(out) if c.startswith("summed loss instead of the mean"))
-    assert "the batch size N = 16" in line and "N = 150" not in out
+    assert "the batch size N = 16)" in line and "N = 150" not in out
     command = line.split("(rerun for real): ", 1)[1]
     assert "--loss-reduction sum" in command and "--batch-size 16" in command
     assert main(shlex.split(command)[1:] + ["--quiet"]) == 0

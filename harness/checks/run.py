@@ -144,17 +144,16 @@ def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | 
 
     if reference == candidate:
         return result
-    steps = 1
-    if result.check == "training":  # a batch of the run's size, and a few steps
-        steps, rows = 3, getattr(config, "batch_size", None) or len(y)
-        x, y = x[:rows], y[:rows]
+    steps, batch = 1, None
+    if result.check == "training":  # a few steps; the hints quote the run's batch size
+        steps, batch = 3, getattr(config, "batch_size", None)
     failure = " ".join([result.summary, *result.notes])
     with _threads(config, len(y)):
         found = (diagnose_backend(config, x, y, candidate, builder=build_model, steps=steps,
                                   failure=failure)
                  if reference is None
                  else diagnose(config, x, y, reference, candidate, builder=build_model,
-                               steps=steps, failure=failure))
+                               steps=steps, failure=failure, train_batch=batch))
     result.hints.extend(h for h in found.hints if h not in result.hints)
     if found.localised:  # localised after all: drop the line saying it could not be
         for owner in (result, result.report):

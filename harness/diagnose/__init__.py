@@ -47,7 +47,8 @@ class Diagnosis:
 
 
 def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
-             builder=None, steps: int = 1, failure: str = "") -> Diagnosis:
+             builder=None, steps: int = 1, failure: str = "",
+             train_batch: int | None = None) -> Diagnosis:
     """Test the hypotheses and localise, for ``candidate_name`` against ``reference_name``.
 
     Parameters
@@ -65,6 +66,8 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     failure : str
         The failed verdict's words (the overflow probe is a cause only where they
         name a non-finite value).
+    train_batch : int, optional
+        The batch size of the training run diagnosed (the hints quote it).
 
     Returns
     -------
@@ -73,6 +76,7 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     """
     try:
         ev = Evidence.build(config, reference_name, candidate_name, x, y, builder=builder)
+        ev.train_batch = train_batch
         if ev.ref.errors or ev.ref.grads is None or _draws_own_masks(ev):
             return Diagnosis()
     except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash

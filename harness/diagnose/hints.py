@@ -136,6 +136,11 @@ def loss_scale(ev: Evidence) -> str | None:
     words, kind = _describe_factor(k, ev.n)
     reduction = getattr(ev.spec, "loss_reduction", "mean")
     text = f"your loss and every gradient are {words} the reference's"
+    batch = getattr(ev, "train_batch", None)
+    if kind == "sum" and batch and batch < ev.n:
+        text = (f"your loss and every gradient are {fmt(k)} times the reference's on "
+                f"{ev.n} rows, so {batch} times on each batch of this run (the batch size "
+                f"N = {batch})")
     if kind == "sum" and reduction == "mean":
         return (f"summed loss instead of the mean: {text}; divide by N to average, or, if "
                 f"summing is intended, run the reference with {_flags('--loss-reduction sum')}")
