@@ -19,7 +19,7 @@ def register(sub) -> None:
     common.add_tolerance_args(p)
     common.add_threads_arg(p)
     common.add_json_arg(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, command_parser=p)  # the passing command spells its flags
 
 
 def run(args) -> int:
