@@ -7,7 +7,8 @@ decay in the loss). :func:`search` tries a bounded list of nearby complete setti
 reduction, another loss function, and for plain SGD code the learning rate its step
 shows) and reruns the check for real under each: the first step's equivalence, and
 for a training check a few more steps on the same batch. The first that passes is
-returned as a :class:`Setting`, which renders as one complete set of flags.
+returned as a :class:`Setting`; the command line spells it as one complete command
+(:mod:`harness.cli.passing`).
 
 :func:`verify` reruns a check under the settings a hint proposes, and
 :func:`residual` measures how much of a difference remains (0: it agrees), which is
@@ -32,13 +33,6 @@ SEARCHED_OPTIMIZERS = ("sgd", "adam", "adamw")
 
 #: ModelSpec fields the search changes, and their flags
 SPEC_FLAGS = {"loss_reduction": "--loss-reduction", "loss": "--loss"}
-
-#: OptimizerSpec fields and their flags, in the order a command spells them
-OPTIMIZER_FLAGS = {"name": "--optimizer", "lr": "--lr", "weight_decay": "--weight-decay",
-                   "weight_decay_in": "--weight-decay-in",
-                   "weight_decay_on": "--weight-decay-on", "momentum": "--momentum",
-                   "nesterov": "--nesterov"}
-
 
 def _num(value) -> str:
     return f"{float(value):.6g}"
@@ -67,28 +61,6 @@ class Setting:
         for key in SPEC_FLAGS:
             out[key] = getattr(self.spec, key, None)
         return out
-
-    def flags(self, base_spec=None) -> list[str]:
-        """The flags of this setting (the spec's only where they differ from ``base_spec``
-        or from the defaults)."""
-        o = self.optimizer
-        flags = ["--optimizer", o.name, "--lr", _num(o.lr), "--weight-decay",
-                 _num(o.weight_decay)]
-        ov = self.overrides()
-        for key in ("weight_decay_in", "weight_decay_on", "momentum"):
-            if key in ov:
-                flags += [OPTIMIZER_FLAGS[key], str(ov[key]) if key != "momentum"
-                          else _num(ov[key])]
-        if ov.get("nesterov"):
-            flags.append("--nesterov")
-        defaults = {"loss_reduction": "mean", "loss": "cross_entropy"}
-        for key, flag in SPEC_FLAGS.items():
-            value = getattr(self.spec, key, None)
-            was = getattr(base_spec, key, defaults[key]) if base_spec is not None \
-                else defaults[key]
-            if value is not None and (value != was or value != defaults[key]):
-                flags += [flag, str(value)]
-        return flags
 
     def python(self) -> str:
         """The optimizer as Python: ``OptimizerSpec("sgd", lr=0.1, weight_decay=0)``."""
