@@ -34,7 +34,7 @@ class HookedMLP(MLP):
     """A correct MLP, written out one overridable step at a time (the control)."""
 
     def __init__(self, spec: ModelSpec, optimizer: OptimizerSpec | None = None):
-        optimizer = optimizer if optimizer is not None else OptimizerSpec()
+        optimizer = optimizer if optimizer is not None else OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)
         super().__init__(spec.dims, spec.activation, spec.dtype, spec.seed,
                          optimizer=make_optimizer(**optimizer.to_dict()))
         self.spec = spec

@@ -350,7 +350,7 @@ def test_the_profiler_writes_nothing_to_stderr(capfd):
     from harness.model.registry import make_backend
     from harness.model.specs import ModelSpec, OptimizerSpec
 
-    model = make_backend("torch", ModelSpec((8, 6, 3)), OptimizerSpec("sgd", lr=0.1))
+    model = make_backend("torch", ModelSpec((8, 6, 3)), OptimizerSpec("sgd", lr=0.1, weight_decay=0.0))
     x = np.random.default_rng(0).standard_normal((5, 8))
     y = np.arange(5) % 3
     capfd.readouterr()

@@ -63,7 +63,7 @@ def data(batch):
 
 def build(name, activation, dtype="float64", seed=3):
     spec = ModelSpec(DIMS, activation=activation, dtype=dtype, seed=seed)
-    opt = OptimizerSpec("sgd", lr=0.1)
+    opt = OptimizerSpec("sgd", lr=0.1, weight_decay=0.0)
     return (make_backend("scratch", spec, opt),
             make_backend(f"tests.broken_backends:{name}", spec, opt))
 

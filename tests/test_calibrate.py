@@ -170,7 +170,7 @@ def test_the_recipe_bugs_change_nothing_where_they_do_not_act():
 
     assert len(NEW_BUGS) >= 10
     spec = ModelSpec((4, 5, 3), activation="tanh", dtype="float64", seed=2)
-    opt = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9)
+    opt = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0)
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(12, 4)), rng.integers(0, 3, 12)
     names = ("ScheduleOneStepEarly", "ScheduleNotApplied", "ClipPerParameter", "ClipAfterStep")
@@ -227,10 +227,10 @@ def test_perturbed_backend_is_a_plugin_name():
     name = perturbed_backend(1e-3)
     assert name == perturbed_backend(1e-3)
     spec = ModelSpec((4, 5, 5, 3), activation="tanh")
-    model = make_backend(name, spec, OptimizerSpec())
+    model = make_backend(name, spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
-    exact = make_backend("harness.calibrate.simple:SimpleMLP", spec, OptimizerSpec())
+    exact = make_backend("harness.calibrate.simple:SimpleMLP", spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     g1, g0 = model.loss_and_grads(x, y)[1], exact.loss_and_grads(x, y)[1]
     ratio = g1["W1"][g0["W1"] != 0] / g0["W1"][g0["W1"] != 0]
     assert np.count_nonzero(ratio != 1) == 1
@@ -305,7 +305,7 @@ def test_simple_backend_follows_torch_with_the_other_losses(loss):
     from harness.model.specs import ModelSpec, OptimizerSpec
 
     spec = ModelSpec((4, 6, 3), activation="tanh", dtype="float64", seed=1, **loss)
-    opt = OptimizerSpec(name="adam", lr=1e-2)
+    opt = OptimizerSpec(name="adam", lr=1e-2, weight_decay=0.0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(20, 4)), rng.integers(0, 3, 20)
     ref = make_backend("torch", spec, opt)

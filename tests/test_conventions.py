@@ -152,7 +152,7 @@ class SumLossL2AllAdam(AdamMixin, BookNet):
 
 # (class, its conventions, optimizer); the optimizer name and numbers are the same either way
 CASES = [
-    (SumLossSGD, dict(loss_reduction="sum"), dict(name="sgd", lr=0.01)),
+    (SumLossSGD, dict(loss_reduction="sum"), dict(name="sgd", lr=0.01, weight_decay=0.0)),
     (RegInLossSGD, dict(weight_decay_in="loss", weight_decay_on="weights"),
      dict(name="sgd", lr=0.1, weight_decay=0.05)),
     (AdamDecayWeightsOnly, dict(weight_decay_on="weights"),
@@ -255,7 +255,7 @@ def test_gradcheck_passes_under_the_conventions(spec_kw, opt_kw, batch):
      "`weight_decay_in` must be one of optimizer, loss, got 'model'"),
     (lambda: OptimizerSpec(weight_decay_on="biases"),
      "`weight_decay_on` must be one of all, weights, got 'biases'"),
-    (lambda: OptimizerSpec("adamw", weight_decay_in="loss"),
+    (lambda: OptimizerSpec("adamw", weight_decay_in="loss", weight_decay=0.0),
      "`weight_decay_in` loss does not apply to adamw: AdamW's decay is decoupled"),
 ])
 def test_specs_refuse_unknown_conventions(make, message):

@@ -79,7 +79,7 @@ def models(dims, dtype, activation="relu", optimizer=None, params=None):
 def test_the_backends_agree(case, dtype):
     x, y, dims = CASES[case]()
     for optimizer in (OptimizerSpec("adam", lr=1e-3, weight_decay=1e-4),
-                      OptimizerSpec("sgd", lr=0.05, momentum=0.9, nesterov=True)):
+                      OptimizerSpec("sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.0)):
         ref, cand = models(dims, dtype, optimizer=optimizer)
         report = check_equivalence(ref, cand, x, y)
         assert report.passed, f"{case} {dtype} {optimizer.name}\n{report}"

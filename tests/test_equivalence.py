@@ -184,7 +184,7 @@ def test_adam_step_on_noise_level_gradients_is_not_a_false_alarm():
     such entries through (and says so) while the gradient rows still compare them.
     """
     spec = ModelSpec((3, 2), dtype="float32")
-    opt = OptimizerSpec("adam", lr=1e-2)
+    opt = OptimizerSpec("adam", lr=1e-2, weight_decay=0.0)
     x = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
     y = np.array([0, 1])
 

@@ -25,7 +25,7 @@ def test_check_equivalence_keeps_the_rows_compared_before_the_candidate_raised()
     from harness.checks.guard import Guarded
     from harness.model.registry import make_backend
 
-    spec, opt = ModelSpec((4, 8, 3)), OptimizerSpec()
+    spec, opt = ModelSpec((4, 8, 3)), OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)
     ref = make_backend("scratch", spec, opt)
     cand = Guarded(make_backend(f"{M}:RaisesOnFullBatch", spec, opt), f"{M}:RaisesOnFullBatch")
     x = np.random.default_rng(0).standard_normal((20, 4))

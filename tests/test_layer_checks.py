@@ -327,7 +327,7 @@ def _own_config(candidate, dtype="float64"):
 
     spec = ModelSpec(layers=OWN, input_shape=4, dtype=dtype)
     return CheckConfig(("torch", f"tests.gallery.own_masks:{candidate}"), spec,
-                       OptimizerSpec(name="sgd", lr=0.1), epochs=2)
+                       OptimizerSpec(name="sgd", lr=0.1, weight_decay=0.0), epochs=2)
 
 
 def test_a_class_with_its_own_masks_is_not_checked_in_training_never_passed():
@@ -409,7 +409,7 @@ def test_the_new_losses_agree_between_the_backends_over_60_steps(loss, flags, dt
 
     x, y = _batch(60, features=8, classes=4)
     spec = ModelSpec((8, 16, 4), dtype=dtype, loss=loss, **flags)
-    opt = OptimizerSpec(name="adam", lr=1e-2)
+    opt = OptimizerSpec(name="adam", lr=1e-2, weight_decay=0.0)
     arbiter = make_backend("torch", replace(spec, dtype="float64"), opt) \
         if dtype == "float32" else None
     report = compare_training(make_backend("torch", spec, opt), make_backend("scratch", spec, opt),

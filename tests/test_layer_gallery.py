@@ -18,7 +18,7 @@ from harness.diagnose.evidence import close
 from harness.model.specs import ModelSpec, OptimizerSpec
 
 DATA = make_synthetic(48, 8, 3, seed=0)
-SGD = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9)
+SGD = OptimizerSpec(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0)
 CS231N = dict(bn_momentum=0.9, bn_momentum_convention="cs231n", bn_running_var="biased")
 
 BN = "linear(16),batchnorm,relu,linear(3)"
@@ -92,7 +92,8 @@ def test_a_correct_layer_network_passes_with_weight_decay(net, conventions, on):
 
 def test_an_optimizer_the_gallery_lacks_is_refused_by_name():
     with pytest.raises(Exception, match=r"this code has no adam optimizer \(it has sgd\)"):
-        build_model(_config("NNFSNet", ALL, optimizer=OptimizerSpec(name="adam")),
+        build_model(_config("NNFSNet", ALL, optimizer=OptimizerSpec(name="adam",
+                                                                    weight_decay=0.0)),
                     "tests.gallery.layer_nets:NNFSNet")
 
 

@@ -222,12 +222,12 @@ def test_spec_refuses_bad_values_in_one_line(kw, message):
 
 def test_spec_describes_and_round_trips_the_new_fields():
     spec = OptimizerSpec("rmsprop", lr=0.01, momentum=0.9, centered=True,
-                         lr_schedule="cosine", t_max=50, clip_grad_norm=1.0)
+                         lr_schedule="cosine", t_max=50, clip_grad_norm=1.0, weight_decay=0.0)
     assert spec.describe() == ("rmsprop (lr 0.01, alpha 0.99, eps 1e-08, momentum 0.9, "
                                "centered, no weight decay, cosine lr over 50 steps to 0, "
                                "gradients clipped to norm 1)")
     assert OptimizerSpec(**spec.to_dict()) == spec
-    assert OptimizerSpec("adagrad", lr_decay=0.1).describe() == (
+    assert OptimizerSpec("adagrad", lr_decay=0.1, weight_decay=0.0).describe() == (
         "adagrad (lr 0.01, lr decay 0.1, initial accumulator 0, eps 1e-08, no weight decay)")
 
 

@@ -22,15 +22,15 @@ SHAPES = {"W0": (6, 5), "b0": (5,), "W1": (5, 3), "b1": (3,)}
 TOL = {np.float64: (1e-12, 1e-14), np.float32: (1e-5, 1e-6)}
 
 CONFIGS = [
-    OptimizerSpec("sgd", lr=0.1),
+    OptimizerSpec("sgd", lr=0.1, weight_decay=0.0),
     OptimizerSpec("sgd", lr=0.1, weight_decay=0.05),
-    OptimizerSpec("sgd", lr=0.05, momentum=0.9),
+    OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.0),
     OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.01),
     OptimizerSpec("sgd", lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.01),
-    OptimizerSpec("adam", lr=1e-2),
+    OptimizerSpec("adam", lr=1e-2, weight_decay=0.0),
     OptimizerSpec("adam", lr=1e-2, weight_decay=0.1),
     OptimizerSpec("adam", lr=3e-3, betas=(0.3, 0.6), eps=1e-3, weight_decay=0.01),
-    OptimizerSpec("adamw", lr=1e-2),
+    OptimizerSpec("adamw", lr=1e-2, weight_decay=0.0),
     OptimizerSpec("adamw", lr=1e-2, weight_decay=0.1),
     OptimizerSpec("adamw", lr=1e-2, betas=(0.8, 0.9), eps=1e-6, weight_decay=0.5),
 ]
@@ -90,7 +90,7 @@ def run_side_by_side(spec: OptimizerSpec, dtype, *, steps=8, seed=0, optimizer=N
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("spec", CONFIGS, ids=lambda s: "-".join(
-    f"{k}={v}" for k, v in s.to_dict().items() if v != OptimizerSpec().to_dict().get(k)
+    f"{k}={v}" for k, v in s.to_dict().items() if v != OptimizerSpec("sgd", lr=0.01, weight_decay=0.0).to_dict().get(k)
     or k == "name"))
 def test_scratch_update_equals_torch_optim_over_several_steps(spec, dtype):
     run_side_by_side(spec, dtype)
@@ -202,7 +202,7 @@ def test_a_wrong_rule_is_caught_by_the_step_by_step_comparison():
 
 
 ALL_RULES = [OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.01),
-             OptimizerSpec("sgd", lr=0.05, momentum=0.5, nesterov=True),
+             OptimizerSpec("sgd", lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.0),
              OptimizerSpec("sgd", lr=0.05, weight_decay=0.1),
              OptimizerSpec("adam", lr=1e-2, weight_decay=0.1),
              OptimizerSpec("adamw", lr=1e-2, betas=(0.0, 0.9), weight_decay=0.5)]

@@ -25,7 +25,7 @@ def iris():
 
 def _preflight(cls: str, iris, dtype: str = "float64"):
     config = CheckConfig(("torch", f"{M}:{cls}"), ModelSpec((4, 8, 3), dtype=dtype),
-                         OptimizerSpec())
+                         OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     return preflight(config, iris)
 
 
@@ -70,7 +70,7 @@ def test_a_class_that_keeps_the_contract_passes_and_built_ins_are_trusted(iris):
     ok = _preflight("RaisesOnFullBatch", iris)  # fine on the preflight's 5 rows
     assert ok.passed and ok.settings["checked"] == [f"{M}:RaisesOnFullBatch"]
     builtin = preflight(CheckConfig(("torch", "scratch"), ModelSpec((4, 8, 3)),
-                                    OptimizerSpec()), iris)
+                                    OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)), iris)
     assert builtin.passed and builtin.settings["checked"] == []
     assert "trusted" in builtin.summary
 
@@ -79,7 +79,7 @@ def test_the_preflight_uses_fresh_models_and_is_cheap(iris):
     import time
 
     config = CheckConfig(("scratch", "tests.user_models:WrappedScratch"), ModelSpec((4, 8, 3)),
-                         OptimizerSpec())
+                         OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     preflight(config, iris)
     t0 = time.perf_counter()
     assert preflight(config, iris).passed
@@ -88,7 +88,7 @@ def test_the_preflight_uses_fresh_models_and_is_cheap(iris):
 
 def test_a_class_that_cannot_be_built_is_still_a_protocol_error(iris):
     config = CheckConfig(("torch", "tests.user_models:NotAClassifier"), ModelSpec((4, 8, 3)),
-                         OptimizerSpec())
+                         OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     with pytest.raises(ProtocolError):
         preflight(config, iris)
 

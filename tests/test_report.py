@@ -735,7 +735,7 @@ def test_a_disturbed_benchmark_is_flagged_on_the_page_the_json_and_the_markdown(
                         min_time=0.002, ops=("train_step",), peak_size=64, epoch_samples=32,
                         memory=False)
     settings = ReportSettings(spec=ModelSpec((4, 8, 3), "relu", "float32", 0),
-                              optimizer=OptimizerSpec("sgd", lr=0.1), epochs=1, folds=2,
+                              optimizer=OptimizerSpec("sgd", lr=0.1, weight_decay=0.0), epochs=1, folds=2,
                               gradcheck_samples=8, gradcheck_max_entries=4, bench=bench)
     out = build_report(load_dataset("iris"), settings, tmp_path / "busy", quiet=True).path
     doc = json.loads((out / "results.json").read_text())
@@ -815,7 +815,7 @@ def test_the_cv_accuracy_figure_names_its_axis_start_and_its_mean_lines(tmp_path
     data = load_dataset("iris")
     report = cross_validate(["torch", "scratch"], data.X, data.y,
                             spec=ModelSpec((4, 8, 3), "relu", "float64", 0),
-                            optimizer=OptimizerSpec("adam", lr=0.05), folds=2, epochs=5,
+                            optimizer=OptimizerSpec("adam", lr=0.05, weight_decay=0.0), folds=2, epochs=5,
                             batch_size=16, quiet=True)
     before = set(plt.get_fignums())
     plot_fold_accuracy(report, tmp_path / "acc.png")

@@ -131,7 +131,7 @@ def test_registry_refuses_unknown_names_and_bad_user_classes():
 
 def test_user_class_is_built_from_spec_and_optimizer():
     spec = ModelSpec((3, 4, 2), activation="tanh", seed=5)
-    opt = OptimizerSpec(lr=0.1)
+    opt = OptimizerSpec("sgd", lr=0.1, weight_decay=0.0)
     model = make_backend("tests.user_models:WrappedScratch", spec, opt)
     assert isinstance(model, Classifier)
     assert model.spec is spec and model.optimizer_spec is opt

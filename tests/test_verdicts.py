@@ -72,7 +72,7 @@ def test_correct_optimizers_still_pass_on_digits(name, dtype, digits64):
 def test_excused_entries_are_counted_everywhere():
     """One gradient entry is noise (4e-8) in the candidate, exactly 0 in the reference."""
     spec = ModelSpec((3, 2), dtype="float32")
-    opt = OptimizerSpec("adam", lr=1e-2)
+    opt = OptimizerSpec("adam", lr=1e-2, weight_decay=0.0)
     x = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
     y = np.array([0, 1])
 
@@ -103,7 +103,7 @@ def test_excused_entries_are_counted_everywhere():
 def test_identical_zero_gradients_are_never_excused():
     """Both gradients exactly 0: a candidate that still moves the entry by lr fails."""
     spec = ModelSpec((3, 2), dtype="float32")
-    opt = OptimizerSpec("adam", lr=1e-2)
+    opt = OptimizerSpec("adam", lr=1e-2, weight_decay=0.0)
     x = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
     y = np.array([0, 1])
 
@@ -160,7 +160,7 @@ class OneEntryTimes15(HookedMLP):
 def test_arbiter_catches_a_small_gradient_error_the_tolerances_miss(digits64):
     x, y = digits64
     spec = spec_for(x, y, "float32", "tanh")
-    opt = OptimizerSpec("sgd", lr=0.05)
+    opt = OptimizerSpec("sgd", lr=0.05, weight_decay=0.0)
     ref = make_backend("scratch", spec, opt)
     g = np.abs(ref.loss_and_grads(x.astype(np.float32), y)[1]["W0"].astype(np.float64))
     # an entry whose 50% error (|g| / 2) is below float32's atol of 1e-5
@@ -221,14 +221,14 @@ def test_witnesses_start_one_unit_away_and_reorder_rows():
     from harness.training.witness import Witness
 
     spec = ModelSpec((3, 4, 2), dtype="float32", seed=1)
-    ref = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
+    ref = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1, weight_decay=0.0))
     seen = []
 
     class Spy:
         dims, dtype = spec.dims, spec.dtype
 
         def __init__(self):
-            self.inner = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1))
+            self.inner = make_backend("torch", spec, OptimizerSpec("sgd", lr=0.1, weight_decay=0.0))
 
         def set_params(self, p):
             self.inner.set_params(p)
@@ -260,7 +260,7 @@ def test_a_follower_that_blows_up_does_not_stop_training(digits64):
     x, y = digits64
     spec = spec_for(x, y, "float32")
     seen = []
-    blown = make_backend("torch", spec, OptimizerSpec("sgd", lr=1e6))
+    blown = make_backend("torch", spec, OptimizerSpec("sgd", lr=1e6, weight_decay=0.0))
     log = train_side_by_side({"a": make_backend("torch", spec)}, x, y, epochs=2,
                              batch_size=16, followers={"b": blown},
                              on_step=lambda s, e, losses: seen.append(losses["b"]))
@@ -347,7 +347,7 @@ def test_cv_on_an_amplifying_workload_warns_and_a_stable_one_still_fails_a_bug(
     assert result.fields["cv_witness_agreement"] < 0.99
     assert "correct runs disagree as much" in result.summary
     # a stable workload: the witness agrees fully, and a wrong gradient still fails
-    stable = dc_replace(config, optimizer=OptimizerSpec("sgd", lr=0.05), backends=(
+    stable = dc_replace(config, optimizer=OptimizerSpec("sgd", lr=0.05, weight_decay=0.0), backends=(
         "torch", "tests.test_equivalence:BiasGradAveragedPlugin"), batch_size=64)
     failed = run_cv(stable, data)
     assert failed.fields["cv_witness_agreement"] == 1.0
@@ -469,7 +469,7 @@ def test_a_float32_numpy_loss_is_accepted(digits64):
 
     cand = NumpyScalarLoss(spec.dims, spec.activation, "float32", 0,
                            optimizer=make_optimizer("sgd"))
-    report = check_equivalence(make_backend("torch", spec, OptimizerSpec()), cand, x, y)
+    report = check_equivalence(make_backend("torch", spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)), cand, x, y)
     assert report.table.set_index("quantity").loc["loss", "passed"], str(report)
     assert compare("loss", np.array(1.5), 1.5, rtol=0, atol=0, scalar=True).passed
     bad = compare("loss", np.array([1.5]), 1.5, rtol=0, atol=0, scalar=True)

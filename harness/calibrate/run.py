@@ -177,7 +177,7 @@ def bug_config(bug: Bug, dataset: str, hidden: tuple[int, ...], dtype: str, seed
     data = C._bundled(dataset)
     spec = ModelSpec((data.n_features, *hidden, data.n_classes), activation=bug.activation,
                      dtype=dtype, seed=seed, **bug.model)
-    opt = OptimizerSpec(**bug.optimizer)
+    opt = OptimizerSpec(**{"weight_decay": 0.0, **bug.optimizer})  # no decay unless named
     config = check_config(("torch", bug.backend), spec, opt, threads=threads,
                           **CATALOGUE_SIZES)
     if bug.logit_scale != 1.0:

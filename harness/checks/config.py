@@ -85,6 +85,7 @@ class CheckConfig:
     bench: Any = None
     bench_threads: int | None = None
     arbiter: bool = True
+    accept: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from harness.compare.equivalence import resolve_tolerances
@@ -98,6 +99,9 @@ class CheckConfig:
         for name in names:
             validate_backend_name(name)
         object.__setattr__(self, "backends", names)
+        from harness.checks.accept import validate_accept
+
+        object.__setattr__(self, "accept", validate_accept(self.accept))
         if not isinstance(self.spec, ModelSpec):
             raise ConfigError(f"`spec` must be a ModelSpec, got {type(self.spec).__name__}")
         if not isinstance(self.optimizer, OptimizerSpec):
@@ -171,14 +175,16 @@ class CheckConfig:
                      if o.name == "sgd" else f", betas {o.betas[0]:g},{o.betas[1]:g}, "
                                              f"eps {o.eps:g}")
             opt = f"{o.name}, lr {o.lr:g}, weight decay {o.weight_decay:g}{extra}"
-        return [f"model: {model}", f"optimizer: {opt}"]
+        from harness.checks.accept import describe as describe_accepted
+
+        return [f"model: {model}", f"optimizer: {opt}", *describe_accepted(self.accept)]
 
     def to_dict(self) -> dict[str, Any]:
         bench = self.bench
         return {
             "backends": list(self.backends), **self.spec.to_dict(),
             "optimizer": self.optimizer.to_dict(), "rtol": self.rtol, "atol": self.atol,
-            "device": self.device, "threads": self.threads,
+            "device": self.device, "threads": self.threads, "accept": list(self.accept),
             "init_from_params": self.init_params is not None,
             "check_samples": self.check_samples, "gradcheck_samples": self.gradcheck_samples,
             "gradcheck_max_entries": self.gradcheck_max_entries,

@@ -177,6 +177,10 @@ class CheckResult:
     header: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    #: the complete nearby setting (a harness.diagnose.search.Setting) under which the
+    #: candidate passes this check, found by the convention search, and its hint
+    passing: Any = None
+    passing_hint: str | None = None
 
     @property
     def status(self) -> str:
@@ -249,8 +253,10 @@ class CheckResult:
             lines.extend(f"  - {h}" for h in self.hints)
         for v in self.verdicts:
             if v.status != PASS or len(self.verdicts) > 1 or self.report is None:
-                lines.append(f"{v.status}: {v.summary}" if len(self.verdicts) == 1
-                             else f"{v.status} {v.name}: {v.summary}")
+                line = (f"{v.status}: {v.summary}" if len(self.verdicts) == 1
+                        else f"{v.status} {v.name}: {v.summary}")
+                if line not in "\n".join(lines).splitlines():  # the report's own last line
+                    lines.append(line)
         # notes last: a WARN's reason ends the output
         shown = "\n".join(lines)
         lines.extend(n for n in self.notes

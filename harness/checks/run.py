@@ -44,6 +44,10 @@ def build_model(config: CheckConfig, name: str, *, dtype: str | None = None,
     model = make_backend(name, cfg.spec, cfg.optimizer, device=cfg.device)
     if ":" in name:
         model = Guarded(model, name)
+    if cfg.accept and name == cfg.backends[0]:  # the reference reproduces what is accepted
+        from harness.checks.accept import accepted
+
+        model = accepted(model, cfg.spec, cfg.accept)
     if init and cfg.init_params is not None:
         model.set_params(cfg.init_params)
     return model
@@ -135,20 +139,34 @@ def _raised(check: str, title: str, exc: BackendRaised, config: CheckConfig,
 
 def _diagnosed(result: CheckResult, config: CheckConfig, x, y, reference: str | None,
                candidate: str) -> CheckResult:
-    """``result`` with the hypotheses that hold (hints) and the localisation (notes, field)."""
+    """``result`` with the hypotheses that hold (hints, verified and ranked), the
+    localisation (notes, field) and the nearby setting that passes (``result.passing``)."""
     from harness.diagnose import diagnose, diagnose_backend
 
     if reference == candidate:
         return result
+    steps, batch = 1, None
+    if result.check == "training":  # a few steps; the hints quote the run's batch size
+        steps, batch = 3, getattr(config, "batch_size", None)
+    failure = " ".join([result.summary, *result.notes])
     with _threads(config, len(y)):
-        found = (diagnose_backend(config, x, y, candidate, builder=build_model)
+        found = (diagnose_backend(config, x, y, candidate, builder=build_model, steps=steps,
+                                  failure=failure)
                  if reference is None
-                 else diagnose(config, x, y, reference, candidate, builder=build_model))
+                 else diagnose(config, x, y, reference, candidate, builder=build_model,
+                               steps=steps, failure=failure, train_batch=batch))
     result.hints.extend(h for h in found.hints if h not in result.hints)
-    if found.localised:
+    if found.localised:  # localised after all: drop the line saying it could not be
+        for owner in (result, result.report):
+            notes = getattr(owner, "notes", None)
+            if isinstance(notes, list):
+                notes[:] = [n for n in notes if "no layer-level localisation" not in n]
         result.notes.append(found.localised if reference is not None
                             else f"{candidate}: {found.localised}")
         result.fields.setdefault(f"{result.check}_localised", found.localised)
+    result.notes.extend(n for n in found.latent if n not in result.notes)
+    if found.passing is not None:
+        result.passing, result.passing_hint = found.passing, found.passing_hint
     return result
 
 

@@ -20,7 +20,7 @@ def register(sub) -> None:
     common.add_tolerance_args(p)
     common.add_threads_arg(p)
     common.add_json_arg(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, command_parser=p)  # the passing command spells its flags
 
 
 def run(args) -> int:
@@ -42,6 +42,7 @@ def run(args) -> int:
     if code is not None:
         return code
     result = run_equivalence(config, data)
+    common.show_passing_command(args, "check", result)
     if args.json:
         out = result.to_dict()
         out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),

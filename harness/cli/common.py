@@ -176,14 +176,18 @@ class _StoreExplicit(argparse.Action):
 
 
 def add_optimizer_args(p: argparse.ArgumentParser) -> None:
-    from harness.model.specs import OPTIMIZER_NAMES, WEIGHT_DECAY_IN, WEIGHT_DECAY_ON
+    from harness.model.specs import (OPTIMIZER_DEFAULTS, OPTIMIZER_NAMES, WEIGHT_DECAY_IN,
+                                     WEIGHT_DECAY_ON)
 
+    d = OPTIMIZER_DEFAULTS  # one table for the command line and OptimizerSpec
     g = p.add_argument_group("optimizer (torch.optim's meanings)")
-    g.add_argument("--optimizer", default="adam", metavar="NAME",
-                   help=f"{', '.join(OPTIMIZER_NAMES)} (default: adam)")
-    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
-    g.add_argument("--weight-decay", type=float, default=1e-4,
-                   help="weight decay (default: 1e-4; where and on what: the next two flags)")
+    g.add_argument("--optimizer", default=d["name"], metavar="NAME",
+                   help=f"{', '.join(OPTIMIZER_NAMES)} (default: {d['name']})")
+    g.add_argument("--lr", type=float, default=d["lr"],
+                   help=f"learning rate (default: {d['lr']:g})")
+    g.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+                   help=f"weight decay (default: {d['weight_decay']:g}; where and on what: "
+                        f"the next two flags)")
     g.add_argument("--weight-decay-in", default="optimizer", metavar="WHERE",
                    help=f"{' or '.join(WEIGHT_DECAY_IN)}: decay*p added to the gradients "
                         f"inside the optimizer, as torch.optim; or 0.5*decay*sum(p^2) added "
@@ -240,6 +244,12 @@ def add_tolerance_args(p: argparse.ArgumentParser) -> None:
                    help="relative tolerance (default: by dtype; give with --atol)")
     g.add_argument("--atol", type=float, default=None,
                    help="absolute tolerance (default: by dtype; give with --rtol)")
+    from harness.checks.accept import ACCEPTABLE
+
+    g.add_argument("--accept", action="append", default=[], metavar="NAME",
+                   help=f"accept a named, explained difference, reproduced on the reference "
+                        f"side and shown in every output: {', '.join(ACCEPTABLE)} "
+                        f"(repeatable; default: none)")
 
 
 def add_json_arg(p: argparse.ArgumentParser) -> None:
@@ -439,9 +449,17 @@ def check_config(args, backends, spec, optimizer, *, device: str = "cpu", **sett
     settings.setdefault("rtol", getattr(args, "rtol", None))
     settings.setdefault("atol", getattr(args, "atol", None))
     settings.setdefault("threads", getattr(args, "threads", None))
+    settings.setdefault("accept", tuple(getattr(args, "accept", None) or ()))
     return CheckConfig(tuple(backends), spec, optimizer if optimizer is not None else
                        _default_optimizer(), init_params=initial_params(args, spec),
                        device=device, **settings)
+
+
+def show_passing_command(args, command: str, result) -> None:
+    """The convention search's hint as one complete command (:mod:`harness.cli.passing`)."""
+    from harness.cli.passing import show_passing_command as show
+
+    show(args, command, result)
 
 
 def _default_optimizer():

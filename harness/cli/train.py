@@ -41,7 +41,7 @@ def register(sub) -> None:
     common.add_threads_arg(p)
     common.add_output_args(p)
     common.add_json_arg(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, command_parser=p)  # the passing command spells its flags
 
 
 def _warn(message) -> None:
@@ -103,6 +103,7 @@ def run(args) -> int:
         "init_from": args.init_from, "threads": config.resolved_threads,
     }
     summary, result = _train(args, config, run_config, data)
+    common.show_passing_command(args, "train", result)
     report = result.report
     if args.json:
         common.print_json(summary)

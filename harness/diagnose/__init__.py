@@ -35,14 +35,20 @@ class Diagnosis:
 
     hints: list[str] = field(default_factory=list)
     localised: str | None = None
+    #: what was found but does not explain this failure (a latent bug)
+    latent: list[str] = field(default_factory=list)
+    #: the complete nearby setting under which the candidate passes, and its hint
+    passing: object = None
+    passing_hint: str | None = None
 
     @property
     def notes(self) -> list[str]:
-        return [self.localised] if self.localised else []
+        return ([self.localised] if self.localised else []) + list(self.latent)
 
 
 def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
-             builder=None) -> Diagnosis:
+             builder=None, steps: int = 1, failure: str = "",
+             train_batch: int | None = None) -> Diagnosis:
     """Test the hypotheses and localise, for ``candidate_name`` against ``reference_name``.
 
     Parameters
@@ -55,6 +61,13 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     builder : callable, optional
         ``builder(config, name, dtype=None)`` returning a model (the checks layer's
         ``build_model``); default: :func:`harness.model.registry.make_backend`.
+    steps : int
+        Steps a verifying rerun takes (1 for the equivalence check, a few for training).
+    failure : str
+        The failed verdict's words (the overflow probe is a cause only where they
+        name a non-finite value).
+    train_batch : int, optional
+        The batch size of the training run diagnosed (the hints quote it).
 
     Returns
     -------
@@ -63,6 +76,7 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     """
     try:
         ev = Evidence.build(config, reference_name, candidate_name, x, y, builder=builder)
+        ev.train_batch = train_batch
         if ev.ref.errors or ev.ref.grads is None or _draws_own_masks(ev):
             return Diagnosis()
     except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
@@ -70,7 +84,15 @@ def diagnose(config, x, y, reference_name: str, candidate_name: str, *,
     # the probes craft an MLP's weights: a layer network is localised by its layers
     # (harness.diagnose.localize) and its causes tested by harness.diagnose.layers
     layered = getattr(getattr(config, "spec", None), "is_layered", False)
-    return Diagnosis(hypotheses_for(ev), None if layered else localise(ev))
+    from harness.diagnose.verified import verify_and_rank
+
+    hints = hypotheses_for(ev)
+    try:
+        hints, latent, passing, passing_hint = verify_and_rank(ev, hints, steps=steps,
+                                                              failure=failure)
+    except Exception:  # noqa: BLE001 - the unverified lines are dropped, never a crash
+        hints, latent, passing, passing_hint = [], [], None, None
+    return Diagnosis(hints, None if layered else localise(ev), latent, passing, passing_hint)
 
 
 def _draws_own_masks(ev: Evidence) -> bool:
@@ -84,7 +106,8 @@ def _draws_own_masks(ev: Evidence) -> bool:
                for which in ("reference", "candidate"))
 
 
-def diagnose_backend(config, x, y, name: str, *, builder=None) -> Diagnosis:
+def diagnose_backend(config, x, y, name: str, *, builder=None, steps: int = 1,
+                     failure: str = "") -> Diagnosis:
     """A backend that failed on its own (the gradient check), against a built-in one.
 
     Built-in backends are the references and are not diagnosed; a plug-in is compared
@@ -92,4 +115,5 @@ def diagnose_backend(config, x, y, name: str, *, builder=None) -> Diagnosis:
     """
     if ":" not in name:
         return Diagnosis()
-    return diagnose(config, x, y, "scratch", name, builder=builder)
+    return diagnose(config, x, y, "scratch", name, builder=builder, steps=steps,
+                    failure=failure)

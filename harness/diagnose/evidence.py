@@ -140,6 +140,8 @@ class Evidence:
     rtol: float
     atol: float
     builder: Any = field(default=None, repr=False)
+    #: the batch size of the training run diagnosed, if any (hints quote it)
+    train_batch: int | None = None
 
     @classmethod
     def build(cls, config, reference_name: str, candidate_name: str, x, y, *,

@@ -136,6 +136,11 @@ def loss_scale(ev: Evidence) -> str | None:
     words, kind = _describe_factor(k, ev.n)
     reduction = getattr(ev.spec, "loss_reduction", "mean")
     text = f"your loss and every gradient are {words} the reference's"
+    batch = getattr(ev, "train_batch", None)
+    if kind == "sum" and batch and batch < ev.n:
+        text = (f"your loss and every gradient are {fmt(k)} times the reference's on "
+                f"{ev.n} rows, so {batch} times on each batch of this run (the batch size "
+                f"N = {batch})")
     if kind == "sum" and reduction == "mean":
         return (f"summed loss instead of the mean: {text}; divide by N to average, or, if "
                 f"summing is intended, run the reference with {_flags('--loss-reduction sum')}")
@@ -157,6 +162,13 @@ def bias_grad_scale(ev: Evidence) -> str | None:
         scale = float(np.max(np.abs(r[key])))
         if scale == 0:
             return None
+        total = np.full(np.shape(r[key]), float(np.sum(r[key])))
+        if np.size(r[key]) > 1 and close(c[key], total, ev.rtol, ev.atol) \
+                and not close(c[key], r[key], ev.rtol, ev.atol):
+            return (f"bias gradient summed over every axis: each entry of your gradient of "
+                    f"{key} equals the sum of all the reference's entries ({fmt(total.flat[0])}) "
+                    f"while every weight gradient agrees; sum over the batch axis only, "
+                    f"db = dz.sum(axis=0), not np.sum(dz)")
         k = float(np.vdot(c[key], r[key]) / np.vdot(r[key], r[key]))
         if not close(c[key], k * r[key], ev.rtol, ev.atol):
             return None

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import product
 
+import math
+
 import numpy as np
 
 from harness.compare.numerics import loss_value
@@ -117,8 +119,38 @@ def loss_function(ev: Evidence) -> str | None:
                     f"{describe_loss(*current)} ({fmt(r.loss)}); with `{flags}` "
                     f"the reference agrees (the loss and every gradient), so run it with "
                     f"them if that loss is intended")
+    mixed = _mixed_conventions(ev, matches)
+    if mixed is not None:
+        return mixed
     if matches:
         return (f"your loss value {fmt(c.loss)} is {describe_loss(*matches[0])} of your "
                 f"logits, but the reference rebuilt with `{flags_of(*matches[0])}` does not "
                 f"give your gradients: the loss is that function, its gradient another")
     return None
+
+
+def _mixed_conventions(ev: Evidence, matches) -> str | None:
+    """Mixed conventions: the gradients are the reference's loss's times a constant (the
+    batch size: summed over the batch) while the loss value is not that loss scaled."""
+    r, c = ev.ref, ev.cand
+    if not r.grads or not c.grads or not all(k in c.grads for k in r.grads):
+        return None
+    num = sum(float(np.vdot(c.grads[k], r.grads[k])) for k in r.grads)
+    den = sum(float(np.vdot(r.grads[k], r.grads[k])) for k in r.grads)
+    if den == 0:
+        return None
+    k = num / den
+    if abs(k - 1) < 1e-6 or not all(close(c.grads[key], k * np.asarray(r.grads[key]),
+                                          ev.rtol, ev.atol) for key in r.grads):
+        return None
+    if close(c.loss, k * r.loss, ev.rtol, ev.atol):
+        return None  # loss and gradients scaled together: the summed-loss hypothesis
+    n = len(ev.y)
+    scale = (f"summed over the batch ({fmt(k)} = N times the reference's)"
+             if math.isclose(k, n, rel_tol=1e-6) else f"{fmt(k)} times the reference's")
+    what = (f"{describe_loss(*matches[0])} of your logits" if matches
+            else "not the reference's loss, nor that loss scaled")
+    return (f"mixed conventions: your gradients are those of the reference's loss "
+            f"({describe_loss(*_current(ev.spec))}) {scale}, but your loss value "
+            f"{fmt(c.loss)} is {what}: the loss you report and the gradient you return "
+            f"follow different conventions; make both the same loss with the same reduction")

@@ -202,7 +202,8 @@ def check_protocol(model, name: str) -> None:
 
 def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = None, *,
                  device: str = "cpu") -> Classifier:
-    """Build the backend ``name`` for ``spec`` with ``optimizer`` (default ``OptimizerSpec()``).
+    """Build the backend ``name`` for ``spec`` with ``optimizer`` (default ``OptimizerSpec()``, the defaults of
+    :data:`harness.model.specs.OPTIMIZER_DEFAULTS`).
 
     ``name`` is "scratch", "torch", or "package.module:ClassName"; a user class is
     constructed as ``ClassName(spec, optimizer)`` and checked against the protocol.
@@ -338,7 +339,7 @@ def torch_layer_twin(layers, dtype: str, *, loss_reduction: str = "mean", l2: fl
     with the given loss and batch-norm conventions (imports torch)."""
     from torch_impl.sequential import TorchSequential
 
-    optimizer = OptimizerSpec(weight_decay=l2, weight_decay_in="loss", weight_decay_on=l2_on)
+    optimizer = OptimizerSpec("sgd", weight_decay=l2, weight_decay_in="loss", weight_decay_on=l2_on)
     return TorchSequential(layers, dtype, 0, optimizer, param_error=ParamError,
                            loss_reduction=loss_reduction, **(norm_conventions or {}),
                            **(loss or {}))

@@ -28,6 +28,15 @@ WEIGHT_DECAY_IN: tuple[str, ...] = ("optimizer", "loss")
 #: which parameters weight decay reaches: every one (torch.optim) or the weights ``W{i}`` only
 WEIGHT_DECAY_ON: tuple[str, ...] = ("all", "weights")
 
+#: The defaults of an optimizer, one table for the Python API (:class:`OptimizerSpec`) and
+#: the command line (``--optimizer``, ``--lr``, ``--weight-decay``): Adam at torch's
+#: usual rate with a small L2 weight decay, the setting most trained networks use. Code
+#: that implements another rule (plain SGD, no decay) says so, e.g.
+#: ``OptimizerSpec("sgd", lr=0.1, weight_decay=0)`` or ``--optimizer sgd --lr 0.1
+#: --weight-decay 0``; a failed check whose candidate passes under nearby settings
+#: prints the complete command that passes.
+OPTIMIZER_DEFAULTS: dict[str, Any] = {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4}
+
 
 def _choices(values) -> str:
     return ", ".join(values)
@@ -348,13 +357,13 @@ class OptimizerSpec:
     ``clip_grad_value`` (as clip_grad_value_) clip the gradients the optimizer steps with.
     """
 
-    name: str = "sgd"
-    lr: float = 0.01
+    name: str = OPTIMIZER_DEFAULTS["name"]
+    lr: float = OPTIMIZER_DEFAULTS["lr"]
     momentum: float = 0.0
     nesterov: bool = False
     betas: tuple[float, float] = field(default=(0.9, 0.999))
     eps: float = 1e-8
-    weight_decay: float = 0.0
+    weight_decay: float = OPTIMIZER_DEFAULTS["weight_decay"]
     weight_decay_in: str = "optimizer"
     weight_decay_on: str = "all"
     alpha: float = 0.99

@@ -71,12 +71,15 @@ def make_optimizer(optimizer=None, *, weight_decay_in: str | None = None,
     """An OptimizerSpec from None (plain sgd), a name, a dict of its fields or a spec."""
     conv = _conventions("optimizer", {"weight_decay_in": weight_decay_in,
                                       "weight_decay_on": weight_decay_on})
+    # the helpers' own documented defaults (plain sgd, lr 0.01, no decay), not the Adam of
+    # OPTIMIZER_DEFAULTS: a setting not given here keeps the meaning it always had
+    plain = {"name": "sgd", "lr": 0.01, "weight_decay": 0.0}
     if optimizer is None:
-        return OptimizerSpec(**conv)
+        return OptimizerSpec(**{**plain, **conv})
     if isinstance(optimizer, str):
-        return OptimizerSpec(name=optimizer, **conv)
+        return OptimizerSpec(**{**plain, "name": optimizer, **conv})
     if isinstance(optimizer, dict):
-        return OptimizerSpec(**{**optimizer, **conv})
+        return OptimizerSpec(**{**plain, **optimizer, **conv})
     if isinstance(optimizer, OptimizerSpec):
         return dataclasses.replace(optimizer, **conv) if conv else optimizer
     raise ConfigError(f"`optimizer` must be a name, a dict of OptimizerSpec fields or an "
