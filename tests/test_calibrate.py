@@ -230,7 +230,8 @@ def test_perturbed_backend_is_a_plugin_name():
     model = make_backend(name, spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 6)
-    exact = make_backend("harness.calibrate.simple:SimpleMLP", spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
+    exact = make_backend("harness.calibrate.simple:SimpleMLP", spec,
+                         OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     g1, g0 = model.loss_and_grads(x, y)[1], exact.loss_and_grads(x, y)[1]
     ratio = g1["W1"][g0["W1"] != 0] / g0["W1"][g0["W1"] != 0]
     assert np.count_nonzero(ratio != 1) == 1

@@ -43,7 +43,8 @@ def test_failing_rows_come_first_and_text_is_escaped():
     spec = ModelSpec((5, 7, 3))
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6, 5)), np.arange(6) % 3
-    report = check_equivalence(make_backend("scratch", spec), SummedLoss(spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)),
+    report = check_equivalence(make_backend("scratch", spec),
+                               SummedLoss(spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)),
                                x, y)
     html = report._repr_html_()
     assert html.index("FAIL") < html.index("<table")

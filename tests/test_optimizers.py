@@ -90,7 +90,8 @@ def run_side_by_side(spec: OptimizerSpec, dtype, *, steps=8, seed=0, optimizer=N
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("spec", CONFIGS, ids=lambda s: "-".join(
-    f"{k}={v}" for k, v in s.to_dict().items() if v != OptimizerSpec("sgd", lr=0.01, weight_decay=0.0).to_dict().get(k)
+    f"{k}={v}" for k, v in s.to_dict().items()
+    if v != OptimizerSpec("sgd", lr=0.01, weight_decay=0.0).to_dict().get(k)
     or k == "name"))
 def test_scratch_update_equals_torch_optim_over_several_steps(spec, dtype):
     run_side_by_side(spec, dtype)

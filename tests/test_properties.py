@@ -24,7 +24,8 @@ from harness.model.specs import ACTIVATION_NAMES
 from tests.broken_backends import GradTimesN, MissingMask
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPTIMIZERS = [OptimizerSpec("sgd", lr=0.01, weight_decay=0.0), OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.0),
+OPTIMIZERS = [OptimizerSpec("sgd", lr=0.01, weight_decay=0.0),
+              OptimizerSpec("sgd", lr=0.05, momentum=0.9, weight_decay=0.0),
               OptimizerSpec("sgd", lr=0.05, momentum=0.5, nesterov=True, weight_decay=1e-3),
               OptimizerSpec("adam", lr=1e-3, weight_decay=1e-4),
               OptimizerSpec("adamw", lr=1e-2, weight_decay=1e-2)]

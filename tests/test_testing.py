@@ -101,7 +101,8 @@ def test_float32_is_judged_by_the_float64_arbiter_as_on_the_command_line(xy):
                                   dtype="float32")
     assert trained.report.rule == "arbiter" and trained.report.witnesses == 4
     # a built reference cannot be rebuilt in float64: the tolerances judge, and say so
-    built = make_backend("torch", ModelSpec(DIMS, dtype="float32"), OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
+    built = make_backend("torch", ModelSpec(DIMS, dtype="float32"),
+                         OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     alone = assert_trains_alike(built, NumpyMLP, *xy, epochs=2, batch_size=3)
     assert alone.report.rule == "tolerance" and alone.report.witnesses == 0
 

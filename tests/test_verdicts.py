@@ -469,7 +469,8 @@ def test_a_float32_numpy_loss_is_accepted(digits64):
 
     cand = NumpyScalarLoss(spec.dims, spec.activation, "float32", 0,
                            optimizer=make_optimizer("sgd"))
-    report = check_equivalence(make_backend("torch", spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)), cand, x, y)
+    report = check_equivalence(
+        make_backend("torch", spec, OptimizerSpec("sgd", lr=0.01, weight_decay=0.0)), cand, x, y)
     assert report.table.set_index("quantity").loc["loss", "passed"], str(report)
     assert compare("loss", np.array(1.5), 1.5, rtol=0, atol=0, scalar=True).passed
     bad = compare("loss", np.array([1.5]), 1.5, rtol=0, atol=0, scalar=True)

@@ -193,7 +193,8 @@ def test_cross_validate_starts_every_fold_from_the_given_parameters():
     sys.modules["spy_backend_for_weights"] = mod
     try:
         cross_validate(["spy_backend_for_weights:Spy"], data.X, data.y,
-                       spec=ModelSpec((4, 5, 3)), optimizer=OptimizerSpec("sgd", lr=0.01, weight_decay=0.0), folds=3,
+                       spec=ModelSpec((4, 5, 3)),
+                       optimizer=OptimizerSpec("sgd", lr=0.01, weight_decay=0.0), folds=3,
                        epochs=1, batch_size=50, init_params=params, quiet=True)
     finally:
         del sys.modules["spy_backend_for_weights"]

@@ -202,7 +202,8 @@ def check_protocol(model, name: str) -> None:
 
 def make_backend(name: str, spec: ModelSpec, optimizer: OptimizerSpec | None = None, *,
                  device: str = "cpu") -> Classifier:
-    """Build the backend ``name`` for ``spec`` with ``optimizer`` (default ``OptimizerSpec()``, the defaults of
+    """Build the backend ``name`` for ``spec`` with ``optimizer`` (default
+    ``OptimizerSpec()``, the defaults of
     :data:`harness.model.specs.OPTIMIZER_DEFAULTS`).
 
     ``name`` is "scratch", "torch", or "package.module:ClassName"; a user class is
