@@ -57,11 +57,15 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
         summary = (f"the code under test raised: {findings[0]}; after {len(rows)} quantities "
                    f"were compared, {n_bad} differ")
     elif first is None:
+        n_steps = getattr(report, "steps", 1)
+        how = "one optimizer step" if n_steps == 1 else f"{n_steps} optimizer steps"
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
-                   f"one optimizer step); {counted}; largest absolute difference "
+                   f"{how}); {counted}; largest absolute difference "
                    f"{_sci(worst)}")
     else:
         summary = f"{n_bad} of {len(rows)} quantities differ; first: {first.quantity}"
+        if getattr(report, "parted", None):
+            summary += f"; {report.parted}"
         if report.divergence and report.divergence.get("message"):
             summary += f"; first divergence: {report.divergence['message']}"
     grads = [r for r in rows if r.quantity.startswith("grads[")]

@@ -18,6 +18,10 @@ def register(sub) -> None:
     common.add_optimizer_args(p)
     common.add_tolerance_args(p)
     common.add_threads_arg(p)
+    p.add_argument("--steps", type=int, default=3, metavar="N",
+                   help="optimizer steps taken on the check's batch and compared after "
+                        "each (default 3; the last of three or more on half the rows, as "
+                        "an epoch's last batch); at least 1")
     common.add_json_arg(p)
     p.set_defaults(func=run)
 
@@ -36,7 +40,8 @@ def run(args) -> int:
     device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    config = common.check_config(args, backends, spec, opt, device=device)
+    config = common.check_config(args, backends, spec, opt, device=device,
+                                 steps=args.steps)
     code = common.preflight(args, config, data)  # the contract first, on a few rows
     if code is not None:
         return code

@@ -240,17 +240,18 @@ def _verdict(quantity: str, shape: tuple[int, ...], e64: np.ndarray, bounds: _Bo
     """The row of a comparison whose bounds are known: errors, worst entry, message."""
     diff, bound, close = bounds.diff, bounds.bound, bounds.close
     n_excused = 0
+    judged = diff  # the statistics keep excused entries (the count says how many)
     if ignore is not None:
         skip = np.broadcast_to(np.asarray(ignore, dtype=bool), shape).reshape(-1)
         n_excused = int((skip & ~close).sum())  # only those that would have failed
         close = close | skip
-        diff = np.where(skip, 0.0, diff)
+        judged = np.where(skip, 0.0, diff)
     nonzero = e64 != 0
     rel = np.zeros_like(diff)
     np.divide(diff, np.abs(e64), out=rel, where=nonzero)
     n_rel = int(nonzero.sum())
-    # the worst element is the one furthest beyond its own bound
-    excess = diff / (bound + np.finfo(np.float64).tiny)
+    # the worst element is the one furthest beyond its own bound, excused ones aside
+    excess = judged / (bound + np.finfo(np.float64).tiny)
     worst_flat = int(np.argmax(excess))
     abs_flat, rel_flat = int(np.argmax(diff)), int(np.argmax(rel))
     n_bad = int((~close).sum())
@@ -262,16 +263,20 @@ def _verdict(quantity: str, shape: tuple[int, ...], e64: np.ndarray, bounds: _Bo
         n_mismatched=n_bad, n_elements=int(e64.size), n_excused=n_excused, rule=rule,
         n_rel_defined=n_rel,
     )
-    if n_bad:
-        i_abs, i_rel = _index(abs_flat, shape), _index(rel_flat, shape)
-        rel_text = (f"  greatest relative difference: {result.max_rel_err:.3e} at index {i_rel} "
-                    f"(over the {n_rel} elements whose expected value is not 0)"
+    if n_bad:  # the message: the largest differences among the entries that failed
+        bad_abs = int(np.argmax(np.where(close, -1.0, diff)))
+        bad_rel = int(np.argmax(np.where(close | ~nonzero, -1.0, rel)))
+        i_abs, i_rel = _index(bad_abs, shape), _index(bad_rel, shape)
+        rel_text = (f"  greatest relative difference: {float(rel[bad_rel]):.3e} at index "
+                    f"{i_rel} (over the {n_rel} elements whose expected value is not 0)"
                     if n_rel else "  relative difference undefined: every expected value is 0")
+        excused = (f"; {n_excused} more excused, included in the row's statistics"
+                   if n_excused else "")
         result.message = (
             f"{quantity}: {n_bad} / {e64.size} elements mismatched "
-            f"({100.0 * n_bad / e64.size:.1f}%)\n"
-            f"  greatest absolute difference: {result.max_abs_err:.3e} at index {i_abs} "
-            f"({bounds.allowed(abs_flat)})\n" + rel_text
+            f"({100.0 * n_bad / e64.size:.1f}%){excused}\n"
+            f"  greatest absolute difference: {float(diff[bad_abs]):.3e} at index {i_abs} "
+            f"({bounds.allowed(bad_abs)})\n" + rel_text
         )
     return result
 

@@ -58,6 +58,8 @@ from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, clip_s
 from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
 from harness.compare.counts import format_counts, pair_fields, total
+from harness.compare.steps import (after_step_name, compare_after_step, parted_note,
+                                   resolution_notice, step_batches)
 from harness.runtime.values import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -204,6 +206,8 @@ class EquivalenceReport:
     raised: Any = None
     inert: tuple = ()
     not_checked: str | None = None
+    steps: int = 1
+    parted: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -332,7 +336,8 @@ def validate_batch(x, y, dims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]
 
 def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
                       atol: float | None = None, reference_name: str = "reference",
-                      candidate_name: str = "candidate", arbiter=None) -> EquivalenceReport:
+                      candidate_name: str = "candidate", arbiter=None,
+                      steps: int = 1) -> EquivalenceReport:
     """Copy ``reference``'s parameters into ``candidate`` and compare everything.
 
     Compared, in order: the parameters after the copy, the logits, the loss, every
@@ -354,6 +359,9 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         and it takes the same step. When the comparison runs in float32 every quantity
         is then judged against it (module docstring, rows' ``rule`` is ``"arbiter"``);
         in float64 it is not needed and not used (a note says so).
+    steps : int
+        Optimizer steps taken on the batch, the parameters compared after each
+        (:mod:`harness.compare.steps`; the last of three or more on half the rows).
 
     Post-step entries are excused only as :func:`excusable_after_step` allows; the
     count is in each row (``n_excused``), the notes and ``heavily_excused``.
@@ -387,15 +395,23 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         with held_masks(reference), held_masks(candidate), held_masks(arbiter):
             grads = _compare_before_step(reference, candidate, x_ref, y, before, tol, arb,
                                          run)
-            _compare_step(reference, candidate, arbiter, x_ref, y, before, grads, tol, arb,
-                          run)
+            excused = _compare_step(reference, candidate, arbiter, x_ref, y, before, grads,
+                                    tol, arb, run)
+        later_steps(reference, candidate, arbiter, x_ref, y, tol, arb, run, steps, excused)
     except BackendRaised as exc:
         if not run.rows:  # nothing compared yet: the caller's finding alone
             raise
         raised = exc
+    parted = parted_note(run.rows, steps)
+    if parted is not None and parted not in run.notes:
+        run.notes.insert(0, parted)
+    notice = resolution_notice(getattr(reference, "optimizer_spec", None), dtype, steps)
+    if notice is not None:
+        run.notes.append(notice)
     return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
                              divergence=run.divergence, notes=run.notes,
-                             arbiter=arbiter is not None, raised=raised, inert=run.inert)
+                             arbiter=arbiter is not None, raised=raised, inert=run.inert,
+                             steps=steps, parted=parted)
 
 
 def _evaluation_only(reference, candidate, x_ref, y, before: dict, tol: dict, run,
@@ -508,11 +524,12 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
         grads_r, grads_c = clipped(grads_r, norm, value), clipped(grads_c, norm, value)
     excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
                                   weight_decay=l2_weight_decay(reference))
-    # the step is judged by the tolerances even with an arbiter: Adam amplifies a
-    # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
-    # from float64 at one entry says nothing about the candidate's there; the gradient
-    # rows above carry the arbiter's judgment, the exact excusal rule the step's
-    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
+    # under an arbiter the step is judged by its rule for steps (harness.compare.steps);
+    # where Adam turns a gradient's rounding noise into a full step, the exact excusal
+    # rule excuses the entry
+    after = compare_after_step("params after step", after_c, after_r, **tol, before=before,
+                               arbiter=None if arbiter is None else arb["after"],
+                               ignore=excuse)
     run.rows.extend(after)
     run.inert = inert_after_step(reference)
     run.notes.extend(_excusal_notes(after, run.inert))
@@ -528,6 +545,34 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
         copy_params(reference, candidate)
         run.rows.append(compare("logits after step (evaluation)", candidate.forward(x_ref),
                                 reference.forward(x_ref), **tol))
+        # the later steps go on from each side's own parameters
+        candidate.set_params(after_c)
+    return excuse
+
+
+def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | None,
+                run: _Run, steps: int, excused: dict) -> None:
+    """Steps 2..``steps`` of each (masks drawn as training draws them), the parameters
+    and buffers compared after each (:mod:`harness.compare.steps`)."""
+    batches = step_batches(x_ref, y, steps)
+    for k in range(2, steps + 1):
+        xb, yb = batches[k - 1]
+        before = reference.get_params()
+        step_r = reference.train_step(xb, yb)
+        step_c = candidate.train_step(xb, yb)
+        arb_step = None
+        if arbiter is not None:
+            arb_step = _scalar64(arbiter.train_step(arb["x64"][:len(yb)], yb))
+            arb["after"] = arbiter.get_params()
+        run.rows.append(compare(f"train_step loss (step {k})", step_c, step_r, **tol,
+                                scalar=True, arbiter=arb_step))
+        after = compare_after_step(after_step_name(k), candidate.get_params(),
+                                   reference.get_params(), **tol, before=before,
+                                   arbiter=None if arbiter is None else arb["after"],
+                                   ignore=excused)
+        run.rows.extend(after)
+        run.rows.extend(_compare_buffers(f"buffers after step {k}", reference, candidate,
+                                         tol, None))
 
 
 def _compare_buffers(prefix: str, reference, candidate, tol: dict, run: _Run | None
