@@ -60,6 +60,9 @@ class CheckConfig:
     steps : int
         Optimizer steps the equivalence check takes on its batch, comparing the
         parameters (and buffers) after each (:mod:`harness.compare.steps`); default 3.
+    stress : bool
+        Add the equivalence check's stress rows (:mod:`harness.compare.stress`: logits
+        near 1000, gradients near 1e-9, a gradient norm in the hundreds); default True.
     """
 
     backends: tuple[str, ...]
@@ -89,6 +92,7 @@ class CheckConfig:
     bench_threads: int | None = None
     arbiter: bool = True
     steps: int = 3
+    stress: bool = True
 
     def __post_init__(self) -> None:
         from harness.compare.equivalence import resolve_tolerances
@@ -192,5 +196,5 @@ class CheckConfig:
             "folds": self.folds, "stratified": self.stratified, "split_seed": self.split_seed,
             "min_agreement": self.min_agreement,
             "bench": None if bench is None else bench.to_dict(), "arbiter": self.arbiter,
-            "steps": self.steps,
+            "steps": self.steps, "stress": self.stress,
         }

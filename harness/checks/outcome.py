@@ -137,8 +137,17 @@ def gradcheck_summary(report) -> str:
         problem = getattr(report, "arithmetic_problem", None)
         if problem:
             return f"not checked: {problem}"
-        unchecked = [p.name for p in report.params if getattr(p, "verdict", None) == NOT_CHECKED]
-        return (f"not checked: every checked entry of {', '.join(unchecked) or 'the model'} "
+        unchecked = [p for p in report.params if getattr(p, "verdict", None) == NOT_CHECKED]
+        capped = [f"{p.name} ({p.kinks} of {p.checked})" for p in unchecked
+                  if getattr(p, "too_many_kinks", False) and p.verified]
+        if capped:
+            from harness.gradients.gradcheck_report import KINK_SHARE_LIMIT
+
+            return (f"not checked: more than {KINK_SHARE_LIMIT:.0%} of the checked entries "
+                    f"skipped as kinks for {', '.join(capped)}, too many to excuse; "
+                    f"{checked - kinks} of {checked} checked entries (of {total}) verified")
+        names = ", ".join(p.name for p in unchecked) or "the model"
+        return (f"not checked: every checked entry of {names} "
                 f"sat on a kink; {checked - kinks} of {checked} checked entries (of {total}) "
                 f"verified elsewhere")
     if report.passed:

@@ -57,6 +57,7 @@ from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, clip_s
                                      excusable_after_step, inert_after_step, l2_weight_decay)
 from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
+from harness.compare.stress import stress_rows
 from harness.compare.counts import format_counts, pair_fields, total
 from harness.compare.steps import (after_step_name, compare_after_step, parted_note,
                                    resolution_notice, step_batches)
@@ -337,7 +338,7 @@ def validate_batch(x, y, dims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]
 def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
                       atol: float | None = None, reference_name: str = "reference",
                       candidate_name: str = "candidate", arbiter=None,
-                      steps: int = 1) -> EquivalenceReport:
+                      steps: int = 1, stress: bool = False) -> EquivalenceReport:
     """Copy ``reference``'s parameters into ``candidate`` and compare everything.
 
     Compared, in order: the parameters after the copy, the logits, the loss, every
@@ -362,6 +363,8 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     steps : int
         Optimizer steps taken on the batch, the parameters compared after each
         (:mod:`harness.compare.steps`; the last of three or more on half the rows).
+    stress : bool
+        Add the stress rows (:mod:`harness.compare.stress`) after the steps.
 
     Post-step entries are excused only as :func:`excusable_after_step` allows; the
     count is in each row (``n_excused``), the notes and ``heavily_excused``.
@@ -398,6 +401,8 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
             excused = _compare_step(reference, candidate, arbiter, x_ref, y, before, grads,
                                     tol, arb, run)
         later_steps(reference, candidate, arbiter, x_ref, y, tol, arb, run, steps, excused)
+        if stress:
+            run.rows.extend(stress_rows(reference, candidate, x_ref, y, before, tol))
     except BackendRaised as exc:
         if not run.rows:  # nothing compared yet: the caller's finding alone
             raise
