@@ -174,3 +174,33 @@ class SGDDecayAfterUpdate(HookedMLP):
             new[k] = (q - o.lr * o.weight_decay * q).astype(p.dtype)
         self.set_params(new)
         return loss
+
+
+# ---------------------------------------------------------- latent bugs the stress rows show
+class NaiveSoftmax(HookedMLP):
+    """A softmax without the max shift: exp of large logits overflows."""
+
+    def probabilities(self, logits):
+        with np.errstate(all="ignore"):
+            e = np.exp(logits)
+            p = e / e.sum(axis=1, keepdims=True)
+            return p, np.log(p)
+
+
+class ZeroesTinyGradients(HookedMLP):
+    """A guard that sets gradient entries below 1e-8 to zero."""
+
+    def finish(self, grads, n):
+        return {k: np.where(np.abs(g) < 1e-8, 0, g).astype(g.dtype) for k, g in grads.items()}
+
+
+class ClipsGradientNorm(HookedMLP):
+    """Clips the gradient's global norm at 5 before every step (the reference does not)."""
+
+    def train_step(self, x, y):
+        loss, grads = self.loss_and_grads(x, y)
+        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+        if norm > 5:
+            grads = {k: (g * (5 / norm)).astype(g.dtype) for k, g in grads.items()}
+        self.optimizer.step(self.params, grads)
+        return loss
