@@ -402,7 +402,8 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
                                     tol, arb, run)
         later_steps(reference, candidate, arbiter, x_ref, y, tol, arb, run, steps, excused)
         if stress:
-            run.rows.extend(stress_rows(reference, candidate, x_ref, y, before, tol))
+            run.rows.extend(stress_rows(reference, candidate, x_ref, y, before, tol,
+                                        run.notes))
     except BackendRaised as exc:
         if not run.rows:  # nothing compared yet: the caller's finding alone
             raise
@@ -410,7 +411,10 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     parted = parted_note(run.rows, steps)
     if parted is not None and parted not in run.notes:
         run.notes.insert(0, parted)
-    notice = resolution_notice(getattr(reference, "optimizer_spec", None), dtype, steps)
+    settings = next((o for o in (getattr(m, a, None) for m in (reference, candidate)
+                                 for a in ("optimizer_spec", "optimizer"))
+                     if hasattr(o, "lr")), None)
+    notice = resolution_notice(settings, dtype, steps)
     if notice is not None:
         run.notes.append(notice)
     return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
