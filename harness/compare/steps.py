@@ -111,16 +111,6 @@ def step_bounds(actual, expected, arbiter, before) -> _Bounds:
     return _Bounds(diff, bound, diff <= bound, allowed)
 
 
-def carried(excused: dict | None, new: dict) -> dict:
-    """The excusal masks of a step: the new ones, or-ed with the previous step's."""
-    if not excused:
-        return dict(new)
-    out = dict(excused)
-    for key, mask in new.items():
-        out[key] = mask if key not in out else (out[key] | mask)
-    return out
-
-
 def parted_note(rows: list[Comparison], steps: int) -> str | None:
     """After which step the parameters part, and the cause when step 1 agreed; None
     when every post-step row agrees or step 1's rows already differ."""
@@ -147,10 +137,14 @@ def parted_note(rows: list[Comparison], steps: int) -> str | None:
 
 def resolution_notice(optimizer_spec, dtype, steps: int) -> str | None:
     """A notice where a configured effect is below the dtype's resolution: the weight
-    decay's change of a parameter per step (``lr x weight_decay`` of it, relative) under
-    a few float32 rounding units, which a float32 comparison cannot see."""
+    decay's change of a parameter per step (``lr x weight_decay`` of it, relative: SGD's
+    and AdamW's decay) under a few float32 rounding units, which a float32 comparison
+    cannot see."""
     if optimizer_spec is None or np.dtype(dtype) != np.float32:
         return None
+    name = str(getattr(optimizer_spec, "name", type(optimizer_spec).__name__)).lower()
+    if name not in ("sgd", "adamw") and not getattr(optimizer_spec, "decoupled", False):
+        return None  # an L2 term Adam normalises: its effect is relative to the gradient
     lr = float(getattr(optimizer_spec, "lr", 0.0) or 0.0)
     wd = float(getattr(optimizer_spec, "weight_decay", 0.0) or 0.0)
     effect = lr * wd
@@ -161,3 +155,41 @@ def resolution_notice(optimizer_spec, dtype, steps: int) -> str | None:
                 f"({ARBITER_MULTIPLIER:g} x {resolution:.1e} over {steps} steps): a wrong or "
                 f"missing decay cannot be resolved in float32; run in float64 to check it")
     return None
+
+
+def inert_from(params: dict, reference: dict, inert: tuple) -> dict:
+    """``params`` with the inert biases (:func:`inert_after_step`) taken from
+    ``reference``: their rounding noise (a full Adam step) would move the running mean of
+    the batch norm they feed, which the later steps compare."""
+    keys = {q.split("[", 1)[1].strip("[]'") for q in inert}
+    return {k: (reference[k] if k in keys else v) for k, v in params.items()}
+
+
+def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | None,
+                run, steps: int, excused: dict) -> None:
+    """Steps 2..``steps`` of each (masks drawn as training draws them), the parameters
+    and buffers compared after each (:mod:`harness.compare.steps`)."""
+    from harness.compare.equivalence import _compare_buffers, _scalar64
+
+    batches = step_batches(x_ref, y, steps)
+    for k in range(2, steps + 1):
+        xb, yb = batches[k - 1]
+        before = reference.get_params()
+        step_r = reference.train_step(xb, yb)
+        step_c = candidate.train_step(xb, yb)
+        arb_step = None
+        if arbiter is not None:
+            arb_step = _scalar64(arbiter.train_step(arb["x64"][:len(yb)], yb))
+            arb["after"] = arbiter.get_params()
+        run.rows.append(compare(f"train_step loss (step {k})", step_c, step_r, **tol,
+                                scalar=True, arbiter=arb_step))
+        after = compare_after_step(after_step_name(k), candidate.get_params(),
+                                   reference.get_params(), **tol, before=before,
+                                   arbiter=None if arbiter is None else arb["after"],
+                                   ignore=excused)
+        run.rows.extend(after)
+        run.rows.extend(_compare_buffers(f"buffers after step {k}", reference, candidate,
+                                         tol, None))
+        if run.inert:
+            candidate.set_params(inert_from(candidate.get_params(), reference.get_params(),
+                                             run.inert))
