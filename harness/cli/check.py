@@ -1,10 +1,10 @@
-"""`nn-harness check`: copy weights across, compare logits, loss, gradients and one step."""
+"""`nn-harness check`: copy weights across, compare logits, loss, gradients and a few steps."""
 
 from __future__ import annotations
 
 from harness.cli import common
 
-HELP = "check that two backends compute the same logits, loss, gradients and update"
+HELP = "check that two backends compute the same logits, loss, gradients and updates"
 EXAMPLE = "nn-harness check --backends scratch,torch --dataset digits --dims 64,32,10 --dtype float64"
 
 
