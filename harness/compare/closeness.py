@@ -294,3 +294,44 @@ def arbiter_floor(value64) -> float:
 _TINY32 = float(np.finfo(np.float32).tiny)
 
 
+def compare_dicts(prefix: str, actual: dict, expected: dict, *, rtol: float, atol: float,
+                  ignore: dict | None = None, arbiter: dict | None = None) -> list[Comparison]:
+    """Compare two dicts of arrays key by key (expected's keys, in its order).
+
+    ``ignore`` maps a key to a boolean mask of excused elements; ``arbiter`` maps a
+    key to the float64 arbiter's value (see :func:`compare`). Under the arbiter, the
+    floor of every entry is taken from the largest magnitude of the whole dict (all
+    gradients, all parameters): a small quantity such as one bias gradient is a sum
+    whose terms are as large as the others, and its float32 rounding is theirs.
+    """
+    rows = []
+    rule = RULE_TOLERANCE if arbiter is None else RULE_ARBITER
+    family = None
+    if arbiter is not None:
+        sizes = [float(np.max(np.abs(np.asarray(v, dtype=np.float64))))
+                 for v in arbiter.values() if np.size(v)]
+        family = max(sizes) if sizes else None
+    for key in expected:
+        name = f"{prefix}['{key}']"
+        if key not in actual:
+            rows.append(Comparison(name, tuple(np.shape(expected[key])), False, math.inf,
+                                   math.inf, None, atol, rtol, rule=rule,
+                                   message=f"{name}: missing"))
+            continue
+        rows.append(compare(name, actual[key], expected[key], rtol=rtol, atol=atol,
+                            ignore=None if ignore is None else ignore.get(key),
+                            arbiter=None if arbiter is None else arbiter.get(key),
+                            arbiter_scale=family))
+    for key in actual:
+        if key not in expected:
+            name = f"{prefix}['{key}']"
+            rows.append(Comparison(name, tuple(np.shape(actual[key])), False, math.inf, math.inf,
+                                   None, atol, rtol, rule=rule,
+                                   message=f"{name}: unexpected key"))
+    return rows
+
+
+def scalar64(value) -> float:
+    """A loss (Python float, 0-d array or NumPy scalar) as a float; NaN when it is not one."""
+    v = _as_scalar_loss(value)
+    return math.nan if v is None else float(v)

@@ -49,10 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.closeness import (
-    RULE_ARBITER, RULE_TOLERANCE, Comparison,
-    _as_scalar_loss,
-    compare,
+from harness.compare.closeness import (  # compare_dicts: the public name here too
+    Comparison, compare, compare_dicts, scalar64 as _scalar64,
 )
 from harness.errors import ConfigError
 from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, clip_settings, clipped,
@@ -61,8 +59,8 @@ from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
 from harness.compare.stress import stress_rows
 from harness.compare.counts import format_counts, pair_fields, total
-from harness.compare.steps import (compare_after_step, inert_from, later_steps,
-                                   parted_note, resolution_notice)
+from harness.compare.steps import (compare_after_step, compare_buffers as _compare_buffers,
+                                   inert_from, later_steps, parted_note, resolution_notice)
 from harness.runtime.values import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -96,43 +94,6 @@ def resolve_tolerances(dtype, rtol: float | None, atol: float | None) -> tuple[f
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"`{key}` must be a finite number >= 0, got {value!r}")
     return float(rtol), float(atol)
-
-
-def compare_dicts(prefix: str, actual: dict, expected: dict, *, rtol: float, atol: float,
-                  ignore: dict | None = None, arbiter: dict | None = None) -> list[Comparison]:
-    """Compare two dicts of arrays key by key (expected's keys, in its order).
-
-    ``ignore`` maps a key to a boolean mask of excused elements; ``arbiter`` maps a
-    key to the float64 arbiter's value (see :func:`compare`). Under the arbiter, the
-    floor of every entry is taken from the largest magnitude of the whole dict (all
-    gradients, all parameters): a small quantity such as one bias gradient is a sum
-    whose terms are as large as the others, and its float32 rounding is theirs.
-    """
-    rows = []
-    rule = RULE_TOLERANCE if arbiter is None else RULE_ARBITER
-    family = None
-    if arbiter is not None:
-        sizes = [float(np.max(np.abs(np.asarray(v, dtype=np.float64))))
-                 for v in arbiter.values() if np.size(v)]
-        family = max(sizes) if sizes else None
-    for key in expected:
-        name = f"{prefix}['{key}']"
-        if key not in actual:
-            rows.append(Comparison(name, tuple(np.shape(expected[key])), False, math.inf,
-                                   math.inf, None, atol, rtol, rule=rule,
-                                   message=f"{name}: missing"))
-            continue
-        rows.append(compare(name, actual[key], expected[key], rtol=rtol, atol=atol,
-                            ignore=None if ignore is None else ignore.get(key),
-                            arbiter=None if arbiter is None else arbiter.get(key),
-                            arbiter_scale=family))
-    for key in actual:
-        if key not in expected:
-            name = f"{prefix}['{key}']"
-            rows.append(Comparison(name, tuple(np.shape(actual[key])), False, math.inf, math.inf,
-                                   None, atol, rtol, rule=rule,
-                                   message=f"{name}: unexpected key"))
-    return rows
 
 
 def comparisons_table(rows: list[Comparison]):
@@ -559,30 +520,3 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
         # the later steps go on from each side's own parameters
         candidate.set_params(inert_from(after_c, after_r, run.inert))
     return excuse
-
-
-def _compare_buffers(prefix: str, reference, candidate, tol: dict, run: _Run | None
-                     ) -> list[Comparison]:
-    """The rows of the buffers (batch norm's running statistics) when the reference has
-    some; a note (on ``run``) when the candidate cannot show its own."""
-    from harness.model.transfer import has_buffers
-
-    if not has_buffers(reference):
-        return []
-    expected = reference.get_buffers()
-    if not expected:
-        return []
-    if not has_buffers(candidate):
-        if run is not None:
-            run.notes.append(f"note: running statistics NOT CHECKED: {run.names[1]} has no "
-                             f"get_buffers/set_buffers (optional members), so its "
-                             f"{', '.join(expected)} could not be copied in or compared; "
-                             f"evaluation-mode logits compare only while they start equal")
-        return []
-    return compare_dicts(prefix, candidate.get_buffers(), expected, **tol)
-
-
-def _scalar64(value) -> float:
-    """A loss (Python float, 0-d array or NumPy scalar) as a float; NaN when it is not one."""
-    v = _as_scalar_loss(value)
-    return math.nan if v is None else float(v)

@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.compare.closeness import (
     ARBITER_MULTIPLIER, RULE_ARBITER, Comparison, _Bounds, _verdict, arbiter_floor, compare,
+    compare_dicts, scalar64,
 )
 
 #: the cause named when step 1 agrees and a later step does not
@@ -62,8 +63,6 @@ def compare_after_step(prefix: str, actual: dict, expected: dict, *, rtol: float
                        ignore: dict | None = None) -> list[Comparison]:
     """The post-step rows, key by key: the tolerances, or the arbiter's step rule (module
     docstring) when ``arbiter`` (the float64 parameters after the same steps) is given."""
-    from harness.compare.equivalence import compare_dicts
-
     if arbiter is None:
         return compare_dicts(prefix, actual, expected, rtol=rtol, atol=atol, ignore=ignore)
     rows = []
@@ -169,8 +168,6 @@ def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | 
                 run, steps: int, excused: dict) -> None:
     """Steps 2..``steps`` of each (masks drawn as training draws them), the parameters
     and buffers compared after each (:mod:`harness.compare.steps`)."""
-    from harness.compare.equivalence import _compare_buffers, _scalar64
-
     batches = step_batches(x_ref, y, steps)
     for k in range(2, steps + 1):
         xb, yb = batches[k - 1]
@@ -179,7 +176,7 @@ def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | 
         step_c = candidate.train_step(xb, yb)
         arb_step = None
         if arbiter is not None:
-            arb_step = _scalar64(arbiter.train_step(arb["x64"][:len(yb)], yb))
+            arb_step = scalar64(arbiter.train_step(arb["x64"][:len(yb)], yb))
             arb["after"] = arbiter.get_params()
         run.rows.append(compare(f"train_step loss (step {k})", step_c, step_r, **tol,
                                 scalar=True, arbiter=arb_step))
@@ -188,8 +185,29 @@ def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | 
                                    arbiter=None if arbiter is None else arb["after"],
                                    ignore=excused)
         run.rows.extend(after)
-        run.rows.extend(_compare_buffers(f"buffers after step {k}", reference, candidate,
+        run.rows.extend(compare_buffers(f"buffers after step {k}", reference, candidate,
                                          tol, None))
         if run.inert:
             candidate.set_params(inert_from(candidate.get_params(), reference.get_params(),
                                              run.inert))
+
+
+def compare_buffers(prefix: str, reference, candidate, tol: dict, run
+                     ) -> list[Comparison]:
+    """The rows of the buffers (batch norm's running statistics) when the reference has
+    some; a note (on ``run``) when the candidate cannot show its own."""
+    from harness.model.transfer import has_buffers
+
+    if not has_buffers(reference):
+        return []
+    expected = reference.get_buffers()
+    if not expected:
+        return []
+    if not has_buffers(candidate):
+        if run is not None:
+            run.notes.append(f"note: running statistics NOT CHECKED: {run.names[1]} has no "
+                             f"get_buffers/set_buffers (optional members), so its "
+                             f"{', '.join(expected)} could not be copied in or compared; "
+                             f"evaluation-mode logits compare only while they start equal")
+        return []
+    return compare_dicts(prefix, candidate.get_buffers(), expected, **tol)
