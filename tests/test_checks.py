@@ -63,7 +63,7 @@ def test_every_check_runs_and_every_form_agrees(iris, one_torch_thread):
     row = run.row()
     # the flat row holds exactly the declared columns, and real values
     assert set(row) == set(columns([r.check for r in run.results]))
-    assert row["equivalence_quantities"] == 15 and row["equivalence_passed"] is True
+    assert row["equivalence_quantities"] == 28 and row["equivalence_passed"] is True
     assert row["gradcheck_checked"] > 0 and row["cv_agreement"] == 1.0
     assert row["training_steps"] == 2 * math.ceil(150 / 64)
     # one dict form, valid JSON, carrying the underlying report and the verdicts
@@ -77,7 +77,7 @@ def test_every_check_runs_and_every_form_agrees(iris, one_torch_thread):
                                    "training", "drift", "cv"]
     text = run["equivalence"].text()
     assert text.startswith("model: dims 4-8-3, tanh, float64, seed 0; loss: mean over the batch")
-    assert "optimizer: adam (lr 0.001" in text and "15 of 15 quantities agree" in text
+    assert "optimizer: adam (lr 0.001" in text and "28 of 28 quantities agree" in text
 
 
 def test_drift_only_for_float64_and_bench_only_when_configured(iris):

@@ -22,7 +22,7 @@ def test_check_default_passes_and_prints_the_table():
     code, out, err = run_cli("check", "--dataset", "iris")
     assert code == 0, err
     assert "data: iris (150 samples, standardised), dims (4, 32, 3)" in out
-    assert "grads['W1']" in out and "PASS: all 15 quantities agree" in out
+    assert "grads['W1']" in out and "PASS: all 28 quantities agree" in out
 
 
 def test_check_json(capsys):
@@ -31,7 +31,7 @@ def test_check_json(capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["passed"] is True and result["dtype"] == "float32"
     assert result["config"]["dims"] == [13, 16, 3] and result["config"]["activation"] == "gelu"
-    assert len(result["rows"]) == 15 and result["first_failure"] is None
+    assert len(result["rows"]) == 28 and result["first_failure"] is None
 
 
 def test_check_exits_1_on_a_mismatch_and_names_the_quantity(capsys):

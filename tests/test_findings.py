@@ -99,7 +99,7 @@ def test_the_worked_example_passes_as_the_docs_write_it():
                           cwd=ROOT / "examples", capture_output=True, text=True, timeout=300,
                           env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "PASS: all 15 quantities agree" in proc.stdout
+    assert "PASS: all 28 quantities agree" in proc.stdout
 
 
 def test_sweep_grid_takes_the_conventions_and_keeps_default_keys():

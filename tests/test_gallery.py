@@ -42,7 +42,7 @@ def test_a_correct_network_passes_with_no_hint(capsys, net, extra):
     code, out = check(capsys, net, *extra)
     assert code == 0, out
     assert "likely causes:" not in out and "localised:" not in out
-    assert "PASS: all 15 quantities agree" in out
+    assert "PASS: all 28 quantities agree" in out
 
 
 # (net, flags, first failing quantity, text of the first hint, text of the localisation)
@@ -133,7 +133,7 @@ def test_a_network_in_another_convention_passes_once_the_flag_is_given(capsys, n
     same network then passes, with no hint, in every subcommand that compares."""
     code, out = check(capsys, net, *ADAM, *flags)
     assert code == 0, out
-    assert "likely causes:" not in out and "PASS: all 15 quantities agree" in out
+    assert "likely causes:" not in out and "PASS: all 28 quantities agree" in out
     code = main(["train", "--dataset", "iris", "--dims", "4,8,3", "--epochs", "2", "--quiet",
                  "--backends", f"torch,tests.gallery.{net}", *ADAM, *flags])
     out = capsys.readouterr().out

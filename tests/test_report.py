@@ -182,7 +182,7 @@ def test_results_json_has_a_schema_version_and_the_verdicts_follow_the_results(r
     st = results["stages"]
     # each verdict is what the stage's own numbers say
     eq_rows = st["equivalence"]["rows"]
-    assert len(eq_rows) == 15
+    assert len(eq_rows) == 28
     assert verdicts["equivalence"]["verdict"] == ("PASS" if all(r["passed"] for r in eq_rows)
                                                   else "FAIL")
     for name in ("scratch", "torch"):

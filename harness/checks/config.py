@@ -57,6 +57,12 @@ class CheckConfig:
         the candidate by how far it is from that float64 result compared with how far
         the float32 reference is (:mod:`harness.compare.equivalence`); default True. Where the
         reference cannot be built in float64, the dtype's tolerances judge alone.
+    steps : int
+        Optimizer steps the equivalence check takes on its batch, comparing the
+        parameters (and buffers) after each (:mod:`harness.compare.steps`); default 3.
+    stress : bool
+        Add the equivalence check's stress rows (:mod:`harness.compare.stress`: logits
+        near 1000, gradients near 1e-9, a gradient norm in the hundreds); default True.
     """
 
     backends: tuple[str, ...]
@@ -86,6 +92,8 @@ class CheckConfig:
     bench_threads: int | None = None
     arbiter: bool = True
     accept: tuple[str, ...] = ()
+    steps: int = 3
+    stress: bool = True
 
     def __post_init__(self) -> None:
         from harness.compare.equivalence import resolve_tolerances
@@ -113,7 +121,7 @@ class CheckConfig:
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"`device` must be one of cpu, cuda, got {self.device!r}")
         for key in ("threads", "bench_threads", "check_samples", "gradcheck_samples",
-                    "gradcheck_max_entries", "train_samples"):
+                    "gradcheck_max_entries", "train_samples", "steps"):
             if getattr(self, key) is not None:
                 check_int(key, getattr(self, key), 1)
         # epochs, batch size and folds are validated by the checks that use them
@@ -194,4 +202,5 @@ class CheckConfig:
             "folds": self.folds, "stratified": self.stratified, "split_seed": self.split_seed,
             "min_agreement": self.min_agreement,
             "bench": None if bench is None else bench.to_dict(), "arbiter": self.arbiter,
+            "steps": self.steps, "stress": self.stress,
         }

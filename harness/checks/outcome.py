@@ -57,11 +57,15 @@ def equivalence_result(report, *, title: str, seconds: float = 0.0, settings=Non
         summary = (f"the code under test raised: {findings[0]}; after {len(rows)} quantities "
                    f"were compared, {n_bad} differ")
     elif first is None:
+        n_steps = getattr(report, "steps", 1)
+        how = "one optimizer step" if n_steps == 1 else f"{n_steps} optimizer steps"
         summary = (f"all {len(rows)} quantities agree (parameters, logits, loss, gradients, "
-                   f"one optimizer step); {counted}; largest absolute difference "
+                   f"{how}); {counted}; largest absolute difference "
                    f"{_sci(worst)}")
     else:
         summary = f"{n_bad} of {len(rows)} quantities differ; first: {first.quantity}"
+        if getattr(report, "parted", None):
+            summary += f"; {report.parted}"
         if report.divergence and report.divergence.get("message"):
             summary += f"; first divergence: {report.divergence['message']}"
     grads = [r for r in rows if r.quantity.startswith("grads[")]
@@ -133,8 +137,17 @@ def gradcheck_summary(report) -> str:
         problem = getattr(report, "arithmetic_problem", None)
         if problem:
             return f"not checked: {problem}"
-        unchecked = [p.name for p in report.params if getattr(p, "verdict", None) == NOT_CHECKED]
-        return (f"not checked: every checked entry of {', '.join(unchecked) or 'the model'} "
+        unchecked = [p for p in report.params if getattr(p, "verdict", None) == NOT_CHECKED]
+        capped = [f"{p.name} ({p.kinks} of {p.checked})" for p in unchecked
+                  if getattr(p, "too_many_kinks", False) and p.verified]
+        if capped:
+            from harness.gradients.gradcheck_report import KINK_SHARE_LIMIT
+
+            return (f"not checked: more than {KINK_SHARE_LIMIT:.0%} of the checked entries "
+                    f"skipped as kinks for {', '.join(capped)}, too many to excuse; "
+                    f"{checked - kinks} of {checked} checked entries (of {total}) verified")
+        names = ", ".join(p.name for p in unchecked) or "the model"
+        return (f"not checked: every checked entry of {names} "
                 f"sat on a kink; {checked - kinks} of {checked} checked entries (of {total}) "
                 f"verified elsewhere")
     if report.passed:

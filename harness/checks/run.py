@@ -190,7 +190,8 @@ def run_equivalence(config: CheckConfig, data) -> CheckResult:
             arbiter, arbiter_note = build_arbiter(config, ref_name, config.spec.dtype)
             report = check_equivalence(reference, candidate, x, y, rtol=config.rtol,
                                        atol=config.atol, reference_name=ref_name,
-                                       candidate_name=cand_name, arbiter=arbiter)
+                                       candidate_name=cand_name, arbiter=arbiter,
+                                       steps=config.steps, stress=config.stress)
     except BackendRaised as exc:
         return _diagnosed(_raised("equivalence", title, exc, config, time.perf_counter() - t0),
                           config, x, y, ref_name, cand_name)

@@ -1,10 +1,10 @@
-"""`nn-harness check`: copy weights across, compare logits, loss, gradients and one step."""
+"""`nn-harness check`: copy weights across, compare logits, loss, gradients and a few steps."""
 
 from __future__ import annotations
 
 from harness.cli import common
 
-HELP = "check that two backends compute the same logits, loss, gradients and update"
+HELP = "check that two backends compute the same logits, loss, gradients and updates"
 EXAMPLE = "nn-harness check --backends scratch,torch --dataset digits --dims 64,32,10 --dtype float64"
 
 
@@ -19,6 +19,10 @@ def register(sub) -> None:
     common.add_optimizer_args(p)
     common.add_tolerance_args(p)
     common.add_threads_arg(p)
+    p.add_argument("--steps", type=int, default=3, metavar="N",
+                   help="optimizer steps taken on the check's batch and compared after "
+                        "each (default 3; the last of three or more on half the rows, as "
+                        "an epoch's last batch); at least 1")
     common.add_json_arg(p)
     p.set_defaults(func=run, command_parser=p)  # the passing command spells its flags
 
@@ -37,7 +41,8 @@ def run(args) -> int:
     device = common.validate_device(args)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
-    config = common.check_config(args, backends, spec, opt, device=device)
+    config = common.check_config(args, backends, spec, opt, device=device,
+                                 steps=args.steps)
     code = common.preflight(args, config, data)  # the contract first, on a few rows
     if code is not None:
         return code

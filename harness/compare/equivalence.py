@@ -34,9 +34,11 @@ the tolerances (the idea behind ``torch._dynamo.utils.same``)::
     |candidate - ref64| <= ARBITER_MULTIPLIER * max(|ref32 - ref64|, rms) + floor
 
 with ``rms`` the root mean square of ``|ref32 - ref64|`` over the quantity and
-``floor = ARBITER_FLOOR_ULPS * eps(float32) * max|ref64|``. The parameters after the
-step stay under the tolerances and the exact excusal rule (Adam amplifies gradient
-noise by up to ``lr / eps``: one entry's float32 distance from float64 is no standard).
+``floor = ARBITER_FLOOR_ULPS * eps(float32) * max|ref64|``. The parameters after each
+step are judged by the arbiter's rule for steps (:mod:`harness.compare.steps`), the
+exact excusal rule still excusing entries whose gradient is rounding noise in both
+(Adam amplifies such noise by up to ``lr / eps``). The check takes ``steps`` optimizer
+steps and ends with the stress rows (:mod:`harness.compare.stress`) when asked.
 """
 
 from __future__ import annotations
@@ -47,17 +49,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.compare.closeness import (
-    RULE_ARBITER, RULE_TOLERANCE, Comparison,
-    _as_scalar_loss,
-    compare,
+from harness.compare.closeness import (  # compare_dicts: the public name here too
+    Comparison, compare, compare_dicts, scalar64 as _scalar64,
 )
 from harness.errors import ConfigError
 from harness.compare.excusal import (EXCUSED_SHARE_LIMIT, _excusal_notes, clip_settings, clipped,
                                      excusable_after_step, inert_after_step, l2_weight_decay)
 from harness.compare.dropout import own_masks_reason
 from harness.model.masks import held_masks
+from harness.compare.stress import stress_rows
 from harness.compare.counts import format_counts, pair_fields, total
+from harness.compare.steps import (compare_after_step, compare_buffers as _compare_buffers,
+                                   inert_from, later_steps, parted_note, resolution_notice)
 from harness.runtime.values import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -91,43 +94,6 @@ def resolve_tolerances(dtype, rtol: float | None, atol: float | None) -> tuple[f
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"`{key}` must be a finite number >= 0, got {value!r}")
     return float(rtol), float(atol)
-
-
-def compare_dicts(prefix: str, actual: dict, expected: dict, *, rtol: float, atol: float,
-                  ignore: dict | None = None, arbiter: dict | None = None) -> list[Comparison]:
-    """Compare two dicts of arrays key by key (expected's keys, in its order).
-
-    ``ignore`` maps a key to a boolean mask of excused elements; ``arbiter`` maps a
-    key to the float64 arbiter's value (see :func:`compare`). Under the arbiter, the
-    floor of every entry is taken from the largest magnitude of the whole dict (all
-    gradients, all parameters): a small quantity such as one bias gradient is a sum
-    whose terms are as large as the others, and its float32 rounding is theirs.
-    """
-    rows = []
-    rule = RULE_TOLERANCE if arbiter is None else RULE_ARBITER
-    family = None
-    if arbiter is not None:
-        sizes = [float(np.max(np.abs(np.asarray(v, dtype=np.float64))))
-                 for v in arbiter.values() if np.size(v)]
-        family = max(sizes) if sizes else None
-    for key in expected:
-        name = f"{prefix}['{key}']"
-        if key not in actual:
-            rows.append(Comparison(name, tuple(np.shape(expected[key])), False, math.inf,
-                                   math.inf, None, atol, rtol, rule=rule,
-                                   message=f"{name}: missing"))
-            continue
-        rows.append(compare(name, actual[key], expected[key], rtol=rtol, atol=atol,
-                            ignore=None if ignore is None else ignore.get(key),
-                            arbiter=None if arbiter is None else arbiter.get(key),
-                            arbiter_scale=family))
-    for key in actual:
-        if key not in expected:
-            name = f"{prefix}['{key}']"
-            rows.append(Comparison(name, tuple(np.shape(actual[key])), False, math.inf, math.inf,
-                                   None, atol, rtol, rule=rule,
-                                   message=f"{name}: unexpected key"))
-    return rows
 
 
 def comparisons_table(rows: list[Comparison]):
@@ -204,6 +170,8 @@ class EquivalenceReport:
     raised: Any = None
     inert: tuple = ()
     not_checked: str | None = None
+    steps: int = 1
+    parted: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -352,7 +320,8 @@ def validate_batch(x, y, dims: tuple[int, ...], input_shape=None
 
 def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
                       atol: float | None = None, reference_name: str = "reference",
-                      candidate_name: str = "candidate", arbiter=None) -> EquivalenceReport:
+                      candidate_name: str = "candidate", arbiter=None,
+                      steps: int = 1, stress: bool = False) -> EquivalenceReport:
     """Copy ``reference``'s parameters into ``candidate`` and compare everything.
 
     Compared, in order: the parameters after the copy, the logits, the loss, every
@@ -374,6 +343,11 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         and it takes the same step. When the comparison runs in float32 every quantity
         is then judged against it (module docstring, rows' ``rule`` is ``"arbiter"``);
         in float64 it is not needed and not used (a note says so).
+    steps : int
+        Optimizer steps taken on the batch, the parameters compared after each
+        (:mod:`harness.compare.steps`; the last of three or more on half the rows).
+    stress : bool
+        Add the stress rows (:mod:`harness.compare.stress`) after the steps.
 
     Post-step entries are excused only as :func:`excusable_after_step` allows; the
     count is in each row (``n_excused``), the notes and ``heavily_excused``.
@@ -407,15 +381,29 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         with held_masks(reference), held_masks(candidate), held_masks(arbiter):
             grads = _compare_before_step(reference, candidate, x_ref, y, before, tol, arb,
                                          run)
-            _compare_step(reference, candidate, arbiter, x_ref, y, before, grads, tol, arb,
-                          run)
+            excused = _compare_step(reference, candidate, arbiter, x_ref, y, before, grads,
+                                    tol, arb, run)
+        later_steps(reference, candidate, arbiter, x_ref, y, tol, arb, run, steps, excused)
+        if stress:
+            run.rows.extend(stress_rows(reference, candidate, x_ref, y, before, tol,
+                                        run.notes))
     except BackendRaised as exc:
         if not run.rows:  # nothing compared yet: the caller's finding alone
             raise
         raised = exc
+    parted = parted_note(run.rows, steps)
+    if parted is not None and parted not in run.notes:
+        run.notes.append(parted)
+    settings = next((o for o in (getattr(m, a, None) for m in (reference, candidate)
+                                 for a in ("optimizer_spec", "optimizer"))
+                     if hasattr(o, "lr")), None)
+    notice = resolution_notice(settings, dtype, steps)
+    if notice is not None:
+        run.notes.append(notice)
     return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
                              divergence=run.divergence, notes=run.notes,
-                             arbiter=arbiter is not None, raised=raised, inert=run.inert)
+                             arbiter=arbiter is not None, raised=raised, inert=run.inert,
+                             steps=steps, parted=parted)
 
 
 def _evaluation_only(reference, candidate, x_ref, y, before: dict, tol: dict, run,
@@ -528,11 +516,12 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
         grads_r, grads_c = clipped(grads_r, norm, value), clipped(grads_c, norm, value)
     excuse = excusable_after_step(grads_r, grads_c, before, after_r, after_c, **tol,
                                   weight_decay=l2_weight_decay(reference))
-    # the step is judged by the tolerances even with an arbiter: Adam amplifies a
-    # gradient's rounding noise by up to lr / eps, so the float32 reference's distance
-    # from float64 at one entry says nothing about the candidate's there; the gradient
-    # rows above carry the arbiter's judgment, the exact excusal rule the step's
-    after = compare_dicts("params after step", after_c, after_r, **tol, ignore=excuse)
+    # under an arbiter the step is judged by its rule for steps (harness.compare.steps);
+    # where Adam turns a gradient's rounding noise into a full step, the exact excusal
+    # rule excuses the entry
+    after = compare_after_step("params after step", after_c, after_r, **tol, before=before,
+                               arbiter=None if arbiter is None else arb["after"],
+                               ignore=excuse)
     run.rows.extend(after)
     run.inert = inert_after_step(reference)
     run.notes.extend(_excusal_notes(after, run.inert))
@@ -548,30 +537,6 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
         copy_params(reference, candidate)
         run.rows.append(compare("logits after step (evaluation)", candidate.forward(x_ref),
                                 reference.forward(x_ref), **tol))
-
-
-def _compare_buffers(prefix: str, reference, candidate, tol: dict, run: _Run | None
-                     ) -> list[Comparison]:
-    """The rows of the buffers (batch norm's running statistics) when the reference has
-    some; a note (on ``run``) when the candidate cannot show its own."""
-    from harness.model.transfer import has_buffers
-
-    if not has_buffers(reference):
-        return []
-    expected = reference.get_buffers()
-    if not expected:
-        return []
-    if not has_buffers(candidate):
-        if run is not None:
-            run.notes.append(f"note: running statistics NOT CHECKED: {run.names[1]} has no "
-                             f"get_buffers/set_buffers (optional members), so its "
-                             f"{', '.join(expected)} could not be copied in or compared; "
-                             f"evaluation-mode logits compare only while they start equal")
-        return []
-    return compare_dicts(prefix, candidate.get_buffers(), expected, **tol)
-
-
-def _scalar64(value) -> float:
-    """A loss (Python float, 0-d array or NumPy scalar) as a float; NaN when it is not one."""
-    v = _as_scalar_loss(value)
-    return math.nan if v is None else float(v)
+        # the later steps go on from each side's own parameters
+        candidate.set_params(inert_from(after_c, after_r, run.inert))
+    return excuse

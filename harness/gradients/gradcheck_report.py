@@ -16,6 +16,10 @@ from harness.compare.counts import format_counts, total
 from harness.runtime.values import jsonable
 
 PASS, FAIL, NOT_CHECKED = "PASS", "FAIL", "NOT CHECKED"
+#: at most this share of a parameter's checked entries may be skipped as kinks; above it
+#: the parameter is NOT CHECKED (a skip excuses an entry, and a parameter whose entries
+#: are mostly excused has not been checked: noise in the gradient looks like kinks)
+KINK_SHARE_LIMIT = 0.25
 
 @dataclass
 class ParamCheck:
@@ -49,10 +53,15 @@ class ParamCheck:
         return self.checked - self.kinks - self.failed
 
     @property
+    def too_many_kinks(self) -> bool:
+        """More than :data:`KINK_SHARE_LIMIT` of the checked entries skipped as kinks."""
+        return self.checked > 0 and self.kinks > KINK_SHARE_LIMIT * self.checked
+
+    @property
     def verdict(self) -> str:
         if self.failed:
             return FAIL
-        return NOT_CHECKED if not self.verified else PASS
+        return NOT_CHECKED if not self.verified or self.too_many_kinks else PASS
 
     def row(self) -> dict[str, Any]:
         return {
@@ -179,10 +188,20 @@ class GradcheckReport:
             if self.arithmetic_problem:
                 lines.append(f"NOT CHECKED: {self.arithmetic_problem}")
             else:
-                unchecked = [p.name for p in self.params if p.verdict == NOT_CHECKED]
-                lines.append(f"NOT CHECKED: nothing verified for {', '.join(unchecked)} "
-                             f"(every checked entry sat on a kink); {checked - kinks} of "
-                             f"{checked} checked entries verified elsewhere ({kinks} skipped "
+                unchecked = [p for p in self.params if p.verdict == NOT_CHECKED]
+                capped = [f"{p.name} ({p.kinks} of {p.checked})" for p in unchecked
+                          if p.verified]
+                empty = [p.name for p in unchecked if not p.verified]
+                why = []
+                if empty:
+                    why.append(f"nothing verified for {', '.join(empty)} (every checked "
+                               f"entry sat on a kink)")
+                if capped:
+                    why.append(f"more than {KINK_SHARE_LIMIT:.0%} of the checked entries "
+                               f"skipped as kinks for {', '.join(capped)}, too many to "
+                               f"excuse")
+                lines.append(f"NOT CHECKED: {'; '.join(why)}; {checked - kinks} of "
+                             f"{checked} checked entries verified ({kinks} skipped "
                              f"at kinks). Not a pass: try another seed, more samples or a "
                              f"smaller eps")
         elif first is None:

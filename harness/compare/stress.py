@@ -1,0 +1,166 @@
+"""Stress rows of the equivalence check: the batch and weights pushed where latent bugs act.
+
+On the data sets and initial weights used the largest logit is about 1, the smallest
+gradient entry about 1e-5 and the gradient norm about 1: a softmax without the max
+shift, a guard that zeroes small gradients or a clip of the gradient norm never acts
+there. Each probe here starts from the check's parameters and batch and changes them so
+that one of these acts, then compares the loss, the gradients and one optimizer step
+(every quantity judged relative to its own size):
+
+* ``stress: logits near 1000``: the last layer's weights and bias scaled so that the
+  largest logit is :data:`LARGE_LOGIT` (far past where exp overflows in float32, 88, and
+  float64, 709);
+* ``stress: gradients near 1e-9``: the inputs scaled by ``s`` and the first layer's
+  weights by ``1 / s`` (the forward pass is unchanged) so that the first layer's
+  gradient is about :data:`TINY_GRADIENT`;
+* ``stress: gradient norm in the hundreds``: the same with ``s > 1``, a gradient norm
+  of about :data:`LARGE_NORM`.
+
+:func:`stress_rows` returns one row per probe, named as above; a failing row's message
+names the cause the probe is built to show. A conformance suite can call it directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.compare.closeness import Comparison, compare
+from harness.compare.excusal import excusable_after_step, l2_weight_decay
+
+LARGE_LOGIT = 1000.0
+TINY_GRADIENT = 1e-9
+LARGE_NORM = 300.0
+
+CAUSES = {
+    "stress: logits near 1000": (
+        "with logits near 1000, past exp's range, the candidate differs or is not "
+        "finite: a softmax or log-sum-exp without the max shift overflows"),
+    "stress: gradients near 1e-9": (
+        "with gradients near 1e-9 the candidate differs: a guard or threshold zeroes "
+        "small gradients (or an absolute epsilon swamps them)"),
+    "stress: gradient norm in the hundreds": (
+        "with a gradient norm in the hundreds the candidate differs: it clips the "
+        "gradient (by norm or value) or caps its step where the reference does not"),
+}
+
+
+def _relative(name: str, actual, expected, tol: dict, *, scalar: bool = False) -> Comparison:
+    """``compare`` with ``atol`` taken relative to the quantity's own largest magnitude."""
+    size = float(np.max(np.abs(np.asarray(expected, dtype=np.float64)))) if np.size(
+        expected) else 0.0
+    size = size if np.isfinite(size) else 1.0
+    return compare(name, actual, expected, rtol=tol["rtol"],
+                   atol=tol["atol"] * min(1.0, max(size, 1e-300)), scalar=scalar)
+
+
+def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
+           step: bool, judge_loss: bool = True, notes: list | None = None) -> Comparison:
+    """Both models at ``params`` on ``(x, y)``: loss, gradients, (one step); one row."""
+    from harness.model.masks import held_masks
+
+    reference.set_params(params)
+    candidate.set_params(params)
+    rows = []
+    with held_masks(reference), held_masks(candidate):
+        loss_r, g_r = reference.loss_and_grads(x, y)
+        loss_c, g_c = candidate.loss_and_grads(x, y)
+        loss_row = _relative(f"{name} loss", loss_c, loss_r, tol, scalar=True)
+        if judge_loss or loss_row.passed:
+            rows.append(loss_row)
+        elif notes is not None:
+            notes.append(f"warning: {loss_row.message.splitlines()[0]}: the loss value "
+                         f"overflows at large logits (the gradients are judged in the row)")
+        inert = _inert_keys(reference)
+        family = max(float(np.max(np.abs(np.asarray(v, dtype=np.float64)), initial=0.0))
+                     for v in g_r.values())
+        for k, v in g_r.items():
+            got = g_c.get(k, np.full(1, np.nan))
+            rows.append(compare(f"{name} grads['{k}']", got, v, rtol=tol["rtol"],
+                                atol=tol["atol"] * max(family, 1e-300)) if k in inert
+                        else _relative(f"{name} grads['{k}']", got, v, tol))
+        if step:
+            reference.train_step(x, y)
+            candidate.train_step(x, y)
+    if step:
+        a_r, a_c = reference.get_params(), candidate.get_params()
+        excuse = excusable_after_step(g_r, g_c, params, a_r, a_c, **tol,
+                                      weight_decay=l2_weight_decay(reference))
+        for k, v in a_r.items():
+            row = compare(f"{name} step['{k}']", np.asarray(a_c.get(k, np.nan)) - params[k],
+                          np.asarray(v) - params[k], **_step_tol(v, params[k], tol),
+                          ignore=excuse.get(k), check_dtype=False)
+            rows.append(row)
+    return _one_row(name, rows)
+
+
+def _inert_keys(model) -> set[str]:
+    """Parameters whose gradient is 0 up to rounding (a bias right before a batch norm):
+    judged against the largest gradient, not their own size."""
+    from harness.compare.excusal import inert_after_step
+
+    return {q.split("[", 1)[1].strip("[]'") for q in inert_after_step(model)}
+
+
+def _step_tol(after, before, tol: dict) -> dict:
+    """Tolerances for a step ``after - before``: relative to the step, with the
+    parameters' rounding (a few units of ``before``) as the absolute part."""
+    p = np.abs(np.asarray(before, dtype=np.float64))
+    s = np.abs(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64))
+    eps = float(np.finfo(np.asarray(before).dtype).eps)
+    floor = 4 * eps * float(p.max(initial=0.0)) + tol["atol"] * float(s.max(initial=0.0))
+    scale = max(1.0, float(s.max(initial=0.0)))
+    return {"rtol": max(tol["rtol"], 1e-3), "atol": floor / scale}
+
+
+def _one_row(name: str, rows: list[Comparison]) -> Comparison:
+    """The probe's row: its first failing quantity (with the cause), else a summary."""
+    bad = next((r for r in rows if not r.passed), None)
+    n = sum(r.n_elements for r in rows)
+    if bad is None:
+        worst = max(rows, key=lambda r: r.max_abs_err)
+        return Comparison(name, (), True, worst.max_abs_err, worst.max_rel_err, None,
+                          worst.atol, worst.rtol, 0, n, rule=worst.rule)
+    return Comparison(name, bad.shape, False, bad.max_abs_err, bad.max_rel_err,
+                      bad.worst_index, bad.atol, bad.rtol, bad.n_mismatched, n,
+                      message=f"{name}: {CAUSES[name]}; first: {bad.message}",
+                      rule=bad.rule)
+
+
+def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
+                notes: list | None = None) -> list[Comparison]:
+    """The three stress rows (module docstring); [] for a network whose parameters are
+    not named ``W0 .. W{L}``, ``b0 .. b{L}``. Both models' parameters and optimizer
+    state are changed. At large logits only the gradients are judged: a loss value that
+    alone is not finite there (log of a saturated sigmoid) gets a warning in ``notes``."""
+    n_layers = len(reference.dims) - 1
+    last = n_layers - 1
+    if any(f"{p}{i}" not in params for p in "Wb" for i in (0, last)):
+        return []
+    dtype = np.asarray(params["W0"]).dtype
+    rows = []
+    logits = np.asarray(reference.forward(x), dtype=np.float64)  # evaluation: no masks
+    # the largest logit (a positive one where there is one: exp overflows upwards)
+    top = float(logits.max())
+    c = LARGE_LOGIT / (top if top > 1e-3 * float(np.abs(logits).max()) and top > 0
+                       else max(float(np.abs(logits).max()), 1e-12))
+    big = dict(params)
+    big[f"W{last}"] = (params[f"W{last}"] * c).astype(dtype)
+    big[f"b{last}"] = (params[f"b{last}"] * c).astype(dtype)
+    rows.append(_probe(reference, candidate, x, y, big, tol, "stress: logits near 1000",
+                       step=False, judge_loss=False, notes=notes))
+    from harness.model.masks import held_masks
+
+    reference.set_params(params)
+    with held_masks(reference):  # a look: the reference's masks stay in step
+        _, grads = reference.loss_and_grads(x, y)
+    g0 = float(np.abs(np.asarray(grads["W0"], dtype=np.float64)).max())
+    norm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in grads.values())))
+    for name, s, step in (("stress: gradients near 1e-9", TINY_GRADIENT / max(g0, 1e-30),
+                           False),
+                          ("stress: gradient norm in the hundreds",
+                           LARGE_NORM / max(norm, 1e-30), True)):
+        scaled = dict(params)
+        scaled["W0"] = (params["W0"] / s).astype(dtype)
+        rows.append(_probe(reference, candidate, (x * s).astype(x.dtype), y, scaled, tol,
+                           name, step=step))
+    return rows
