@@ -129,8 +129,9 @@ def test_accept_reproduces_a_clipped_loss_on_the_reference_side_and_says_so():
     data = load_dataset("iris")
     plain = run_equivalence(_confident_config(), data)
     assert not plain.passed
-    assert {r.quantity for r in plain.report.rows if not r.passed} <= {"loss",
-                                                                       "train_step loss"}
+    differ = {r.quantity for r in plain.report.rows if not r.passed}
+    assert {"loss", "train_step loss"} <= differ  # the losses, never the gradients
+    assert all("loss" in q or q.startswith("stress:") for q in differ), differ
     accepted = run_equivalence(_confident_config(accept=("loss-clip-eps",)), data)
     assert accepted.passed, accepted.text()
     assert any(line.startswith("accepted: loss-clip-eps") for line in accepted.header)

@@ -255,8 +255,14 @@ class CheckResult:
             if v.status != PASS or len(self.verdicts) > 1 or self.report is None:
                 line = (f"{v.status}: {v.summary}" if len(self.verdicts) == 1
                         else f"{v.status} {v.name}: {v.summary}")
-                if line not in "\n".join(lines).splitlines():  # the report's own last line
-                    lines.append(line)
+                shown = "\n".join(lines).splitlines()
+                if line in shown:  # the report's own verdict line
+                    continue
+                # the report's verdict line that this one completes ("...; the parameters
+                # part after step 1"): said once, whole, at the end
+                lines = [ln for ln in shown if not (ln.startswith(f"{v.status}: ")
+                                                    and line.startswith(ln))]
+                lines.append(line)
         # notes last: a WARN's reason ends the output
         shown = "\n".join(lines)
         lines.extend(n for n in self.notes
