@@ -53,7 +53,8 @@ SKIP_RULES = [
      "long); the same command on a small case runs on the same page",
      lambda code: bool(re.search(r"^(time nn-harness |nn-harness calibrate --configs 10000|"
                                  r"nn-harness calibrate --quick$|"
-                                 r"nn-harness bench --threads 2\b)",
+                                 r"nn-harness bench --threads 2\b|"
+                                 r"PYTHONPATH=\. python examples/trajectory_rates\.py )",
                                  code, re.M))),
 ]
 
