@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from harness.calibrate import run as R
-from harness.calibrate.catalogue import CATALOGUE, perturbed_backend
+from harness.calibrate.catalogue import perturbed_backend
+from harness.calibrate.entries import CATALOGUE
 from harness.calibrate.configs import CHECKS, PAIRS, draw_config
 from harness.calibrate.tables import calibrate
 

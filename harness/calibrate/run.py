@@ -4,7 +4,7 @@
   through every check, for the pairs scratch/torch and simple/torch; every row is one
   (configuration, pair, check) with its verdict. A correct pair that fails is a false
   alarm.
-* :func:`detections`: every bug of :data:`harness.calibrate.catalogue.CATALOGUE`
+* :func:`detections`: every bug of :data:`harness.calibrate.entries.CATALOGUE`
   against torch, per case (data set and hidden widths), dtype and check; a row says
   whether the check caught it.
 * :func:`resolution`: bisects the relative error of one gradient entry until the
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from harness.calibrate import configs as C
-from harness.calibrate.catalogue import CATALOGUE, Bug, perturbed_backend
+from harness.calibrate.catalogue import perturbed_backend
+from harness.calibrate.entries import CATALOGUE, Bug
 
 #: the catalogue's (data set, hidden widths) cases; --quick runs the first only
 CASES: tuple[tuple[str, tuple[int, ...]], ...] = (

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness.calibrate import run as R
-from harness.calibrate.catalogue import CATALOGUE
+from harness.calibrate.entries import CATALOGUE
 from harness.calibrate.configs import CHECKS, PAIRS
 
 SCHEMA = "nn-harness-calibrate"
