@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"nn-harness {args.command}"
     typed = list(sys.argv[1:] if argv is None else argv)
     from_file = args.command == "sweep" or getattr(args, "config", None) is not None
-    from harness.cli.common import json_stdout
+    from harness.cli.output import json_stdout
     from harness.runtime.deadline import call_limit
 
     try:
@@ -193,7 +193,7 @@ def _backend_raised(name: str, exc, as_json: bool) -> int:
 
     finding = finding_of(exc)
     if as_json:
-        from harness.cli.common import print_json
+        from harness.cli.output import print_json
 
         print_json({"status": "FAIL", "passed": False, "summary": f"the code under test "
                     f"raised: {finding}", "findings": [finding.to_dict()]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "time forward, loss_and_grads, train_step and an epoch of each backend, side by side"
 EXAMPLE = """nn-harness bench                                  # the default (small) grid, all cores
@@ -150,7 +150,7 @@ def build_config(args):
 
     common.validate_threads(args)
     if getattr(args, "save", False):
-        common.check_writable(getattr(args, "out", None))
+        output.check_writable(getattr(args, "out", None))
     kw: dict = {}
     if args.config:
         kw.update(load_config_file(args.config))
@@ -231,7 +231,7 @@ def run(args) -> int:
         table = bench.compare_runs(old, new)
         differences = bench.run_differences(old, new)
         if args.json:
-            common.print_json({"old": args.compare[0], "new": args.compare[1],
+            output.print_json({"old": args.compare[0], "new": args.compare[1],
                                "differences": differences,
                                "rows": table.to_dict(orient="records")})
             if differences:
@@ -257,7 +257,7 @@ def run(args) -> int:
         out = result.to_dict(targets=targets)
         out.pop("times_s", None)
         out["saved_to"] = None if saved is None else str(saved)
-        common.print_json(out)
+        output.print_json(out)
     else:
         print(bench.format_result(result, targets=targets))
         if saved is not None:

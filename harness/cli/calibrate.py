@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from harness.cli import common
+from harness.cli import common, output
 from harness.runtime.values import check_int
 
 HELP = "measure the checks' false alarms and which injected bugs they catch"
@@ -61,20 +61,20 @@ def run(args) -> int:
         from harness.data.atomic import check_output_dir
 
         check_output_dir(out, force=args.force)
-    common.check_writable(out)  # refused now, not after the run
+    output.check_writable(out)  # refused now, not after the run
 
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    with common.output_folder(out, force=args.force, keep_partial=False,
+    with output.output_folder(out, force=args.force, keep_partial=False,
                               what="calibration") as folder:
         with limit_threads(threads):
             result = calibrate(configs, args.seed, quick=args.quick, threads=threads,
                                workers=args.workers, command=command, log=log)
         result.write(folder)
     if args.json:
-        common.print_json({**result.summary(), "out": out})
+        output.print_json({**result.summary(), "out": out})
     else:
         print(result.text())
         print(f"written: {out}")

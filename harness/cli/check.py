@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "check that two backends compute the same logits, loss, gradients and updates"
 EXAMPLE = "nn-harness check --backends scratch,torch --dataset digits --dims 64,32,10 --dtype float64"
@@ -52,7 +52,7 @@ def run(args) -> int:
         out = result.to_dict()
         out["config"] = {"dataset": data.name, "n_samples": len(data), **spec.to_dict(),
                          "optimizer": opt.to_dict(), "init_from": args.init_from}
-        common.print_json(out)
+        output.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised), {spec.short()}, "
               f"{spec.dtype}, seed {spec.seed}")

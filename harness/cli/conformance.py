@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "run the conformance suite on your own class (or a built-in backend)"
 EXAMPLE = "nn-harness conformance mynet:MyMLP"
@@ -126,7 +126,7 @@ def run(args) -> int:
     result = check_network(args.backend, reference=args.reference, on_outcome=progress,
                            flags=flags)
     if args.json:
-        common.print_json(result.to_dict())
+        output.print_json(result.to_dict())
         return result.exit_code
     if args.verbose:
         for outcome in result.failed:

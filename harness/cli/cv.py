@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli import common
+from harness.cli import common, output
 from harness.runtime.values import check_int
 
 HELP = "k-fold cross-validation of the backends on the same folds, side by side"
@@ -79,7 +79,7 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)  # refuse before training, not after
-        common.check_writable(args.out)
+        output.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     config = common.check_config(
@@ -93,7 +93,7 @@ def run(args) -> int:
     report = result.report
     if report is None:  # a backend raised: the finding is the result
         if args.json:
-            common.print_json({**result.to_dict(), "out": args.out})
+            output.print_json({**result.to_dict(), "out": args.out})
         else:
             print(result.text())
         return 1
@@ -104,7 +104,7 @@ def run(args) -> int:
         out.update({k: v for k, v in result.to_dict().items() if k not in out})
         out["out"] = args.out
         out["passed"] = passed
-        common.print_json(out)
+        output.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, {data.n_features} features, "
               f"{data.n_classes} classes: {_classes(data.class_names)}), {spec.short()}, "
@@ -123,7 +123,7 @@ def _cross_validate(args, config, data):
     """Cross-validate; with --out, in a staged folder that keeps the finished folds."""
     from harness.checks import run_cv
 
-    with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
+    with output.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         def on_fold(k, partial):
             if tmp is not None:  # what the finished folds found, kept if interrupted
                 _write_tables(partial, tmp, complete=False, name=data.name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "write a backend's initial parameters to a weight file (.safetensors or .npz)"
 EXAMPLE = "nn-harness export --backend scratch --dims 64,32,10 --seed 0 --out weights.safetensors"
@@ -72,7 +72,7 @@ def run(args) -> int:
         raise ConfigError(f"`--out` {args.out!r}: the name must end in .safetensors or .npz "
                           f"(the format follows it)")
     fmt = format_of(out)
-    common.check_writable(args.out)
+    output.check_writable(args.out)
     if out.exists() and not args.force:
         raise ConfigError(f"`--out` {args.out!r} already exists; choose another name or pass "
                           f"--force to replace it")
@@ -102,7 +102,7 @@ def run(args) -> int:
 
     check = read_weights(path)  # what was written reads back
     if args.json:
-        common.print_json({"path": str(path), "format": fmt, "dims": list(check.dims),
+        output.print_json({"path": str(path), "format": fmt, "dims": list(check.dims),
                            "dtype": check.dtype, "tensors": list(check.params),
                            "metadata": check.metadata})
     else:

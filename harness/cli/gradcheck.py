@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "check one backend's gradients against finite differences of its loss"
 EXAMPLE = ("nn-harness gradcheck --backend scratch --dataset iris --dims 4,16,3 "
@@ -78,7 +78,7 @@ def run(args) -> int:
         out["config"] = {"backend": args.backend, "dataset": data.name,
                          "n_samples": len(data), **spec.to_dict(),
                          "optimizer": opt.to_dict(), "init_from": args.init_from}
-        common.print_json(out)
+        output.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "
               f"{spec.short()}, {spec.dtype}, seed {spec.seed}")

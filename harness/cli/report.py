@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli import common
+from harness.cli import common, output
 
 # the report's defaults; harness.report holds the same numbers (imported lazily there)
 EPOCHS = 50
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     threads = common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
-        common.check_writable(args.out)
+        output.check_writable(args.out)
     data = common.load_data(args)
     spec = common.model_spec(args, data)
     settings = ReportSettings(
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     validate_settings(settings, data)
     out = args.out if args.out is not None else default_out(data.name)
     check_output_dir(out, force=args.force)  # refuse before running anything
-    common.check_writable(out)
+    output.check_writable(out)
     # a plug-in that breaks the contract: its findings, exit 1, no report of meaningless
     # comparisons (a class that cannot be built: exit 2)
     code = common.preflight(args, common.check_config(args, backends, spec, opt,
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     outcome = build_report(data, settings, out, force=args.force, quiet=args.quiet,
                            command=command)
     if args.json:
-        common.print_json({"passed": outcome.passed, "exit_code": outcome.exit_code,
+        output.print_json({"passed": outcome.passed, "exit_code": outcome.exit_code,
                            "path": str(outcome.path), "index": str(outcome.index),
                            "elapsed_s": round(outcome.elapsed_s, 3),
                            "verdicts": [v.to_dict() for v in outcome.verdicts]})

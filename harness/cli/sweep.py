@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "run the comparison over a grid of configurations on a Dask cluster (resumable)"
 EXAMPLE = "nn-harness sweep examples/sweep_small.toml --out reports/sweep-small"
@@ -141,7 +141,7 @@ def _run(args) -> int:
     from harness.sweep import ResultsStore, load_plan, run_sweep, validate_executor
 
     out = args.out or _default_out(args.grid)
-    common.check_writable(out)  # before reading the grid (which loads Dask)
+    output.check_writable(out)  # before reading the grid (which loads Dask)
     plan = load_plan(args.grid)
     executor = validate_executor(args.executor)
     if args.workers is not None:

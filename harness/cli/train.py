@@ -6,7 +6,7 @@ import math
 import sys
 import warnings
 
-from harness.cli import common
+from harness.cli import common, output
 
 HELP = "train two backends side by side on identical batches and compare the trajectories"
 EXAMPLE = ("nn-harness train --backends scratch,torch --optimizer adam --lr 1e-3 "
@@ -77,7 +77,7 @@ def run(args) -> int:
     common.validate_threads(args)
     if args.out is not None:
         check_output_dir(args.out, force=args.force)
-        common.check_writable(args.out)
+        output.check_writable(args.out)
 
     data = common.load_data(args)
     spec = common.model_spec(args, data)
@@ -106,7 +106,7 @@ def run(args) -> int:
     common.show_passing_command(args, "train", result)
     report = result.report
     if args.json:
-        common.print_json(summary)
+        output.print_json(summary)
     else:
         print(f"data: {data.name} ({len(y_tr)} training, "
               f"{0 if y_va is None else len(y_va)} validation samples, standardised), "
@@ -126,7 +126,7 @@ def _train(args, config, run_config, data):
     from harness.checks import run_training
     from harness.runtime.console import progress
 
-    with common.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
+    with output.output_folder(args.out, force=args.force, keep_partial=True) as tmp:
         bar = progress(total=args.epochs, desc="train", quiet=args.quiet)
         partial = _PartialHistory(tmp, run_config, args.epochs)
 
