@@ -215,8 +215,9 @@ def test_settings_are_read_under_the_codes_names():
 
 @pytest.mark.parametrize("opt, message", [
     (OptimizerSpec(name="adam"), r"this code has no adam optimizer \(it has sgd\)"),
-    (OptimizerSpec(momentum=0.9), r"no setting for momentum=0.9 \(it takes lr\)"),
-    (OptimizerSpec(weight_decay=0.1), "no setting for weight_decay=0.1"),
+    (OptimizerSpec("sgd", momentum=0.9, weight_decay=0.0),
+     r"no setting for momentum=0.9 \(it takes lr\)"),
+    (OptimizerSpec("sgd", weight_decay=0.1), "no setting for weight_decay=0.1"),
 ])
 def test_settings_the_code_has_not_are_refused_by_name(opt, message):
     with pytest.raises(ConfigError, match=message):
@@ -225,7 +226,7 @@ def test_settings_the_code_has_not_are_refused_by_name(opt, message):
 
 def test_weight_decay_in_another_place_than_the_codes_is_refused():
     with pytest.raises(ConfigError, match="--weight-decay-in loss --weight-decay-on weights"):
-        code_settings(OptimizerSpec(weight_decay=0.1), {"lr": "lr", "weight_decay": "reg"},
+        code_settings(OptimizerSpec("sgd", weight_decay=0.1), {"lr": "lr", "weight_decay": "reg"},
                       decay_in="loss", decay_on="weights")
 
 
@@ -247,7 +248,7 @@ class _Tiny(Adapter):
 
 
 def test_the_adapter_has_the_optional_members_only_when_the_code_has_them():
-    model = _Tiny(ModelSpec(dims=(3, 2)), OptimizerSpec())
+    model = _Tiny(ModelSpec(dims=(3, 2)), OptimizerSpec("sgd", weight_decay=0.0))
     assert not hasattr(model, "get_buffers") and not hasattr(model, "set_dropout_masks")
     assert not hasattr(model, "intermediates")
     assert model.get_params()["W0"].shape == (3, 2)
@@ -262,7 +263,7 @@ def test_the_adapter_refuses_what_the_code_lacks_when_built():
 
 # ------------------------------------------------------------------ the gallery's adapters
 DATA = make_synthetic(48, 4, 3, seed=0)
-SGD = OptimizerSpec(name="sgd", lr=0.1)
+SGD = OptimizerSpec(name="sgd", lr=0.1, weight_decay=0.0)
 L2_LOSS = dict(weight_decay=0.01, weight_decay_in="loss", weight_decay_on="weights")
 BOOK = (ModelSpec(dims=(4, 8, 3), activation="sigmoid", loss="bce", loss_outputs="sum"),
         OptimizerSpec(name="sgd", lr=0.5, **L2_LOSS))

@@ -227,7 +227,7 @@ def test_spec_describes_and_round_trips_the_new_fields():
                                "centered, no weight decay, cosine lr over 50 steps to 0, "
                                "gradients clipped to norm 1)")
     assert OptimizerSpec(**spec.to_dict()) == spec
-    assert OptimizerSpec("adagrad", lr_decay=0.1, weight_decay=0.0).describe() == (
+    assert OptimizerSpec("adagrad", lr=0.01, lr_decay=0.1, weight_decay=0.0).describe() == (
         "adagrad (lr 0.01, lr decay 0.1, initial accumulator 0, eps 1e-08, no weight decay)")
 
 

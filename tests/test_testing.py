@@ -94,7 +94,7 @@ def test_float32_is_judged_by_the_float64_arbiter_as_on_the_command_line(xy):
     from harness import ModelSpec, OptimizerSpec, make_backend
 
     result = assert_equivalent("torch", "scratch", *xy, dims=DIMS, dtype="float32")
-    assert {row.rule for row in result.report.rows} == {"arbiter", "tolerance"}
+    assert {row.rule for row in result.report.rows} == {"arbiter"}  # the step rows too
     assert all(r.rule == "arbiter" for r in result.report.rows
                if r.quantity.startswith("grads"))
     trained = assert_trains_alike("torch", NumpyMLP, *xy, epochs=2, batch_size=3, dims=DIMS,

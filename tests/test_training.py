@@ -366,7 +366,7 @@ class NanAfter(MLP):
 
 def test_a_nan_loss_stops_training_names_step_and_backend_and_keeps_the_history(small):
     X, y, Xv, yv = small
-    ref = make_backend("torch", ModelSpec(DIMS))
+    ref = make_backend("torch", ModelSpec(DIMS), OptimizerSpec("sgd", lr=0.01, weight_decay=0.0))
     report = compare_training(ref, NanAfter(7), X, y, epochs=5, batch_size=32, X_val=Xv,
                               y_val=yv, reference_name="torch", candidate_name="scratch")
     assert not report.passed

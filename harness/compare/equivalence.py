@@ -391,6 +391,13 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
         if not run.rows:  # nothing compared yet: the caller's finding alone
             raise
         raised = exc
+    return _finished(run, reference, candidate, dtype, tol, steps, arbiter is not None, raised)
+
+
+def _finished(run, reference, candidate, dtype, tol: dict, steps: int, arbitrated: bool,
+              raised) -> EquivalenceReport:
+    """The report of a finished comparison, with the step it parted at and the dtype's
+    resolution notice among its notes."""
     parted = parted_note(run.rows, steps)
     if parted is not None and parted not in run.notes:
         run.notes.append(parted)
@@ -400,9 +407,9 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     notice = resolution_notice(settings, dtype, steps)
     if notice is not None:
         run.notes.append(notice)
-    return EquivalenceReport(run.rows, rtol, atol, dtype.name, reference_name, candidate_name,
+    return EquivalenceReport(run.rows, tol["rtol"], tol["atol"], dtype.name, *run.names,
                              divergence=run.divergence, notes=run.notes,
-                             arbiter=arbiter is not None, raised=raised, inert=run.inert,
+                             arbiter=arbitrated, raised=raised, inert=run.inert,
                              steps=steps, parted=parted)
 
 

@@ -112,7 +112,8 @@ def step_bounds(actual, expected, arbiter, before) -> _Bounds:
 
 def parted_note(rows: list[Comparison], steps: int) -> str | None:
     """After which step the parameters part, and the cause when step 1 agreed; None
-    when every post-step row agrees or step 1's rows already differ."""
+    when every post-step row agrees, or for a one-step check (nothing to say beyond
+    its rows)."""
     by_step = {}
     for r in rows:
         for k in range(steps, 0, -1):
@@ -128,7 +129,7 @@ def parted_note(rows: list[Comparison], steps: int) -> str | None:
     names = ", ".join(r.quantity.split("[", 1)[1].strip("[]'") for r in by_step[first]
                       if not r.passed)
     if first == 1:
-        return f"the parameters part after step 1: {names}"
+        return None if steps == 1 else f"the parameters part after step 1: {names}"
     half = " (a batch of half the rows)" if first == steps and steps >= 3 else ""
     return (f"parameters agree after step {first - 1}, part after step {first}{half}: "
             f"{names}; step 1 agrees, so the cause is {STEP_STATE_CAUSE}")
@@ -167,10 +168,23 @@ def inert_from(params: dict, reference: dict, inert: tuple) -> dict:
 def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | None,
                 run, steps: int, excused: dict) -> None:
     """Steps 2..``steps`` of each (masks drawn as training draws them), the parameters
-    and buffers compared after each (:mod:`harness.compare.steps`)."""
+    and buffers compared after each (:mod:`harness.compare.steps`).
+
+    Each step starts from the reference's parameters and buffers (copied into the
+    candidate and the arbiter; the optimizers keep their own state): a difference after
+    step k is that step's, judged as step 1 is, not the compounded rounding of the
+    steps before (which, amplified by Adam, failed correct float32 pairs); a bug in the
+    state kept between steps (the step counter, a schedule, a cached batch size, the
+    previous parameters) still shows.
+    """
+    from harness.model.transfer import copy_params
+
     batches = step_batches(x_ref, y, steps)
     for k in range(2, steps + 1):
         xb, yb = batches[k - 1]
+        copy_params(reference, candidate)
+        if arbiter is not None:
+            copy_params(reference, arbiter)
         before = reference.get_params()
         step_r = reference.train_step(xb, yb)
         step_c = candidate.train_step(xb, yb)
