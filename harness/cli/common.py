@@ -103,6 +103,11 @@ def add_layer_args(g) -> None:
                    help=f"the network as a list of layers, instead of --dims/--activation, "
                         f"e.g. \"linear(64),batchnorm,relu,dropout(0.5),linear(10)\"; widths "
                         f"come from the data; layers: {', '.join(LAYER_FORMS)}")
+    g.add_argument("--input-shape", default=None, metavar="C,H,W",
+                   help="the data as images (N, C, H, W) for --layers: each sample's "
+                        "features reshaped in C order (C*H*W must be their number), e.g. "
+                        "1,8,8 for the digits; with --dataset synthetic_images, the shape of "
+                        "its images (default: rows, or 1,8,8 for synthetic_images)")
     g.add_argument("--bn-momentum", type=float, default=0.1, metavar="M",
                    help="batch norm's momentum (default: 0.1, torch's)")
     g.add_argument("--bn-momentum-convention", default="torch", metavar="WHICH",
@@ -138,9 +143,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target", default=None, metavar="COLUMN",
                    help="label column of the --data CSV file (default: its last column); "
                         "labels may be strings or any integers")
-    for flag, default in (("samples", 1000), ("features", 20), ("classes", 3)):
+    for flag, default, which in (("samples", 1000, "synthetic or synthetic_images"),
+                                 ("features", 20, "synthetic"),
+                                 ("classes", 3, "synthetic or synthetic_images")):
         g.add_argument(f"--n-{flag}", type=int, default=None, metavar="N",
-                       help=f"size of --dataset synthetic: number of {flag} (default: {default})")
+                       help=f"size of --dataset {which}: number of {flag} (default: {default})")
 
 
 class _StoreExplicit(argparse.Action):
@@ -277,21 +284,27 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------- parsing
 def load_data(args):
-    """The data set the flags name (unstandardised): --data FILE, else --dataset."""
+    """The data set the flags name (unstandardised): --data FILE, else --dataset; as
+    images (N, C, H, W) with --input-shape (:func:`shaped_data`)."""
+    from harness.cli.images import input_shape_arg, shaped_data, synthetic_images
     from harness.data.datasets import load_data_file, load_dataset
 
     data_file = getattr(args, "data", None)
     target = getattr(args, "target", None)
     size = {k: getattr(args, k, None) for k in ("n_samples", "n_features", "n_classes")}
     given = [f"--{k.replace('_', '-')}" for k, v in size.items() if v is not None]
+    shape = input_shape_arg(args)
     if data_file is None:
         if target is not None:
             raise ConfigError("`--target` names the label column of a --data CSV file; "
                               "give --data FILE too")
+        if args.dataset == "synthetic_images":
+            return synthetic_images(args, size, shape)
         if given and args.dataset != "synthetic":
             raise ConfigError(f"`{given[0]}` sizes --dataset synthetic; it does not apply "
                               f"to --dataset {args.dataset}")
-        return load_dataset(args.dataset, seed=getattr(args, "seed", 0), **size)
+        return shaped_data(load_dataset(args.dataset, seed=getattr(args, "seed", 0), **size),
+                           shape)
     if getattr(args, "_dataset_given", False):
         raise ConfigError("give either --data FILE or --dataset NAME, not both")
     if given:
@@ -304,7 +317,7 @@ def load_data(args):
         fit_standardizer(data.X)
     except DataError as exc:
         raise DataError(f"{data_file}: {exc}") from None
-    return data
+    return shaped_data(data, shape)
 
 
 def read_init(args):
@@ -382,10 +395,15 @@ def _layers_spec(args, dataset):
     if args.activation != "relu":
         raise ConfigError(f"--activation goes with --dims; with --layers write each "
                           f"activation in the list, got --activation {args.activation}")
-    spec = ModelSpec(layers=args.layers, dtype=args.dtype, seed=args.seed,
-                     loss_reduction=getattr(args, "loss_reduction", "mean"),
-                     **layer_spec_settings(args), **loss_settings(args)
-                     ).fit(dataset.n_features, dataset.n_classes)
+    settings = dict(dtype=args.dtype, seed=args.seed,
+                    loss_reduction=getattr(args, "loss_reduction", "mean"),
+                    **layer_spec_settings(args), **loss_settings(args))
+    if dataset.image_shape is not None:  # images: the network takes (C, H, W)
+        spec = ModelSpec(layers=args.layers, input_shape=dataset.image_shape, **settings
+                         ).fit(dataset.n_features, dataset.n_classes)
+    else:
+        spec = ModelSpec(layers=args.layers, **settings).fit(dataset.n_features,
+                                                             dataset.n_classes)
     if read_init(args) is not None and spec.is_layered:
         raise ConfigError("`--init-from` holds an MLP's weights (W0, b0, ...); it does not "
                           "go with --layers that have a normalisation or dropout layer")

@@ -310,13 +310,32 @@ def model_dtype(model) -> np.dtype:
     return np.asarray(next(iter(params.values()))).dtype
 
 
-def validate_batch(x, y, dims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Check a batch against a network's dims; return (x, y) as arrays."""
+def validate_batch(x, y, dims: tuple[int, ...], input_shape=None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Check a batch against a network's dims; return (x, y) as arrays.
+
+    ``x`` is (N, dims[0]) for a network on rows; for one on images (``input_shape``
+    (C, H, W), or a model or spec that has one: :func:`harness.data.images.image_shape`)
+    it must be (N, C, H, W) of that shape.
+    """
+    from harness.data.images import IMAGE_LAYOUT, image_shape
+
     x = np.asarray(x)
     y = np.asarray(y)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ConfigError(f"`x` must be a non-empty 2-D array, got shape {x.shape}")
-    if x.shape[1] != dims[0]:
+    shape = image_shape(input_shape)
+    if shape is not None:
+        if x.ndim != 4 or x.shape[0] == 0:
+            raise ConfigError(f"`x` must be a non-empty batch of images {IMAGE_LAYOUT} of "
+                              f"shape (N, {', '.join(map(str, shape))}), got shape {x.shape}")
+        if tuple(x.shape[1:]) != shape:
+            raise ConfigError(f"`x` holds images of shape (C, H, W) {tuple(x.shape[1:])} but "
+                              f"the network's input shape is {shape}; layout {IMAGE_LAYOUT}")
+    elif x.ndim != 2 or x.shape[0] == 0:
+        also = (f" (a batch of images {IMAGE_LAYOUT} needs a network with an input shape "
+                f"(C, H, W))" if x.ndim == 4 else "")
+        raise ConfigError(f"`x` must be a non-empty 2-D array (N, F), got shape {x.shape}"
+                          f"{also}")
+    elif x.shape[1] != dims[0]:
         raise ConfigError(f"`x` has {x.shape[1]} features but dims[0] is {dims[0]}")
     if x.dtype.kind not in "fiu" or not np.all(np.isfinite(x)):
         raise ConfigError("`x` must hold finite numbers")
@@ -364,7 +383,7 @@ def check_equivalence(reference, candidate, x, y, *, rtol: float | None = None,
     if tuple(reference.dims) != tuple(candidate.dims):
         raise ConfigError(f"reference dims {tuple(reference.dims)} differ from candidate dims "
                           f"{tuple(candidate.dims)}")
-    x, y = validate_batch(x, y, tuple(reference.dims))
+    x, y = validate_batch(x, y, tuple(reference.dims), reference)
     dtype = model_dtype(reference)
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     tol = dict(rtol=rtol, atol=atol)

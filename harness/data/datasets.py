@@ -1,7 +1,8 @@
-"""Data sets: scikit-learn's bundled copies, a seeded synthetic set, the user's own CSV
-or ``.npz`` file, label mapping and standardisation.
+"""Data sets: scikit-learn's bundled copies, seeded synthetic sets (tabular and images),
+the user's own CSV or ``.npz`` file, label mapping and standardisation.
 
-Every loader returns a :class:`Dataset` with finite float64 features and labels mapped
+Every loader returns a :class:`Dataset` with finite float64 features (rows (N, D), or
+images (N, C, H, W): :mod:`harness.data.images`) and labels mapped
 to 0..C-1 (the original labels are kept as ``class_names``), or raises
 :class:`~harness.errors.DataError` with a one-line message naming what is wrong and,
 for a file, where (row and column).
@@ -19,7 +20,8 @@ import numpy as np
 from harness.errors import DataError
 from harness.runtime.values import check_int
 
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer", "synthetic")
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "iris", "wine", "breast_cancer", "synthetic",
+                                     "synthetic_images")
 
 #: the synthetic set's size when none is given
 SYNTHETIC_DEFAULTS = {"n_samples": 1000, "n_features": 20, "n_classes": 3}
@@ -34,10 +36,10 @@ class Dataset:
 
     Attributes
     ----------
-    X : ndarray of float64, shape (N, D)
+    X : ndarray of float64, shape (N, D), or (N, C, H, W) for images
     y : ndarray of int64, shape (N,)
     class_names : list of str, length C; ``class_names[k]`` is the original label of class k
-    feature_names : list of str, length D
+    feature_names : list of str, length D (C * H * W for images, in C order)
     """
 
     name: str
@@ -48,7 +50,35 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return int(self.X.shape[1])
+        """Values per sample: D, or C * H * W for images."""
+        return int(np.prod(self.X.shape[1:]))
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of image data, None for rows."""
+        return tuple(int(d) for d in self.X.shape[1:]) if self.X.ndim == 4 else None
+
+    def as_images(self, shape) -> Dataset:
+        """This set as images of ``shape`` (C, H, W): rows reshaped in C order.
+
+        Raises
+        ------
+        DataError
+            ``C * H * W`` is not the number of features (naming both).
+        """
+        from harness.data.images import as_images
+
+        X = as_images(self.X, shape, source=f"{self.name}")
+        return Dataset(self.name, X, self.y, self.class_names, self.feature_names)
+
+    def flattened(self) -> Dataset:
+        """This set as rows (N, C*H*W), C order; rows pass unchanged."""
+        from harness.data.images import flatten_images
+
+        if self.X.ndim == 2:
+            return self
+        return Dataset(self.name, flatten_images(self.X), self.y, self.class_names,
+                       self.feature_names)
 
     @property
     def n_classes(self) -> int:
@@ -130,23 +160,34 @@ def make_synthetic(n_samples: int = 1000, n_features: int = 20, n_classes: int =
 
 
 def load_dataset(name: str = "digits", *, seed: int = 0, n_samples: int | None = None,
-                 n_features: int | None = None, n_classes: int | None = None) -> Dataset:
+                 n_features: int | None = None, n_classes: int | None = None,
+                 input_shape=None) -> Dataset:
     """One of the built-in data sets, unstandardised.
 
     ``digits``, ``iris``, ``wine`` and ``breast_cancer`` are scikit-learn's bundled
     copies (no network). ``synthetic`` is :func:`make_synthetic`, seeded by ``seed``,
-    with ``n_samples`` (default 1000), ``n_features`` (20) and ``n_classes`` (3); those
-    three apply to ``synthetic`` only.
+    with ``n_samples`` (default 1000), ``n_features`` (20) and ``n_classes`` (3).
+    ``synthetic_images`` is :func:`harness.data.images.make_synthetic_images`: images
+    (N, C, H, W) of ``input_shape`` (default (1, 8, 8)), ``n_samples`` (1000) and
+    ``n_classes`` (3). The sizes apply to those two only; ``input_shape`` to
+    ``synthetic_images`` only (reshape another set with :meth:`Dataset.as_images`).
     """
     if name not in BUILTIN_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")
     size = {"n_samples": n_samples, "n_features": n_features, "n_classes": n_classes}
+    if name == "synthetic_images":
+        return _synthetic_images(seed, size, input_shape)
+    if input_shape is not None:
+        raise DataError(f"`input_shape` sizes the synthetic_images data set, not {name!r}; "
+                        f"reshape it with Dataset.as_images")
     if name == "synthetic":
         given = {k: v for k, v in size.items() if v is not None}
         return make_synthetic(**{**SYNTHETIC_DEFAULTS, **given}, seed=seed)
     for key, value in size.items():
         if value is not None:
-            raise DataError(f"`{key}` applies to the synthetic data set only, not {name!r}")
+            also = "" if key == "n_features" else " (or synthetic_images)"
+            raise DataError(f"`{key}` applies to the synthetic data set only{also}, not "
+                            f"{name!r}")
     if name == "digits":
         fast = _read_bundled_digits()
         if fast is not None:
@@ -159,6 +200,17 @@ def load_dataset(name: str = "digits", *, seed: int = 0, n_samples: int | None =
         f"x{i}" for i in range(bunch.data.shape[1])]
     return Dataset(name, np.asarray(bunch.data, dtype=np.float64),
                    np.asarray(bunch.target, dtype=np.int64), names, features)
+
+
+def _synthetic_images(seed: int, size: dict, input_shape) -> Dataset:
+    from harness.data.images import SYNTHETIC_IMAGE_DEFAULTS, make_synthetic_images
+
+    if size["n_features"] is not None:
+        raise DataError("`n_features` does not size synthetic_images: its features are the "
+                        "C*H*W pixels of `input_shape`")
+    given = {k: v for k, v in (("n_samples", size["n_samples"]), ("n_classes", size["n_classes"]),
+                               ("input_shape", input_shape)) if v is not None}
+    return make_synthetic_images(**{**SYNTHETIC_IMAGE_DEFAULTS, **given}, seed=seed)
 
 
 def _read_bundled_digits() -> Dataset | None:
@@ -413,22 +465,30 @@ def _stem(p: Path) -> str:
 def fit_standardizer(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and scales of ``X_train``; a constant column gets scale 1.
 
+    Images (N, C, H, W) are standardised per channel: mean and scale over N, H and W,
+    returned with shape (C, 1, 1) so that ``(X - mean) / scale`` broadcasts.
+
     Raises
     ------
     DataError
-        A column whose values are so large (beyond about 1e150) that its standard
-        deviation overflows float64: it would silently become a column of zeros.
+        A column (a channel) whose values are so large (beyond about 1e150) that its
+        standard deviation overflows float64: it would silently become zeros.
     """
+    images = X_train.ndim == 4
+    axes = (0, 2, 3) if images else 0
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = X_train.mean(axis=0)
-        std = X_train.std(axis=0)
+        mean = X_train.mean(axis=axes)
+        std = X_train.std(axis=axes)
     bad = ~(np.isfinite(mean) & np.isfinite(std))
     if bad.any():
         j = int(np.argmax(bad))
         biggest = float(np.max(np.abs(X_train[:, j])))
-        raise DataError(f"feature column {j} holds values up to {biggest:.3g}, too large to "
+        what = f"image channel {j}" if images else f"feature column {j}"
+        raise DataError(f"{what} holds values up to {biggest:.3g}, too large to "
                         f"standardise in float64 (its variance overflows); rescale it")
     std[std == 0] = 1.0
+    if images:
+        return mean[:, None, None], std[:, None, None]
     return mean, std
 
 

@@ -128,7 +128,7 @@ def compare_with_autograd(model, x, y, *, activation: str | None = None,
     if activation is None:
         raise ConfigError(f"cannot tell the hidden activation of {name}; pass `activation`")
     dims = tuple(model.dims)
-    x, y = validate_batch(x, y, dims)
+    x, y = validate_batch(x, y, dims, model)
     dtype = model_dtype(model)
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     x = x.astype(dtype, copy=False)
@@ -177,7 +177,7 @@ def _compare_layers(model, layers, x, y, *, rtol, atol, name: str) -> Equivalenc
     from harness.model.registry import torch_layer_twin
     from harness.model.transfer import copy_buffers
 
-    x, y = validate_batch(x, y, tuple(model.dims))
+    x, y = validate_batch(x, y, tuple(model.dims), model)
     dtype = model_dtype(model)
     rtol, atol = resolve_tolerances(dtype, rtol, atol)
     x = x.astype(dtype, copy=False)
@@ -289,7 +289,7 @@ def torch_gradcheck(model, x, y, *, eps: float = 1e-6, atol: float = 1e-5, rtol:
     check_protocol(model, type(model).__name__)
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ConfigError(f"`eps` must be > 0, got {eps}")
-    x, y = validate_batch(x, y, tuple(model.dims))
+    x, y = validate_batch(x, y, tuple(model.dims), model)
     if model_dtype(model) == np.float64:
         target, precision = model, "float64"
     else:

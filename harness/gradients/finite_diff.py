@@ -198,7 +198,7 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
     check_protocol(model, name)
     _validate(eps, rtol, atol, max_entries, seed)
     dims = tuple(model.dims)
-    x, y = validate_batch(x, y, dims)
+    x, y = validate_batch(x, y, dims, model)
     original_dtype = model_dtype(model)
     target, precision = _float64_target(model, original_dtype)
     dtype = model_dtype(target)

@@ -115,14 +115,18 @@ def short_name(target) -> str:
 
 
 def infer_dims(x, y, dims=None, hidden: int = DEFAULT_HIDDEN) -> tuple[int, ...]:
-    """``dims`` if given, else (features of ``x``, ``hidden``, classes seen in ``y``)."""
+    """``dims`` if given, else (features of ``x``, ``hidden``, classes seen in ``y``).
+
+    The features of images ``x`` (N, C, H, W) are their C * H * W values.
+    """
     if dims is not None:
         return tuple(dims)
     x, y = np.asarray(x), np.asarray(y)
-    if x.ndim != 2 or y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
+    if x.ndim not in (2, 4) or y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iu":
         raise ConfigError(f"cannot infer `dims` from x of shape {x.shape} and y of shape "
-                          f"{y.shape}; pass dims=(features, ..., classes)")
-    return (int(x.shape[1]), hidden, max(int(y.max()) + 1, 2))
+                          f"{y.shape}; pass dims=(features, ..., classes) (x: rows (N, F) or "
+                          f"images (N, C, H, W))")
+    return (int(np.prod(x.shape[1:])), hidden, max(int(y.max()) + 1, 2))
 
 
 def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int = 0,
@@ -131,7 +135,8 @@ def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int
 
     What is not given is read off a built target (its dims, dtype and activation),
     else inferred from ``x`` and ``y`` (dims), else the defaults (relu, float64). A
-    ``layers`` list takes its widths from ``x`` and ``y``.
+    ``layers`` list takes its widths from ``x`` and ``y``, and its input shape (C, H, W)
+    from images ``x`` (N, C, H, W).
     """
     from harness.compare.equivalence import model_dtype
     from harness.model.conventions import activation_of
@@ -143,7 +148,9 @@ def spec_for(targets, x, y, *, dims=None, activation=None, dtype=None, seed: int
         features, _, classes = infer_dims(x, y)
         built = [t for t in targets if is_built(t)]
         dtype = dtype or (model_dtype(built[0]).name if built else "float64")
-        return ModelSpec(layers=layers, dtype=dtype, seed=seed, **_conventions(
+        shape = np.shape(x)[1:]
+        images = {"input_shape": tuple(int(d) for d in shape)} if len(shape) == 3 else {}
+        return ModelSpec(layers=layers, dtype=dtype, seed=seed, **images, **_conventions(
             "model", {"loss_reduction": loss_reduction})).fit(features, classes)
 
     built = [t for t in targets if is_built(t)]

@@ -118,20 +118,30 @@ def nnh_candidate(request) -> ModelFactory:
 
 @pytest.fixture
 def nnh_data():
-    """``nnh_data(name="iris", *, n_samples=None, seed=0)``: standardised ``(X, y)``.
+    """``nnh_data(name="iris", *, n_samples=None, seed=0, input_shape=None)``:
+    standardised ``(X, y)``.
 
-    ``name`` is a bundled data set (digits, iris, wine, breast_cancer, synthetic);
-    ``n_samples`` keeps the first rows of a seeded shuffle (or sizes ``synthetic``).
+    ``name`` is a bundled data set (digits, iris, wine, breast_cancer, synthetic,
+    synthetic_images); ``n_samples`` keeps the first rows of a seeded shuffle (or sizes
+    the synthetic sets). ``input_shape`` (C, H, W) gives images ``X`` (N, C, H, W),
+    standardised per channel: ``nnh_data("digits", input_shape=(1, 8, 8))``; for
+    synthetic_images it is the shape of its images.
     """
-    def load(name: str = "iris", *, n_samples: int | None = None, seed: int = 0):
+    def load(name: str = "iris", *, n_samples: int | None = None, seed: int = 0,
+             input_shape=None):
         import numpy as np
 
         from harness.data.datasets import load_dataset, standardize
 
-        data = load_dataset(name, seed=seed,
-                            **({"n_samples": n_samples} if name == "synthetic" else {}))
+        synthetic = name in ("synthetic", "synthetic_images")
+        size = {"n_samples": n_samples} if synthetic else {}
+        if name == "synthetic_images":
+            size["input_shape"] = input_shape
+        data = load_dataset(name, seed=seed, **size)
+        if input_shape is not None:
+            data = data.as_images(input_shape)
         X, y = data.X, data.y
-        if n_samples is not None and name != "synthetic":
+        if n_samples is not None and not synthetic:
             order = np.random.default_rng(seed).permutation(len(y))[:n_samples]
             X, y = X[order], y[order]
         (X,) = standardize(X)

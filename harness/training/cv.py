@@ -208,17 +208,19 @@ class CVReport:
 # ---------------------------------------------------------------------- checks
 def _check_xy(X, y, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
     X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError(f"`X` must be a non-empty 2-D array (samples x features), "
-                        f"got shape {X.shape}")
+    if X.ndim not in (2, 4) or 0 in X.shape:
+        raise DataError(f"`X` must be a non-empty 2-D array (samples x features) or a batch "
+                        f"of images (N, C, H, W), got shape {X.shape}")
     if X.dtype.kind not in "fiub":
         raise DataError(f"`X` must hold numbers, got dtype {X.dtype}")
     X = X.astype(np.float64)
     bad = ~np.isfinite(X)
     if bad.any():
-        r, c = (int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"`X` must be finite; X[{r}, {c}] is "
-                        f"{'NaN' if np.isnan(X[r, c]) else 'infinite'} (row {r}, column {c})")
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = (f"(row {at[0]}, column {at[1]})" if X.ndim == 2 else
+                 f"(sample {at[0]}, channel {at[1]}, row {at[2]}, column {at[3]})")
+        raise DataError(f"`X` must be finite; X[{', '.join(map(str, at))}] is "
+                        f"{'NaN' if np.isnan(X[at]) else 'infinite'} {where}")
     y = np.asarray(y)
     if y.shape != (X.shape[0],):
         raise DataError(f"`y` must have shape ({X.shape[0]},) to match X, got {y.shape}")
@@ -367,7 +369,15 @@ def _check_names(backends) -> tuple[str, ...]:
     return names
 
 
-def _check_dims(spec: ModelSpec, n_features: int, n_classes: int) -> None:
+def _check_dims(spec: ModelSpec, X: np.ndarray, n_classes: int) -> None:
+    from harness.data.images import IMAGE_LAYOUT, image_shape
+
+    n_features = int(np.prod(X.shape[1:]))
+    shape = image_shape(spec)
+    if (X.ndim == 4) != (shape is not None) or (shape and tuple(X.shape[1:]) != shape):
+        want = (f"images {IMAGE_LAYOUT} of shape (N, {', '.join(map(str, shape))})" if shape
+                else "rows (N, F)")
+        raise ConfigError(f"the network takes {want}; `X` has shape {X.shape}")
     if spec.dims[0] != n_features:
         raise ConfigError(f"`spec.dims` must start with the number of features "
                           f"({n_features}), got {spec.dims}")
@@ -395,7 +405,7 @@ def _plan(backends, X, y, *, spec, optimizer, folds, stratified, seed, epochs, b
     if not isinstance(optimizer, OptimizerSpec):
         raise ConfigError(f"`optimizer` must be an OptimizerSpec, got {type(optimizer).__name__}")
     X, y, class_names = _check_xy(X, y, class_names)
-    _check_dims(spec, X.shape[1], len(class_names))
+    _check_dims(spec, X, len(class_names))
     folds = check_int("folds", folds, 2, X.shape[0], " (the number of samples)")
     epochs = check_int("epochs", epochs, 1)
     batch_size = check_int("batch_size", batch_size, 1)
@@ -426,7 +436,7 @@ def _config(plan: _Plan, stratified: bool) -> dict[str, Any]:
     folds, seed = plan.folds, plan.seed
     return {
         "backends": list(plan.names), "n_samples": plan.X.shape[0],
-        "n_features": int(plan.X.shape[1]), "n_classes": len(plan.class_names), "folds": folds,
+        "n_features": int(np.prod(plan.X.shape[1:])), "n_classes": len(plan.class_names), "folds": folds,
         "splitter": f"{'Stratified' if stratified else ''}KFold(n_splits={folds}, "
                     f"shuffle=True, random_state={seed})",
         "stratified": stratified, "seed": seed, "epochs": plan.epochs,

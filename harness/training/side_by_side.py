@@ -97,13 +97,13 @@ def validate_training_args(epochs: int, batch_size: int, n_samples: int | None =
     return batch_size
 
 
-def _validation_set(X_val, y_val, dims) -> tuple[np.ndarray, np.ndarray] | None:
+def _validation_set(X_val, y_val, dims, shaped=None) -> tuple[np.ndarray, np.ndarray] | None:
     if X_val is None and y_val is None:
         return None
     if X_val is None or y_val is None:
         raise ConfigError("give both `X_val` and `y_val` or neither")
     try:
-        return validate_batch(X_val, y_val, dims)
+        return validate_batch(X_val, y_val, dims, shaped)
     except ConfigError as exc:
         raise ConfigError(f"validation set: {exc}") from None
 
@@ -284,8 +284,9 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
 def _checked_run(models, X, y, X_val, y_val, *, epochs, batch_size, shuffle, seed):
     """The checked data, validation set, batch size and seed of :func:`train_side_by_side`."""
     dims = _check_models(models)
-    X, y = validate_batch(X, y, dims)
-    val = _validation_set(X_val, y_val, dims)
+    first = next(iter(models.values()))
+    X, y = validate_batch(X, y, dims, first)
+    val = _validation_set(X_val, y_val, dims, first)
     batch_size = validate_training_args(epochs, batch_size, len(X))
     if not isinstance(shuffle, (bool, np.bool_)):
         raise ConfigError(f"`shuffle` must be True or False, got {shuffle!r}")
@@ -489,8 +490,8 @@ def _trajectory_setup(reference, candidate, X, y, *, X_val, y_val, epochs, batch
                           f"{reference_name!r}")
     models = {reference_name: reference, candidate_name: candidate}
     dims = _check_models(models)
-    validate_batch(X, y, dims)
-    _validation_set(X_val, y_val, dims)
+    validate_batch(X, y, dims, reference)
+    _validation_set(X_val, y_val, dims, reference)
     validate_training_args(epochs, batch_size)
     check_int("seed", seed, 0)
     if growth_steps is not None and (isinstance(growth_steps, bool) or not isinstance(
