@@ -212,6 +212,26 @@ class Im2colConvNet(_SGD):
                  for p in ("W", "b")}
         return float(loss), grads
 
+    def intermediates(self, x, y):
+        """A training pass named as the built-in networks name it: ``out{i}`` (layer i's
+        output), from the last layer down ``dout{i}`` and ``dW{k}``, ``db{k}``, then
+        ``dinput`` (dL/dx)."""
+        outs, h = [], np.asarray(x, dtype=self.dtype)
+        for _, layer in self.objects:
+            h = layer.forward(h, True)
+            outs.append(h)
+        self.loss.forward(h, np.asarray(y))
+        d = self.loss.backward()
+        result = {f"out{i}": out for i, out in enumerate(outs)}
+        for i in reversed(range(len(self.objects))):
+            k, layer = self.objects[i]
+            result[f"dout{i}"] = d
+            d = layer.backward(d)
+            if k is not None:
+                result[f"dW{k}"], result[f"db{k}"] = layer.grads["W"], layer.grads["b"]
+        result["dinput"] = d
+        return result
+
     def get_params(self):
         return {f"{p}{k}": layer.params[p].copy() for k, layer in self.objects
                 if k is not None for p in ("W", "b")}
