@@ -25,6 +25,24 @@ def param_shapes(dims: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def layer_param_shapes(layers) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the parameters of a resolved layer list (``(name, kwargs)``
+    tuples), in layer order: a linear's ``W{k}`` (in, out), a conv2d's ``W{k}``
+    (out, in, kh, kw), not transposed, ``b{k}`` (out,); a normalisation's ``gamma{k}``,
+    ``beta{k}`` (width,)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, kw in layers:
+        k = kw.get("index")
+        if name == "linear":
+            shapes[f"W{k}"], shapes[f"b{k}"] = (kw["in"], kw["out"]), (kw["out"],)
+        elif name == "conv2d":
+            shapes[f"W{k}"] = (kw["out"], kw["in"], kw["kernel"], kw["kernel"])
+            shapes[f"b{k}"] = (kw["out"],)
+        elif name in ("batchnorm", "layernorm"):
+            shapes[f"gamma{k}"], shapes[f"beta{k}"] = (kw["width"],), (kw["width"],)
+    return shapes
+
+
 def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
                     dtype: np.dtype | str, error: type[ValueError] = ValueError
                     ) -> dict[str, np.ndarray]:

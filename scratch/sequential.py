@@ -37,6 +37,7 @@ from scratch.layers import (Activation, AvgPool2d, BatchNorm, Conv2d, Dropout, F
                             LayerNorm, Linear, MaxPool2d)
 from scratch.losses import add_l2, check_loss, loss_grad
 from scratch.optimizers import SGD
+from scratch.params import layer_param_shapes
 
 ACTIVATION_LAYERS = ("relu", "tanh", "sigmoid", "leaky_relu", "gelu")
 LAYER_KINDS = ("linear", "batchnorm", "layernorm", "dropout", "conv2d", "maxpool2d",
@@ -134,7 +135,7 @@ class Sequential:
         self.norm_conventions = dict(bn)
         self.layers = [self._build(name, kwargs, bn) for name, kwargs in self.spec]
         self.input_shape, self.dims = network_shape(self.spec)
-        self.param_shapes = {k: v.shape for k, v in self.params.items()}
+        self.param_shapes = layer_param_shapes(self.spec)  # the canonical layout's copy
         self.buffer_shapes = {k: v.shape for k, v in self.buffers.items()}
         self.dropouts = [layer for layer in self.layers if isinstance(layer, Dropout)]
 

@@ -215,3 +215,38 @@ def test_nnh_data_gives_standardised_images(pytester=None):
     np.testing.assert_allclose(X.mean(axis=(0, 2, 3)), 0, atol=1e-12)
     X, _ = load("synthetic_images", n_samples=12, input_shape=(2, 5, 5))
     assert X.shape == (12, 2, 5, 5)
+
+
+# ------------------------------------------------------------------ sweep grids
+CONV = "conv2d(4,3,padding=1),relu,maxpool2d(2),flatten,linear(10)"
+
+
+def test_a_sweep_grid_takes_input_shape_with_layers():
+    from harness.sweep.plan import plan_from_dict
+
+    plan = plan_from_dict({"grid": {"dataset": "digits", "layers": [CONV],
+                                    "input_shape": [1, 8, 8], "lr": [1e-3, 1e-2]}})
+    assert len(plan.configs) == 2
+    config = plan.configs[0]
+    assert config["input_shape"] == "1,8,8" and config["dims"] == "64-256-10"
+    assert config["n_params"] == 4 * 9 + 4 + 64 * 10 + 10  # the conv's, not the flat widths'
+    rows = plan_from_dict({"grid": {"dataset": "digits", "layers": ["linear(10)"]}})
+    assert rows.configs[0]["input_shape"] == "none"
+
+
+@pytest.mark.parametrize("grid, match", [
+    ({"dataset": "digits", "hidden": [[16]], "input_shape": [1, 8, 8]},
+     r"grid.input_shape.* goes with `grid.layers`"),
+    ({"dataset": "digits", "layers": [CONV], "input_shape": [1, 8, 7]},
+     r"grid.input_shape\[0\].* \[1, 8, 7\] holds C\*H\*W = 56 values, but dataset 'digits' "
+     r"has 64 features"),
+    ({"dataset": "digits", "layers": [CONV], "input_shape": [[1, 8]]},
+     r"grid.input_shape\[0\].* must be \[C, H, W\]"),
+    ({"dataset": "digits", "layers": [CONV]}, r"grid.layers\[0\].* does not fit dataset "
+                                              r"'digits' \(64 features"),
+])
+def test_sweep_grid_input_shape_refusals(grid, match):
+    from harness.sweep.plan import plan_from_dict
+
+    with pytest.raises(ConfigError, match=match):
+        plan_from_dict({"grid": grid})

@@ -87,3 +87,17 @@ def test_ordered_intermediates_agree():
     assert list(ours.items()) == list(theirs.items())
     assert list(ours) == ["z0", "a0", "z1", "a1", "z2", "dz2", "dW2", "db2", "dz1", "dW1",
                           "db1", "dz0", "dW0", "db0"]
+
+
+@pytest.mark.parametrize("layers, shape", [
+    ("conv2d(8,3,padding=1),batchnorm,relu,maxpool2d(2),flatten,linear(10)", (1, 8, 8)),
+    ("conv2d(4,5,stride=2),conv2d(6,1),flatten,layernorm,linear(3)", (3, 11, 9)),
+    ("linear(16),batchnorm,relu,linear(3)", (4,)),
+])
+def test_layer_param_shapes_agree_with_the_resolution(layers, shape):
+    from harness.model.layer_spec import resolve
+
+    net = resolve(layers, shape)
+    for name, mod in COPIES.items():
+        got = mod.layer_param_shapes(net.plain())
+        assert list(got.items()) == list(net.param_shapes.items()), name

@@ -47,6 +47,24 @@ def param_shapes(dims: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def layer_param_shapes(layers) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the parameters of a resolved layer list (``(name, kwargs)``
+    tuples), in layer order: a linear's ``W{k}`` (in, out), a conv2d's ``W{k}``
+    (out, in, kh, kw), not transposed, ``b{k}`` (out,); a normalisation's ``gamma{k}``,
+    ``beta{k}`` (width,)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, kw in layers:
+        k = kw.get("index")
+        if name == "linear":
+            shapes[f"W{k}"], shapes[f"b{k}"] = (kw["in"], kw["out"]), (kw["out"],)
+        elif name == "conv2d":
+            shapes[f"W{k}"] = (kw["out"], kw["in"], kw["kernel"], kw["kernel"])
+            shapes[f"b{k}"] = (kw["out"],)
+        elif name in ("batchnorm", "layernorm"):
+            shapes[f"gamma{k}"], shapes[f"beta{k}"] = (kw["width"],), (kw["width"],)
+    return shapes
+
+
 def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
                     dtype: np.dtype | str, error: type[ValueError] = ValueError
                     ) -> dict[str, np.ndarray]:
@@ -82,14 +100,20 @@ def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
 
 # ------------------------------------------------------------ layer-list networks
 # ``indexed`` below is a list of (k, module) pairs, one per layer with parameters, in
-# order: nn.Linear k gives ``W{k}`` = weight.T (in, out) and ``b{k}`` = bias;
-# nn.BatchNorm1d / nn.LayerNorm k give ``gamma{k}`` = weight and ``beta{k}`` = bias, and
+# order: nn.Linear k gives ``W{k}`` = weight.T (in, out) and ``b{k}`` = bias; nn.Conv2d k
+# gives ``W{k}`` = weight (out, in, kh, kw), NOT transposed (the layouts agree), and
+# ``b{k}`` = bias; nn.BatchNorm1d / nn.BatchNorm2d / nn.LayerNorm k give ``gamma{k}`` = weight and ``beta{k}`` = bias, and
 # a batch norm's buffers ``running_mean{k}`` and ``running_var{k}``.
+
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
 
 def _pairs(k: int, module: nn.Module) -> list[tuple[str, torch.Tensor, bool]]:
     """(canonical name, tensor, transposed) for each parameter of ``module``."""
     if isinstance(module, nn.Linear):
         return [(f"W{k}", module.weight, True), (f"b{k}", module.bias, False)]
+    if isinstance(module, nn.Conv2d):
+        return [(f"W{k}", module.weight, False), (f"b{k}", module.bias, False)]
     return [(f"gamma{k}", module.weight, False), (f"beta{k}", module.bias, False)]
 
 
@@ -116,19 +140,19 @@ def canonical_to_modules(params: Mapping[str, np.ndarray], indexed) -> None:
 
 
 def batchnorm_buffers_to_canonical(indexed) -> dict[str, np.ndarray]:
-    """The running statistics of every nn.BatchNorm1d in ``indexed``, canonical names."""
+    """The running statistics of every batch norm in ``indexed``, canonical names."""
     out: dict[str, np.ndarray] = {}
     for k, module in indexed:
-        if isinstance(module, nn.BatchNorm1d):
+        if isinstance(module, _BATCHNORMS):
             out[f"running_mean{k}"] = module.running_mean.detach().cpu().numpy().copy()
             out[f"running_var{k}"] = module.running_var.detach().cpu().numpy().copy()
     return out
 
 
 def canonical_to_batchnorm_buffers(buffers: Mapping[str, np.ndarray], indexed) -> None:
-    """Copy canonical running statistics into every nn.BatchNorm1d in ``indexed``."""
+    """Copy canonical running statistics into every batch norm in ``indexed``."""
     with torch.no_grad():
         for k, module in indexed:
-            if isinstance(module, nn.BatchNorm1d):
+            if isinstance(module, _BATCHNORMS):
                 module.running_mean.copy_(torch.from_numpy(buffers[f"running_mean{k}"]))
                 module.running_var.copy_(torch.from_numpy(buffers[f"running_var{k}"]))

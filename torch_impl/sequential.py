@@ -2,16 +2,20 @@
 
 It reads the same resolved network as :mod:`scratch.sequential`, plain ``(name,
 kwargs)`` tuples (``linear``, ``batchnorm``, ``layernorm``, the activations,
-``dropout``), and has the same members, names and modes: ``forward`` is evaluation
+``dropout``, ``conv2d``, ``maxpool2d``, ``avgpool2d``, ``flatten``), and has the same members, names and modes: ``forward`` is evaluation
 (``module.eval()``: running statistics, no dropout); ``loss_and_grads``, ``train_step``
 and ``intermediates`` are training passes (``module.train()``), each updating the running
 statistics.
 
 Batch norm with torch's conventions (momentum 0.1 meaning r = (1 - m) r + m * batch,
-the unbiased batch variance in ``running_var``) is ``nn.BatchNorm1d`` itself. The other
+the unbiased batch variance in ``running_var``) is ``nn.BatchNorm1d`` itself, and
+``nn.BatchNorm2d`` after a convolution (``"spatial": True``). The other
 conventions (cs231n's momentum, the biased running variance) use
 :class:`ConventionBatchNorm`: it normalises with ``F.batch_norm`` on the batch statistics
 without tracking them, then updates the buffers by hand under ``no_grad``.
+
+Convolutions and pools are ``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.AvgPool2d`` and
+``nn.Flatten``; a batch is (N, C, H, W), or its rows flat (N, C*H*W), reshaped in C order.
 
 Dropout is :class:`HandedDropout`: the mask handed in for the next training pass when
 there is one, else a mask drawn as ``F.dropout`` draws it (keep with probability 1 - p,
@@ -31,7 +35,8 @@ from torch import nn
 
 from torch_impl.losses import torch_loss
 from torch_impl.layout import (batchnorm_buffers_to_canonical, canonical_to_batchnorm_buffers,
-                               canonical_to_modules, modules_to_canonical)
+                               canonical_to_modules, layer_param_shapes,
+                               modules_to_canonical)
 from torch_impl.model import (LEAKY_RELU_SLOPE, OptimizerSettings, build_torch_optimizer,
                               build_torch_scheduler, clip_gradients,
                               use_deterministic_algorithms)
@@ -77,24 +82,36 @@ class ConventionBatchNorm(nn.BatchNorm1d):
         if not self.training:
             return super().forward(x)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        with torch.no_grad():
+        with torch.no_grad():  # per feature over dim 0; per channel over (0, 2, 3)
+            dims = (0, 2, 3) if x.dim() == 4 else (0,)
             w = self.new_weight
-            self.running_mean.mul_(1 - w).add_(w * x.mean(dim=0))
-            self.running_var.mul_(1 - w).add_(w * x.var(dim=0, unbiased=self.unbiased))
+            self.running_mean.mul_(1 - w).add_(w * x.mean(dim=dims))
+            self.running_var.mul_(1 - w).add_(w * x.var(dim=dims, unbiased=self.unbiased))
             self.num_batches_tracked.add_(1)
         return out
 
 
-def _batchnorm(width, eps, momentum, momentum_convention, running_var) -> nn.BatchNorm1d:
+class ConventionBatchNorm2d(ConventionBatchNorm):
+    """The same conventions on (N, C, H, W), statistics per channel (nn.BatchNorm2d's)."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected a 4-D input (N, C, H, W), got {x.dim()}-D")
+
+
+def _batchnorm(width, eps, momentum, momentum_convention, running_var, spatial=False
+               ) -> nn.Module:
     if momentum_convention not in ("torch", "cs231n"):
         raise ValueError(f"momentum_convention must be one of torch, cs231n, "
                          f"got {momentum_convention!r}")
     if running_var not in ("unbiased", "biased"):
         raise ValueError(f"running_var must be one of unbiased, biased, got {running_var!r}")
     if momentum_convention == "torch" and running_var == "unbiased":
-        return nn.BatchNorm1d(width, eps=eps, momentum=momentum)
+        return (nn.BatchNorm2d if spatial else nn.BatchNorm1d)(width, eps=eps,
+                                                              momentum=momentum)
     new_weight = momentum if momentum_convention == "torch" else 1.0 - momentum
-    return ConventionBatchNorm(width, eps, new_weight, running_var == "unbiased")
+    kind = ConventionBatchNorm2d if spatial else ConventionBatchNorm
+    return kind(width, eps, new_weight, running_var == "unbiased")
 
 
 def _checked(values, expected: dict, dtype, error, kind: str) -> dict[str, np.ndarray]:
@@ -153,16 +170,15 @@ class TorchSequential:
         self.module = nn.Sequential(*modules).to(_DTYPES[dtype])
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():  # as TorchClassifier: uniform in +-1/sqrt(fan_in), W then b
-            for module in modules:
-                if isinstance(module, nn.Linear):
-                    bound = 1.0 / math.sqrt(module.in_features)
+            for module in modules:  # a conv2d's fan_in is in * kh * kw (nn.Conv2d's default)
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    bound = 1.0 / math.sqrt(module.weight[0].numel())
                     module.weight.uniform_(-bound, bound, generator=gen)
                     module.bias.uniform_(-bound, bound, generator=gen)
         self.module.to(self.device)
-        self.dims = (next(kw["in"] for n, kw in self.spec if n == "linear"),) + tuple(
-            kw["out"] for n, kw in self.spec if n == "linear")
+        self.input_shape, self.dims = network_shape(self.spec)
         self.dropouts = [m for m in modules if isinstance(m, HandedDropout)]
-        self.param_shapes = {k: v.shape for k, v in self.get_params().items()}
+        self.param_shapes = layer_param_shapes(self.spec)  # the canonical layout's copy
         self.buffer_shapes = {k: v.shape for k, v in self.get_buffers().items()}
         self.optimizer_spec = optimizer if optimizer is not None else OptimizerSettings()
         self.optimizer = build_torch_optimizer(self.optimizer_spec, self.module.parameters())
@@ -174,8 +190,17 @@ class TorchSequential:
     def _module(self, name: str, kw: dict, eps: float, bn: tuple) -> nn.Module:
         if name == "linear":
             return nn.Linear(kw["in"], kw["out"])
+        if name == "conv2d":
+            return nn.Conv2d(kw["in"], kw["out"], kw["kernel"], stride=kw["stride"],
+                             padding=kw["padding"])
+        if name == "maxpool2d":
+            return nn.MaxPool2d(kw["kernel"], stride=kw["stride"])
+        if name == "avgpool2d":
+            return nn.AvgPool2d(kw["kernel"], stride=kw["stride"])
+        if name == "flatten":
+            return nn.Flatten()
         if name == "batchnorm":
-            return _batchnorm(kw["width"], eps, *bn)
+            return _batchnorm(kw["width"], eps, *bn, spatial=kw.get("spatial", False))
         if name == "layernorm":
             return nn.LayerNorm(kw["width"], eps=eps)
         if name == "dropout":
@@ -188,7 +213,16 @@ class TorchSequential:
 
     # ------------------------------------------------------------- conversions
     def _x(self, x) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x, dtype=self.dtype), device=self.device)
+        """x as a tensor of one sample's shape: (N, C, H, W) for images (rows (N, C*H*W)
+        reshaped in C order); a ValueError naming the layout otherwise."""
+        x = np.asarray(x, dtype=self.dtype)
+        if len(self.input_shape) == 3 and x.shape[1:] != self.input_shape:
+            c, h, w = self.input_shape
+            if x.ndim != 2 or x.shape[1] != c * h * w:
+                raise ValueError(f"x must have the layout (N, C, H, W) = (N, {c}, {h}, {w}) "
+                                 f"(or rows of {c * h * w} features), got shape {x.shape}")
+            x = x.reshape((x.shape[0],) + self.input_shape)
+        return torch.as_tensor(x, device=self.device)
 
     def _loss(self, logits: torch.Tensor, y) -> torch.Tensor:
         y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
@@ -199,7 +233,7 @@ class TorchSequential:
             for _, m in self.indexed:
                 if self._l2_on == "all":
                     terms += [m.weight, m.bias]
-                elif isinstance(m, nn.Linear):
+                elif isinstance(m, (nn.Linear, nn.Conv2d)):
                     terms.append(m.weight)
             penalty = sum(p.pow(2).sum() for p in terms)
             loss = loss + 0.5 * self._l2 * penalty
@@ -271,11 +305,11 @@ class TorchSequential:
             module = self.module[i]
             if id(module) in index_of:
                 k = index_of[id(module)]
-                names = ((f"W{k}", f"b{k}") if isinstance(module, nn.Linear)
+                names = ((f"W{k}", f"b{k}") if isinstance(module, (nn.Linear, nn.Conv2d))
                          else (f"gamma{k}", f"beta{k}"))
                 for name in names:
                     result[f"d{name}"] = grads[name]
-        result["dinput"] = inputs.grad.detach().cpu().numpy().copy()
+        result["dinput"] = inputs.grad.detach().cpu().numpy().reshape(np.shape(x)).copy()
         return result
 
     def train_step(self, x, y) -> float:
@@ -288,3 +322,16 @@ class TorchSequential:
         if self.scheduler is not None:
             self.scheduler.step()
         return float(loss.item())
+
+
+def network_shape(layers: list) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """One sample's input shape and ``dims`` of a resolved layer list: (D,) or the first
+    layer's ``in_shape`` (C, H, W); then (prod of it, the flat output of each weight layer)."""
+    first = layers[0][1]
+    if "in_shape" in first:
+        shape = tuple(first["in_shape"])
+    else:
+        shape = (next(kw["in"] for n, kw in layers if n == "linear"),)
+    outs = tuple(int(np.prod(kw["out_shape"])) if "out_shape" in kw else kw["out"]
+                 for n, kw in layers if n in ("linear", "conv2d"))
+    return shape, (int(np.prod(shape)),) + outs

@@ -74,8 +74,14 @@ detected
   derivative, a missing mask) matches none of these signatures. In this mode the
   kinks count covers only the kinks that changed a verdict.
 
-The one-sided test runs only for activations with kinks (relu, leaky_relu) and for
-models that do not name their activation; for a smooth one (tanh, sigmoid, gelu) no
+Max pool has a kink wherever two entries of a window tie (its gradient goes to one
+of them, the first in row-major order). In a layer network with ``maxpool2d`` the
+one-sided test runs, and a failing entry whose perturbation changes the winner of a
+window between ``p + eps`` and ``p - eps`` (a tie, or a near-tie within the step;
+read from the pool's input in ``intermediates``) is a kink too.
+
+The one-sided test runs only for activations with kinks (relu, leaky_relu), for max
+pool, and for models that do not name their activation; for a smooth one (tanh, sigmoid, gelu) no
 entry is ever skipped, whether or not the model exposes intermediates.
 
 Verdicts
@@ -110,8 +116,8 @@ from harness.model.layer_spec import layer_list
 from harness.model.masks import find_own_masks, held_masks, unwrap
 from harness.model.transfer import has_buffers
 from harness.gradients.kinks import (
-    KINKED_ACTIVATIONS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
-    hidden_signs, kink_mode, one_sided_kink,
+    KINKED_ACTIVATIONS, KINKED_LAYERS, ONE_SIDED, PRE_ACTIVATIONS, bends_around, crosses_zero,
+    hidden_signs, kink_mode, one_sided_kink, pool_layers, pool_winners, winner_changes,
 )
 from harness.model.precision import (
     arithmetic_problem, float64_copy,
@@ -221,7 +227,8 @@ def gradcheck(model, x, y, *, eps: float | None = None, atol: float | None = Non
                 mode = "none (the arithmetic is not in the claimed dtype)"
             checks, loss0, scale = _run(target, x, y, original, eps=eps, rtol=rtol,
                                         atol=atol, max_entries=max_entries, seed=seed,
-                                        kink_mode=mode, n_hidden=n_hidden)
+                                        kink_mode=mode, n_hidden=n_hidden,
+                                        pools=_pools(target, layers or layer_list(model)))
     finally:
         target.set_params(original)
         if buffers:  # every training pass moved the running statistics: put them back
@@ -241,7 +248,7 @@ def _kink_detection(model, target, n_hidden: int, layers, given: str | None
     layers = layers or layer_list(model)
     if layers is not None:
         activation = "layers"
-        mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS for n, _ in layers)
+        mode = (ONE_SIDED if any(n in KINKED_ACTIVATIONS + KINKED_LAYERS for n, _ in layers)
                 else "none needed (every activation of the layers is smooth)")
     notes = []
     if find_own_masks(model) is not None:
@@ -252,6 +259,14 @@ def _kink_detection(model, target, n_hidden: int, layers, given: str | None
         notes.append("note: the model does not name its activation; entries were tested "
                      "for kinks as if it had some")
     return mode, notes
+
+
+def _pools(target, layers) -> tuple:
+    """The max-pool layers whose windows can be watched for ties (the model exposes
+    its intermediates), else ()."""
+    from harness.model.protocol import ExposesIntermediates
+
+    return pool_layers(layers) if isinstance(target, ExposesIntermediates) else ()
 
 
 def _float64_target(model, original_dtype) -> tuple[Any, str]:
@@ -289,6 +304,7 @@ class _Probe:
     use_z: bool
     one_sided: bool
     n_hidden: int
+    pools: tuple = ()
 
     def loss_at(self) -> tuple[float, Any]:
         """Loss and gradients at the parameters in ``work``."""
@@ -297,7 +313,8 @@ class _Probe:
         return float(loss), g
 
 
-def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden):
+def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, n_hidden,
+         pools=()):
     loss0, grads = model.loss_and_grads(x, y)
     loss0 = float(loss0)
     logits = np.asarray(model.forward(x), dtype=np.float64)
@@ -306,7 +323,7 @@ def _run(model, x, y, params, *, eps, rtol, atol, max_entries, seed, kink_mode, 
                 float(np.abs(finite_logits).max()) if finite_logits.size else 1.0)
     probe = _Probe(model, x, y, {k: np.array(v, copy=True) for k, v in params.items()},
                    loss0, eps, rtol, atol * scale, kink_mode == PRE_ACTIVATIONS,
-                   kink_mode == ONE_SIDED, n_hidden)
+                   kink_mode == ONE_SIDED, n_hidden, pools)
     rng = np.random.default_rng(seed)
     checks: list[ParamCheck] = []
     for pname, value in params.items():
@@ -404,6 +421,8 @@ def _at_kink(probe: _Probe, pname: str, value: np.ndarray, flat: int, d: _Differ
         return False
     if not _reproducible(probe, pname, flat, a, allowed):
         return False  # a gradient that changes from call to call is noise, not a kink
+    if probe.pools and _pool_tie(probe, pname, flat, d):
+        return True
     if one_sided_kink(probe.loss0, d.loss_p, d.loss_m, d.orig, d.plus, d.minus, diff,
                       allowed):
         return True
@@ -416,6 +435,19 @@ def _at_kink(probe: _Probe, pname: str, value: np.ndarray, flat: int, d: _Differ
         g.append(a if half is d.minus else _entry(d.grads_p, pname, flat))
     entry[flat] = d.orig
     return bends_around(g, d.numerical, allowed, probe.atol_eff, probe.rtol)
+
+
+def _pool_tie(probe: _Probe, pname: str, flat: int, d: _Difference) -> bool:
+    """Whether a max-pool window has another winner at ``p + eps`` than at ``p - eps``."""
+    entry = probe.work[pname].reshape(-1)
+    winners = []
+    for value in (d.plus, d.minus):
+        entry[flat] = value
+        probe.model.set_params(probe.work)
+        winners.append(pool_winners(probe.model, probe.x, probe.y, probe.pools))
+    entry[flat] = d.orig
+    probe.model.set_params(probe.work)
+    return winner_changes(*winners)
 
 
 def _check_entry(probe: _Probe, check: ParamCheck, value: np.ndarray, analytic: np.ndarray,

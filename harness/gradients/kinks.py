@@ -9,7 +9,12 @@ kink is recognised (the module docstring of :mod:`harness.gradients.finite_diff`
   intermediates;
 * :data:`ONE_SIDED`: for a failing entry, the one-sided differences
   (:func:`one_sided_kink`) and, when they do not tell, the model's gradient across the
-  interval (:func:`bends_around`).
+  interval (:func:`bends_around`);
+* max pool (a layer network with ``maxpool2d``): its gradient goes to one entry of each
+  window, so the loss has a kink wherever two entries of a window tie. A failing entry
+  whose perturbation changes the winner of some window between ``p + eps`` and
+  ``p - eps`` (:func:`pool_winners`; a tie, or a near-tie within the step) is a kink;
+  the one-sided tests above apply as well.
 
 :func:`kink_mode` picks the way for a model.
 """
@@ -23,6 +28,8 @@ import numpy as np
 from harness.model.protocol import ExposesIntermediates
 
 KINKED_ACTIVATIONS = ("relu", "leaky_relu")
+#: layers other than the activations whose output has kinks (ties within a window)
+KINKED_LAYERS = ("maxpool2d",)
 PRE_ACTIVATIONS = "pre-activations"
 ONE_SIDED = "one-sided differences"
 
@@ -95,3 +102,39 @@ def bends_around(g: list[float], numerical: float, allowed: float, atol: float,
     bend = max(abs(g[i - 1] - 2 * g[i] + g[i + 1]) for i in range(1, len(g) - 1))
     return (bend > max(allowed, abs(g[-1] - g[0]) / 4)
             and lo - allowed <= numerical <= hi + allowed)
+
+
+def pool_layers(layers) -> tuple[tuple[int, dict], ...]:
+    """``(position, settings)`` of every max-pool layer of a resolved layer list."""
+    return tuple((i, dict(kw)) for i, (name, kw) in enumerate(layers or ())
+                 if name == "maxpool2d")
+
+
+def pool_winners(model, x, y, pools) -> list[np.ndarray]:
+    """For every max-pool layer of ``pools``, the winning entry of each window
+    (row-major index within the window), of shape (N, C, H_out, W_out).
+
+    A pool's input is the output ``out{i-1}`` of the layer before it in
+    ``intermediates(x, y)`` (``x`` itself for the first layer); a pool whose input is
+    not there is left out.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    inter = model.intermediates(x, y)
+    winners = []
+    for i, kw in pools:
+        a = x if i == 0 else inter.get(f"out{i - 1}")
+        shape = kw.get("in_shape")
+        if a is None or shape is None:
+            continue
+        a = np.asarray(a).reshape((len(x), *shape))
+        k, s = int(kw["kernel"]), int(kw["stride"])
+        windows = sliding_window_view(a, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+        windows = windows[:, :, :kw["out_shape"][1], :kw["out_shape"][2]]
+        winners.append(windows.reshape(*windows.shape[:4], k * k).argmax(axis=-1))
+    return winners
+
+
+def winner_changes(plus: list[np.ndarray], minus: list[np.ndarray]) -> bool:
+    """Whether any max-pool window has another winner at ``p + eps`` than at ``p - eps``."""
+    return any(bool(np.any(wp != wm)) for wp, wm in zip(plus, minus))

@@ -5,7 +5,8 @@ A network with layer widths ``dims = (d_0, ..., d_L)`` has parameters
 * ``W{i}`` of shape ``(d_i, d_{i+1})`` so that ``z_i = a_i @ W{i} + b{i}``;
 * ``b{i}`` of shape ``(d_{i+1},)``;
 
-for ``i = 0 .. L-1``, ordered ``W0, b0, W1, b1, ...``. The harness's copy: the
+for ``i = 0 .. L-1``, ordered ``W0, b0, W1, b1, ...``; a layer network's conv2d has
+``W{k}`` of shape (out, in, kh, kw), not transposed. The harness's copy: the
 backends, which import nothing from the harness, each check the same layout with the
 same messages (``scratch.params``, ``torch_impl.layout``).
 """
@@ -25,6 +26,24 @@ def param_shapes(dims: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     for i in range(len(dims) - 1):
         shapes[f"W{i}"] = (dims[i], dims[i + 1])
         shapes[f"b{i}"] = (dims[i + 1],)
+    return shapes
+
+
+def layer_param_shapes(layers) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the parameters of a resolved layer list (``(name, kwargs)``
+    tuples), in layer order: a linear's ``W{k}`` (in, out), a conv2d's ``W{k}``
+    (out, in, kh, kw), not transposed, ``b{k}`` (out,); a normalisation's ``gamma{k}``,
+    ``beta{k}`` (width,)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, kw in layers:
+        k = kw.get("index")
+        if name == "linear":
+            shapes[f"W{k}"], shapes[f"b{k}"] = (kw["in"], kw["out"]), (kw["out"],)
+        elif name == "conv2d":
+            shapes[f"W{k}"] = (kw["out"], kw["in"], kw["kernel"], kw["kernel"])
+            shapes[f"b{k}"] = (kw["out"],)
+        elif name in ("batchnorm", "layernorm"):
+            shapes[f"gamma{k}"], shapes[f"beta{k}"] = (kw["width"],), (kw["width"],)
     return shapes
 
 

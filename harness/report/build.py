@@ -123,9 +123,21 @@ def _stage_plan(settings: ReportSettings, data) -> tuple[list[tuple[str, str]], 
         drift_refused = _float32_refused(settings, data)
         if drift_refused is not None:
             plan = [p for p in plan if p[0] != "drift"]
-    if settings.bench is None:
+    if settings.bench is None or not _bench_times(settings.spec):
         plan = [p for p in plan if p[0] != "bench"]
     return plan, drift_refused
+
+
+def _bench_times(spec) -> bool:
+    """Whether the benchmark can time ``spec``'s network: a conv network on images
+    needs ``BenchConfig.input_shape``."""
+    from dataclasses import fields
+
+    from harness.bench import BenchConfig
+
+    if len(spec.input_shape or ()) != 3:
+        return True
+    return any(f.name == "input_shape" for f in fields(BenchConfig))
 
 
 def _run_stage(run: _Run, key: str, prefix: str, settings: ReportSettings, say,
@@ -197,8 +209,10 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
         skipped.append(Verdict("drift", "float32 drift", SKIPPED, why, counts=False,
                                anchor="drift"))
     if "bench" not in results:
-        skipped.append(Verdict("bench", "Benchmark", SKIPPED, "not run (--no-bench)",
-                               counts=False, anchor="bench"))
+        why = ("not run (--no-bench)" if settings.bench is None else
+               "not run (the benchmark does not time image inputs (N, C, H, W) here)")
+        skipped.append(Verdict("bench", "Benchmark", SKIPPED, why, counts=False,
+                               anchor="bench"))
     order = {k: i for i, k in enumerate(STAGES)}
     verdicts = sorted(verdicts + skipped, key=lambda v: order[v.key.split(":")[0]])
     counted = [v for v in verdicts if v.counts]
@@ -208,6 +222,8 @@ def _write(tmp: Path, out: Path, data, settings: ReportSettings,
     elapsed = round(time.perf_counter() - started, 3)  # the page and the JSON say the same
     data_info = {"name": data.name, "n_samples": len(data), "n_features": data.n_features,
                  "n_classes": data.n_classes, "class_names": list(data.class_names)}
+    if data.image_shape is not None:
+        data_info["input_shape"] = list(data.image_shape)
     doc = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

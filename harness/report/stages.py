@@ -314,6 +314,8 @@ class _Run:
             layered = dict(layers=spec.layers, bn_momentum=spec.bn_momentum,
                            bn_momentum_convention=spec.bn_momentum_convention,
                            bn_running_var=spec.bn_running_var, norm_eps=spec.norm_eps)
+            if len(spec.input_shape or ()) == 3:  # a conv network times images (N, C, H, W)
+                layered["input_shape"] = tuple(spec.input_shape)
         if point not in grid:
             grid += (point,)
         return BenchConfig.quick(grid=grid, **layered, backends=tuple(self.s.backends),

@@ -137,11 +137,12 @@ def _data_shape(name: str) -> tuple[int, int, int]:
     return len(data), data.n_features, data.n_classes
 
 
-def _grid_net(grid: dict, datasets: list) -> tuple[str, list]:
+def _grid_net(grid: dict, datasets: list, shapes: list | None = None) -> tuple[str, list]:
     """The network factor of a grid: ``("dims", ...)``, each fitting every data set, or
-    ``("hidden", ...)`` widths, or ``("layers", ...)`` layer lists fitting every data set."""
+    ``("hidden", ...)`` widths, or ``("layers", ...)`` layer lists fitting every data set
+    (as images of every one of ``shapes`` when they are given)."""
     if "layers" in grid:
-        return ("layers", _grid_layers(grid, datasets))
+        return ("layers", _grid_layers(grid, datasets, shapes or [None]))
     if "dims" in grid:
         dims = _checked("dims", _values(grid, "dims"), _widths(False))
         for i, d in enumerate(dims):
@@ -182,8 +183,37 @@ def _grid_losses(grid: dict) -> list[tuple[str, str, bool]]:
     return out
 
 
-def _grid_layers(grid: dict, datasets: list) -> list[str]:
-    """The layer lists of ``grid.layers`` (canonical strings), each fitting every data set."""
+def _grid_input_shapes(grid: dict, datasets: list) -> list[tuple[int, int, int]]:
+    """``grid.input_shape``: image shapes [C, H, W] the data sets are reshaped to (C order),
+    each holding every data set's features; [] when not given. Only with ``grid.layers``."""
+    if "input_shape" not in grid:
+        return []
+    if "layers" not in grid:
+        raise _fail("grid.input_shape", "goes with `grid.layers` (a network of conv2d, pool "
+                                        "and flatten layers on images (N, C, H, W))")
+    value = grid["input_shape"]
+    values = value if value and isinstance(value[0], list) else [value]
+    out = []
+    for i, shape in enumerate(values):
+        if (not isinstance(shape, list) or len(shape) != 3
+                or not all(_is_int(d) and d >= 1 for d in shape)):
+            raise _fail(f"grid.input_shape[{i}]", f"must be [C, H, W], three positive "
+                                                  f"integers of images (N, C, H, W), got "
+                                                  f"{shape!r}")
+        for name in datasets:
+            _, n_feat, _ = _data_shape(name)
+            if shape[0] * shape[1] * shape[2] != n_feat:
+                raise _fail(f"grid.input_shape[{i}]", f"{shape} holds C*H*W = "
+                                                      f"{shape[0] * shape[1] * shape[2]} values, "
+                                                      f"but dataset {name!r} has {n_feat} "
+                                                      f"features; they must be equal")
+        out.append(tuple(int(d) for d in shape))
+    return out
+
+
+def _grid_layers(grid: dict, datasets: list, shapes: list) -> list[str]:
+    """The layer lists of ``grid.layers`` (canonical strings), each fitting every data set
+    (reshaped to each of ``shapes``; ``[None]``: as rows)."""
     from harness.model.layer_spec import LayerSpec, parse, resolve
 
     values = _values(grid, "layers")
@@ -198,11 +228,13 @@ def _grid_layers(grid: dict, datasets: list) -> list[str]:
             raise _fail(f"grid.layers[{i}]", f"{text!r}: {exc}") from None
         for name in datasets:
             _, n_feat, n_cls = _data_shape(name)
-            try:
-                resolve(canonical, n_feat, n_cls)
-            except ConfigError as exc:
-                raise _fail(f"grid.layers[{i}]", f"{text!r} does not fit dataset {name!r} "
-                                                 f"({n_feat} features, {n_cls} classes): "
-                                                 f"{exc}") from None
+            for shape in shapes:
+                try:
+                    resolve(canonical, shape or n_feat, n_cls)
+                except ConfigError as exc:
+                    what = f"{n_feat} features" if shape is None else f"images {shape}"
+                    raise _fail(f"grid.layers[{i}]", f"{text!r} does not fit dataset {name!r} "
+                                                     f"({what}, {n_cls} classes): "
+                                                     f"{exc}") from None
         out.append(canonical)
     return out

@@ -19,7 +19,8 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.sweep.grid import (
-    _betas, _bool, _checked, _data_shape, _fail, _grid_losses, _grid_net, _integer, _is_int,
+    _betas, _bool, _checked, _data_shape, _fail, _grid_input_shapes, _grid_losses, _grid_net,
+    _integer, _is_int,
     _is_number, _number, _one_of, _values,
 )
 
@@ -38,9 +39,11 @@ MAX_CONFIGS = 1_000_000
 #: before the conventions existed, so that older results folders still resume
 CONVENTION_DEFAULTS: dict[str, Any] = {"loss_reduction": "mean",
                                        "weight_decay_in": "optimizer", "weight_decay_on": "all",
-                                       "layers": "none", "loss": "cross_entropy",
+                                       "layers": "none", "input_shape": "none",
+                                       "loss": "cross_entropy",
                                        "loss_outputs": "mean", "mse_half": False}
-GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "loss", "loss_outputs",
+GRID_KEYS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "input_shape", "loss",
+                              "loss_outputs",
                               "mse_half", "activation", "dtype", "optimizer",
                               "lr", "weight_decay", "momentum", "nesterov", "betas", "eps",
                               "batch_size", "seed", "loss_reduction", "weight_decay_in",
@@ -281,7 +284,8 @@ def _parse_grid(grid: dict) -> _Factors:
         raise _fail("grid.layers", f"and `grid.{other}` both given; a layer list names its "
                                    f"widths and activations itself")
     datasets = _checked("dataset", _values(grid, "dataset"), _one_of(BUILTIN_DATASETS))
-    net = _grid_net(grid, datasets)
+    shapes = _grid_input_shapes(grid, datasets)
+    net = _grid_net(grid, datasets, shapes)
 
     activations = _checked("activation", _values(grid, "activation"), _one_of(ACTIVATION_NAMES))
     dtypes = _checked("dtype", _values(grid, "dtype"), _one_of(DTYPE_NAMES))
@@ -326,7 +330,8 @@ def _parse_grid(grid: dict) -> _Factors:
                     [("eps", epss)])  # rmsprop, adagrad: their own settings at torch's defaults
         opt_blocks.append((name, factors))
     factors = _Factors(
-        before=[("dataset", datasets), net, ("activation", activations), ("dtype", dtypes),
+        before=[("dataset", datasets), net, *([("input_shape", shapes)] if shapes else []),
+                ("activation", activations), ("dtype", dtypes),
                 ("loss_reduction", reductions), ("loss_choice", _grid_losses(grid))],
         optimizers=opt_blocks,
         after=[("batch_size", batch_sizes), ("seed", seeds)])
@@ -338,11 +343,15 @@ def _parse_grid(grid: dict) -> _Factors:
 
 def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, Any]:
     dataset = choice["dataset"]
+    n_params = None
     if "layers" in choice:
         from harness.model.layer_spec import resolve
 
         _, n_feat, n_cls = _data_shape(dataset)
-        dims = list(resolve(choice["layers"], n_feat, n_cls).dims)
+        network = resolve(choice["layers"], choice.get("input_shape") or n_feat, n_cls)
+        dims = list(network.dims)
+        if "input_shape" in choice:  # a conv network: its own count, not the flat widths'
+            n_params = sum(int(np.prod(s)) for s in network.param_shapes.values())
     elif "dims" in choice:
         dims = list(choice["dims"])
     else:
@@ -355,9 +364,11 @@ def _make_config(choice: dict[str, Any], settings: SweepSettings) -> dict[str, A
         "dataset": dataset,
         "dims": "-".join(map(str, dims)),
         "hidden": "-".join(map(str, dims[1:-1])) or "none",
-        "n_params": _n_params(dims),
+        "n_params": _n_params(dims) if n_params is None else n_params,
         "activation": choice["activation"],
         "layers": choice.get("layers", CONVENTION_DEFAULTS["layers"]),
+        "input_shape": (",".join(map(str, choice["input_shape"])) if "input_shape" in choice
+                        else CONVENTION_DEFAULTS["input_shape"]),
         **dict(zip(("loss", "loss_outputs", "mse_half"), choice.get(
             "loss_choice", ("cross_entropy", "mean", False)))),
         "dtype": choice["dtype"],

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 #: the columns of a configuration (what a task computes with), in order
 CONFIG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("config_hash", "str"), ("dataset", "str"), ("dims", "str"), ("hidden", "str"),
-    ("n_params", "int"), ("activation", "str"), ("layers", "str"), ("loss", "str"),
+    ("n_params", "int"), ("activation", "str"), ("layers", "str"), ("input_shape", "str"),
+    ("loss", "str"),
     ("loss_outputs", "str"), ("mse_half", "bool"), ("dtype", "str"), ("optimizer", "str"),
     ("lr", "float"), ("weight_decay", "float"), ("momentum", "float"), ("nesterov", "bool"),
     ("beta1", "float"), ("beta2", "float"), ("eps", "float"), ("batch_size", "int"),

@@ -12,9 +12,9 @@ from harness.sweep.plan import CHECKS
 from harness.runtime.values import isna
 
 #: factors a summary can group by
-FACTORS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "loss", "loss_outputs",
-                            "activation", "dtype", "optimizer", "lr", "weight_decay",
-                            "momentum", "nesterov", "beta1", "beta2", "eps", "batch_size",
+FACTORS: tuple[str, ...] = ("dataset", "hidden", "dims", "layers", "input_shape", "loss",
+                            "loss_outputs", "activation", "dtype", "optimizer", "lr",
+                            "weight_decay", "momentum", "nesterov", "beta1", "beta2", "eps", "batch_size",
                             "seed")
 
 

@@ -34,8 +34,9 @@ def _specs(config: dict[str, Any]):
                   loss_outputs=config.get("loss_outputs") or "mean",
                   mse_half=bool(config.get("mse_half") or False))
     layers = config.get("layers")
+    shape = _input_shape(config)
     if layers and layers != "none":
-        spec = ModelSpec(layers=layers, input_shape=(dims[0],), **common)
+        spec = ModelSpec(layers=layers, input_shape=shape or (dims[0],), **common)
     else:
         spec = ModelSpec(dims, activation=config["activation"], **common)
     opt = {"name": config["optimizer"], "lr": config["lr"],
@@ -49,6 +50,14 @@ def _specs(config: dict[str, Any]):
     else:  # rmsprop, adagrad
         opt.update(eps=config["eps"])
     return spec, OptimizerSpec(**opt)
+
+
+def _input_shape(config: dict[str, Any]) -> tuple[int, ...] | None:
+    """The configuration's image shape (C, H, W), or None for rows."""
+    text = config.get("input_shape")
+    if not text or text == "none":
+        return None
+    return tuple(int(d) for d in str(text).split(","))
 
 
 def _worker_name() -> str:
@@ -117,7 +126,9 @@ def run_config(config: dict[str, Any]) -> dict[str, Any]:
     try:
         from harness.checks import run_checks
 
-        run = run_checks(check_config(config), _dataset(config["dataset"]),
+        data = _dataset(config["dataset"])
+        shape = _input_shape(config)
+        run = run_checks(check_config(config), data if shape is None else data.as_images(shape),
                          config["checks"].split(","))
         row.update(run.row())
         row.update(status="ok", passed=run.passed)

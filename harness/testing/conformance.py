@@ -18,8 +18,10 @@ The checks:
   ``-depth3``, ``-batch1``, ``-duplicated-batch`` and ``-zero-input``.
 * ``step-<optimizer>``: one optimizer step (:func:`harness.compare.equivalence.check_equivalence`);
   ``convention-<option>-<value>``: a step under each non-default convention.
-* ``layer-<name>``: one step of a small network with a batch norm, a layer norm or a
-  dropout (:data:`LAYER_NETWORKS`), buffers and evaluation after the step included;
+* ``layer-<name>``: one step of a small network with a batch norm, a layer norm, a
+  dropout, a convolution, a max pool or an average pool (:data:`LAYER_NETWORKS`; the
+  conv networks on images (N, C, H, W) of :data:`IMAGE_SHAPE`), buffers and
+  evaluation after the step included;
 * ``trajectory``: two short epochs side by side; ``determinism``: same seed, same
   numbers; ``float32-end-to-end``: a float32 model stays float32 while training.
 
@@ -56,7 +58,13 @@ LAYER_NETWORKS: dict[str, str] = {
     "batchnorm": "linear(7),batchnorm,relu,linear(3)",
     "layernorm": "linear(7),layernorm,tanh,linear(3)",
     "dropout": "linear(7),relu,dropout(0.5),linear(3)",
+    "conv2d": "conv2d(3,3,padding=1),relu,flatten,linear(3)",
+    "maxpool2d": "conv2d(3,3,padding=1),relu,maxpool2d(2),flatten,linear(3)",
+    "avgpool2d": "conv2d(3,3,stride=2,padding=1),tanh,avgpool2d(2),flatten,linear(3)",
 }
+#: the layers of :data:`LAYER_NETWORKS` checked on images, and the images' (C, H, W)
+IMAGE_LAYERS: tuple[str, ...] = ("conv2d", "maxpool2d", "avgpool2d")
+IMAGE_SHAPE: tuple[int, int, int] = (2, 4, 4)
 #: the values of every convention option, default first
 CONVENTION_VALUES: dict[str, tuple[str, ...]] = {
     "loss_reduction": ("mean", "sum"), "weight_decay_in": ("optimizer", "loss"),
@@ -270,10 +278,14 @@ def _layer(target, ref: str, check: str, *, layer: str, dtype: str) -> CheckResu
     from harness.compare.equivalence import check_equivalence
     from harness.model.specs import ModelSpec
 
-    spec = ModelSpec(layers=LAYER_NETWORKS[layer], input_shape=(DIMS[0],), dtype=dtype)
+    images = layer in IMAGE_LAYERS
+    spec = ModelSpec(layers=LAYER_NETWORKS[layer], dtype=dtype,
+                     input_shape=IMAGE_SHAPE if images else (DIMS[0],))
     opt = _b.make_optimizer({"name": "sgd", "lr": LR})
     reference, candidate = _b.build(ref, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(DIMS)
+    x, y = make_batch((int(np.prod(IMAGE_SHAPE)), DIMS[-1]) if images else DIMS)
+    if images:
+        x = x.reshape(len(x), *IMAGE_SHAPE)
     name = _b.short_name(target)
     report = check_equivalence(reference, candidate, x, y, reference_name=ref,
                                candidate_name=name,
