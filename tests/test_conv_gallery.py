@@ -234,3 +234,15 @@ def test_the_last_tie_trains_alike_and_shows_in_the_input_gradient():
     assert line is not None and line.startswith(
         "layer 2 (maxpool2d(2)): max-pool gradient on the last tied entry"), line
     assert "input gradient dL/dx" in line, line
+
+
+def test_a_mistake_outside_the_catalogue_gets_no_conv_cause():
+    """The linear's bias gradient doubled: the check fails, and no conv mistake is named
+    (none reproduces the candidate)."""
+    passed, hints = check("DenseBiasGradTwice", POOL)
+    assert not passed
+    assert not any(h.startswith(("layer ", "the input of layer")) for h in hints), hints
+    config = _config("DenseBiasGradTwice", POOL, DIGITS)
+    x, y = check_rows(config, DIGITS)
+    assert conv_causes(Evidence.build(config, *config.backends, x, y,
+                                      builder=build_model)) is None

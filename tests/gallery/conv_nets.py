@@ -404,3 +404,20 @@ class AvgPoolDivideByK(Im2colConvNet):
     """Average pool divided by k, not by the k * k entries of its window."""
 
     pool_class = _PoolDivideByK
+
+
+class _DenseBiasTwice(im.Dense):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["b"] = 2 * self.grads["b"]
+        return dx
+
+
+class DenseBiasGradTwice(Im2colConvNet):
+    """A mistake outside the conv catalogue: the linear layer's bias gradient doubled."""
+
+    def make_layer(self, name, kw, params):
+        if name == "linear":
+            k = kw["index"]
+            return _DenseBiasTwice(params[f"W{k}"], params[f"b{k}"])
+        return super().make_layer(name, kw, params)
