@@ -2,53 +2,61 @@
 
 The loops of :mod:`scratch.layers.conv2d` compute, for every output position, the dot
 product of one window of the input with each filter. im2col lays every window out as a
-row of a matrix, ``cols`` of shape (N * H_out * W_out, C * KH * KW), so that the whole
-forward pass is one matrix product with the filters as columns:
+column of a matrix, ``cols`` of shape (C * KH * KW, N * H_out * W_out), so that the whole
+forward pass is one matrix product with the filters as rows:
 
-    out = cols @ W.reshape(F, C * KH * KW).T + b        (N * H_out * W_out, F)
+    out = W.reshape(F, C * KH * KW) @ cols + b        (F, N * H_out * W_out)
 
 and the backward pass two:
 
-    dW = dout_rows.T @ cols    (F, C * KH * KW);    dcols = dout_rows @ W_mat
+    dW = dout_mat @ cols.T    (F, C * KH * KW);    dcols = W_mat.T @ dout_mat
 
-followed by col2im, which adds each window's gradient back where the window came from:
-one strided slice per kernel offset (KH * KW of them), not one per pixel.
+followed by col2im, which adds each window's gradient back where the window came from.
+Both im2col and col2im take one strided slice of the image per kernel offset (p, q)
+(KH * KW slices, not one per pixel): offset (p, q) of window (i, j) is pixel
+(i*s + p, j*s + q) of the padded input.
+
+Speed: the images are handled channel first, (C, N, H, W), inside the layer, so that
+every slice copied into ``cols`` (and added back by col2im) runs along whole rows of
+memory; the layer's input and output stay (N, C, H, W).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from scratch.layers.conv2d import pad
+from scratch.layers.conv2d import output_size, pad
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> np.ndarray:
-    """Every window of x as one row: (N, C, H, W) -> (N, H_out, W_out, C, KH, KW) (a copy).
+    """Every window of x as one column: (N, C, H, W) -> (C, KH, KW, N, H_out, W_out).
 
-    ``sliding_window_view`` gives a view of all windows without copying (strides only);
-    the stride keeps every ``stride``-th, and the transpose puts the window's entries
-    last, in the (C, KH, KW) order of a filter's ``W[f].ravel()``.
+    Reshaped to (C * KH * KW, N * H_out * W_out), column (n, i, j) is the window of
+    output (i, j) of sample n, in the (C, KH, KW) order of a filter's ``W[f].ravel()``.
     """
-    windows = sliding_window_view(pad(x, padding), (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::stride, ::stride]  # (N, C, H_out, W_out, KH, KW)
-    return np.ascontiguousarray(windows.transpose(0, 2, 3, 1, 4, 5))
+    n, c, h, w = x.shape
+    h_out, w_out = output_size(h, kh, stride, padding), output_size(w, kw, stride, padding)
+    xc = np.ascontiguousarray(pad(x, padding).transpose(1, 0, 2, 3))  # (C, N, Hp, Wp)
+    cols = np.empty((c, kh, kw, n, h_out, w_out), dtype=x.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            cols[:, p, q] = xc[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride]
+    return cols
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple, stride: int, padding: int) -> np.ndarray:
-    """The adjoint of :func:`im2col`: (N, H_out, W_out, C, KH, KW) -> dx (N, C, H, W).
+    """The adjoint of :func:`im2col`: (C, KH, KW, N, H_out, W_out) -> dx (N, C, H, W).
 
-    A pixel in several windows gets the sum of its gradients from each; kernel offset
-    (p, q) of window (i, j) is pixel (i*s + p, j*s + q) of the padded input.
+    A pixel in several windows gets the sum of its gradients from each.
     """
     n, c, h, w = x_shape
-    _, h_out, w_out, _, kh, kw = dcols.shape
-    dxp = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=dcols.dtype)
-    by_offset = dcols.transpose(4, 5, 0, 3, 1, 2)  # (KH, KW, N, C, H_out, W_out)
+    _, kh, kw, _, h_out, w_out = dcols.shape
+    dxc = np.zeros((c, n, h + 2 * padding, w + 2 * padding), dtype=dcols.dtype)
     for p in range(kh):
         for q in range(kw):
-            dxp[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += by_offset[p, q]
-    return dxp[:, :, padding:padding + h, padding:padding + w]
+            dxc[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += dcols[:, p, q]
+    dxc = dxc[:, :, padding:padding + h, padding:padding + w]
+    return np.ascontiguousarray(dxc.transpose(1, 0, 2, 3))
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -60,28 +68,29 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     cache : (x shape, cols, w, stride, padding)
     """
     n_filters, _, kh, kw = w.shape
-    cols = im2col(x, kh, kw, stride, padding)  # (N, H_out, W_out, C, KH, KW)
-    n, h_out, w_out = cols.shape[:3]
-    rows = cols.reshape(n * h_out * w_out, -1)
-    out = rows @ w.reshape(n_filters, -1).T + b  # (N * H_out * W_out, F)
-    out = out.reshape(n, h_out, w_out, n_filters).transpose(0, 3, 1, 2)
+    cols = im2col(x, kh, kw, stride, padding)  # (C, KH, KW, N, H_out, W_out)
+    n, h_out, w_out = cols.shape[3:]
+    out = w.reshape(n_filters, -1) @ cols.reshape(-1, n * h_out * w_out)  # (F, N*H_out*W_out)
+    out += b[:, None]
+    out = out.reshape(n_filters, n, h_out, w_out).transpose(1, 0, 2, 3)
     return np.ascontiguousarray(out), (x.shape, cols, w, stride, padding)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
     """dx, dw, db of :func:`conv2d_forward` (dx None without ``need_dx``).
 
-    dW = dout_rows.T @ cols,  db = sum of dout over (N, H_out, W_out),
-    dx = col2im(dout_rows @ W_mat).
+    dW = dout_mat @ cols.T,  db = sum of dout over (N, H_out, W_out),
+    dx = col2im(W_mat.T @ dout_mat), with dout_mat = dout as (F, N * H_out * W_out).
     """
     x_shape, cols, w, stride, padding = cache
     n_filters = w.shape[0]
-    drows = dout.transpose(0, 2, 3, 1).reshape(-1, n_filters)  # (N * H_out * W_out, F)
-    dw = (drows.T @ cols.reshape(drows.shape[0], -1)).reshape(w.shape)
-    db = drows.sum(axis=0)
+    dmat = np.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(n_filters, -1)
+    cols_mat = cols.reshape(-1, dmat.shape[1])
+    dw = (dmat @ cols_mat.T).reshape(w.shape)
+    db = dmat.sum(axis=1)
     if not need_dx:
         return None, dw, db
-    dcols = (drows @ w.reshape(n_filters, -1)).reshape(cols.shape)
+    dcols = (w.reshape(n_filters, -1).T @ dmat).reshape(cols.shape)
     return col2im(dcols, x_shape, stride, padding), dw, db
 
 

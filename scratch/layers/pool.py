@@ -2,8 +2,8 @@
 
 Shapes: x (N, C, H, W) -> out (N, C, H_out, W_out), H_out = (H - K) // stride + 1.
 Each comes twice, as loops (what a learner writes) and vectorised (what the network
-uses): the windows are a view of x (``sliding_window_view``), and the backward pass adds
-the window gradients back with one strided slice per offset in the window (K * K).
+uses): one strided slice of x per offset (p, q) in the window picks that entry of every
+window at once, so both passes are K * K whole-array operations.
 
 Max pool's tie rule: the gradient of a window goes to ONE entry, the first maximum in
 row-major order within the window (``argmax``), as torch does on the CPU; so an
@@ -13,7 +13,6 @@ all-equal 2 x 2 window sends its whole gradient to its top-left entry.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def _size(size: int, k: int, stride: int) -> int:
@@ -65,19 +64,17 @@ def avg_pool_backward_naive(dout, x, k, stride):
     return dx
 
 
-def windows(x: np.ndarray, k: int, stride: int) -> np.ndarray:
-    """Every pooling window of x as a view: (N, C, H_out, W_out, K, K), no copy."""
-    return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+def window_offsets(x_shape: tuple, k: int, stride: int):
+    """For each offset (p, q) of a window, row-major: the slices that pick entry (p, q) of
+    every window at once, x[:, :, p : p + s*H_out : s, q : q + s*W_out : s] (N, C, H_out, W_out).
 
-
-def add_windows(dwin: np.ndarray, x_shape: tuple, stride: int) -> np.ndarray:
-    """The adjoint of :func:`windows`: (N, C, H_out, W_out, K, K) -> dx (N, C, H, W)."""
-    _, _, h_out, w_out, k, _ = dwin.shape
-    dx = np.zeros(x_shape, dtype=dwin.dtype)
-    for p in range(k):  # offset (p, q) of window (i, j) is pixel (i*s + p, j*s + q)
+    Pooling is then K * K whole-array operations, one per offset, instead of one per window.
+    """
+    h_out, w_out = _size(x_shape[2], k, stride), _size(x_shape[3], k, stride)
+    for p in range(k):
         for q in range(k):
-            dx[:, :, p:p + stride * h_out:stride, q:q + stride * w_out:stride] += dwin[..., p, q]
-    return dx
+            yield (slice(None), slice(None), slice(p, p + stride * h_out, stride),
+                   slice(q, q + stride * w_out, stride))
 
 
 class MaxPool2d:
@@ -90,18 +87,27 @@ class MaxPool2d:
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
-        win = windows(x, self.k, self.stride)
-        flat = win.reshape(win.shape[:4] + (self.k * self.k,))  # a copy, row-major window
-        first = flat.argmax(axis=-1)  # the first maximum of each window
+        best = first = None
+        for o, where in enumerate(window_offsets(x.shape, self.k, self.stride)):
+            entry = x[where]
+            if best is None:
+                best, first = entry.copy(), np.zeros(entry.shape, dtype=np.int8 if
+                                                     self.k * self.k < 128 else np.int32)
+                continue
+            larger = entry > best  # strictly: a tie keeps the earlier (row-major) entry
+            np.putmask(first, larger, o)
+            np.maximum(best, entry, out=best)
         self.cache = (x.shape, first)
-        return np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
+        return best
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, H_out, W_out) -> dx (N, C, H, W), on each window's first maximum."""
         x_shape, first = self.cache
-        dwin = np.zeros(dout.shape + (self.k * self.k,), dtype=dout.dtype)
-        np.put_along_axis(dwin, first[..., None], dout[..., None], axis=-1)
-        return add_windows(dwin.reshape(dout.shape + (self.k, self.k)), x_shape, self.stride)
+        dx = np.zeros(x_shape, dtype=dout.dtype)
+        zero = dout.dtype.type(0)
+        for o, where in enumerate(window_offsets(x_shape, self.k, self.stride)):
+            dx[where] += np.where(first == o, dout, zero)
+        return dx
 
 
 class AvgPool2d:
@@ -115,10 +121,15 @@ class AvgPool2d:
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
         self.x_shape = x.shape
-        return windows(x, self.k, self.stride).mean(axis=(4, 5))
+        total = None
+        for where in window_offsets(x.shape, self.k, self.stride):
+            total = x[where].copy() if total is None else total + x[where]
+        return total / x.dtype.type(self.k * self.k)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout (N, C, H_out, W_out) -> dx (N, C, H, W): dout / (K * K) to every entry."""
-        share = (dout / dout.dtype.type(self.k * self.k))[..., None, None]
-        dwin = np.broadcast_to(share, dout.shape + (self.k, self.k))
-        return add_windows(dwin, self.x_shape, self.stride)
+        share = dout / dout.dtype.type(self.k * self.k)
+        dx = np.zeros(self.x_shape, dtype=dout.dtype)
+        for where in window_offsets(self.x_shape, self.k, self.stride):
+            dx[where] += share
+        return dx
