@@ -10,7 +10,10 @@ weights (the user's models and arrays are never touched) and
   would align the reference;
 * for a network given as a list of layers, tests the likely causes of
   :mod:`harness.diagnose.layers` (batch norm's conventions, rerun with the flags that
-  would align them; the classic batch-norm, layer-norm and dropout mistakes);
+  would align them; the classic batch-norm, layer-norm and dropout mistakes), and for a
+  conv network those of :mod:`harness.diagnose.conv` (a flipped kernel, NHWC data,
+  (in, out, kh, kw) weights, asymmetric padding, a stride in the backward, max pool's
+  tie rule, average pool's divisor, a flatten in (H, W, C) order, each at its layer);
 * localises the difference with crafted weights (:mod:`harness.diagnose.probes`):
   the output layer, the loss, the hidden activation or its derivative, a backward step.
 

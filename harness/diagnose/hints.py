@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.diagnose.evidence import Evidence, close, fmt, log_softmax, pair, rel_err
+from harness.diagnose.conv import conv_causes
 from harness.diagnose.layers import layer_causes
 from harness.diagnose.losses import loss_function
 from harness.diagnose.schedules import schedule_timing
@@ -519,7 +520,7 @@ def _cross_entropy_only(hypothesis):
 
 HYPOTHESES: tuple[Callable[[Evidence], str | None], ...] = (
     precision, output_shape, transposed_weights, _cross_entropy_only(probabilities_as_logits),
-    loss_function, layer_causes, loss_scale,
+    loss_function, conv_causes, layer_causes, loss_scale,
     l2_in_loss, bias_grad_scale, flipped_sign, _cross_entropy_only(only_loss), update_rule,
     clipping_rule, activation_variant, overflow_at_scale, schedule_timing,
 )
