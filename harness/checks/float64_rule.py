@@ -49,3 +49,33 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
         f"the same workload in float64 parts at {first} (the float32 run amplifies "
         f"rounding too much to show it: {verdict.summary})"))
     return result
+
+
+def cv_judged_in_float64(result, dtype: str, rerun: Callable[[], object]):
+    """``result`` (a float32 cross-validation verdict) judged again in float64 where it
+    FAILed on agreement: an independent float32 implementation can part from the
+    reference's predictions by rounding that the reference's one witness does not show.
+    ``rerun()`` gives the float64 CV result of the same folds; where it passes (or
+    WARNs), the float32 FAIL becomes a WARN that says so; where it fails too, the FAIL
+    stands with the float64 agreement added. A numerical failure is not rerun. Returns
+    ``result``, changed in place."""
+    if result.status != FAIL or dtype != "float32" or result.report is None:
+        return result
+    try:
+        result64 = rerun()
+    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+        result.notes.append(f"the same folds in float64 could not run ({exc}); the float32 "
+                            f"verdict stands")
+        return result
+    agreement = result64.fields.get("cv_agreement")
+    said = "" if agreement is None else f" on {agreement:.2%} of the predictions"
+    verdict = result.verdicts[0]
+    if result64.status == FAIL:
+        result.notes.append(f"the same folds in float64 fail too (identical{said})")
+        return result
+    result.fields["cv_float64_agreement"] = agreement
+    result.verdicts[0] = replace(verdict, status=WARN, summary=(
+        f"{verdict.summary}; in float64 the same folds agree{said}: the float32 "
+        f"disagreement is rounding this workload amplifies (run in float64 for a sharp "
+        f"verdict)"))
+    return result

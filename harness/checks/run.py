@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
-from harness.checks.float64_rule import judged_in_float64
+from harness.checks.float64_rule import cv_judged_in_float64, judged_in_float64
 from harness.checks.outcome import (
     _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
@@ -460,9 +460,11 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
               "cv_witness_agreement": report.witness_agreement_fraction if multi else None,
               "cv_max_val_acc_diff": report.max_val_acc_diff if multi else None}
     verdict = Verdict("cv", title, status, summary, seconds)
-    return CheckResult("cv", [verdict], report, settings=_settings(
+    result = CheckResult("cv", [verdict], report, settings=_settings(
         config, folds=config.folds, epochs=config.epochs, min_agreement=config.min_agreement),
         fields=fields, header=config.describe(), seconds=seconds)
+    return cv_judged_in_float64(result, config.spec.dtype, lambda: run_cv(
+        config.with_dtype("float64"), data, quiet=quiet))
 
 
 #: how many times as often as a witness a candidate may disagree with the reference and

@@ -60,9 +60,10 @@ def after_step_name(step: int) -> str:
 
 def compare_after_step(prefix: str, actual: dict, expected: dict, *, rtol: float,
                        atol: float, before: dict, arbiter: dict | None = None,
-                       ignore: dict | None = None) -> list[Comparison]:
+                       ignore: dict | None = None, carried: int = 1) -> list[Comparison]:
     """The post-step rows, key by key: the tolerances, or the arbiter's step rule (module
-    docstring) when ``arbiter`` (the float64 parameters after the same steps) is given."""
+    docstring) when ``arbiter`` (the float64 parameters after the same steps) is given;
+    ``carried``: the steps whose rounding the optimizers' state carries (step k: k)."""
     if arbiter is None:
         return compare_dicts(prefix, actual, expected, rtol=rtol, atol=atol, ignore=ignore)
     rows = []
@@ -77,7 +78,7 @@ def compare_after_step(prefix: str, actual: dict, expected: dict, *, rtol: float
         if not math.isfinite(row.max_abs_err) and not row.passed:
             rows.append(row)  # shape, dtype or a non-finite value: said as it is
             continue
-        bounds = step_bounds(actual[key], expected[key], arbiter[key], before[key])
+        bounds = step_bounds(actual[key], expected[key], arbiter[key], before[key], carried)
         rows.append(_verdict(name, tuple(np.shape(expected[key])),
                              np.asarray(expected[key], dtype=np.float64).reshape(-1), bounds,
                              skip, rtol=rtol, atol=atol, rule=RULE_ARBITER))
@@ -87,8 +88,11 @@ def compare_after_step(prefix: str, actual: dict, expected: dict, *, rtol: float
     return rows
 
 
-def step_bounds(actual, expected, arbiter, before) -> _Bounds:
-    """The arbiter's rule for a parameter after a step (module docstring)."""
+def step_bounds(actual, expected, arbiter, before, carried: int = 1) -> _Bounds:
+    """The arbiter's rule for a parameter after a step (module docstring): after step k
+    from the same parameters, the optimizers' state (momentum, Adam's moments) carries
+    the rounding of k steps, so the multiple of the reference's own distance is k times
+    that of step 1."""
     a64 = np.asarray(actual, dtype=np.float64).reshape(-1)
     e64 = np.asarray(expected, dtype=np.float64).reshape(-1)
     r64 = np.asarray(arbiter, dtype=np.float64).reshape(-1)
@@ -97,12 +101,13 @@ def step_bounds(actual, expected, arbiter, before) -> _Bounds:
     typical = float(np.sqrt(np.mean(own * own))) if own.size else 0.0
     ulp = float(np.finfo(np.float32).eps) * np.abs(r64)
     floor = arbiter_floor(r64 - p0)
-    bound = ARBITER_MULTIPLIER * np.maximum(own, typical) + 2 * ulp + floor
+    multiple = ARBITER_MULTIPLIER * carried
+    bound = multiple * np.maximum(own, typical) + 2 * ulp + floor
     diff = np.abs(a64 - r64)
 
     def allowed(flat: int) -> str:
         return (f"from the float64 arbiter's value after the same steps; allowed "
-                f"{float(bound[flat]):.3e} there = {ARBITER_MULTIPLIER:g} x the float32 "
+                f"{float(bound[flat]):.3e} there = {multiple:g} x the float32 "
                 f"reference's own distance {float(own[flat]):.3e} (at least its RMS "
                 f"{typical:.3e}) + 2 float32 units of the entry {2 * float(ulp[flat]):.3e} "
                 f"+ floor {floor:.3e} of the step")
@@ -197,7 +202,7 @@ def later_steps(reference, candidate, arbiter, x_ref, y, tol: dict, arb: dict | 
         after = compare_after_step(after_step_name(k), candidate.get_params(),
                                    reference.get_params(), **tol, before=before,
                                    arbiter=None if arbiter is None else arb["after"],
-                                   ignore=excused)
+                                   ignore=excused, carried=k)
         run.rows.extend(after)
         run.rows.extend(compare_buffers(f"buffers after step {k}", reference, candidate,
                                          tol, None))
