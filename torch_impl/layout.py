@@ -102,7 +102,8 @@ def validate_params(params: Mapping[str, np.ndarray], dims: tuple[int, ...],
 # ``indexed`` below is a list of (k, module) pairs, one per layer with parameters, in
 # order: nn.Linear k gives ``W{k}`` = weight.T (in, out) and ``b{k}`` = bias; nn.Conv2d k
 # gives ``W{k}`` = weight (out, in, kh, kw), NOT transposed (the layouts agree), and
-# ``b{k}`` = bias; nn.BatchNorm1d / nn.BatchNorm2d / nn.LayerNorm k give ``gamma{k}`` = weight and ``beta{k}`` = bias, and
+# ``b{k}`` = bias; nn.BatchNorm1d / nn.BatchNorm2d / nn.LayerNorm k give ``gamma{k}`` =
+# weight and ``beta{k}`` = bias, and
 # a batch norm's buffers ``running_mean{k}`` and ``running_var{k}``.
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)

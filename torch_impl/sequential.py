@@ -2,7 +2,8 @@
 
 It reads the same resolved network as :mod:`scratch.sequential`, plain ``(name,
 kwargs)`` tuples (``linear``, ``batchnorm``, ``layernorm``, the activations,
-``dropout``, ``conv2d``, ``maxpool2d``, ``avgpool2d``, ``flatten``), and has the same members, names and modes: ``forward`` is evaluation
+``dropout``, ``conv2d``, ``maxpool2d``, ``avgpool2d``, ``flatten``), and has the same
+members, names and modes: ``forward`` is evaluation
 (``module.eval()``: running statistics, no dropout); ``loss_and_grads``, ``train_step``
 and ``intermediates`` are training passes (``module.train()``), each updating the running
 statistics.
