@@ -71,10 +71,8 @@ def flags_of(args) -> dict:
     from harness.errors import ConfigError
     from harness.model.specs import ModelSpec, OptimizerSpec
 
-    if getattr(args, "layers", None) is not None:
-        raise ConfigError("`--layers` does not go with conformance: declare the layers a "
-                          "class implements in nnh_capabilities['layers'] (each gets a "
-                          "layer-<name> check), and fixed widths as `--dims`")
+    if getattr(args, "layers", None) is not None and args.dims is not None:
+        raise ConfigError("`--layers` and `--dims` both fix the network; give one")
     if getattr(args, "device", None) not in (None, "cpu"):
         raise ConfigError(f"`--device` {args.device!r}: the conformance suite compares on "
                           f"the cpu only")
@@ -87,6 +85,12 @@ def flags_of(args) -> dict:
         if value is not None:
             flags[key] = value if key in ("dims", "loss_reduction", "weight_decay_in",
                                           "weight_decay_on") else [value]
+    from harness.cli.images import input_shape_arg
+
+    if getattr(args, "layers", None) is not None:  # a fixed network, as if declared
+        flags["network"], flags["input_shape"] = args.layers, input_shape_arg(args)
+    elif getattr(args, "input_shape", None) is not None:
+        input_shape_arg(args)  # refused without --layers
     flags["model_fields"] = {k: getattr(args, k) for k in MODEL_FLAGS
                              if getattr(args, k, None) not in (None, False)}
     fields = {"lr": args.lr, "momentum": args.momentum, "nesterov": args.nesterov,
@@ -95,6 +99,8 @@ def flags_of(args) -> dict:
     given = {k: v for k, v in fields.items() if v not in (None, False)}
     flags["optimizer_fields"] = given
     # the values checked once, as check refuses them
+    if flags.get("network"):
+        ModelSpec(layers=flags["network"], input_shape=flags["input_shape"] or (5,))
     ModelSpec(tuple(args.dims or (5, 7, 3)), activation=args.activation or "relu",
               dtype=args.dtype or "float64", loss_reduction=args.loss_reduction or "mean",
               **flags["model_fields"])

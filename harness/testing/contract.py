@@ -13,7 +13,6 @@ from harness.model.contract import (
     array_problem, check_copies, check_refusals, check_train_step_loss, loss_dtype_advice,
     scalar_problem,
 )
-from harness.model.layout import param_shapes
 from harness.model.masks import held_masks
 from harness.checks.result import FAIL, PASS, WARN, CheckResult, Verdict
 from harness.testing import build as _b
@@ -66,8 +65,8 @@ def check_contract(target, ref: str, check: str, *, terms: Terms, part: str, act
     spec = terms.spec(activation=activation, dtype=dtype)
     opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(spec.dims)
-    shapes = param_shapes(spec.dims)
+    x, y = terms.batch(spec)
+    shapes = spec.network.param_shapes
     problems: list[str] = []
     advice: list[str] = []
     if part == "forward":
@@ -180,9 +179,9 @@ def check_dtype(target, ref: str, check: str, *, terms: Terms, activation: str, 
     spec = terms.spec(activation=activation, dtype=dtype)
     opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(spec.dims)
+    x, y = terms.batch(spec)
     x = x.astype(dtype)
-    shapes = param_shapes(spec.dims)
+    shapes = spec.network.param_shapes
     params = model.get_params()
     problems = [p for k in shapes if k in params
                 for p in [array_problem(f"get_params()['{k}']", params[k], shapes[k], dtype)] if p]
@@ -207,7 +206,7 @@ def check_float32_end_to_end(target, ref: str, check: str, *, terms: Terms, acti
     spec = terms.spec(activation=activation, dtype="float32")
     opt = terms.opt(optimizer)
     model = _b.build(target, spec, opt)
-    x, y = make_batch(spec.dims)
+    x, y = terms.batch(spec)
     problems, advice = [], []
     for step in range(3):
         loss = model.train_step(x, y)  # float64 input: the model keeps its own dtype
@@ -236,7 +235,7 @@ def check_determinism(target, ref: str, check: str, *, terms: Terms, activation:
     spec = terms.spec(activation=activation, dtype=dtype, seed=3)
     opt = terms.opt(optimizer)
     a, b = _b.build(target, spec, opt), _b.build(target, spec, opt)
-    x, y = make_batch(spec.dims)
+    x, y = terms.batch(spec)
     problems = []
     pa, pb = a.get_params(), b.get_params()
     if any(not np.array_equal(pa[k], pb[k]) for k in pa):

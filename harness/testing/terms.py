@@ -44,10 +44,14 @@ IMAGE_SHAPE: tuple[int, int, int] = (2, 4, 4)
 CONVENTION_VALUES: dict[str, tuple[str, ...]] = {
     "loss_reduction": ("mean", "sum"), "weight_decay_in": ("optimizer", "loss"),
     "weight_decay_on": ("all", "weights")}
-#: what a class supports when it declares nothing (depths and dims: None, any)
+#: the ModelSpec fields a class may declare as its loss (``nnh_capabilities["loss"]``)
+LOSS_FIELDS: tuple[str, ...] = ("loss", "loss_outputs", "mse_half")
+#: what a class supports when it declares nothing (depths, dims, network: None, any;
+#: loss: None, softmax cross-entropy)
 DEFAULT_CAPABILITIES: dict[str, Any] = {
     "activations": ["relu"], "dtypes": ["float64"], "optimizers": ["sgd"], "conventions": {},
-    "layers": [], "depths": None, "dims": None}
+    "layers": [], "depths": None, "dims": None, "loss": None, "network": None,
+    "input_shape": None}
 
 
 # ------------------------------------------------------------------ capabilities
@@ -57,7 +61,7 @@ def _builtin_capabilities() -> dict[str, Any]:
     return {"activations": list(ACTIVATION_NAMES), "dtypes": list(DTYPE_NAMES),
             "optimizers": list(OPTIMIZER_NAMES), "layers": list(LAYER_NETWORKS),
             "conventions": {k: list(CONVENTION_VALUES[k]) for k in _b.supported_conventions()},
-            "depths": None, "dims": None}
+            "depths": None, "dims": None, "loss": None, "network": None, "input_shape": None}
 
 
 def _names(where: str, key: str, values, allowed) -> list[str]:
@@ -96,8 +100,9 @@ def _ints(where: str, key: str, values, *, least: int) -> tuple[int, ...] | None
     except (TypeError, ValueError):
         ok = False
     if not ok or any(v < least for v in out):
-        what = ("hidden-layer counts, e.g. [1, 2]" if key == "depths"
-                else "the layer widths, features first and classes last, e.g. [5, 16, 3]")
+        what = {"depths": "hidden-layer counts, e.g. [1, 2]",
+                "input_shape": "the input's shape, (features,) or (C, H, W), e.g. [1, 8, 8]"
+                }.get(key, "the layer widths, features first and classes last, e.g. [5, 16, 3]")
         raise ConfigError(f"`{where}['{key}']` must list {what} (each at least {least}), got "
                           f"{values!r}")
     if key == "dims" and len(out) < 2:
@@ -106,14 +111,52 @@ def _ints(where: str, key: str, values, *, least: int) -> tuple[int, ...] | None
     return out
 
 
+def _loss(where: str, declared) -> dict[str, Any] | None:
+    """``"bce"`` or ``{"loss": "bce", "loss_outputs": "sum"}`` as ModelSpec fields."""
+    if declared is None:
+        return None
+    fields = {"loss": declared} if isinstance(declared, str) else declared
+    if not isinstance(fields, dict) or set(fields) - set(LOSS_FIELDS):
+        raise ConfigError(f"`{where}['loss']` must be a loss name or a dict of "
+                          f"{', '.join(LOSS_FIELDS)}, got {declared!r}")
+    try:
+        ModelSpec(DIMS, **fields)
+    except ConfigError as exc:
+        raise ConfigError(f"`{where}['loss']`: {exc}") from None
+    return dict(fields)
+
+
+def _network(where: str, layers, input_shape) -> tuple[str | None, tuple[int, ...] | None]:
+    """A fixed layer network (the ``--layers`` grammar) and its input's shape."""
+    if input_shape is not None:
+        input_shape = _ints(where, "input_shape", input_shape, least=1)
+        if len(input_shape) not in (1, 3):
+            raise ConfigError(f"`{where}['input_shape']` is (features,) or (C, H, W), got "
+                              f"{list(input_shape)!r}")
+    if layers is None:
+        if input_shape is not None:
+            raise ConfigError(f"`{where}['input_shape']` goes with a fixed `network`")
+        return None, None
+    if not isinstance(layers, str):
+        raise ConfigError(f"`{where}['network']` must be a layer list such as "
+                          f"'linear(7),batchnorm,relu,linear(3)', got {layers!r}")
+    try:
+        spec = ModelSpec(layers=layers, input_shape=input_shape or (DIMS[0],))
+    except ConfigError as exc:
+        raise ConfigError(f"`{where}['network']`: {exc}") from None
+    return str(spec.layers), spec.input_shape
+
+
 def capabilities_of(target) -> dict[str, Any]:
     """What ``target`` declares it supports, completed with the defaults.
 
     A class declares ``nnh_capabilities = {"activations": [...], "dtypes": [...],
     "optimizers": [...], "conventions": {"loss_reduction": ["sum"], ...},
-    "layers": ["batchnorm", ...], "depths": [1, 2]}`` (or a fixed ``"dims": [4, 10, 3]``
-    instead of ``depths``); a missing key takes its default (relu; float64; sgd; the
-    default conventions; no layer beyond the MLP's; any depth). The first value of each
+    "layers": ["batchnorm", ...], "depths": [1, 2], "loss": {"loss": "bce"}}`` (or a
+    fixed ``"dims": [4, 10, 3]`` instead of ``depths``, or a fixed layer ``"network"``
+    with its ``"input_shape"``); a missing key takes its default (relu; float64; sgd; the
+    default conventions; no layer beyond the MLP's; any depth; softmax cross-entropy;
+    the MLP of the activation and depth each check asks for). The first value of each
     list is the one the other checks are built with. The built-in backends support
     everything.
 
@@ -146,6 +189,12 @@ def capabilities_of(target) -> dict[str, Any]:
     if caps["depths"] is not None and caps["dims"] is not None:
         raise ConfigError(f"`{where}` declares both `depths` and `dims`; a fixed `dims` "
                           f"already fixes the depth")
+    caps["loss"] = _loss(where, caps["loss"])
+    caps["network"], caps["input_shape"] = _network(where, caps["network"],
+                                                    caps["input_shape"])
+    if caps["network"] is not None and (caps["depths"] is not None or caps["dims"] is not None):
+        raise ConfigError(f"`{where}` declares a fixed `network` with `depths` or `dims`; "
+                          f"the network already fixes both")
     return caps
 
 
@@ -160,7 +209,10 @@ def with_overrides(caps: dict[str, Any], flags: dict[str, Any] | None) -> dict[s
         if flags.get(key):
             out["conventions"][key] = [flags[key]]
     if flags.get("dims"):
-        out["dims"], out["depths"] = tuple(flags["dims"]), None
+        out["dims"], out["depths"], out["network"] = tuple(flags["dims"]), None, None
+    if flags.get("network"):
+        out["network"], out["dims"], out["depths"] = flags["network"], None, None
+        out["input_shape"] = flags.get("input_shape") or None
     return out
 
 
@@ -173,11 +225,15 @@ class Terms:
     ``depths`` the hidden-layer counts it builds (None: any); ``conventions`` the
     base convention of each option (the first declared value); ``optimizer`` the
     OptimizerSpec fields given on the command line (lr, weight decay, betas, ...);
-    ``model`` the ModelSpec fields given (the loss and its conventions).
+    ``model`` the ModelSpec fields declared or given (the loss and its conventions);
+    ``layers`` a fixed layer network (and ``input_shape`` its input), or None for the
+    MLP of each check's activation and depth.
     """
 
     dims: tuple[int, ...] = DIMS
     fixed_dims: bool = False
+    layers: str | None = None
+    input_shape: tuple[int, ...] | None = None
     depths: tuple[int, ...] | None = None
     conventions: dict[str, str] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)
@@ -189,6 +245,8 @@ class Terms:
 
     def depth_skip(self, hidden: int, name: str) -> str | None:
         """Why a check of ``hidden`` hidden layers does not apply (None: it does)."""
+        if self.layers is not None:
+            return f"{name} is checked on one fixed network, {self.layers}"
         if self.fixed_dims:
             return f"{name} declares fixed dims {self.dims} in nnh_capabilities"
         if self.depths is not None and hidden not in self.depths:
@@ -212,10 +270,25 @@ class Terms:
         from harness.testing import build as _b
 
         reduction = self.convention("loss_reduction", conventions)
+        if self.layers is not None:  # the class's own network: its activations are fixed
+            return ModelSpec(layers=self.layers, input_shape=self.input_shape or (DIMS[0],),
+                             dtype=dtype, seed=seed, loss_reduction=reduction, **self.model)
         spec = _b.make_spec(self.dims if dims is None else dims, activation=activation,
                             dtype=dtype, seed=seed,
                             loss_reduction=None if reduction == "mean" else reduction)
         return dataclasses.replace(spec, **self.model) if self.model else spec
+
+    @staticmethod
+    def batch(spec: ModelSpec, n: int | None = None, seed: int = 0):
+        """``(x, y)``: ``n`` random rows for ``spec`` (images (N, C, H, W) for an image
+        network), labels covering the classes."""
+        from harness.testing.contract import N_SAMPLES, make_batch
+
+        x, y = make_batch(spec.dims, n=N_SAMPLES if n is None else n, seed=seed)
+        shape = getattr(spec, "input_shape", None)
+        if shape is not None and len(shape) == 3:
+            x = x.reshape(len(x), *shape)
+        return x, y
 
     def opt(self, name: str, *, conventions: dict | None = None,
             weight_decay: float | None = None):
@@ -242,7 +315,11 @@ def terms_of(caps: dict[str, Any], flags: dict[str, Any] | None = None) -> Terms
         base = (DIMS[0], *([HIDDEN] * depths[0]), DIMS[-1])
     conventions = {k: v[0] for k, v in caps.get("conventions", {}).items()
                    if v and v[0] != CONVENTION_VALUES[k][0]}
-    return Terms(dims=base, fixed_dims=dims is not None,
+    network = caps.get("network")
+    if network is not None:
+        base = ModelSpec(layers=network, input_shape=caps.get("input_shape") or (DIMS[0],)).dims
+    return Terms(dims=base, fixed_dims=dims is not None or network is not None,
                  depths=None if depths is None else tuple(depths), conventions=conventions,
                  optimizer=dict(flags.get("optimizer_fields") or {}),
-                 model=dict(flags.get("model_fields") or {}))
+                 model={**(caps.get("loss") or {}), **(flags.get("model_fields") or {})},
+                 layers=network, input_shape=caps.get("input_shape"))

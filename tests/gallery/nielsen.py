@@ -82,6 +82,8 @@ class Network:
 class BookNetwork(Adapter):
     """The adapter: the protocol around :class:`Network` (canonical W = weights.T)."""
 
+    nnh_capabilities = {"activations": ["sigmoid"], "loss": {"loss": "bce", "loss_outputs": "sum"},
+                        "conventions": {"weight_decay_in": ["loss"], "weight_decay_on": ["weights"]}}
     cost = CrossEntropyCost
     param_paths = dict(W="net.weights[{k}].T", b="net.biases[{k}]")
     grad_paths = dict(W="[1][{k}].T", b="[0][{k}]")  # in backprop's (nabla_b, nabla_w)
