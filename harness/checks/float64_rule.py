@@ -11,6 +11,7 @@ where the float64 trajectories part beyond their own spread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -18,18 +19,35 @@ from harness.checks.result import FAIL, WARN
 from harness.errors import HarnessError
 
 
+def _amplified_fail(result, report) -> bool:
+    """A float32 FAIL on a finite difference first seen once the run amplified rounding:
+    the witnesses sample float32's spread there thinly (a correct class computing its
+    softmax another way can part further at a loss spike), so float64 judges it."""
+    first = getattr(report, "first_divergence", None)
+    amplified = getattr(report, "amplified_step", None)
+    return (result.status == FAIL and report.error is None and first is not None
+            and amplified is not None and first.step >= amplified
+            and math.isfinite(first.difference))
+
+
 def judged_in_float64(result, report, rerun: Callable[[], object]):
     """``result`` (a float32 training verdict) judged again where it was blunt.
 
-    Only a WARN of an amplifying float32 run (``report.amplified_step`` set) is rerun:
-    ``rerun()`` gives the float64 :class:`~harness.training.trajectory.TrajectoryReport` of
-    the same workload, or raises where a backend cannot be built in float64 (then
-    ``result`` stands). A float64 divergence makes the verdict a FAIL naming the step; a
-    float64 run that agrees adds a note. Returns ``result``, changed in place.
+    A WARN of an amplifying float32 run (``report.amplified_step`` set) is rerun, and so
+    is a FAIL first seen after that step on a finite difference: ``rerun()`` gives the
+    float64 :class:`~harness.training.trajectory.TrajectoryReport` of the same workload,
+    or raises where a backend cannot be built in float64 (then ``result`` stands). For a
+    WARN, a float64 divergence makes the verdict a FAIL naming the step, and a float64
+    run that agrees adds a note. For such a FAIL, a float64 run that agrees makes it a
+    WARN saying so (the float32 difference is rounding the workload amplifies), and one
+    that parts keeps the FAIL with its step. A numerical failure (NaN or inf) and a
+    FAIL before the run amplified are never rerun. Returns ``result``, changed in place.
     """
-    if result.status != WARN or getattr(report, "amplified_step", None) is None:
-        return result
     if getattr(report, "arbiter", False) is False or getattr(report, "dtype", "") != "float32":
+        return result
+    if _amplified_fail(result, report):
+        return _fail_judged_in_float64(result, rerun)
+    if result.status != WARN or getattr(report, "amplified_step", None) is None:
         return result
     try:
         report64 = rerun()
@@ -48,6 +66,29 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
     result.verdicts[0] = replace(verdict, status=FAIL, summary=(
         f"the same workload in float64 parts at {first} (the float32 run amplifies "
         f"rounding too much to show it: {verdict.summary})"))
+    return result
+
+
+def _fail_judged_in_float64(result, rerun: Callable[[], object]):
+    """The FAIL of :func:`_amplified_fail` judged again in float64 (see
+    :func:`judged_in_float64`)."""
+    try:
+        report64 = rerun()
+    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+        result.notes.append(f"the same workload in float64 could not run ({exc}); the "
+                            f"float32 verdict stands")
+        return result
+    first = report64.first_divergence
+    result.fields["training_float64_step"] = None if first is None else first.step
+    verdict = result.verdicts[0]
+    if first is not None and report64.error is None:
+        result.notes.append(f"the same workload in float64 parts too, at {first}")
+        return result
+    until = " until both stopped" if report64.error is not None else ""
+    result.verdicts[0] = replace(verdict, status=WARN, summary=(
+        f"{verdict.summary}, where float32 amplifies rounding; in float64 the same workload "
+        f"follows the reference within the float64 bound{until}: the float32 difference is "
+        f"rounding (run in float64 for a sharp verdict)"))
     return result
 
 
