@@ -7,8 +7,9 @@ with its running statistics, ``dropout_param`` with the keep probability), and a
 ``"mode"`` entry in them says "train" or "test". What an adapter does with them is
 always the same:
 
-* :class:`LayerFunctions`: one kind's pair, the canonical parameters it takes and
-  returns the gradients of (``("W", "b")``, ``("gamma", "beta")``), and its dict;
+* :class:`LayerFunctions`: one kind's pair and its dict (the canonical parameters it
+  takes and returns the gradients of, ``W{k}, b{k}`` or ``gamma{k}, beta{k}``, follow
+  from the layer);
 * :class:`FunctionNet`: the network of the spec's layer list on those pairs, with the
   parameters under canonical names and one dict per layer, and the two passes;
 * :class:`FunctionLayers`: an :class:`~harness.adapt.Adapter` around a
@@ -24,40 +25,59 @@ import numpy as np
 
 from harness.adapt.base import Adapter
 from harness.adapt.layers import check_kinds
+from harness.model.layer_spec import NORM_NAMES
 
 
 @dataclass(frozen=True)
 class LayerFunctions:
     """One kind of layer as a pair of functions.
 
+    A kind may also be given as the plain tuple ``(forward, backward)`` or
+    ``(forward, backward, state)``.
+
     Attributes
     ----------
     forward : callable
-        ``forward(x, *params, [state]) -> (out, cache)``: the parameters in the order of
-        :attr:`params`, then the layer's dict when it has one.
+        ``forward(x, *params, [state]) -> (out, cache)``: the layer's parameters, then its
+        dict when it has one.
     backward : callable
         ``backward(dout, cache) -> dx`` for a layer without parameters, ``(dx, *grads)``
-        (in the order of :attr:`params`) for one with them.
-    params : tuple of str
-        The canonical kinds of the layer's parameters (``("W", "b")``,
-        ``("gamma", "beta")``); the layer's ``index`` numbers them (``W0``, ``gamma1``).
+        (in the order of the parameters) for one with them.
     state : mapping, callable or None
         The layer's dict: a mapping copied for each layer of the kind, or a function of
         the layer's numbers (``lambda kw: {"p": 1 - kw["p"]}``); None: the forward takes
         none. A dict with a ``"mode"`` entry has it set to "train" or "test" before each
         call.
+    params : tuple of str or None
+        The canonical kinds of the layer's parameters, in the order the functions take
+        and return them; None: the layer's own, ``("W", "b")`` for a linear (or conv)
+        layer, ``("gamma", "beta")`` for a normalisation layer, none for the others. The
+        layer's ``index`` numbers them (``W0``, ``gamma1``).
     """
 
     forward: Callable
     backward: Callable
-    params: tuple[str, ...] = ()
     state: Mapping | Callable | None = None
+    params: tuple[str, ...] | None = None
 
     def make_state(self, kw: dict) -> dict | None:
         """A fresh dict for one layer with numbers ``kw`` (None when the kind has none)."""
         if self.state is None:
             return None
         return dict(self.state(kw)) if callable(self.state) else dict(self.state)
+
+    def param_kinds(self, name: str, kw: dict) -> tuple[str, ...]:
+        """The canonical kinds of the parameters of the layer ``(name, kw)``."""
+        if self.params is not None:
+            return tuple(self.params)
+        if "index" not in kw:
+            return ()
+        return ("gamma", "beta") if name in NORM_NAMES else ("W", "b")
+
+
+def as_functions(kind) -> LayerFunctions:
+    """A :class:`LayerFunctions` from itself or a ``(forward, backward[, state])`` tuple."""
+    return kind if isinstance(kind, LayerFunctions) else LayerFunctions(*kind)
 
 
 class FunctionNet:
@@ -67,8 +87,9 @@ class FunctionNet:
     ----------
     layer_list : sequence of (str, dict)
         ``spec.network.plain()``.
-    kinds : mapping of str to LayerFunctions
-        Kind -> its pair; a kind the code has not is refused (:func:`check_kinds`).
+    kinds : mapping of str to LayerFunctions or tuple
+        Kind -> its pair (:func:`as_functions`); a kind the code has not is refused
+        (:func:`check_kinds`).
 
     Attributes
     ----------
@@ -83,7 +104,9 @@ class FunctionNet:
     def __init__(self, layer_list: Sequence[tuple[str, dict]],
                  kinds: Mapping[str, LayerFunctions]):
         check_kinds(layer_list, kinds)
-        self.layers = [(kinds[name], kw) for name, kw in layer_list]
+        self.layers = [(as_functions(kinds[name]), kw) for name, kw in layer_list]
+        self.owned = [fns.param_kinds(name, kw)
+                      for (fns, kw), (name, _) in zip(self.layers, layer_list)]
         self.params: dict = {}
         self.states = [fns.make_state(kw) for fns, kw in self.layers]
 
@@ -91,8 +114,8 @@ class FunctionNet:
         """``(out, caches)``: ``x`` through every layer, each dict's ``"mode"`` set to
         ``mode`` ("train" or "test") first."""
         caches = []
-        for (fns, kw), state in zip(self.layers, self.states):
-            args = [self.params[f"{kind}{kw['index']}"] for kind in fns.params]
+        for (fns, kw), owned, state in zip(self.layers, self.owned, self.states):
+            args = [self.params[f"{kind}{kw['index']}"] for kind in owned]
             if state is not None:
                 if "mode" in state:
                     state["mode"] = mode
@@ -105,13 +128,14 @@ class FunctionNet:
         """``(dx, grads)``: ``dout`` back through the layers, the gradients under canonical
         names."""
         grads = {}
-        for (fns, kw), cache in zip(reversed(self.layers), reversed(caches)):
+        for (fns, kw), owned, cache in zip(reversed(self.layers), reversed(self.owned),
+                                           reversed(caches)):
             result = fns.backward(dout, cache)
-            if not fns.params:
+            if not owned:
                 dout = result
                 continue
             dout, *found = result
-            grads.update({f"{kind}{kw['index']}": g for kind, g in zip(fns.params, found)})
+            grads.update({f"{kind}{kw['index']}": g for kind, g in zip(owned, found)})
         return dout, grads
 
 
@@ -138,8 +162,9 @@ class FunctionLayers(Adapter):
     decay_on = ("all", "weights")
     seeds_numpy: bool = True
 
-    def kinds(self, spec) -> Mapping[str, LayerFunctions]:
-        """Kind -> :class:`LayerFunctions`, for the network of ``spec``."""
+    def kinds(self, spec) -> Mapping[str, LayerFunctions | tuple]:
+        """Kind -> :class:`LayerFunctions` or ``(forward, backward[, state])``, for the
+        network of ``spec``."""
         raise NotImplementedError("a FunctionLayers subclass names its functions in kinds()")
 
     def build(self, spec, **settings) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.adapt import FunctionLayers, LayerFunctions, LayerObjects, build_layers
+from harness.adapt import FunctionLayers, LayerObjects, build_layers
 from tests.gallery import cs231n_layers as cs
 from tests.gallery import nnfs_layers as nnfs
 
@@ -58,38 +58,34 @@ class CS231nNet(FunctionLayers):
     bn_forward, bn_backward = staticmethod(cs.batchnorm_forward), staticmethod(cs.batchnorm_backward_alt)
     dropout_forward, dropout_backward = staticmethod(cs.dropout_forward), staticmethod(cs.dropout_backward)
 
-    def kinds(self, spec):
+    def kinds(self, spec):  # the running statistics: the adapter's buffers, put in bn_param
         bn_param = {"mode": "train", "eps": spec.norm_eps, "momentum": spec.bn_momentum}
-        return dict(linear=LayerFunctions(cs.affine_forward, cs.affine_backward, ("W", "b")),
-                    relu=LayerFunctions(cs.relu_forward, cs.relu_backward),
-                    batchnorm=LayerFunctions(self.bn_forward, self.bn_backward, ("gamma", "beta"), bn_param),
-                    layernorm=LayerFunctions(cs.layernorm_forward, cs.layernorm_backward, ("gamma", "beta"),
-                                             {"eps": spec.norm_eps}),
-                    dropout=LayerFunctions(self.dropout_forward, self.dropout_backward,
-                                           state=lambda kw: self.make_dropout_param(kw["p"])))
+        return dict(linear=(cs.affine_forward, cs.affine_backward), relu=(cs.relu_forward, cs.relu_backward),
+                    batchnorm=(self.bn_forward, self.bn_backward, bn_param),
+                    layernorm=(cs.layernorm_forward, cs.layernorm_backward, {"eps": spec.norm_eps}),
+                    dropout=(self.dropout_forward, self.dropout_backward, self.make_dropout_param))
 
-    def make_dropout_param(self, p):  # cs231n's p keeps a unit, the harness's drops it
-        return {"mode": "train", "p": 1 - p}
+    def make_dropout_param(self, kw):  # cs231n's p keeps a unit, the harness's drops it
+        return {"mode": "train", "p": 1 - kw["p"]}
 
 
 # ====================================================================== NNFS
 class NNFSNet(LayerObjects):
     """A layer network of the book's layer objects; torch's batch-norm conventions; the spec's
-    loss (the book's softmax cross-entropy, unclipped). Its hooks: the three layer classes."""
+    loss for the book's softmax cross-entropy (the same, without its clip of the probabilities
+    at 1e-7). Its hooks: the two normalisation layer classes."""
 
     nnh_capabilities = {"layers": ["batchnorm", "dropout"]}  # conformance's layernorm uses tanh
     mask_attr = "next_mask"
-    dropout_class, batchnorm_class = nnfs.Layer_Dropout, nnfs.Layer_BatchNorm
-    layernorm_class = nnfs.Layer_LayerNorm
+    batchnorm_class, layernorm_class = nnfs.Layer_BatchNorm, nnfs.Layer_LayerNorm
 
-    def build(self, spec, lr, momentum, weight_decay):
+    def build(self, spec, lr, momentum, weight_decay):  # the dtype: the binding's, when it puts
         self.update_layer = nnfs.Optimizer_SGD(lr, momentum).update_params  # the book's step
         self.layers = build_layers(self.layer_list, dict(
-            linear=lambda kw: nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype),
-            relu=lambda kw: nnfs.Activation_ReLU(), dropout=lambda kw: self.dropout_class(kw["p"]),
-            batchnorm=lambda kw: self.batchnorm_class(kw["width"], spec.bn_momentum, spec.norm_eps,
-                                                      self.dtype),
-            layernorm=lambda kw: self.layernorm_class(kw["width"], spec.norm_eps, self.dtype)))
+            linear=lambda kw: nnfs.Layer_Dense(kw["in"], kw["out"]), relu=lambda kw: nnfs.Activation_ReLU(),
+            dropout=lambda kw: nnfs.Layer_Dropout(kw["p"]),
+            batchnorm=lambda kw: self.batchnorm_class(kw["width"], spec.bn_momentum, spec.norm_eps),
+            layernorm=lambda kw: self.layernorm_class(kw["width"], spec.norm_eps)))
 
 
 # ====================================================================== cs231n's bugs
@@ -144,8 +140,8 @@ class DropoutNotInverted(CS231nNet):
 class KeepAsDrop(CS231nNet):
     """The harness's p (the drop probability) handed to cs231n's dropout as its keep one."""
 
-    def make_dropout_param(self, p):
-        return {"mode": "train", "p": p}
+    def make_dropout_param(self, kw):
+        return {"mode": "train", "p": kw["p"]}
 
 
 class MaskRedrawn(CS231nNet):
