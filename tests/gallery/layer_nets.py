@@ -51,7 +51,8 @@ def _uniform(rng, fan_in, shape, dtype):
 
 # ====================================================================== cs231n
 class CS231nNet(FunctionLayers):
-    """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions.
+    """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions;
+    the base's step, torch's SGD (for a fixed rate the same as cs231n's ``sgd_momentum``).
     Its hooks: the four batch-norm and dropout functions, and ``make_dropout_param``."""
 
     code_loss = staticmethod(cs.softmax_loss)
