@@ -30,6 +30,8 @@ from harness.adapt.binding import Binding, bind, initial_buffers, initial_params
 from harness.adapt.capture import captured_gradients
 from harness.adapt.inputs import as_columns, loss_and_dlogits, per_sample
 from harness.adapt.settings import code_settings
+from harness.adapt.sgd import decayed, decays, sgd_step
+from harness.errors import ConfigError
 
 
 class Adapter:
@@ -91,6 +93,7 @@ class Adapter:
         self.dims = tuple(spec.dims)
         self.dtype = np.dtype(spec.dtype)
         self.layer_list = spec.network.plain()
+        self.momentum_buffers: dict = {}  # the default step's, canonical names
         kwargs = code_settings(optimizer, self.settings, self.optimizers,
                                decay_in=self.decay_in, decay_on=self.decay_on)
         self.build(spec, **kwargs)
@@ -118,13 +121,13 @@ class Adapter:
         raise NotImplementedError("an Adapter subclass runs the training pass in backward()")
 
     def step(self, x, y) -> float:
-        """One optimizer update with the code's own step; the default is plain SGD
-        (``p -= lr * (g + weight_decay * p)``, torch's decay) through the binding."""
+        """One optimizer update with the code's own step; the default is torch.optim.SGD
+        through the binding (:func:`harness.adapt.sgd.sgd_step`: momentum when
+        :attr:`settings` takes it, the buffers in :attr:`momentum_buffers`, torch's weight
+        decay on all parameters or the weights)."""
         loss, grads = self._loss_and_grads(x, y)
-        opt, params = self.optimizer, self.get_params()
-        wd = opt.weight_decay if opt.weight_decay_in == "optimizer" else 0.0
-        self.set_params({k: p - opt.lr * (grads[k] + self._decays(k) * wd * p)
-                         for k, p in params.items()})
+        self.set_params(sgd_step(self.optimizer, self.get_params(), grads,
+                                 self.momentum_buffers))
         return loss
 
     # ------------------------------------------------------------ helpers for the hooks
@@ -139,6 +142,19 @@ class Adapter:
         """:meth:`loss_and_grads` on ``x`` already in the code's form (for a :meth:`step`
         that needs the canonical gradients)."""
         return self._loss_and_grads(x, y)
+
+    def code_update(self, x, y, update) -> float:
+        """A step with the code's own optimizer: the training pass, torch's weight decay
+        added to the gradients where the code keeps them (:attr:`grad_paths`, paths from
+        the adapter), then ``update()``, the code's update of its parameters from them;
+        returns the loss."""
+        loss, grads = self._loss_and_grads(x, y)
+        if self.grad_paths is None:
+            raise ConfigError("code_update writes the decayed gradients back: give grad_paths")
+        bind(self.spec, **self.grad_paths).put(self, decayed(self.optimizer,
+                                                             self.get_params(), grads))
+        update()
+        return loss
 
     def captured(self, run):
         """``(loss, gradients)`` of code whose backward steps its own weights:
@@ -197,7 +213,7 @@ class Adapter:
     # ------------------------------------------------------------ internals
     def _decays(self, name: str) -> bool:
         """Whether the spec's weight decay acts on the parameter ``name``."""
-        return self.optimizer.weight_decay_on == "all" or name.startswith("W")
+        return decays(self.optimizer, name)
 
     def _pass(self, x, y):
         """The loss and canonical gradients of one call of :meth:`backward`."""

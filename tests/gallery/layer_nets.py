@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.adapt import Adapter, bind
+from harness.adapt import FunctionLayers, LayerObjects, build_layers
 from tests.gallery import cs231n_layers as cs
 from tests.gallery import nnfs_layers as nnfs
 
@@ -44,188 +44,49 @@ def _decay(optimizer, key: str) -> float:
     return optimizer.weight_decay
 
 
-def _check_layers(layers, kinds) -> None:
-    for name, _ in layers:
-        if name not in kinds:
-            raise ValueError(f"this network has no {name} layer (it has {', '.join(kinds)})")
-
-
 def _uniform(rng, fan_in, shape, dtype):
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
 # ====================================================================== cs231n
-class CS231nNet(Adapter):
-    """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions."""
+class CS231nNet(FunctionLayers):
+    """A layer network on cs231n's functions; cs231n's batch-norm and dropout conventions;
+    the base's step, torch's SGD (for a fixed rate the same as cs231n's ``sgd_momentum``).
+    Its hooks: the four batch-norm and dropout functions, and ``make_dropout_param``."""
 
-    KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
-    param_paths = dict(W="params['W{k}']", b="params['b{k}']", gamma="params['gamma{k}']",
-                  beta="params['beta{k}']")
-    buffer_paths = dict(running_mean="bn_params[{k}]['running_mean']",
-                   running_var="bn_params[{k}]['running_var']")
-    mask_path = "dropout_params[{i}]['mask']"
-    settings = {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay"}
-    decay_on = ("all", "weights")
+    code_loss = staticmethod(cs.softmax_loss)
+    bn_forward, bn_backward = staticmethod(cs.batchnorm_forward), staticmethod(cs.batchnorm_backward_alt)
+    dropout_forward, dropout_backward = staticmethod(cs.dropout_forward), staticmethod(cs.dropout_backward)
 
-    bn_forward = staticmethod(cs.batchnorm_forward)
-    bn_backward = staticmethod(cs.batchnorm_backward_alt)
-    dropout_forward = staticmethod(cs.dropout_forward)
-    dropout_backward = staticmethod(cs.dropout_backward)
+    def kinds(self, spec):  # the running statistics: the adapter's buffers, put in bn_param
+        bn_param = {"mode": "train", "eps": spec.norm_eps, "momentum": spec.bn_momentum}
+        return dict(linear=(cs.affine_forward, cs.affine_backward), relu=(cs.relu_forward, cs.relu_backward),
+                    batchnorm=(self.bn_forward, self.bn_backward, bn_param),
+                    layernorm=(cs.layernorm_forward, cs.layernorm_backward, {"eps": spec.norm_eps}),
+                    dropout=(self.dropout_forward, self.dropout_backward, self.make_dropout_param))
 
-    def build(self, spec, lr, momentum, weight_decay):
-        _check_layers(self.layer_list, self.KINDS)
-        self.layers, self.lr, self.momentum = self.layer_list, lr, momentum
-        np.random.seed(spec.seed)  # as the assignments' notebooks do
-        self.params, self.bn_params, self.ln_params, self.velocity = {}, {}, {}, {}
-        self.dropout_params = []
-        for name, kw in self.layers:
-            if name == "batchnorm":
-                self.bn_params[kw["index"]] = self.make_bn_param(spec, kw["width"])
-            elif name == "layernorm":
-                self.ln_params[kw["index"]] = {"eps": spec.norm_eps}
-            elif name == "dropout":
-                self.dropout_params.append(self.make_dropout_param(kw["p"]))
-
-    def make_bn_param(self, spec, d):
-        """cs231n's bn_param: ``momentum`` weighs the old running value."""
-        return {"mode": "train", "eps": spec.norm_eps, "momentum": spec.bn_momentum,
-                "running_mean": np.zeros(d, self.dtype), "running_var": np.ones(d, self.dtype)}
-
-    def make_dropout_param(self, p):
-        """cs231n's p keeps a unit; the harness's p drops it: keep = 1 - p."""
-        return {"mode": "train", "p": 1 - p}
-
-    # ------------------------------------------------------------ passes
-    def layer_forward(self, name, kw, x, mode, dropouts):
-        if name == "linear":
-            k = kw["index"]
-            return cs.affine_forward(x, self.params[f"W{k}"], self.params[f"b{k}"])
-        if name == "relu":
-            return cs.relu_forward(x)
-        if name == "batchnorm":
-            k = kw["index"]
-            bn_param = self.bn_params[k]
-            bn_param["mode"] = mode
-            return self.bn_forward(x, self.params[f"gamma{k}"], self.params[f"beta{k}"],
-                                   bn_param)
-        if name == "layernorm":
-            k = kw["index"]
-            return self.ln_forward(x, self.params[f"gamma{k}"], self.params[f"beta{k}"],
-                                   self.ln_params[k])
-        dropout_param = next(dropouts)
-        dropout_param["mode"] = mode
-        return self.dropout_forward(x, dropout_param)
-
-    def ln_forward(self, x, gamma, beta, ln_param):
-        return cs.layernorm_forward(x, gamma, beta, ln_param)
-
-    def layer_backward(self, name, kw, dout, cache, grads):
-        k = kw.get("index")
-        if name == "linear":
-            dx, grads[f"W{k}"], grads[f"b{k}"] = cs.affine_backward(dout, cache)
-        elif name == "relu":
-            dx = cs.relu_backward(dout, cache)
-        elif name == "batchnorm":
-            dx, grads[f"gamma{k}"], grads[f"beta{k}"] = self.bn_backward(dout, cache)
-        elif name == "layernorm":
-            dx, grads[f"gamma{k}"], grads[f"beta{k}"] = cs.layernorm_backward(dout, cache)
-        else:
-            dx = self.dropout_backward(dout, cache)
-        return dx
-
-    def _forward(self, x, mode):
-        out, caches = np.asarray(x, dtype=self.dtype), []
-        dropouts = iter(self.dropout_params)
-        for name, kw in self.layers:
-            out, cache = self.layer_forward(name, kw, out, mode, dropouts)
-            caches.append(cache)
-        return out, caches
-
-    def logits(self, x):
-        return self._forward(x, "test")[0]
-
-    def backward(self, x, y):
-        scores, caches = self._forward(x, "train")
-        loss, dout = cs.softmax_loss(scores, y)
-        grads = {}
-        for (name, kw), cache in zip(reversed(self.layers), reversed(caches)):
-            dout = self.layer_backward(name, kw, dout, cache, grads)
-        return float(loss), grads
-
-    def step(self, x, y):
-        loss, grads = self.loss_and_grads_in_code_form(x, y)
-        wd = self.optimizer.weight_decay
-        for k, w in self.params.items():  # cs231n's sgd_momentum, torch's weight decay
-            v = self.momentum * self.velocity.get(k, 0.0) - self.lr * (
-                grads[k] + wd * self._decays(k) * w)
-            self.velocity[k] = v
-            self.params[k] = w + v
-        return loss
+    def make_dropout_param(self, kw):  # cs231n's p keeps a unit, the harness's drops it
+        return {"mode": "train", "p": 1 - kw["p"]}
 
 
 # ====================================================================== NNFS
-class NNFSNet(Adapter):
-    """A layer network of the book's layer objects; torch's batch-norm conventions."""
+class NNFSNet(LayerObjects):
+    """A layer network of the book's layer objects; torch's batch-norm conventions; the spec's
+    loss for the book's softmax cross-entropy (the same, without its clip of the probabilities
+    at 1e-7). Its hooks: the two normalisation layer classes."""
 
-    KINDS = ("linear", "batchnorm", "layernorm", "relu", "dropout")
     nnh_capabilities = {"layers": ["batchnorm", "dropout"]}  # conformance's layernorm uses tanh
-    _at = "objects[{pos}]."
-    param_paths = dict(W=_at + "weights", b=_at + "biases", gamma=_at + "gamma", beta=_at + "beta")
-    grad_paths = dict(W=_at + "dweights", b=_at + "dbiases", gamma=_at + "dgamma", beta=_at + "dbeta")
-    buffer_paths = dict(running_mean=_at + "running_mean", running_var=_at + "running_var")
-    mask_path = _at + "next_mask"
-    settings = {"lr": "learning_rate", "momentum": "momentum", "weight_decay": "weight_decay"}
-    decay_on = ("all", "weights")
+    mask_attr = "next_mask"
+    batchnorm_class, layernorm_class = nnfs.Layer_BatchNorm, nnfs.Layer_LayerNorm
 
-    def build(self, spec, learning_rate, momentum, weight_decay):
-        _check_layers(self.layer_list, self.KINDS)
-        np.random.seed(spec.seed)
-        self.objects = [self.make_layer(name, kw, spec) for name, kw in self.layer_list]
-        self.loss_activation = nnfs.Activation_Softmax_Loss_CategoricalCrossentropy()
-        self.sgd = nnfs.Optimizer_SGD(learning_rate=learning_rate, momentum=momentum)
-
-    def make_layer(self, name, kw, spec):
-        if name == "linear":
-            return nnfs.Layer_Dense(kw["in"], kw["out"], self.dtype)
-        if name == "relu":
-            return nnfs.Activation_ReLU()
-        if name == "dropout":
-            return self.dropout_class(kw["p"])
-        if name == "batchnorm":
-            return self.batchnorm_class(kw["width"], momentum=spec.bn_momentum,
-                                        eps=spec.norm_eps, dtype=self.dtype)
-        return self.layernorm_class(kw["width"], eps=spec.norm_eps, dtype=self.dtype)
-
-    dropout_class = nnfs.Layer_Dropout
-    batchnorm_class = nnfs.Layer_BatchNorm
-    layernorm_class = nnfs.Layer_LayerNorm
-
-    def logits(self, x, training=False):
-        for layer in self.objects:
-            layer.forward(x, training=training)
-            x = layer.output
-        return x
-
-    def backward(self, x, y):
-        loss = self.loss_activation.forward(self.logits(x, training=True), y)
-        self.loss_activation.backward(self.loss_activation.output, y)
-        dvalues = self.loss_activation.dinputs
-        for layer in reversed(self.objects):
-            layer.backward(dvalues)
-            dvalues = layer.dinputs
-        return loss
-
-    def step(self, x, y):  # torch's weight decay into the book's gradients, the book's step
-        loss, grads = self.loss_and_grads_in_code_form(x, y)
-        wd, params = self.optimizer.weight_decay, self.get_params()
-        bind(self.spec, **self.grad_paths).put(self, {k: g + wd * self._decays(k) * params[k]
-                                                 for k, g in grads.items()})
-        for layer in self.objects:
-            if hasattr(layer, "weights") or hasattr(layer, "gamma"):
-                names = ("weights", "biases") if hasattr(layer, "weights") else ("gamma", "beta")
-                self.sgd.update_params(layer, names)
-        return loss
+    def build(self, spec, lr, momentum, weight_decay):  # the dtype: the binding's, when it puts
+        self.update_layer = nnfs.Optimizer_SGD(lr, momentum).update_params  # the book's step
+        self.layers = build_layers(self.layer_list, dict(
+            linear=lambda kw: nnfs.Layer_Dense(kw["in"], kw["out"]), relu=lambda kw: nnfs.Activation_ReLU(),
+            dropout=lambda kw: nnfs.Layer_Dropout(kw["p"]),
+            batchnorm=lambda kw: self.batchnorm_class(kw["width"], spec.bn_momentum, spec.norm_eps),
+            layernorm=lambda kw: self.layernorm_class(kw["width"], spec.norm_eps)))
 
 
 # ====================================================================== cs231n's bugs
@@ -254,6 +115,12 @@ def _dropout_backward_redrawn(dout, cache):
     return dout * mask
 
 
+def _dropout_forward_always_on(x, dropout_param):
+    """The training pass's dropout whatever the mode says: test time drops units too."""
+    dropout_param["mode"] = "train"
+    return cs.dropout_forward(x, dropout_param)
+
+
 def _batchnorm_backward_missing_term(dout, cache):
     """The compact form without its last term, - xhat * sum(dxhat * xhat)."""
     x_hat, std, gamma = cache
@@ -274,8 +141,8 @@ class DropoutNotInverted(CS231nNet):
 class KeepAsDrop(CS231nNet):
     """The harness's p (the drop probability) handed to cs231n's dropout as its keep one."""
 
-    def make_dropout_param(self, p):
-        return {"mode": "train", "p": p}
+    def make_dropout_param(self, kw):
+        return {"mode": "train", "p": kw["p"]}
 
 
 class MaskRedrawn(CS231nNet):
@@ -287,10 +154,7 @@ class MaskRedrawn(CS231nNet):
 class DropoutInEval(CS231nNet):
     """Dropout left on in evaluation: forward drops units too."""
 
-    def layer_forward(self, name, kw, x, mode, dropouts):
-        if name == "dropout":
-            mode = "train"
-        return super().layer_forward(name, kw, x, mode, dropouts)
+    dropout_forward = staticmethod(_dropout_forward_always_on)
 
 
 class BatchNormBackwardMissingTerm(CS231nNet):

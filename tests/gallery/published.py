@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.adapt import Adapter, one_hot
+from harness.adapt import Adapter, backward_layers, build_layers, forward_layers, one_hot
 
 
 # ============================================================ cs231n's FullyConnectedNet
@@ -149,20 +149,16 @@ class SelfUpdatingLayers(Adapter):
     settings, columns, per_sample = {"lr": "learning_rate"}, True, True
 
     def build(self, spec, learning_rate):
-        kinds = {"linear": lambda kw: Dense(kw["in"], kw["out"]), "tanh": lambda kw: Tanh(),
-                 "relu": lambda kw: ReLU()}
-        self.net = [kinds[name](kw) for name, kw in self.layer_list]
+        self.net = build_layers(self.layer_list, {"linear": lambda kw: Dense(kw["in"], kw["out"]),
+                                                  "tanh": lambda kw: Tanh(), "relu": lambda kw: ReLU()})
 
     def logits(self, x):
-        for layer in self.net:
-            x = layer.forward(x)
-        return x
+        return forward_layers(self.net, x)
 
     def backward(self, x, y):  # one sample: the code's pass, its update read as a gradient
         def run(learning_rate):
             loss, grad = self.loss_and_dlogits(self.logits(x), y)
-            for layer in reversed(self.net):
-                grad = layer.backward(grad, learning_rate)
+            backward_layers(self.net, grad, learning_rate)
             return loss
         return self.captured(run)
 
