@@ -396,3 +396,15 @@ def test_a_float32_cv_that_agrees_in_float64_is_a_caution():
     cv = {r["pair"]: r for r in R.config_rows(0, 466) if r["check"] == "cv"}
     assert cv["simple-torch"]["status"] == "WARN"
     assert "in float64 the same folds agree on 100.00%" in cv["simple-torch"]["summary"]
+
+
+def test_a_float32_trajectory_and_drift_parting_at_a_late_step_agree_in_float64():
+    # configuration 1886 of seed 0 (breast cancer 30-1-11-2 tanh, sgd lr 0.18 momentum
+    # 0.9, batches of 4, float32): the independent class parts from float64 at step 188
+    # by 0.141 against 0.137 allowed, once the run amplifies rounding; the same workload
+    # in float64 follows torch, so training and drift are cautions, not alarms
+    rows = {(r["pair"], r["check"]): r for r in R.config_rows(0, 1886)}
+    for check in ("training", "drift"):
+        row = rows[("simple-torch", check)]
+        assert row["status"] == "WARN", row["summary"]
+        assert "in float64 the same workload follows the reference" in row["summary"]

@@ -46,7 +46,7 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
     if getattr(report, "arbiter", False) is False or getattr(report, "dtype", "") != "float32":
         return result
     if _amplified_fail(result, report):
-        return _fail_judged_in_float64(result, rerun)
+        return fail_judged_in_float64(result, report, rerun)
     if result.status != WARN or getattr(report, "amplified_step", None) is None:
         return result
     try:
@@ -69,9 +69,14 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
     return result
 
 
-def _fail_judged_in_float64(result, rerun: Callable[[], object]):
-    """The FAIL of :func:`_amplified_fail` judged again in float64 (see
-    :func:`judged_in_float64`)."""
+def fail_judged_in_float64(result, report, rerun: Callable[[], object]):
+    """A float32 FAIL on a finite difference first seen once ``report``'s run amplified
+    rounding, judged again in float64 (:func:`judged_in_float64`; the drift check's too,
+    whose float32 run is judged by the float64 arbiter alike): a WARN where the float64
+    trajectory follows the reference, the FAIL kept (with the float64 step) where it
+    parts. Any other result is returned as it is."""
+    if not _amplified_fail(result, report):
+        return result
     try:
         report64 = rerun()
     except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:

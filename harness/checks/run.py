@@ -19,7 +19,8 @@ import numpy as np
 
 from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
-from harness.checks.float64_rule import cv_judged_in_float64, judged_in_float64
+from harness.checks.float64_rule import (cv_judged_in_float64, fail_judged_in_float64,
+                                         judged_in_float64)
 from harness.checks.outcome import (
     _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields, _trajectory_summary,
     equivalence_result, finding_of, gradcheck_summary, trajectory_result,
@@ -384,11 +385,13 @@ def run_drift(config: CheckConfig, data) -> CheckResult | None:
         summary = (_trajectory_summary(report) + " (the float64 run tells float32 drift "
                    "from a wrong update rule)")
     verdict = Verdict("drift", title, status, summary, seconds)
-    return CheckResult("drift", [verdict], report,
-                       settings=_settings(config, **split, dtype="float32"),
-                       fields=_trajectory_fields("drift", report),
-                       notes=[split["arbiter_note"]] if split.get("arbiter_note") else [],
-                       header=config.describe(), seconds=seconds)
+    result = CheckResult("drift", [verdict], report,
+                         settings=_settings(config, **split, dtype="float32"),
+                         fields=_trajectory_fields("drift", report),
+                         notes=[split["arbiter_note"]] if split.get("arbiter_note") else [],
+                         header=config.describe(), seconds=seconds)
+    return fail_judged_in_float64(result, report, lambda: _trajectory(
+        config, data, "float64", tolerances=True)[0])
 
 
 def run_cv(config: CheckConfig, data, *, quiet: bool = True,
