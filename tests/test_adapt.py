@@ -336,3 +336,31 @@ def test_a_setting_the_wrapped_code_lacks_is_a_one_line_usage_error():
     assert result.returncode == 2
     assert "this code has no setting for momentum=0.9 (it takes lr)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_adapter_has_only_the_optional_members_its_code_has():
+    """The protocol's extensions are recognised by an instance's members: an adapter
+    without buffers, masks or intermediates must not look as if it had them (a failing
+    comparison then localised through ``intermediates`` raised AttributeError)."""
+    import numpy as np
+
+    from harness.compare.equivalence import check_equivalence
+    from harness.model.protocol import ExposesIntermediates, HasBuffers, TakesDropoutMasks
+    from harness.model.registry import make_backend
+    from harness.model.specs import ModelSpec, OptimizerSpec
+    from tests.gallery.layer_nets import NNFSNet
+    from tests.gallery.nielsen import BookQuadratic
+
+    spec, opt = ModelSpec((4, 5, 3), activation="sigmoid"), OptimizerSpec("sgd", weight_decay=0.0)
+    plain = BookQuadratic(spec, opt)
+    assert not isinstance(plain, (ExposesIntermediates, HasBuffers, TakesDropoutMasks))
+    layered = NNFSNet(ModelSpec(layers="linear(5),batchnorm,relu,dropout(0.5),linear(3)",
+                                input_shape=(4,)), opt)
+    assert isinstance(layered, HasBuffers) and isinstance(layered, TakesDropoutMasks)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)), np.arange(8) % 3
+    reference = make_backend("torch", spec, opt)
+    plain.set_params(reference.get_params())
+    report = check_equivalence(reference, plain, x, y, reference_name="torch",
+                               candidate_name="book")
+    assert not report.passed

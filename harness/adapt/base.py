@@ -104,6 +104,7 @@ class Adapter:
         self.set_params(initial_params(spec))
         if self.buffer_binding is not None:
             self.buffer_binding.put(self, initial_buffers(spec))
+        self._optional_members()
 
     # ------------------------------------------------------------ the code's side
     def build(self, spec, **settings) -> None:
@@ -183,32 +184,20 @@ class Adapter:
     def set_params(self, params):
         self.param_binding.put(self, params)
 
-    @property
-    def get_buffers(self):
-        if self.buffer_binding is None:
-            raise AttributeError("this network has no buffers")
-        return lambda: self.buffer_binding.get(self)
-
-    @property
-    def set_buffers(self):
-        if self.buffer_binding is None:
-            raise AttributeError("this network has no buffers")
-        return lambda buffers: self.buffer_binding.put(self, buffers)
-
-    @property
-    def set_dropout_masks(self):
-        if self.mask_path is None:
-            raise AttributeError("this code draws its own dropout masks")
-        return self._put_masks
-
-    @property
-    def intermediates(self):
-        """``self.net.intermediates`` when the code has it (canonical names and shapes,
-        the protocol's ``ExposesIntermediates``); absent otherwise."""
+    def _optional_members(self) -> None:
+        """``get_buffers``/``set_buffers`` (with :attr:`buffer_paths`), ``set_dropout_masks``
+        (with :attr:`mask_path`) and ``intermediates`` (``self.net.intermediates``) as
+        instance members, only where the code has them: the protocol's optional
+        extensions are recognised by the members an instance has, so one the code lacks
+        must be absent, not a member that raises."""
+        if self.buffer_binding is not None:
+            self.get_buffers = lambda: self.buffer_binding.get(self)
+            self.set_buffers = lambda buffers: self.buffer_binding.put(self, buffers)
+        if self.mask_path is not None:
+            self.set_dropout_masks = self._put_masks
         found = getattr(getattr(self, "net", None), "intermediates", None)
-        if found is None:
-            raise AttributeError("the code has no intermediates")
-        return found
+        if found is not None:
+            self.intermediates = found
 
     # ------------------------------------------------------------ internals
     def _decays(self, name: str) -> bool:
