@@ -43,7 +43,8 @@ def test_the_rule_constants_of_the_code_are_all_on_the_page():
     text = PAGE.read_text()
     for module, names in ((closeness, ["ARBITER_MULTIPLIER", "ARBITER_FLOOR_ULPS"]),
                           (excusal, ["EXCUSED_SHARE_LIMIT"]), (dropout, ["DRAWS", "SIGMAS"]),
-                          (stress, ["LARGE_LOGIT", "TINY_GRADIENT", "LARGE_NORM"]),
+                          (stress, ["LARGE_LOGIT", "TINY_GRADIENT", "LARGE_NORM",
+                                    "BASE_SPREAD_MULTIPLIER"]),
                           (trajectory, ["SPREAD_MULTIPLIER", "SPREAD_WINDOW", "PARAM_WINDOW",
                                         "WITNESSES", "DECORRELATED"])):
         for name in names:

@@ -16,6 +16,26 @@ that one of these acts, then compares the loss, the gradients and one optimizer 
 * ``stress: gradient norm in the hundreds``: the same with ``s > 1``, a gradient norm
   of about :data:`LARGE_NORM`.
 
+Each gradient is judged relative to its own size, with two floors for what is rounding
+and not a latent bug:
+
+* underflow: a difference below the dtype's smallest normal number (``finfo.tiny``,
+  2.2e-308 in float64, 1.2e-38 in float32) is allowed: at logits near 1000 a saturated
+  sigmoid's gradient is exactly 0 in one model and a subnormal ``exp(-|z|)`` in the
+  other, a gradient whose own size is 0;
+* the unstressed spread: in the two scaled probes every gradient but the first layer's
+  is unchanged in exact arithmetic and the first layer's is multiplied by ``s``, so the
+  two models may differ on a gradient by up to :data:`BASE_SPREAD_MULTIPLIER` times
+  their largest difference on it at the check's own point (the rows before judged that
+  one, in float32 against the float64 arbiter), scaled by the gradient's size here
+  against there. A float32 network that cancels (a width-1 layer fed features in the
+  hundreds) differs by some 1e-3 of an entry in both places.
+
+The bugs the rows exist for act only under the stress, so neither floor covers them: a
+softmax without the max shift gives inf or NaN, a guard that zeroes entries below 1e-8
+moves the first layer's gradient by all of its 1e-9 (its unstressed spread, scaled by
+``s``, is some 1e-6 of that), a clip at norm 5 scales the step by 60.
+
 :func:`stress_rows` returns one row per probe, named as above; a failing row's message
 names the cause the probe is built to show. A conformance suite can call it directly.
 """
@@ -30,6 +50,9 @@ from harness.compare.excusal import excusable_after_step, l2_weight_decay
 LARGE_LOGIT = 1000.0
 TINY_GRADIENT = 1e-9
 LARGE_NORM = 300.0
+#: in the scaled probes a gradient may differ by this many times the two models' largest
+#: difference on it at the check's own point (scaled by its size here against there)
+BASE_SPREAD_MULTIPLIER = 8.0
 
 CAUSES = {
     "stress: logits near 1000": (
@@ -44,17 +67,55 @@ CAUSES = {
 }
 
 
-def _relative(name: str, actual, expected, tol: dict, *, scalar: bool = False) -> Comparison:
-    """``compare`` with ``atol`` taken relative to the quantity's own largest magnitude."""
+def _size(value) -> float:
+    """The largest finite magnitude of ``value`` (0 for an empty or non-finite one)."""
+    v = np.abs(np.asarray(value, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    return float(v.max(initial=0.0))
+
+
+def _relative(name: str, actual, expected, tol: dict, *, scalar: bool = False,
+              floor: float = 0.0) -> Comparison:
+    """``compare`` with ``atol`` taken relative to the quantity's own largest magnitude,
+    allowing at least ``floor`` and any difference below the smallest normal number."""
     size = float(np.max(np.abs(np.asarray(expected, dtype=np.float64)))) if np.size(
         expected) else 0.0
     size = size if np.isfinite(size) else 1.0
     return compare(name, actual, expected, rtol=tol["rtol"],
-                   atol=tol["atol"] * min(1.0, max(size, 1e-300)), scalar=scalar)
+                   atol=_atol(tol["atol"] * size, floor, expected, size),
+                   scalar=scalar)
+
+
+def _atol(allowed: float, floor: float, expected, size: float) -> float:
+    """The ``atol`` to pass ``compare`` (which multiplies it by ``max(1, size)``) for an
+    absolute allowance of ``allowed``, at least ``floor`` and the dtype's ``tiny``."""
+    kind = np.asarray(expected).dtype
+    tiny = float(np.finfo(kind if np.issubdtype(kind, np.floating) else np.float64).tiny)
+    return max(allowed, floor, tiny) / max(1.0, size)
+
+
+def _spread(g_c: dict, g_r: dict) -> dict:
+    """Per gradient: the two models' largest difference and the reference's size."""
+    out = {}
+    for k, v in g_r.items():
+        got = np.asarray(g_c.get(k, np.nan), dtype=np.float64)
+        ref = np.asarray(v, dtype=np.float64)
+        d = np.abs(got - ref) if got.shape == ref.shape else np.full(1, np.nan)
+        out[k] = (float(d.max(initial=0.0)) if np.all(np.isfinite(d)) else 0.0, _size(ref))
+    return out
+
+
+def _spread_floor(spread: dict | None, key: str, expected) -> float:
+    """The unstressed-spread floor (module docstring) for gradient ``key``."""
+    if not spread or key not in spread or spread[key][1] <= 0:
+        return 0.0
+    diff, size = spread[key]
+    return BASE_SPREAD_MULTIPLIER * diff * _size(expected) / size
 
 
 def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
-           step: bool, judge_loss: bool = True, notes: list | None = None) -> Comparison:
+           step: bool, judge_loss: bool = True, notes: list | None = None,
+           spread: dict | None = None) -> Comparison:
     """Both models at ``params`` on ``(x, y)``: loss, gradients, (one step); one row."""
     from harness.model.masks import held_masks
 
@@ -75,9 +136,12 @@ def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
                      for v in g_r.values())
         for k, v in g_r.items():
             got = g_c.get(k, np.full(1, np.nan))
+            floor = _spread_floor(spread, k, v)
             rows.append(compare(f"{name} grads['{k}']", got, v, rtol=tol["rtol"],
-                                atol=tol["atol"] * max(family, 1e-300)) if k in inert
-                        else _relative(f"{name} grads['{k}']", got, v, tol))
+                                atol=_atol(tol["atol"] * family * max(1.0, _size(v)),
+                                           floor, v, _size(v)))
+                        if k in inert
+                        else _relative(f"{name} grads['{k}']", got, v, tol, floor=floor))
         if step:
             reference.train_step(x, y)
             candidate.train_step(x, y)
@@ -169,8 +233,11 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
     from harness.model.masks import held_masks
 
     reference.set_params(params)
-    with held_masks(reference):  # a look: the reference's masks stay in step
+    candidate.set_params(params)
+    with held_masks(reference), held_masks(candidate):  # a look: the masks stay in step
         _, grads = reference.loss_and_grads(x, y)
+        _, grads_c = candidate.loss_and_grads(x, y)
+    spread = _spread(grads_c, grads)
     g0 = float(np.abs(np.asarray(grads["W0"], dtype=np.float64)).max())
     norm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in grads.values())))
     # where the configuration clips, the step at a large norm is clipped on both sides by
@@ -183,5 +250,5 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
         scaled = dict(params)
         scaled["W0"] = (params["W0"] / s).astype(dtype)
         rows.append(_probe(reference, candidate, (x * s).astype(x.dtype), y, scaled, tol,
-                           name, step=step))
+                           name, step=step, spread=spread))
     return rows

@@ -1,0 +1,62 @@
+"""The stress rows of `check` on configurations of `nn-harness calibrate` (seed 0) where
+correct pairs failed them once, and the latent bugs the rows exist for failing on the
+same configurations.
+
+* 1366 (scratch against torch, float64, BCE of sigmoid outputs): at logits near 1000 the
+  first layer's gradient is exactly 0 in one model and a subnormal (1.5e-312) in the
+  other: underflow, allowed below the smallest normal number.
+* 1369 (SimpleMLP against torch, float32, dims 29-1-2-34-2 with features near 366): the
+  last layer's gradient differs by 3e-3 of an entry, at the check's own point as much as
+  in the scaled probes: the unstressed spread, allowed 8 times over.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.calibrate import configs as C
+from harness.calibrate.run import _run, check_config
+from harness.checks import CheckConfig, run_equivalence
+from harness.model.specs import OptimizerSpec
+
+PINNED = [(1366, "scratch-torch"), (1369, "simple-torch")]
+
+
+def _drawn(index):
+    cfg = C.draw_config(0, index)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    return cfg, data, spec, opt
+
+
+@pytest.mark.parametrize("index,pair", PINNED)
+def test_a_correct_pair_passes_the_stress_rows_of_the_configuration(index, pair):
+    cfg, data, spec, opt = _drawn(index)
+    backends = C.PAIRS[pair]
+    batch = min(cfg["batch_size"], min(len(data.y), C.TRAIN_SAMPLES))
+    config = check_config(backends, spec, opt, batch_size=batch,
+                          epochs=cfg.get("epochs", C.EPOCHS))
+    result = _run("equivalence", config, data,
+                  None if pair == "scratch-torch" else (backends[1],))
+    assert result.status in ("PASS", "WARN"), result.text()
+    names = [r.quantity for r in result.report.rows]
+    assert "stress: logits near 1000" in names and "stress: gradients near 1e-9" in names
+
+
+# (on 1369 the first layer's gradient is some 1e-2 of the norm: scaled, the norm reaches
+# about 3, under the clip at 5, and the large-norm probe cannot show the clip there)
+@pytest.mark.parametrize("index,name,row,cause", [
+    (1366, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
+    (1369, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
+    (1366, "ZeroesTinyGradients", "stress: gradients near 1e-9", "zeroes small gradients"),
+    (1369, "ZeroesTinyGradients", "stress: gradients near 1e-9", "zeroes small gradients"),
+    (1366, "ClipsGradientNorm", "stress: gradient norm in the hundreds",
+     "clips the gradient")])
+def test_the_latent_bugs_still_fail_their_row_on_the_configuration(index, name, row, cause):
+    _, data, spec, _ = _drawn(index)
+    config = CheckConfig(("scratch", f"tests.broken_steps:{name}"), spec,
+                         OptimizerSpec("sgd", lr=0.1))
+    result = run_equivalence(config, data)
+    bad = [r for r in result.report.rows if not r.passed]
+    assert row in [r.quantity for r in bad], [r.quantity for r in bad]
+    assert cause in next(r for r in bad if r.quantity == row).message
