@@ -13,8 +13,9 @@ that one of these acts, then compares the loss, the gradients and one optimizer 
 * ``stress: gradients near 1e-9``: the inputs scaled by ``s`` and the first layer's
   weights by ``1 / s`` (the forward pass is unchanged) so that the first layer's
   gradient is about :data:`TINY_GRADIENT`;
-* ``stress: gradient norm in the hundreds``: the same with ``s > 1``, a gradient norm
-  of about :data:`LARGE_NORM`.
+* ``stress: gradient norm in the hundreds``: the same with ``s > 1``, chosen so that
+  the whole gradient norm (the first layer's multiplied by ``s``, the rest unchanged) is
+  :data:`LARGE_NORM`, ``s`` at most :data:`MAX_NORM_SCALE`.
 
 Each gradient is judged relative to its own size, with two floors for what is rounding
 and not a latent bug:
@@ -208,6 +209,22 @@ def _configured_clipping(model) -> bool:
     return False
 
 
+#: the largest factor the large-norm probe scales the inputs by (a first layer whose
+#: gradient is nearly 0 cannot carry the norm; the probe then stops there)
+MAX_NORM_SCALE = 1e6
+
+
+def _norm_scale(grads, norm: float) -> float:
+    """The ``s`` that makes the whole gradient norm :data:`LARGE_NORM` when only the first
+    layer's gradient is multiplied by it: ``s^2 |g_W0|^2 + |rest|^2 = LARGE_NORM^2``, at
+    most :data:`MAX_NORM_SCALE` (and ``LARGE_NORM / norm`` where the rest alone is larger)."""
+    w0 = float(np.vdot(np.asarray(grads["W0"], np.float64), np.asarray(grads["W0"], np.float64)))
+    rest = max(norm * norm - w0, 0.0)
+    if rest >= LARGE_NORM ** 2 or w0 <= 0.0:
+        return min(LARGE_NORM / max(norm, 1e-30), MAX_NORM_SCALE)
+    return min(float(np.sqrt((LARGE_NORM ** 2 - rest) / w0)), MAX_NORM_SCALE)
+
+
 def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
                 notes: list | None = None) -> list[Comparison]:
     """The three stress rows (module docstring); [] for a network whose parameters are
@@ -245,8 +262,8 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
     clips = _configured_clipping(reference)
     for name, s, step in (("stress: gradients near 1e-9", TINY_GRADIENT / max(g0, 1e-30),
                            False),
-                          ("stress: gradient norm in the hundreds",
-                           LARGE_NORM / max(norm, 1e-30), not clips)):
+                          ("stress: gradient norm in the hundreds", _norm_scale(grads, norm),
+                           not clips)):
         scaled = dict(params)
         scaled["W0"] = (params["W0"] / s).astype(dtype)
         rows.append(_probe(reference, candidate, (x * s).astype(x.dtype), y, scaled, tol,
