@@ -60,7 +60,8 @@ from harness.model.masks import held_masks
 from harness.compare.stress import stress_rows
 from harness.compare.counts import format_counts, pair_fields, total
 from harness.compare.steps import (compare_after_step, compare_buffers as _compare_buffers,
-                                   inert_from, later_steps, parted_note, resolution_notice)
+                                   gradient_noise, inert_from, later_steps, parted_note,
+                                   resolution_notice)
 from harness.runtime.values import jsonable
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -510,6 +511,9 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
     from harness.model.transfer import copy_params
 
     grads_r, grads_c = grads
+    if arb is not None:  # the relative rounding the step rule carries on
+        arb["noise"] = gradient_noise(grads_r, arb["grads"], before,
+                                      l2_weight_decay(reference))
     step_r = reference.train_step(x_ref, y)
     step_c = candidate.train_step(x_ref, y)
     if arbiter is not None:
@@ -528,7 +532,8 @@ def _compare_step(reference, candidate, arbiter, x_ref, y, before: dict,
     # rule excuses the entry
     after = compare_after_step("params after step", after_c, after_r, **tol, before=before,
                                arbiter=None if arbiter is None else arb["after"],
-                               ignore=excuse)
+                               ignore=excuse,
+                               noise=None if arb is None else arb["noise"])
     run.rows.extend(after)
     run.inert = inert_after_step(reference)
     run.notes.extend(_excusal_notes(after, run.inert))
