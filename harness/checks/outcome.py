@@ -159,11 +159,25 @@ def gradcheck_summary(report) -> str:
 
 
 def diverged_together_summary(report) -> str:
-    """What a run whose two losses became non-finite at the same step adds to its
-    numerical failure (still a FAIL: the run could not compare what was asked)."""
-    return (f"the trajectories agreed until both {report.reference} and {report.candidate} "
-            f"reached a non-finite loss at step {report.error.step}: both diverged together, "
-            f"the workload and not the candidate; lower --lr")
+    """What a run whose two sides both diverged adds to its numerical failure (still a FAIL:
+    the run could not compare what was asked)."""
+    return together_clause(report.error, report.reference, report.candidate,
+                           "the trajectories agreed until")
+
+
+def together_clause(error, reference: str, candidate: str, opening: str) -> str:
+    """Which side reached a non-finite loss first and when the other followed."""
+    followed = getattr(error, "followed", {}) or {}
+    if not followed or {reference, candidate} <= set(error.backends):
+        return (f"{opening} both {reference} and {candidate} reached a non-finite loss at "
+                f"step {error.step}: both diverged together, the workload and not the "
+                f"candidate; lower --lr")
+    first = " and ".join(error.backends)
+    name, (step, _) = min(followed.items(), key=lambda kv: (kv[0] != reference
+                                                           and kv[0] != candidate, kv[1][0]))
+    return (f"{opening} {first} reached a non-finite loss at step {error.step}; {name}, "
+            f"trained on alone on the same batches, diverged too at step {step}: both "
+            f"diverged together, the workload and not the candidate; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

@@ -21,12 +21,13 @@ from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
 from harness.checks.float64_rule import cv_judged_in_float64, judged_in_float64
 from harness.checks.outcome import (
-    _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields, _trajectory_summary,
-    equivalence_result, finding_of, gradcheck_summary, trajectory_result,
+    _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields,
+    _trajectory_summary, equivalence_result, together_clause, finding_of, gradcheck_summary, trajectory_result,
 )
 from harness.checks.result import (FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun,
                                    Verdict)
 from harness.errors import BackendRaised, ConfigError, NumericalError
+from harness.training.follow import workload_diverged
 
 
 # ------------------------------------------------------------------ building
@@ -422,12 +423,10 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
         if raise_numerical:
             raise
         seconds = time.perf_counter() - t0
-        together = len(config.backends) > 1 and set(config.backends[:2]) <= set(exc.backends)
+        together = len(config.backends) > 1 and workload_diverged(exc, *config.backends[:2])
         summary = f"numerical failure: {exc}"
         if together:  # still a FAIL (nothing could be compared), said for what it is
-            summary += (f"; both {config.backends[0]} and {config.backends[1]} reached a "
-                        f"non-finite loss at that step: both diverged together, the workload "
-                        f"and not the candidate; lower --lr")
+            summary += "; " + together_clause(exc, *config.backends[:2], "in that fold")
         verdict = Verdict("cv", title, FAIL, summary, seconds)
         return CheckResult("cv", [verdict], None, settings=_settings(config),
                            fields={"cv_diverged_together": together},
