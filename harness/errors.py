@@ -53,7 +53,8 @@ class NumericalError(HarnessError, ArithmeticError):
     """A loss or parameter became NaN or inf while running."""
 
     def __init__(self, message: str, *, step: int | None = None, backend: str | None = None,
-                 backends: tuple = (), followed: dict | None = None):
+                 backends: tuple = (), followed: dict | None = None,
+                 grew: dict | None = None):
         super().__init__(message)
         self.step = step
         self.backend = backend
@@ -61,6 +62,8 @@ class NumericalError(HarnessError, ArithmeticError):
         #: the backends still finite at ``step`` that diverged when trained on alone:
         #: name -> (step, loss) (:mod:`harness.training.follow`)
         self.followed = dict(followed or {})
+        #: the others whose loss grew a hundredfold but stayed finite: name -> (step, loss)
+        self.grew = dict(grew or {})
 
 
 class BackendRaised(HarnessError):

@@ -166,18 +166,26 @@ def diverged_together_summary(report) -> str:
 
 
 def together_clause(error, reference: str, candidate: str, opening: str) -> str:
-    """Which side reached a non-finite loss first and when the other followed."""
+    """Which side reached a non-finite loss first and when the other followed (or, the
+    candidate after the reference, grew)."""
     followed = getattr(error, "followed", {}) or {}
-    if not followed or {reference, candidate} <= set(error.backends):
+    if {reference, candidate} <= set(error.backends):
         return (f"{opening} both {reference} and {candidate} reached a non-finite loss at "
                 f"step {error.step}: both diverged together, the workload and not the "
                 f"candidate; lower --lr")
     first = " and ".join(error.backends)
-    name, (step, _) = min(followed.items(), key=lambda kv: (kv[0] != reference
-                                                           and kv[0] != candidate, kv[1][0]))
+    if candidate in followed or reference in followed:
+        name = candidate if candidate in followed else reference
+        how = f"reached a non-finite loss too at step {followed[name][0]}"
+    elif candidate in (getattr(error, "grew", {}) or {}):
+        name, (step, loss) = candidate, error.grew[candidate]
+        how = f"grew to a loss of {loss:.3g} by step {step}"
+    else:  # only the reference's copies followed
+        name, (step, _) = min(followed.items(), key=lambda kv: kv[1][0])
+        how = f"reached a non-finite loss too at step {step}"
     return (f"{opening} {first} reached a non-finite loss at step {error.step}; {name}, "
-            f"trained on alone on the same batches, diverged too at step {step}: both "
-            f"diverged together, the workload and not the candidate; lower --lr")
+            f"trained on alone on the same batches, {how}: both diverged together, the "
+            f"workload and not the candidate; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

@@ -273,12 +273,12 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         if bad:
             runners = {n: m for n, m in {**models, **followers}.items()
                        if n not in bad and math.isfinite({**losses, **followed}[n])}
-            after, steps = follow_on(runners, xs, y, ((e, s, i) for e, s, i, _ in schedule),
-                                     firsts)
+            after, grew, steps = follow_on(
+                runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
             after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
             stayed = [n for n in models if n not in bad and n not in after]
-            log.error = _nonfinite_error(step, epoch, bad, losses, after,
-                                         followed_clause(after, steps, stayed, list(followers)))
+            log.error = _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
+                after, grew, steps, stayed, list(followers), firsts))
             return log
         for name, loss in losses.items():
             loss_sum[name] += loss * len(idx)
@@ -362,12 +362,12 @@ def _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log: TrainingLog, step:
 
 
 def _nonfinite_error(step: int, epoch: int, bad: list[str], losses: dict, followed: dict,
-                     clause: str) -> NumericalError:
+                     grew: dict, clause: str) -> NumericalError:
     which = " and ".join(f"backend {name!r} ({losses[name]})" for name in bad)
     return NumericalError(
         f"the training loss became non-finite at step {step} (epoch {epoch}) in {which}; "
         f"training stopped there{clause}", step=step, backend=bad[0], backends=tuple(bad),
-        followed=followed)
+        followed=followed, grew=grew)
 
 
 def train(model, X, y, *, epochs: int, batch_size: int, seed: int = 0, shuffle: bool = True,
