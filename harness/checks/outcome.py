@@ -176,16 +176,16 @@ def together_clause(error, reference: str, candidate: str, opening: str) -> str:
     first = " and ".join(error.backends)
     if candidate in followed or reference in followed:
         name = candidate if candidate in followed else reference
-        how = f"reached a non-finite loss too at step {followed[name][0]}"
+        how = f"at step {followed[name][0]}"
     elif candidate in (getattr(error, "grew", {}) or {}):
         name, (step, loss) = candidate, error.grew[candidate]
         how = f"grew to a loss of {loss:.3g} by step {step}"
     else:  # only the reference's copies followed
         name, (step, _) = min(followed.items(), key=lambda kv: kv[1][0])
-        how = f"reached a non-finite loss too at step {step}"
-    return (f"{opening} {first} reached a non-finite loss at step {error.step}; {name}, "
-            f"trained on alone on the same batches, {how}: both diverged together, the "
-            f"workload and not the candidate; lower --lr")
+        how = f"at step {step}"
+    return (f"{opening} {first} reached a non-finite loss at step {error.step}, {name} "
+            f"(trained on alone) {how}: both diverged together, the workload and not the "
+            f"candidate; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

@@ -89,26 +89,21 @@ def workload_diverged(error, reference: str, candidate: str) -> bool:
 
 
 def followed_clause(followed: Mapping[str, tuple[int, float]],
-                    grew: Mapping[str, tuple[int, float]], steps: int, stayed: list[str],
+                    grew: Mapping[str, tuple[int, float]], stayed: list[str],
                     witnesses: list[str], firsts: Mapping[str, float]) -> str:
-    """What training the others on found, for the error message: each model that followed
-    (step and loss), the witnesses that did in one count, the models that stayed finite
-    (and whether their loss grew)."""
-    if not followed and not stayed:
-        return ""
-    models = sorted(((n, v) for n, v in followed.items() if n not in witnesses),
-                    key=lambda kv: kv[1][0])
-    parts = [f"{name!r} followed at step {step} (loss {loss:.3g})"
-             for name, (step, loss) in models]
+    """What training the others on found, for the error message, shortly: the models that
+    went non-finite too (and when), the witnesses that did in one count, the models that
+    stayed finite to the run's end (and whether their loss grew)."""
+    models = sorted(((n, v[0]) for n, v in followed.items() if n not in witnesses),
+                    key=lambda kv: kv[1])
+    parts = [f"{name!r} at step {step}" for name, step in models]
     gone = sorted(v[0] for n, v in followed.items() if n in witnesses)
     if gone:
-        parts.append(f"{len(gone)} of {len(witnesses)} witnesses did, the first at step "
-                     f"{gone[0]}")
+        parts.append(f"{len(gone)} of {len(witnesses)} witnesses (from step {gone[0]})")
+    said = f"non-finite too: {', '.join(parts)}" if parts else ""
     for name in stayed:
-        said = f"{name!r} stayed finite for the {steps} remaining steps"
+        said += f"{'; ' if said else ''}{name!r} stayed finite to the run's end"
         if name in grew:
             step, loss = grew[name]
-            said += (f" but grew to {loss:.3g} ({loss / firsts[name]:.0f} times its start) "
-                     f"at step {step}")
-        parts.append(said)
-    return "; the others, trained on alone on the run's remaining batches: " + ", ".join(parts)
+            said += f" (its loss {loss / firsts[name]:.0f} times its start at step {step})"
+    return f"; trained on alone: {said}" if said else ""

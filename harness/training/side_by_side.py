@@ -273,12 +273,12 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         if bad:
             runners = {n: m for n, m in {**models, **followers}.items()
                        if n not in bad and math.isfinite({**losses, **followed}[n])}
-            after, grew, steps = follow_on(
+            after, grew, _ = follow_on(
                 runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
             after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
             stayed = [n for n in models if n not in bad and n not in after]
             log.error = _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
-                after, grew, steps, stayed, list(followers), firsts))
+                after, grew, stayed, list(followers), firsts))
             return log
         for name, loss in losses.items():
             loss_sum[name] += loss * len(idx)
