@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.training.plausibility import GROWTH, HUGE_LOSS
 
 
@@ -64,8 +65,12 @@ def follow_on(runners: Mapping[str, Any], xs: Mapping[str, np.ndarray], y: np.nd
             break
         steps += 1
         for name, model in list(alive.items()):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss = float(model.train_step(xs[name][idx], y[idx]))
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    loss = float(model.train_step(xs[name][idx], y[idx]))
+            except (HarnessError, ArithmeticError, ValueError):
+                del alive[name]  # a backend that refuses to go on shows nothing either way
+                continue
             if not math.isfinite(loss):
                 followed[name] = (step, loss)
                 del alive[name]
