@@ -53,11 +53,17 @@ class NumericalError(HarnessError, ArithmeticError):
     """A loss or parameter became NaN or inf while running."""
 
     def __init__(self, message: str, *, step: int | None = None, backend: str | None = None,
-                 backends: tuple = ()):
+                 backends: tuple = (), followed: dict | None = None,
+                 grew: dict | None = None):
         super().__init__(message)
         self.step = step
         self.backend = backend
         self.backends = tuple(backends) or ((backend,) if backend else ())
+        #: the backends still finite at ``step`` that diverged when trained on alone:
+        #: name -> (step, loss) (:mod:`harness.training.follow`)
+        self.followed = dict(followed or {})
+        #: the others whose loss grew a hundredfold but stayed finite: name -> (step, loss)
+        self.grew = dict(grew or {})
 
 
 class BackendRaised(HarnessError):

@@ -159,11 +159,33 @@ def gradcheck_summary(report) -> str:
 
 
 def diverged_together_summary(report) -> str:
-    """What a run whose two losses became non-finite at the same step adds to its
-    numerical failure (still a FAIL: the run could not compare what was asked)."""
-    return (f"the trajectories agreed until both {report.reference} and {report.candidate} "
-            f"reached a non-finite loss at step {report.error.step}: both diverged together, "
-            f"the workload and not the candidate; lower --lr")
+    """What a run whose two sides both diverged adds to its numerical failure (still a FAIL:
+    the run could not compare what was asked)."""
+    return together_clause(report.error, report.reference, report.candidate,
+                           "the trajectories agreed until")
+
+
+def together_clause(error, reference: str, candidate: str, opening: str) -> str:
+    """Which side reached a non-finite loss first and when the other followed (or, the
+    candidate after the reference, grew)."""
+    followed = getattr(error, "followed", {}) or {}
+    if {reference, candidate} <= set(error.backends):
+        return (f"{opening} both {reference} and {candidate} reached a non-finite loss at "
+                f"step {error.step}: both diverged together, the workload and not the "
+                f"candidate; lower --lr")
+    first = " and ".join(error.backends)
+    if candidate in followed or reference in followed:
+        name = candidate if candidate in followed else reference
+        how = f"at step {followed[name][0]}"
+    elif candidate in (getattr(error, "grew", {}) or {}):
+        name, (step, loss) = candidate, error.grew[candidate]
+        how = f"grew to a loss of {loss:.3g} by step {step}"
+    else:  # only the reference's copies followed
+        name, (step, _) = min(followed.items(), key=lambda kv: kv[1][0])
+        how = f"at step {step}"
+    return (f"{opening} {first} reached a non-finite loss at step {error.step}, {name} "
+            f"(trained on alone) {how}: both diverged together, the workload and not the "
+            f"candidate; lower --lr")
 
 
 def _trajectory_summary(report) -> str:

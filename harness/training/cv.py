@@ -523,7 +523,9 @@ def _run_fold(plan: _Plan, k: int, tr: np.ndarray, va: np.ndarray, tables: _Tabl
     if log.error is not None:
         err = log.error
         raise NumericalError(f"fold {k} of {plan.folds}: {err}", step=err.step,
-                             backend=err.backend, backends=getattr(err, "backends", ()))
+                             backend=err.backend, backends=getattr(err, "backends", ()),
+                             followed=getattr(err, "followed", {}),
+                             grew=getattr(err, "grew", {}))
     seconds = {name: t.seconds for name, t in timed.items()}
     _score_fold(plan, k, models, seconds, witnessing, (X_tr, y_tr, X_va, y_va), tables)
 

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from harness.training.batches import iterate_batches
+from harness.training.follow import follow_on, followed_clause
 from harness.compare.equivalence import model_dtype, resolve_tolerances, validate_batch
 from harness.errors import ConfigError, NumericalError
 from harness.compare.numerics import mean_cross_entropy
@@ -261,24 +262,45 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     log = TrainingLog(list(models), int(epochs), batch_size)
     followers = dict(followers or {})
     xs, xs_val = _inputs(models, followers, X, val)
-    step = 0
-    for epoch in range(1, int(epochs) + 1):
-        loss_sum = dict.fromkeys(models, 0.0)
-        for idx in iterate_batches(len(X), batch_size, epoch=epoch - 1, seed=seed,
-                                   shuffle=bool(shuffle)):
-            step += 1
-            losses = _lockstep(models, followers, xs, y, idx, step, epoch, log, on_step)
-            bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
-            if bad:
-                log.error = _nonfinite_error(step, epoch, bad, losses)
-                return log
-            for name, loss in losses.items():
-                loss_sum[name] += loss * len(idx)
+    schedule = _schedule(len(X), batch_size, int(epochs), seed, bool(shuffle))
+    firsts: dict[str, float] = {}
+    loss_sum = dict.fromkeys(models, 0.0)
+    for epoch, step, idx, last in schedule:
+        losses, followed = _lockstep(models, followers, xs, y, idx, step, epoch, log, on_step)
+        if step == 1:
+            firsts = {**losses, **followed}
+        bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
+        if bad:
+            runners = {n: m for n, m in {**models, **followers}.items()
+                       if n not in bad and math.isfinite({**losses, **followed}[n])}
+            after, grew, _ = follow_on(
+                runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
+            after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
+            stayed = [n for n in models if n not in bad and n not in after]
+            log.error = _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
+                after, grew, stayed, list(followers), firsts))
+            return log
+        for name, loss in losses.items():
+            loss_sum[name] += loss * len(idx)
+        if not last:
+            continue
         metrics = _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log, step, epoch)
+        loss_sum = dict.fromkeys(models, 0.0)
         log.epochs_done = epoch
         if on_epoch is not None:
             on_epoch(epoch, step, metrics)
     return log
+
+
+def _schedule(n: int, batch_size: int, epochs: int, seed: int, shuffle: bool):
+    """The run's batches in order: ``(epoch, step, idx, last_of_its_epoch)``."""
+    step = 0
+    for epoch in range(1, epochs + 1):
+        batches = list(iterate_batches(n, batch_size, epoch=epoch - 1, seed=seed,
+                                       shuffle=shuffle))
+        for i, idx in enumerate(batches):
+            step += 1
+            yield epoch, step, idx, i == len(batches) - 1
 
 
 def _checked_run(models, X, y, X_val, y_val, *, epochs, batch_size, shuffle, seed):
@@ -304,8 +326,9 @@ def _inputs(models, followers, X, val) -> tuple[dict, dict]:
 
 
 def _lockstep(models, followers, xs, y, idx, step: int, epoch: int, log: TrainingLog,
-              on_step) -> dict[str, float]:
-    """One ``train_step`` of every model and follower on batch ``idx``; the models' losses."""
+              on_step) -> tuple[dict[str, float], dict[str, float]]:
+    """One ``train_step`` of every model and follower on batch ``idx``; the models' and the
+    followers' losses."""
     losses = {}
     for name, model in models.items():
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -318,7 +341,7 @@ def _lockstep(models, followers, xs, y, idx, step: int, epoch: int, log: Trainin
             followed[name] = float(model.train_step(xs[name][idx], y[idx]))
     if on_step is not None:
         on_step(step, epoch, {**losses, **followed})
-    return losses
+    return losses, followed
 
 
 def _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log: TrainingLog, step: int,
@@ -338,11 +361,13 @@ def _epoch_metrics(models, xs, y, xs_val, val, loss_sum, log: TrainingLog, step:
     return metrics
 
 
-def _nonfinite_error(step: int, epoch: int, bad: list[str], losses: dict) -> NumericalError:
+def _nonfinite_error(step: int, epoch: int, bad: list[str], losses: dict, followed: dict,
+                     grew: dict, clause: str) -> NumericalError:
     which = " and ".join(f"backend {name!r} ({losses[name]})" for name in bad)
     return NumericalError(
         f"the training loss became non-finite at step {step} (epoch {epoch}) in {which}; "
-        f"training stopped there", step=step, backend=bad[0], backends=tuple(bad))
+        f"training stopped there{clause}", step=step, backend=bad[0], backends=tuple(bad),
+        followed=followed, grew=grew)
 
 
 def train(model, X, y, *, epochs: int, batch_size: int, seed: int = 0, shuffle: bool = True,

@@ -108,6 +108,7 @@ from harness.compare.closeness import ARBITER_FLOOR_ULPS
 from harness.errors import NumericalError
 from harness.compare.counts import format_counts, pair_fields
 from harness.runtime.values import isna, json_float
+from harness.training.follow import workload_diverged
 
 #: backend label of the rows that compare two models
 DIFFERENCE = "difference"
@@ -300,16 +301,17 @@ class TrajectoryReport:
 
     @property
     def diverged_together(self) -> bool:
-        """Whether the run stopped because the reference's and the candidate's losses became
-        non-finite at the same step, the trajectories agreeing until then: a workload that
-        diverges (agreement that shows nothing), not a mismatch."""
+        """Whether the run stopped on a workload that diverges (agreement that shows nothing),
+        not a mismatch: the trajectories agreed (or had decorrelated) until one loss became
+        non-finite, and the other side's diverged too, at that step or, trained on alone,
+        before the run's end (:func:`harness.training.follow.workload_diverged`)."""
         if self.error is None:
             return False
         div = self.first_divergence  # the non-finite step itself may be judged a divergence
         if div is not None and not (div.step == self.error.step
                                     and not math.isfinite(div.difference)):
             return False
-        return {self.reference, self.candidate} <= set(getattr(self.error, "backends", ()))
+        return workload_diverged(self.error, self.reference, self.candidate)
 
     @property
     def rule(self) -> str:

@@ -1,0 +1,151 @@
+"""Workloads that diverge, one backend overflowing before the other: calibration's false
+alarms of seed 0 (indices 821, 1330) and a cross-validation whose one witness sampled the
+rounding spread too thinly (1611); a candidate that overflows alone still FAILs."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from harness.errors import NumericalError
+from harness.training.follow import workload_diverged
+
+
+@functools.lru_cache(maxsize=None)
+def _rows(index: int) -> tuple:
+    from harness.calibrate import run as R
+
+    return tuple(R.config_rows(0, index))
+
+
+def _status(index: int, check: str) -> dict[str, str]:
+    return {r["pair"]: r["status"] for r in _rows(index) if r["check"] == check}
+
+
+@pytest.mark.parametrize("check", ["training", "drift", "cv"])
+def test_scratch_overflowing_first_on_a_diverging_workload_is_a_caution(check):
+    """Index 821 (wine 13-3-21-6-3 leaky_relu, float32, SGD lr 0.153 momentum 0.9, batch 4):
+    scratch reaches inf at step 97, torch (trained on alone) NaN at step 115, its float64
+    arbiter at 118 and every witness too."""
+    assert _status(821, check) == {"scratch-torch": "WARN", "simple-torch": "WARN"}
+    row = next(r for r in _rows(821) if r["check"] == check and r["pair"] == "scratch-torch")
+    assert "both diverged together" in row["summary"]
+    assert "in backend 'scratch'" in row["summary"]  # who went first
+
+
+def test_the_report_says_who_went_first_and_when_the_other_followed():
+    from harness.calibrate import configs as C
+    from harness.calibrate.run import check_config
+    from harness.checks import run_training
+
+    cfg = C.draw_config(0, 821)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    config = check_config(C.PAIRS["scratch-torch"], spec, opt,
+                          batch_size=min(cfg["batch_size"], len(data.y)),
+                          epochs=cfg.get("epochs", C.EPOCHS))
+    result = run_training(config, data)
+    assert result.status == "FAIL" and result.report.diverged_together
+    err = result.report.error
+    assert (err.step, err.backends) == (97, ("scratch",))
+    assert err.followed["torch"][0] > 97
+    assert (f"scratch reached a non-finite loss at step 97, torch (trained on alone) at step "
+            f"{err.followed['torch'][0]}: both diverged together") in result.summary
+
+
+@pytest.mark.parametrize("check", ["training", "drift", "cv"])
+def test_either_side_overflowing_first_is_a_caution(check):
+    """Index 1330 (iris, float32, SGD lr 0.25 Nesterov momentum 0.9, batch 4): scratch
+    NaN at step 135, the simple class at 139, torch at 145; on fold 3 of the CV torch goes
+    first (step 138) and scratch, trained on alone, grows 206-fold."""
+    assert _status(1330, check) == {"scratch-torch": "WARN", "simple-torch": "WARN"}
+
+
+def test_a_candidate_that_grows_after_the_reference_overflowed_diverged_too():
+    row = next(r for r in _rows(1330) if r["check"] == "cv" and r["pair"] == "scratch-torch")
+    assert "in backend 'torch'" in row["summary"]
+    assert "grew to" in row["summary"]
+
+
+def test_a_cv_fail_whose_one_witness_matched_is_judged_with_more_witnesses():
+    """Index 1611 (wine 13-1-5-3 gelu, float64, SGD lr 0.243 Nesterov momentum 0.9,
+    batch 4): on fold 1 the candidate matched torch on 31 of 40 validation predictions, the
+    first witness on 39, a second on 30: run with 4 witnesses, correct runs part as far."""
+    assert _status(1611, "cv") == {"scratch-torch": "WARN", "simple-torch": "WARN"}
+    row = next(r for r in _rows(1611) if r["check"] == "cv" and r["pair"] == "scratch-torch")
+    assert "the furthest of 4" in row["summary"]
+
+
+def test_a_candidate_overflowing_alone_on_large_logits_still_fails():
+    """A softmax without its max shift overflows at step 1 where torch's loss grows 976-fold
+    but stays finite: a reference that only grows does not make it the workload's."""
+    from harness.calibrate.entries import CATALOGUE
+    from harness.calibrate.run import bug_config
+    from harness.checks import run_cv, run_training
+
+    bug = next(b for b in CATALOGUE if b.key == "softmax_no_max_sub@large_logits")
+    config, data = bug_config(bug, "wine", (16, 16), "float32", 0)
+    result = run_training(config, data)
+    assert result.status == "FAIL" and not result.report.diverged_together
+    assert "'torch' stayed finite" in result.summary
+    assert "diverged together" not in result.summary
+    cv = run_cv(config, data)
+    assert cv.status == "FAIL" and not cv.fields["cv_diverged_together"]
+
+
+def _error(backends, followed=(), grew=()):
+    return NumericalError("x", step=5, backends=tuple(backends), followed=dict(followed),
+                          grew=dict(grew))
+
+
+def test_workload_diverged_needs_the_reference_side_non_finite_and_the_candidate_too():
+    ref, cand = "torch", "mine"
+    assert workload_diverged(_error([ref, cand]), ref, cand)
+    assert workload_diverged(_error([cand], followed={ref: (9, float("nan"))}), ref, cand)
+    assert workload_diverged(_error([cand], followed={"torch (witness 1)": (7, 1e30)}),
+                             ref, cand)
+    assert workload_diverged(_error([ref], grew={cand: (9, 300.0)}), ref, cand)
+    assert workload_diverged(_error([ref], followed={cand: (8, float("inf"))}), ref, cand)
+    # the candidate alone; the reference only grew; the reference alone
+    assert not workload_diverged(_error([cand]), ref, cand)
+    assert not workload_diverged(_error([cand], grew={ref: (2, 1e6)}), ref, cand)
+    assert not workload_diverged(_error([ref]), ref, cand)
+    assert not workload_diverged(None, ref, cand)
+
+
+class _Overflowing:
+    """A model that trains like ``inner`` but whose loss is inf from step ``at`` on."""
+
+    def __init__(self, inner, at):
+        self.inner, self.at, self.steps = inner, at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def train_step(self, X, y):
+        self.steps += 1
+        loss = self.inner.train_step(X, y)
+        return float("inf") if self.steps >= self.at else loss
+
+
+def test_a_run_whose_others_train_normally_after_the_overflow_names_them_finite():
+    from harness import ModelSpec, OptimizerSpec
+    from harness.calibrate import configs as C
+    from harness.model.registry import make_backend
+    from harness.training.side_by_side import train_side_by_side
+
+    data = C._bundled("iris")
+    spec = ModelSpec((4, 8, 3), activation="tanh", seed=3)
+    opt = OptimizerSpec(name="sgd", lr=0.05)
+    ref = make_backend("torch", spec, opt)
+    bad = _Overflowing(make_backend("scratch", spec, opt), at=4)
+    bad.set_params(ref.get_params())
+    log = train_side_by_side({"torch": ref, "mine": bad}, data.X, data.y, epochs=2,
+                             batch_size=30, seed=0)
+    err = log.error
+    assert (err.step, err.backends, err.followed, err.grew) == (4, ("mine",), {}, {})
+    assert str(err).endswith("training stopped there; trained on alone: 'torch' stayed "
+                             "finite to the run's end")
+    assert not workload_diverged(err, "torch", "mine")
+    assert ref.train_step(data.X[:4], data.y[:4]) < 10  # trained on, still sane
