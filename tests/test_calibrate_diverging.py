@@ -12,7 +12,7 @@ from harness.errors import NumericalError
 from harness.training.follow import workload_diverged
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rows(index: int) -> tuple:
     from harness.calibrate import run as R
 

@@ -19,13 +19,15 @@ import numpy as np
 
 from harness.checks.config import CHECKS, CheckConfig
 from harness.checks.guard import Guarded
+from harness.checks.bench_check import run_bench
 from harness.checks.float64_rule import (cv_judged_in_float64, fail_judged_in_float64,
                                          judged_in_float64)
 from harness.checks.outcome import (
     _gradcheck_status, diverged_together_summary, _max, _sci, _trajectory_fields,
-    _trajectory_summary, equivalence_result, together_clause, finding_of, gradcheck_summary, trajectory_result,
+    _trajectory_summary, equivalence_result, together_clause, finding_of, gradcheck_summary,
+    trajectory_result,
 )
-from harness.checks.result import (FAIL, INFO, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun,
+from harness.checks.result import (FAIL, NOT_CHECKED, PASS, WARN, CheckResult, CheckRun,
                                    Verdict)
 from harness.errors import BackendRaised, ConfigError, NumericalError
 from harness.training.follow import workload_diverged
@@ -531,48 +533,6 @@ def _cv_against_witness(agreement: float, witnessed: float, n: int, summary: str
                   f"({1 - agreement:.2%} of the predictions, more than the {allowed:.2%} "
                   f"allowed: {CV_WITNESS_FACTOR:g} times the witness's {1 - witnessed:.2%} "
                   f"and {CV_WITNESS_SIGMAS:g} standard errors): not a rounding spread")
-
-
-def run_bench(config: CheckConfig, data=None, *, log: Callable[[str], None] | None = None
-              ) -> CheckResult | None:
-    """The benchmark ``config.bench`` describes: a measurement (INFO), never a failure.
-
-    The summary names the candidate's ``train_step`` time against torch's at the first
-    grid point, and starts with DISTURBED when other processes took more than a small
-    share of the CPU while it ran (:func:`harness.bench.assess`).
-    """
-    if config.bench is None:
-        return None
-    from harness.bench import assess
-    from harness.bench import run_bench as measure
-
-    t0 = time.perf_counter()
-    result = measure(config.bench, log=log)
-    seconds = time.perf_counter() - t0
-    table = result.table
-    others = [b for b in config.backends if b != "torch"]
-    ratio = None
-    summary = f"{len(table)} measurements; a measurement and not a check"
-    if others and "ratio_to_torch_cpu" in table:
-        small = table[(table["op"] == "train_step") & (table["backend"] == others[-1])
-                      & (table["device"] == "cpu")]
-        if len(small) and math.isfinite(float(small["ratio_to_torch_cpu"].iloc[0])):
-            r = small.iloc[0]
-            ratio = float(r["ratio_to_torch_cpu"])
-            summary = (f"{others[-1]} train_step takes {ratio:.3g}x torch's time at "
-                       f"{r['dims']} batch {r['batch_size']} {r['dtype']}; {len(table)} "
-                       f"measurements, a measurement and not a check")
-    quality = assess(result)
-    if quality["disturbed"]:
-        summary = (f"DISTURBED: other processes used "
-                   f"{100 * quality['other_processes_cpu_share']:.0f}% of the CPU during "
-                   f"the benchmark, its times are not reliable; " + summary)
-    verdict = Verdict("bench", "Benchmark", INFO, summary, seconds)
-    return CheckResult("bench", [verdict], result, settings=config.bench.to_dict(),
-                       fields={"bench_measurements": len(table),
-                               "bench_ratio_to_torch": ratio,
-                               "bench_disturbed": bool(quality["disturbed"])},
-                       seconds=seconds)
 
 
 _RUNNERS: dict[str, Callable] = {

@@ -16,21 +16,10 @@ from harness.model.contract import (
 from harness.model.masks import held_masks
 from harness.checks.result import FAIL, PASS, WARN, CheckResult, Verdict
 from harness.testing import build as _b
-from harness.testing.terms import DIMS, LR, Terms
+from harness.testing.terms import DIMS, LR, N_SAMPLES, Terms, make_batch
 
 __all__ = ["DIMS", "LR", "N_SAMPLES", "check_contract", "check_determinism", "check_dtype",
            "check_float32_end_to_end", "header_lines", "make_batch"]
-
-#: rows of the batch of the checks
-N_SAMPLES = 8
-
-
-def make_batch(dims, n: int = N_SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, dims[0]))
-    y = rng.permutation(np.arange(n) % dims[-1]).astype(np.int64)
-    return x, y
-
 
 def header_lines(spec, opt) -> list[str]:
     from harness.checks.config import CheckConfig

@@ -17,6 +17,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from harness.errors import ConfigError
 from harness.model.specs import ACTIVATION_NAMES, DTYPE_NAMES, OPTIMIZER_NAMES, ModelSpec
 
@@ -52,6 +54,17 @@ DEFAULT_CAPABILITIES: dict[str, Any] = {
     "activations": ["relu"], "dtypes": ["float64"], "optimizers": ["sgd"], "conventions": {},
     "layers": [], "depths": None, "dims": None, "loss": None, "network": None,
     "input_shape": None}
+
+
+#: rows of the batch of the checks
+N_SAMPLES = 8
+
+
+def make_batch(dims, n: int = N_SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dims[0]))
+    y = rng.permutation(np.arange(n) % dims[-1]).astype(np.int64)
+    return x, y
 
 
 # ------------------------------------------------------------------ capabilities
@@ -282,8 +295,6 @@ class Terms:
     def batch(spec: ModelSpec, n: int | None = None, seed: int = 0):
         """``(x, y)``: ``n`` random rows for ``spec`` (images (N, C, H, W) for an image
         network), labels covering the classes."""
-        from harness.testing.contract import N_SAMPLES, make_batch
-
         x, y = make_batch(spec.dims, n=N_SAMPLES if n is None else n, seed=seed)
         shape = getattr(spec, "input_shape", None)
         if shape is not None and len(shape) == 3:
