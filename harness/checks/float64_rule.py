@@ -30,6 +30,20 @@ def _amplified_fail(result, report) -> bool:
             and math.isfinite(first.difference))
 
 
+def _rerun(result, rerun: Callable[[], object]):
+    """The float64 trajectory report of ``rerun()``, its first divergence step noted in
+    ``result.fields``; None (with a note on ``result``) where it could not run."""
+    try:
+        report64 = rerun()
+    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
+        result.notes.append(f"the same workload in float64 could not run ({exc}); the "
+                            f"float32 verdict stands")
+        return None
+    first = report64.first_divergence
+    result.fields["training_float64_step"] = None if first is None else first.step
+    return report64
+
+
 def judged_in_float64(result, report, rerun: Callable[[], object]):
     """``result`` (a float32 training verdict) judged again where it was blunt.
 
@@ -49,14 +63,10 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
         return fail_judged_in_float64(result, report, rerun)
     if result.status != WARN or getattr(report, "amplified_step", None) is None:
         return result
-    try:
-        report64 = rerun()
-    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
-        result.notes.append(f"the same workload in float64 could not run ({exc}); the "
-                            f"float32 verdict stands")
+    report64 = _rerun(result, rerun)
+    if report64 is None:
         return result
     first = report64.first_divergence
-    result.fields["training_float64_step"] = None if first is None else first.step
     if first is None or report64.error is not None:
         result.notes.append(f"the same workload in float64: {report64.candidate} follows "
                             f"{report64.reference} within the float64 bound"
@@ -77,14 +87,10 @@ def fail_judged_in_float64(result, report, rerun: Callable[[], object]):
     parts. Any other result is returned as it is."""
     if not _amplified_fail(result, report):
         return result
-    try:
-        report64 = rerun()
-    except (HarnessError, ValueError, TypeError, ArithmeticError, RuntimeError) as exc:
-        result.notes.append(f"the same workload in float64 could not run ({exc}); the "
-                            f"float32 verdict stands")
+    report64 = _rerun(result, rerun)
+    if report64 is None:
         return result
     first = report64.first_divergence
-    result.fields["training_float64_step"] = None if first is None else first.step
     verdict = result.verdicts[0]
     if first is not None and report64.error is None:
         result.notes.append(f"the same workload in float64 parts too, at {first}")
