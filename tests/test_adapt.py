@@ -364,3 +364,27 @@ def test_an_adapter_has_only_the_optional_members_its_code_has():
     report = check_equivalence(reference, plain, x, y, reference_name="torch",
                                candidate_name="book")
     assert not report.passed
+
+
+def test_gradcheck_builds_a_plugin_in_its_declared_terms_without_flags(capsys):
+    """A gradient check never steps: without --optimizer a class implementing sgd alone is
+    built with sgd, not refused for the command line's default adam; the book's network
+    with its declared L2 term in the loss on the weights. A flag given still wins."""
+    from harness.cli import main
+
+    code = main(["gradcheck", "--backend", "tests.gallery.published:DeepLearningCourse",
+                 "--dataset", "iris", "--samples", "16", "--max-entries", "4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert ("built with the class's declared optimizer sgd (nnh_capabilities) and no "
+            "weight decay in the optimizer (it never reaches a gradient)" in out)
+    code = main(["gradcheck", "--backend", "tests.gallery.nielsen:BookNetwork", "--dataset",
+                 "iris", "--activation", "sigmoid", "--loss", "bce", "--loss-outputs", "sum",
+                 "--samples", "16", "--max-entries", "4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert ("declared optimizer sgd, weight_decay_in loss, weight_decay_on weights"
+            in out)
+    assert main(["gradcheck", "--backend", "tests.gallery.published:DeepLearningCourse",
+                 "--dataset", "iris", "--optimizer", "adam"]) == 2
+    assert "has no adam optimizer (it has sgd)" in capsys.readouterr().err

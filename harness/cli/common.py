@@ -179,19 +179,21 @@ def add_optimizer_args(p: argparse.ArgumentParser) -> None:
 
     d = OPTIMIZER_DEFAULTS  # one table for the command line and OptimizerSpec
     g = p.add_argument_group("optimizer (torch.optim's meanings)")
-    g.add_argument("--optimizer", default=d["name"], metavar="NAME",
+    g.add_argument("--optimizer", default=d["name"], metavar="NAME", action=_StoreExplicit,
                    help=f"{', '.join(OPTIMIZER_NAMES)} (default: {d['name']})")
     g.add_argument("--lr", type=float, default=d["lr"],
                    help=f"learning rate (default: {d['lr']:g})")
-    g.add_argument("--weight-decay", type=float, default=d["weight_decay"],
+    g.add_argument("--weight-decay", type=float, default=d["weight_decay"], action=_StoreExplicit,
                    help=f"weight decay (default: {d['weight_decay']:g}; where and on what: "
                         f"the next two flags)")
     g.add_argument("--weight-decay-in", default="optimizer", metavar="WHERE",
+                   action=_StoreExplicit,
                    help=f"{' or '.join(WEIGHT_DECAY_IN)}: decay*p added to the gradients "
                         f"inside the optimizer, as torch.optim; or 0.5*decay*sum(p^2) added "
                         f"to the loss (and decay*p to the gradients the model reports) "
                         f"(default: optimizer; adamw: optimizer only)")
     g.add_argument("--weight-decay-on", default="all", metavar="WHICH",
+                   action=_StoreExplicit,
                    help=f"{' or '.join(WEIGHT_DECAY_ON)}: every parameter, biases included, "
                         f"as torch.optim; or the weights only (default: all)")
     g.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default: 0)")

@@ -45,6 +45,44 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _optimizer_to_build_with(args):
+    """The optimizer the model is built with, and a line saying why where it is not the
+    default: a gradient check never steps, so without ``--optimizer`` a plug-in is built
+    with the first optimizer it declares in ``nnh_capabilities`` (sgd when it declares
+    none), not the command line's default, which a class implementing one optimizer
+    refuses; likewise its first declared weight-decay conventions where
+    ``--weight-decay-in``/``--weight-decay-on`` are not given (an L2 term in the loss is
+    the class's own loss, which the finite differences differentiate too); and without
+    ``--weight-decay`` no decay where it would sit in the optimizer (it never reaches a
+    gradient, and code without a decay setting refuses one)."""
+    import dataclasses
+
+    opt = common.optimizer_spec(args)
+    if ":" not in args.backend:
+        return opt, None
+    from harness.testing.terms import capabilities_of
+
+    caps = capabilities_of(args.backend)
+    declared = {"name": caps["optimizers"][0],
+                **{k: v[0] for k, v in caps["conventions"].items() if k.startswith("weight")}}
+    taken = {k: v for k, v in declared.items() if getattr(opt, k) != v
+             and not getattr(args, f"_{'optimizer' if k == 'name' else k}_given", False)}
+    where = taken.get("weight_decay_in", opt.weight_decay_in)
+    if where == "optimizer" and opt.weight_decay and not getattr(args, "_weight_decay_given",
+                                                                 False):
+        taken["weight_decay"] = 0.0  # the optimizer's decay never reaches a gradient
+    if not taken:
+        return opt, None
+    shown = ", ".join(f"{'optimizer' if k == 'name' else k} {v}" for k, v in taken.items()
+                      if k != "weight_decay")
+    parts = [f"the class's declared {shown} (nnh_capabilities)"] if shown else []
+    if "weight_decay" in taken:
+        parts.append("no weight decay in the optimizer (it never reaches a gradient)")
+    return dataclasses.replace(opt, **taken), (
+        f"built with {' and '.join(parts)}; a gradient check never steps, give the flags "
+        f"for other settings")
+
+
 def run(args) -> int:
     from harness.checks import run_gradcheck
     from harness.compare.equivalence import resolve_tolerances
@@ -59,7 +97,7 @@ def run(args) -> int:
     if args.fd_eps is not None and not (args.fd_eps > 0 and math.isfinite(args.fd_eps)):
         raise ConfigError(f"`--fd-eps` must be a finite number > 0, got {args.fd_eps:g}")
     resolve_tolerances("float64", args.rtol, args.atol)
-    opt = common.optimizer_spec(args)
+    opt, built_with = _optimizer_to_build_with(args)
     common.validate_threads(args)
     device = common.validate_device(args)
     data = common.load_data(args)
@@ -82,5 +120,7 @@ def run(args) -> int:
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "
               f"{spec.short()}, {spec.dtype}, seed {spec.seed}")
+        if built_with:
+            print(built_with)
         print(result.text())
     return 0 if result.passed else 1

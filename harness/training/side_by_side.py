@@ -220,8 +220,7 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         Same ``dims``; each keeps its own dtype and optimizer. Names label the history.
     X : ndarray of shape (N, d_0)
     y : ndarray of int, shape (N,)
-    epochs : int
-        >= 1.
+    epochs : int (>= 1)
     batch_size : int
         >= 1; clamped to N with a ``UserWarning`` when larger.
     seed : int
@@ -247,9 +246,8 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
     Returns
     -------
     TrainingLog
-        Never raises on a non-finite loss: training stops after the step where one
-        appeared, and ``log.error`` is a :class:`~harness.errors.NumericalError`
-        naming the step and the backend; everything recorded until then is kept.
+        Never raises on a non-finite loss: training stops after its step, ``log.error``
+        a :class:`~harness.errors.NumericalError` naming it; all recorded is kept.
 
     Raises
     ------
@@ -271,14 +269,8 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
             firsts = {**losses, **followed}
         bad = [name for name, loss in losses.items() if not math.isfinite(loss)]
         if bad:
-            runners = {n: m for n, m in {**models, **followers}.items()
-                       if n not in bad and math.isfinite({**losses, **followed}[n])}
-            after, grew, _ = follow_on(
-                runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
-            after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
-            stayed = [n for n in models if n not in bad and n not in after]
-            log.error = _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
-                after, grew, stayed, list(followers), firsts))
+            log.error = _stopped(models, followers, xs, y, schedule, (step, epoch), bad,
+                                 losses, followed, firsts)
             return log
         for name, loss in losses.items():
             loss_sum[name] += loss * len(idx)
@@ -290,6 +282,21 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
         if on_epoch is not None:
             on_epoch(epoch, step, metrics)
     return log
+
+
+def _stopped(models, followers, xs, y, schedule, at, bad, losses, followed, firsts):
+    """The :class:`~harness.errors.NumericalError` of a run stopped at ``at`` (step,
+    epoch) on the non-finite losses of ``bad``: every other model and follower still
+    finite trained on alone on the rest of ``schedule`` (:func:`follow_on`), so the error
+    says whether and when the others followed."""
+    step, epoch = at
+    runners = {n: m for n, m in {**models, **followers}.items()
+               if n not in bad and math.isfinite({**losses, **followed}[n])}
+    after, grew, _ = follow_on(runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
+    after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
+    stayed = [n for n in models if n not in bad and n not in after]
+    return _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
+        after, grew, stayed, list(followers), firsts))
 
 
 def _schedule(n: int, batch_size: int, epochs: int, seed: int, shuffle: bool):
