@@ -77,6 +77,15 @@ def test_a_cv_fail_whose_one_witness_matched_is_judged_with_more_witnesses():
     assert "the furthest of 4" in row["summary"]
 
 
+def test_a_cv_fail_against_one_witness_below_the_minimum_is_judged_with_more_witnesses():
+    """Index 3094 (float64): 104 of 120 predictions identical against one witness at
+    97.5%, 13.3% disagreements against 12.6% allowed; the furthest of 4 witnesses matches
+    torch on 85%, so correct runs part as far: a WARN, for scratch as for the simple class."""
+    row = next(r for r in _rows(3094) if r["check"] == "cv" and r["pair"] == "scratch-torch")
+    assert row["status"] == "WARN", row["summary"]
+    assert "the furthest of 4" in row["summary"]
+
+
 def test_a_candidate_overflowing_alone_on_large_logits_still_fails():
     """A softmax without its max shift overflows at step 1 where torch's loss grows 976-fold
     but stays finite: a reference that only grows does not make it the workload's."""
