@@ -51,7 +51,7 @@ SKIP_RULES = [
      lambda code: bool(re.search(r"pip install|python3? -m venv|\.venv/bin/activate", code))),
     ("minutes", "takes minutes (a measured figure's reproduction, or a run the page says is "
      "long); the same command on a small case runs on the same page",
-     lambda code: bool(re.search(r"^(time nn-harness |nn-harness calibrate --configs (10000|500) --seed|"
+     lambda code: bool(re.search(r"^(time nn-harness |nn-harness calibrate --configs (10000|4000|500) --seed|"
                                  r"nn-harness calibrate --quick$|"
                                  r"nn-harness bench --threads 2\b|"
                                  r"PYTHONPATH=\. python examples/trajectory_rates\.py )",
