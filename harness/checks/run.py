@@ -404,10 +404,8 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
 
     A NaN or inf loss makes a FAIL result, or, with ``raise_numerical``, raises the
     :class:`~harness.errors.NumericalError` (a caller that keeps partial results).
-    ``witnesses`` witnesses of the reference run on every fold (with two or more backends);
-    a FAIL on agreement whose one witness matched the reference is run again with
-    :data:`CV_WITNESSES_ON_FAIL` of them (:func:`_cv_with_more_witnesses`).
-    """
+    ``witnesses`` of the reference run on every fold; a FAIL on agreement with one is run
+    again with :data:`CV_WITNESSES_ON_FAIL` (:func:`_cv_with_more_witnesses`)."""
     from harness.training.cv import cross_validate
 
     title = f"{config.folds}-fold cross-validation, {config.epochs} epochs per fold"
