@@ -115,7 +115,8 @@ def run(args) -> int:
         out = result.to_dict()
         out["config"] = {"backend": args.backend, "dataset": data.name,
                          "n_samples": len(data), **spec.to_dict(),
-                         "optimizer": opt.to_dict(), "init_from": args.init_from}
+                         "optimizer": opt.to_dict(), "init_from": args.init_from,
+                         "built_with": built_with}
         output.print_json(out)
     else:
         print(f"data: {data.name} ({len(data)} samples, standardised; {n_used} used), "
