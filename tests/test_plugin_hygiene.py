@@ -170,7 +170,9 @@ ADAMW_ONLY = """
 def test_gradcheck_takes_the_optimizer_flags(here, capsys):
     write(here, "hyg_adamw.py", ADAMW_ONLY)
     argv = ["gradcheck", *IRIS, "--backend", "hyg_adamw:Net", "--samples", "16"]
-    assert main(argv) == 2
+    assert main(argv) == 2  # undeclared: built with sgd, the optimizer every class takes
+    assert "this network trains with AdamW only, got sgd" in capsys.readouterr().err
+    assert main(argv + ["--optimizer", "adam"]) == 2  # a flag given is what it is built with
     assert "this network trains with AdamW only, got adam" in capsys.readouterr().err
     assert main(argv + ["--optimizer", "adamw", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

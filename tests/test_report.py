@@ -649,8 +649,9 @@ def test_the_same_flag_means_the_same_thing_in_every_subcommand():
             for flag in action.option_strings:
                 if flag in ("-h", "--help") or (flag, name) in SAME_MEANING_OTHER_FORM:
                     continue
-                kind = (action.dest, type(action).__name__, getattr(action.type, "__name__",
-                                                                    action.type), action.nargs)
+                stores = type(action).__name__.replace("_StoreExplicit", "_StoreAction")
+                kind = (action.dest, stores, getattr(action.type, "__name__", action.type),
+                        action.nargs)
                 if flag in seen:
                     assert kind == seen[flag][0], (f"{flag}: {name} {kind} vs "
                                                    f"{seen[flag][1]} {seen[flag][0]}")
