@@ -408,3 +408,15 @@ def test_a_float32_trajectory_and_drift_parting_at_a_late_step_agree_in_float64(
         row = rows[("simple-torch", check)]
         assert row["status"] == "WARN", row["summary"]
         assert "in float64 the same workload follows the reference" in row["summary"]
+
+
+def test_the_progress_lines_name_the_configurations_with_a_false_alarm_so_far(monkeypatch):
+    def rows(seed, index, *, threads=1):
+        return [{"index": index, "passed": index not in (3, 7)}]
+
+    monkeypatch.setattr(R, "config_rows", rows)
+    lines: list[str] = []
+    assert len(R.false_alarms(10, 0, log=lines.append)) == 10
+    assert lines[0] == lines[0].split(";")[0] and "1/10 configurations" in lines[0]
+    assert lines[3].endswith("; 1 with a false alarm so far: 3")
+    assert lines[-1].endswith("; 2 with a false alarm so far: 3, 7")

@@ -148,8 +148,11 @@ def false_alarms(n: int, seed: int, *, threads: int = 1, workers: int = 1,
     def progress(done: int) -> None:
         if log is not None:
             dt = time.perf_counter() - t0
+            alarms = sorted({r["index"] for r in rows if not r["passed"]})
+            so_far = (f"; {len(alarms)} with a false alarm so far: "
+                      f"{', '.join(map(str, alarms[:20]))}" if alarms else "")
             log(f"false alarms: {done}/{n} configurations, {dt:.0f} s "
-                f"({done / dt if dt else 0:.2f}/s)")
+                f"({done / dt if dt else 0:.2f}/s){so_far}")
 
     if workers <= 1:
         for chunk in chunks:
