@@ -54,7 +54,7 @@ class NumericalError(HarnessError, ArithmeticError):
 
     def __init__(self, message: str, *, step: int | None = None, backend: str | None = None,
                  backends: tuple = (), followed: dict | None = None,
-                 grew: dict | None = None):
+                 grew: dict | None = None, stayed: tuple = ()):
         super().__init__(message)
         self.step = step
         self.backend = backend
@@ -64,6 +64,8 @@ class NumericalError(HarnessError, ArithmeticError):
         self.followed = dict(followed or {})
         #: the others whose loss grew a hundredfold but stayed finite: name -> (step, loss)
         self.grew = dict(grew or {})
+        #: the backends and followers trained on alone that stayed finite to the run's end
+        self.stayed = tuple(stayed)
 
 
 class BackendRaised(HarnessError):

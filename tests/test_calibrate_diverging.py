@@ -1,10 +1,12 @@
 """Workloads that diverge, one backend overflowing before the other: calibration's false
 alarms of seed 0 (indices 821, 1330) and a cross-validation whose one witness sampled the
-rounding spread too thinly (1611); a candidate that overflows alone still FAILs."""
+rounding spread too thinly (1611); the reference's float32 run overflowing alone where
+float64 stays finite (3032); a candidate that overflows alone still FAILs."""
 
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace as NS
 
 import pytest
 
@@ -157,4 +159,65 @@ def test_a_run_whose_others_train_normally_after_the_overflow_names_them_finite(
     assert str(err).endswith("training stopped there; trained on alone: 'torch' stayed "
                              "finite to the run's end")
     assert not workload_diverged(err, "torch", "mine")
+    assert err.stayed == ("torch",)
     assert ref.train_step(data.X[:4], data.y[:4]) < 10  # trained on, still sane
+
+
+def test_the_reference_overflowing_alone_in_float32_where_float64_stays_finite_is_a_caution():
+    """Index 3032 (synthetic 5-19-8-53-5 leaky_relu, float64, SGD lr 0.114 momentum 0.9,
+    batch 4): in the float32 drift run torch's loss becomes NaN at step 189 while scratch,
+    the float64 arbiter and every witness stay finite; the float64 run follows torch."""
+    from harness.calibrate import configs as C
+    from harness.calibrate.run import check_config
+    from harness.checks import run_drift
+
+    cfg = C.draw_config(0, 3032)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    config = check_config(C.PAIRS["scratch-torch"], spec, opt,
+                          batch_size=min(cfg["batch_size"], len(data.y)),
+                          epochs=cfg.get("epochs", C.EPOCHS))
+    result = run_drift(config, data)
+    err = result.report.error
+    assert (err.step, err.backends) == (189, ("torch",)) and "scratch" in err.stayed
+    assert result.status == "WARN"
+    assert "torch's float32 overflow is rounding this workload amplifies" in result.summary
+
+
+def _judged(error, first=None, report64=None):
+    """fail_judged_in_float64 on a float32 FAIL stopped by ``error``; ``report64`` the
+    float64 rerun's report."""
+    from harness.checks.float64_rule import fail_judged_in_float64
+    from harness.checks.result import CheckResult, Verdict
+
+    report = NS(error=error, reference="torch", candidate="mine",
+                             first_divergence=first, amplified_step=None, arbiter=True,
+                             dtype="float32")
+    result = CheckResult("drift", [Verdict("drift", "t", "FAIL", "stopped", 0.0)], report)
+    reruns = []
+    fail_judged_in_float64(result, report, lambda: reruns.append(1) or report64)
+    return result, reruns
+
+
+def test_the_reference_overflowing_alone_is_excused_only_where_float64_follows_it():
+    clean = NS(first_divergence=None, error=None, reference="torch")
+    alone = NumericalError("x", step=5, backends=("torch",), stayed=("mine",))
+    result, reruns = _judged(alone, report64=clean)
+    assert result.status == "WARN" and reruns == [1]
+    parted = NS(first_divergence=NS(step=40), error=None, reference="torch")
+    result, _ = _judged(alone, report64=parted)
+    assert result.status == "FAIL" and "in float64 parts at" in result.notes[-1]
+    assert result.fields["training_float64_step"] == 40
+    stopped = NS(first_divergence=None, error=NumericalError("float64 overflow", step=9),
+                 reference="torch")
+    result, _ = _judged(alone, report64=stopped)
+    assert result.status == "FAIL" and "stops too: float64 overflow" in result.notes[-1]
+    # never rerun: the candidate overflowed, grew, parted before, or was not trained on
+    for error, first in [
+            (NumericalError("x", step=5, backends=("mine",), stayed=("torch",)), None),
+            (NumericalError("x", step=5, backends=("torch",), stayed=("mine",),
+                            grew={"mine": (7, 1e5)}), None),
+            (alone, NS(step=3, difference=0.5)),
+            (NumericalError("x", step=5, backends=("torch",)), None)]:
+        result, reruns = _judged(error, first, clean)
+        assert result.status == "FAIL" and reruns == [], error.backends

@@ -30,6 +30,21 @@ def _amplified_fail(result, report) -> bool:
             and math.isfinite(first.difference))
 
 
+def _reference_overflowed_alone(result, report) -> bool:
+    """A float32 FAIL on a numerical failure of the reference alone: its loss became
+    non-finite while the candidate, trained on alone, stayed finite without growing
+    (:mod:`harness.training.follow`), after agreeing until then. A correct float32 copy
+    of an unstable workload can overflow where another does not; whether the candidate
+    is the one that is wrong, float64 judges."""
+    error = getattr(report, "error", None)
+    if result.status != FAIL or error is None or tuple(error.backends) != (report.reference,):
+        return False
+    if report.candidate not in getattr(error, "stayed", ()) or report.candidate in error.grew:
+        return False
+    first = report.first_divergence
+    return first is None or (first.step == error.step and not math.isfinite(first.difference))
+
+
 def _rerun(result, rerun: Callable[[], object]):
     """The float64 trajectory report of ``rerun()``, its first divergence step noted in
     ``result.fields``; None (with a note on ``result``) where it could not run."""
@@ -59,7 +74,7 @@ def judged_in_float64(result, report, rerun: Callable[[], object]):
     """
     if getattr(report, "arbiter", False) is False or getattr(report, "dtype", "") != "float32":
         return result
-    if _amplified_fail(result, report):
+    if _amplified_fail(result, report) or _reference_overflowed_alone(result, report):
         return fail_judged_in_float64(result, report, rerun)
     if result.status != WARN or getattr(report, "amplified_step", None) is None:
         return result
@@ -84,7 +99,11 @@ def fail_judged_in_float64(result, report, rerun: Callable[[], object]):
     rounding, judged again in float64 (:func:`judged_in_float64`; the drift check's too,
     whose float32 run is judged by the float64 arbiter alike): a WARN where the float64
     trajectory follows the reference, the FAIL kept (with the float64 step) where it
-    parts. Any other result is returned as it is."""
+    parts. So is a FAIL on the reference's float32 loss alone becoming non-finite
+    (:func:`_reference_overflowed_alone`): a WARN only where the float64 run follows the
+    reference to its end with every loss finite. Any other result is returned as it is."""
+    if _reference_overflowed_alone(result, report):
+        return _overflow_judged_in_float64(result, report, rerun)
     if not _amplified_fail(result, report):
         return result
     report64 = _rerun(result, rerun)
@@ -100,6 +119,24 @@ def fail_judged_in_float64(result, report, rerun: Callable[[], object]):
         f"{verdict.summary}, where float32 amplifies rounding; in float64 the same workload "
         f"follows the reference within the float64 bound{until}: the float32 difference is "
         f"rounding (run in float64 for a sharp verdict)"))
+    return result
+
+
+def _overflow_judged_in_float64(result, report, rerun: Callable[[], object]):
+    report64 = _rerun(result, rerun)
+    if report64 is None:
+        return result
+    if report64.first_divergence is not None or report64.error is not None:
+        said = (f"parts at {report64.first_divergence}" if report64.error is None
+                else f"stops too: {report64.error}")
+        result.notes.append(f"the same workload in float64 {said}")
+        return result
+    verdict = result.verdicts[0]
+    result.verdicts[0] = replace(verdict, status=WARN, summary=(
+        f"{verdict.summary}; the candidate agreed until then and stayed finite, and in "
+        f"float64 the same workload follows {report64.reference} to the run's end with "
+        f"every loss finite: {report.reference}'s float32 overflow is rounding this "
+        f"workload amplifies, not the candidate (run in float64 for a sharp verdict)"))
     return result
 
 

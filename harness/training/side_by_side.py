@@ -285,18 +285,19 @@ def train_side_by_side(models: Mapping[str, Any], X, y, *, epochs: int, batch_si
 
 
 def _stopped(models, followers, xs, y, schedule, at, bad, losses, followed, firsts):
-    """The :class:`~harness.errors.NumericalError` of a run stopped at ``at`` (step,
-    epoch) on the non-finite losses of ``bad``: every other model and follower still
-    finite trained on alone on the rest of ``schedule`` (:func:`follow_on`), so the error
-    says whether and when the others followed."""
+    """The :class:`~harness.errors.NumericalError` of a run stopped at ``at`` (step, epoch)
+    on the non-finite losses of ``bad``: the others still finite trained on alone on the
+    rest of ``schedule`` (:func:`follow_on`): whether and when they followed."""
     step, epoch = at
     runners = {n: m for n, m in {**models, **followers}.items()
                if n not in bad and math.isfinite({**losses, **followed}[n])}
     after, grew, _ = follow_on(runners, xs, y, ((e, s, i) for e, s, i, _ in schedule), firsts)
     after.update({n: (step, v) for n, v in followed.items() if not math.isfinite(v)})
     stayed = [n for n in models if n not in bad and n not in after]
-    return _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
+    error = _nonfinite_error(step, epoch, bad, losses, after, grew, followed_clause(
         after, grew, stayed, list(followers), firsts))
+    error.stayed = tuple(n for n in runners if n not in after)  # witnesses included
+    return error
 
 
 def _schedule(n: int, batch_size: int, epochs: int, seed: int, shuffle: bool):
