@@ -583,8 +583,10 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, sig):
                 break
         else:
             pytest.fail(f"no training stage; exit code {proc.wait()}")
-        time.sleep(0.3)
-        assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # staged meanwhile
+        deadline = time.monotonic() + 30  # staged meanwhile (later on a loaded machine)
+        while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline and proc.poll() is None, "nothing staged"
+            time.sleep(0.05)
         proc.send_signal(sig)
         rest = proc.stderr.read()
         code = proc.wait(timeout=60)
