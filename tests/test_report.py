@@ -568,6 +568,12 @@ class SlowTorch:
         return Slow(spec, optimizer)
 
 
+def _default_sigint():
+    """SIGINT back to its default in the child: a shell running the tests in the
+    background leaves it ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, sig):
     out = tmp_path / "r"
@@ -576,7 +582,7 @@ def test_a_signal_mid_run_leaves_nothing_behind(tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "report", *SMALL, "--out", str(out), "--backends",
          "scratch,tests.test_report:SlowTorch"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=env)
+        text=True, env=env, preexec_fn=_default_sigint)
     try:
         for line in proc.stderr:  # wait until training is under way
             if line.startswith("[3/"):
