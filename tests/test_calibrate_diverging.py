@@ -167,21 +167,38 @@ def test_the_reference_overflowing_alone_in_float32_where_float64_stays_finite_i
     """Index 3032 (synthetic 5-19-8-53-5 leaky_relu, float64, SGD lr 0.114 momentum 0.9,
     batch 4): in the float32 drift run torch's loss becomes NaN at step 189 while scratch,
     the float64 arbiter and every witness stay finite; the float64 run follows torch."""
-    from harness.calibrate import configs as C
-    from harness.calibrate.run import check_config
-    from harness.checks import run_drift
-
-    cfg = C.draw_config(0, 3032)
-    data = C.dataset_of(cfg)
-    spec, opt = C.specs_of(cfg, data)
-    config = check_config(C.PAIRS["scratch-torch"], spec, opt,
-                          batch_size=min(cfg["batch_size"], len(data.y)),
-                          epochs=cfg.get("epochs", C.EPOCHS))
-    result = run_drift(config, data)
+    result = _drift(3032)
     err = result.report.error
     assert (err.step, err.backends) == (189, ("torch",)) and "scratch" in err.stayed
     assert result.status == "WARN"
     assert "torch's float32 overflow is rounding this workload amplifies" in result.summary
+
+
+def test_the_reference_overflowing_alone_where_float64_diverges_on_both_sides_is_a_caution():
+    """Index 4333 (iris 4-61-5-9-3 leaky_relu, float64, SGD lr 0.295 momentum 0.9, batch
+    4): torch's float32 drift run and one witness reach NaN at step 183, scratch and the
+    float64 arbiter stay finite; in float64 torch and scratch reach NaN together at step
+    41 (the arbiter, started from the float32 weights, took another path)."""
+    result = _drift(4333)
+    err = result.report.error
+    assert (err.step, err.backends) == (183, ("torch",)) and "scratch" in err.stayed
+    assert result.status == "WARN"
+    assert "non-finite loss together in float64 (step 41)" in result.summary
+    assert _status(4333, "drift") == {"scratch-torch": "WARN", "simple-torch": "WARN"}
+
+
+def _drift(index: int):
+    """The scratch-torch drift result of calibration configuration ``index`` (seed 0)."""
+    from harness.calibrate import configs as C
+    from harness.calibrate.run import check_config
+    from harness.checks import run_drift
+
+    cfg = C.draw_config(0, index)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    return run_drift(check_config(C.PAIRS["scratch-torch"], spec, opt,
+                                  batch_size=min(cfg["batch_size"], len(data.y)),
+                                  epochs=cfg.get("epochs", C.EPOCHS)), data)
 
 
 def _judged(error, first=None, report64=None):
@@ -209,9 +226,13 @@ def test_the_reference_overflowing_alone_is_excused_only_where_float64_follows_i
     assert result.status == "FAIL" and "in float64 parts at" in result.notes[-1]
     assert result.fields["training_float64_step"] == 40
     stopped = NS(first_divergence=None, error=NumericalError("float64 overflow", step=9),
-                 reference="torch")
+                 reference="torch", diverged_together=False)
     result, _ = _judged(alone, report64=stopped)
     assert result.status == "FAIL" and "stops too: float64 overflow" in result.notes[-1]
+    together = NS(**{**vars(stopped), "diverged_together": True})
+    result, _ = _judged(alone, report64=together)
+    assert result.status == "WARN"
+    assert "both sides reach a non-finite loss together in float64 (step 9)" in result.summary
     # never rerun: the candidate overflowed, grew, parted before, or was not trained on
     for error, first in [
             (NumericalError("x", step=5, backends=("mine",), stayed=("torch",)), None),

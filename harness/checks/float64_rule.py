@@ -101,7 +101,9 @@ def fail_judged_in_float64(result, report, rerun: Callable[[], object]):
     trajectory follows the reference, the FAIL kept (with the float64 step) where it
     parts. So is a FAIL on the reference's float32 loss alone becoming non-finite
     (:func:`_reference_overflowed_alone`): a WARN only where the float64 run follows the
-    reference to its end with every loss finite. Any other result is returned as it is."""
+    reference to its end with every loss finite, or follows it until both sides' losses
+    become non-finite together (the workload diverges; ``diverged_together``). Any other
+    result is returned as it is."""
     if _reference_overflowed_alone(result, report):
         return _overflow_judged_in_float64(result, report, rerun)
     if not _amplified_fail(result, report):
@@ -126,17 +128,21 @@ def _overflow_judged_in_float64(result, report, rerun: Callable[[], object]):
     report64 = _rerun(result, rerun)
     if report64 is None:
         return result
-    if report64.first_divergence is not None or report64.error is not None:
+    together = report64.error is not None and getattr(report64, "diverged_together", False)
+    if not together and (report64.first_divergence is not None or report64.error is not None):
         said = (f"parts at {report64.first_divergence}" if report64.error is None
                 else f"stops too: {report64.error}")
         result.notes.append(f"the same workload in float64 {said}")
         return result
+    in64 = (f"both sides reach a non-finite loss together in float64 (step "
+            f"{report64.error.step}), having agreed until then" if together else
+            f"in float64 the same workload follows {report64.reference} to the run's end "
+            f"with every loss finite")
     verdict = result.verdicts[0]
     result.verdicts[0] = replace(verdict, status=WARN, summary=(
-        f"{verdict.summary}; the candidate agreed until then and stayed finite, and in "
-        f"float64 the same workload follows {report64.reference} to the run's end with "
-        f"every loss finite: {report.reference}'s float32 overflow is rounding this "
-        f"workload amplifies, not the candidate (run in float64 for a sharp verdict)"))
+        f"{verdict.summary}; the candidate agreed until then and stayed finite, and "
+        f"{in64}: {report.reference}'s float32 overflow is rounding this workload "
+        f"amplifies, not the candidate (run in float64 for a sharp verdict)"))
     return result
 
 
