@@ -17,9 +17,15 @@ that one of these acts, then compares the loss, the gradients and one optimizer 
   the whole gradient norm (the first layer's multiplied by ``s``, the rest unchanged) is
   :data:`LARGE_NORM`, ``s`` at most :data:`MAX_NORM_SCALE`.
 
-Each gradient is judged relative to its own size, with two floors for what is rounding
+Each gradient is judged relative to its own size, with three floors for what is rounding
 and not a latent bug:
 
+* the logits' rounding: a logit near 1000 is stored with an absolute error of
+  ``eps x 1000`` (6e-5 in float32), and a row's softmax probabilities move by that much
+  relative to themselves (the logits near the row's largest are the ones that count),
+  so at large logits each gradient may differ by :data:`LOGIT_ROUNDING` times ``eps``
+  times the largest row maximum's magnitude, of its own size (1e-3 in float32 where
+  that is 1000, 2e-12 in float64);
 * underflow: a difference below the dtype's smallest normal number (``finfo.tiny``,
   2.2e-308 in float64, 1.2e-38 in float32) is allowed: at logits near 1000 a saturated
   sigmoid's gradient is exactly 0 in one model and a subnormal ``exp(-|z|)`` in the
@@ -32,7 +38,7 @@ and not a latent bug:
   against there. A float32 network that cancels (a width-1 layer fed features in the
   hundreds) differs by some 1e-3 of an entry in both places.
 
-The bugs the rows exist for act only under the stress, so neither floor covers them: a
+The bugs the rows exist for act only under the stress, so no floor covers them: a
 softmax without the max shift gives inf or NaN, a guard that zeroes entries below 1e-8
 moves the first layer's gradient by all of its 1e-9 (its unstressed spread, scaled by
 ``s``, is some 1e-6 of that), a clip at norm 5 scales the step by 60.
@@ -51,6 +57,9 @@ from harness.compare.excusal import excusable_after_step, l2_weight_decay
 LARGE_LOGIT = 1000.0
 TINY_GRADIENT = 1e-9
 LARGE_NORM = 300.0
+#: at large logits a gradient may differ by this many times ``eps x`` the largest row
+#: maximum's magnitude, of its own size: the logits' rounding the probabilities carry
+LOGIT_ROUNDING = 8.0
 #: in the scaled probes a gradient may differ by this many times the two models' largest
 #: difference on it at the check's own point (scaled by its size here against there)
 BASE_SPREAD_MULTIPLIER = 8.0
@@ -116,8 +125,9 @@ def _spread_floor(spread: dict | None, key: str, expected) -> float:
 
 def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
            step: bool, judge_loss: bool = True, notes: list | None = None,
-           spread: dict | None = None) -> Comparison:
-    """Both models at ``params`` on ``(x, y)``: loss, gradients, (one step); one row."""
+           spread: dict | None = None, relative_floor: float = 0.0) -> Comparison:
+    """Both models at ``params`` on ``(x, y)``: loss, gradients, (one step); one row.
+    Each gradient may differ by ``relative_floor`` times its own size."""
     from harness.model.masks import held_masks
 
     reference.set_params(params)
@@ -137,7 +147,7 @@ def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
                      for v in g_r.values())
         for k, v in g_r.items():
             got = g_c.get(k, np.full(1, np.nan))
-            floor = _spread_floor(spread, k, v)
+            floor = max(_spread_floor(spread, k, v), relative_floor * _size(v))
             rows.append(compare(f"{name} grads['{k}']", got, v, rtol=tol["rtol"],
                                 atol=_atol(tol["atol"] * family * max(1.0, _size(v)),
                                            floor, v, _size(v)))
@@ -237,6 +247,7 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
         return []
     dtype = np.asarray(params["W0"]).dtype
     rows = []
+    reference.set_params(params)  # the check's point, not where its last step left it
     logits = np.asarray(reference.forward(x), dtype=np.float64)  # evaluation: no masks
     # the largest logit (a positive one where there is one: exp overflows upwards)
     top = float(logits.max())
@@ -245,8 +256,11 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
     big = dict(params)
     big[f"W{last}"] = (params[f"W{last}"] * c).astype(dtype)
     big[f"b{last}"] = (params[f"b{last}"] * c).astype(dtype)
+    # what each row's probabilities carry: the rounding of the logits near its largest
+    rounding = LOGIT_ROUNDING * float(np.finfo(dtype).eps) * c * float(
+        np.abs(logits.max(axis=1)).max())
     rows.append(_probe(reference, candidate, x, y, big, tol, "stress: logits near 1000",
-                       step=False, judge_loss=False, notes=notes))
+                       step=False, judge_loss=False, notes=notes, relative_floor=rounding))
     from harness.model.masks import held_masks
 
     reference.set_params(params)
