@@ -12,6 +12,12 @@ same configurations.
   1e-3, 3-28-2-45-2 relu): at logits near 1000 a gradient differs by 2e-5 (5299's first
   layer, through its width-1 layer) and 1.4e-4 (5364's last bias) of its size: the
   logits' own rounding (eps x 1000 = 1.2e-4 in float32), allowed 8 times over.
+* 6832 (float64, breast_cancer 30-3-2 gelu): at logits near 1000 every row is classified
+  right and saturated, the last bias's gradient (5.7e-12) is what is left of ``p - 1``
+  and differs by 7e-18 (1e-6 of itself): cancellation, allowed as the logits' rounding
+  times the gradient's size at the check's own point.
+* Before, the large-logit probe read the logits after the check's last step: on 5364 it
+  reached 60, not 1000, and a softmax without the max shift passed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from harness.model.specs import OptimizerSpec
 from tests.broken_backends import HookedMLP
 
 PINNED = [(1366, "scratch-torch"), (1369, "simple-torch"), (5299, "scratch-torch"),
-          (5299, "simple-torch"), (5364, "scratch-torch"), (5364, "simple-torch")]
+          (5299, "simple-torch"), (5364, "scratch-torch"), (5364, "simple-torch"),
+          (6832, "scratch-torch"), (6832, "simple-torch")]
 
 
 def _drawn(index):
@@ -58,6 +65,7 @@ def test_a_correct_pair_passes_the_stress_rows_of_the_configuration(index, pair)
     (1369, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
     (5299, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
     (5364, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
+    (6832, "NaiveSoftmax", "stress: logits near 1000", "without the max shift overflows"),
     (1366, "ZeroesTinyGradients", "stress: gradients near 1e-9", "zeroes small gradients"),
     (1369, "ZeroesTinyGradients", "stress: gradients near 1e-9", "zeroes small gradients"),
     (1366, "ClipsGradientNorm", "stress: gradient norm in the hundreds",
@@ -83,7 +91,7 @@ class OffAtLargeLogits(HookedMLP):
         return (p * 1.003 if np.abs(logits).max() > 100 else p), logp
 
 
-@pytest.mark.parametrize("index", [5299, 5364])
+@pytest.mark.parametrize("index", [5299, 5364, 6832])
 def test_an_error_of_three_in_a_thousand_at_large_logits_is_beyond_their_rounding(index):
     _, data, spec, _ = _drawn(index)
     config = CheckConfig(("torch", "tests.test_calibrate_stress:OffAtLargeLogits"), spec,

@@ -17,7 +17,7 @@ that one of these acts, then compares the loss, the gradients and one optimizer 
   the whole gradient norm (the first layer's multiplied by ``s``, the rest unchanged) is
   :data:`LARGE_NORM`, ``s`` at most :data:`MAX_NORM_SCALE`.
 
-Each gradient is judged relative to its own size, with three floors for what is rounding
+Each gradient is judged relative to its own size, with four floors for what is rounding
 and not a latent bug:
 
 * the logits' rounding: a logit near 1000 is stored with an absolute error of
@@ -26,6 +26,9 @@ and not a latent bug:
   so at large logits each gradient may differ by :data:`LOGIT_ROUNDING` times ``eps``
   times the largest row maximum's magnitude, of its own size (1e-3 in float32 where
   that is 1000, 2e-12 in float64);
+* cancellation at large logits: where a probability saturates near 1, ``p - y`` is
+  all rounding, so each gradient may also differ by that rounding times the size it has
+  at the check's own point (times the scale for layers below the last);
 * underflow: a difference below the dtype's smallest normal number (``finfo.tiny``,
   2.2e-308 in float64, 1.2e-38 in float32) is allowed: at logits near 1000 a saturated
   sigmoid's gradient is exactly 0 in one model and a subnormal ``exp(-|z|)`` in the
@@ -125,9 +128,11 @@ def _spread_floor(spread: dict | None, key: str, expected) -> float:
 
 def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
            step: bool, judge_loss: bool = True, notes: list | None = None,
-           spread: dict | None = None, relative_floor: float = 0.0) -> Comparison:
+           spread: dict | None = None, relative_floor: float = 0.0,
+           floors: dict | None = None) -> Comparison:
     """Both models at ``params`` on ``(x, y)``: loss, gradients, (one step); one row.
-    Each gradient may differ by ``relative_floor`` times its own size."""
+    Each gradient may differ by ``relative_floor`` times its own size, and by
+    ``floors[key]``."""
     from harness.model.masks import held_masks
 
     reference.set_params(params)
@@ -147,7 +152,8 @@ def _probe(reference, candidate, x, y, params: dict, tol: dict, name: str,
                      for v in g_r.values())
         for k, v in g_r.items():
             got = g_c.get(k, np.full(1, np.nan))
-            floor = max(_spread_floor(spread, k, v), relative_floor * _size(v))
+            floor = max(_spread_floor(spread, k, v), relative_floor * _size(v),
+                        (floors or {}).get(k, 0.0))
             rows.append(compare(f"{name} grads['{k}']", got, v, rtol=tol["rtol"],
                                 atol=_atol(tol["atol"] * family * max(1.0, _size(v)),
                                            floor, v, _size(v)))
@@ -235,6 +241,15 @@ def _norm_scale(grads, norm: float) -> float:
     return min(float(np.sqrt((LARGE_NORM ** 2 - rest) / w0)), MAX_NORM_SCALE)
 
 
+def _cancelling(grads: dict, rounding: float, c: float, last: int) -> dict:
+    """Absolute floors at large logits: ``p - y`` cancels where a probability saturates
+    near 1 (its rounding, ``eps``, is then all of it), so each gradient may differ by
+    ``rounding`` times the size it has at unsaturated logits: its size at the check's
+    point, times ``c`` below the last layer (whose scaled weights carry ``c`` down)."""
+    return {k: rounding * _size(v) * (1.0 if k in (f"W{last}", f"b{last}") else c)
+            for k, v in grads.items()}
+
+
 def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
                 notes: list | None = None) -> list[Comparison]:
     """The three stress rows (module docstring); [] for a network whose parameters are
@@ -256,18 +271,18 @@ def stress_rows(reference, candidate, x, y, params: dict, tol: dict,
     big = dict(params)
     big[f"W{last}"] = (params[f"W{last}"] * c).astype(dtype)
     big[f"b{last}"] = (params[f"b{last}"] * c).astype(dtype)
-    # what each row's probabilities carry: the rounding of the logits near its largest
-    rounding = LOGIT_ROUNDING * float(np.finfo(dtype).eps) * c * float(
-        np.abs(logits.max(axis=1)).max())
-    rows.append(_probe(reference, candidate, x, y, big, tol, "stress: logits near 1000",
-                       step=False, judge_loss=False, notes=notes, relative_floor=rounding))
     from harness.model.masks import held_masks
 
-    reference.set_params(params)
     candidate.set_params(params)
     with held_masks(reference), held_masks(candidate):  # a look: the masks stay in step
         _, grads = reference.loss_and_grads(x, y)
         _, grads_c = candidate.loss_and_grads(x, y)
+    # what each row's probabilities carry: the rounding of the logits near its largest
+    rounding = LOGIT_ROUNDING * float(np.finfo(dtype).eps) * c * float(
+        np.abs(logits.max(axis=1)).max())
+    rows.append(_probe(reference, candidate, x, y, big, tol, "stress: logits near 1000",
+                       step=False, judge_loss=False, notes=notes, relative_floor=rounding,
+                       floors=_cancelling(grads, rounding, c, last)))
     spread = _spread(grads_c, grads)
     g0 = float(np.abs(np.asarray(grads["W0"], dtype=np.float64)).max())
     norm = float(np.sqrt(sum(float(np.vdot(v, v)) for v in grads.values())))
