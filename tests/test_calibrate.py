@@ -420,3 +420,22 @@ def test_the_progress_lines_name_the_configurations_with_a_false_alarm_so_far(mo
     assert lines[0] == lines[0].split(";")[0] and "1/10 configurations" in lines[0]
     assert lines[3].endswith("; 1 with a false alarm so far: 3")
     assert lines[-1].endswith("; 2 with a false alarm so far: 3, 7")
+
+
+@pytest.mark.parametrize("pair", ["scratch-torch", "simple-torch"])
+def test_one_relu_unit_on_its_kink_in_a_three_entry_bias_is_not_too_many(pair):
+    # configuration 6709 of seed 0 (breast cancer 30-5-3-2 relu, float64, half squared
+    # error): one of b1's 3 entries sits on a kink, a third of the parameter; the cap on
+    # the kinks' share leaves one kink allowed, so b1 is verified, not NOT CHECKED
+    from harness.calibrate import configs as C
+
+    cfg = C.draw_config(0, 6709)
+    data = C.dataset_of(cfg)
+    spec, opt = C.specs_of(cfg, data)
+    backends = C.PAIRS[pair]
+    config = R.check_config(backends, spec, opt, batch_size=min(cfg["batch_size"], len(data.y)))
+    result = R._run("gradcheck", config, data, None if pair == "scratch-torch"
+                    else (backends[1],))
+    assert result.status == "PASS", result.summary
+    b1 = [p for report in result.report.values() for p in report.params if p.name == "b1"]
+    assert any(p.kinks == 1 and p.checked == 3 for p in b1), [(p.kinks, p.checked) for p in b1]

@@ -135,3 +135,6 @@ def test_more_than_a_quarter_skipped_as_kinks_is_not_checked():
     capped = ParamCheck("W0", (4, 8), 32, checked=8, kinks=3)
     assert capped.too_many_kinks and capped.verdict == "NOT CHECKED"
     assert ParamCheck("W0", (4, 8), 32, checked=8, kinks=3, failed=1).verdict == "FAIL"
+    # one kink is always allowed (a 3-entry bias with one relu unit on its kink)
+    assert ParamCheck("b1", (3,), 3, checked=3, kinks=1).verdict == "PASS"
+    assert ParamCheck("b1", (3,), 3, checked=3, kinks=2).verdict == "NOT CHECKED"
