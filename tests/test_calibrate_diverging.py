@@ -242,3 +242,21 @@ def test_the_reference_overflowing_alone_is_excused_only_where_float64_follows_i
             (NumericalError("x", step=5, backends=("torch",)), None)]:
         result, reruns = _judged(error, first, clean)
         assert result.status == "FAIL" and reruns == [], error.backends
+
+
+def test_a_cv_two_predictions_off_where_the_furthest_of_four_witnesses_is_one_off_is_a_caution():
+    """Index 5557 (synthetic 23-3-8-6 tanh, float64, SGD lr 0.264 momentum 0.9, batch 4,
+    chance-level accuracy): the simple class matches torch on 118 of 120 predictions, the
+    furthest of four witnesses on 119; both below 100% show the workload's spread."""
+    assert _status(5557, "cv") == {"scratch-torch": "PASS", "simple-torch": "WARN"}
+    row = next(r for r in _rows(5557) if r["check"] == "cv" and r["pair"] == "simple-torch")
+    assert "correct runs disagree as much" in row["summary"]
+
+
+def test_a_cv_below_the_minimum_where_four_witnesses_match_exactly_still_fails():
+    from harness.checks.run import _cv_against_witness
+
+    # the furthest witness at 100%: one prediction of slack, so two off is a FAIL
+    assert _cv_against_witness(118 / 120, 1.0, 120, "s", "torch", 4)[0] == "FAIL"
+    assert _cv_against_witness(118 / 120, 119 / 120, 120, "s", "torch", 4)[0] == "WARN"
+    assert _cv_against_witness(110 / 120, 119 / 120, 120, "s", "torch", 4)[0] == "FAIL"
