@@ -392,10 +392,14 @@ def test_the_float32_steps_and_stress_rows_the_first_calibration_failed_now_pass
 
 def test_a_float32_cv_that_agrees_in_float64_is_a_caution():
     # configuration 466 of seed 0: the independent class agrees with torch on 118 of 120
-    # float32 predictions (a witness of torch on 99% or more), on all of them in float64
+    # float32 predictions (a witness of torch on 99% or more), on all of them in float64;
+    # since four witnesses that part from torch at all judge it, their spread excuses it
+    # before float64 is asked
     cv = {r["pair"]: r for r in R.config_rows(0, 466) if r["check"] == "cv"}
     assert cv["simple-torch"]["status"] == "WARN"
-    assert "in float64 the same folds agree on 100.00%" in cv["simple-torch"]["summary"]
+    summary = cv["simple-torch"]["summary"]
+    assert "118 of 120 validation predictions identical" in summary
+    assert "but correct runs disagree as much" in summary, summary
 
 
 def test_a_float32_trajectory_and_drift_parting_at_a_late_step_agree_in_float64():
