@@ -415,7 +415,7 @@ def test_a_float32_trajectory_and_drift_parting_at_a_late_step_agree_in_float64(
 
 
 def test_the_progress_lines_name_the_configurations_with_a_false_alarm_so_far(monkeypatch):
-    def rows(seed, index, *, threads=1):
+    def rows(seed, index, *, threads=1, checks=()):
         return [{"index": index, "passed": index not in (3, 7)}]
 
     monkeypatch.setattr(R, "config_rows", rows)
@@ -444,3 +444,22 @@ def test_one_relu_unit_on_its_kink_in_a_three_entry_bias_is_not_too_many(pair):
     reports = result.report.values() if isinstance(result.report, dict) else [result.report]
     b1 = [p for report in reports for p in report.params if p.name == "b1"]
     assert any(p.kinks == 1 and p.checked == 3 for p in b1), [(p.kinks, p.checked) for p in b1]
+
+
+def test_calibrate_runs_the_configurations_through_the_checks_asked(tmp_path, capsys):
+    from harness.cli import main
+
+    out = tmp_path / "c"
+    assert main(["calibrate", "--quick", "--configs", "3", "--checks", "equivalence,cv",
+                 "--quiet", "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "false_alarms.csv")
+    assert sorted(set(rows["check"])) == ["cv", "equivalence"] and len(rows) == 3 * 2 * 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checks"] == ["equivalence", "cv"]
+    assert "--checks equivalence,cv" in summary["command"]
+    capsys.readouterr()
+    assert main(["calibrate", "--quick", "--checks", "equivalence,speed", "--out",
+                 str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "`--checks` names one of equivalence, gradcheck, training, drift, cv, got 'speed'" \
+        in err and not (tmp_path / "d").exists()

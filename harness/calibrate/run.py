@@ -94,8 +94,9 @@ def _first_words(text: str | None, n: int = 500) -> str:
 
 
 # ------------------------------------------------------------------ (a) false alarms
-def config_rows(seed: int, index: int, *, threads: int = 1) -> list[dict[str, Any]]:
-    """Every (pair, check) row of configuration ``index`` (never raises)."""
+def config_rows(seed: int, index: int, *, threads: int = 1,
+                checks: tuple[str, ...] = C.CHECKS) -> list[dict[str, Any]]:
+    """Every (pair, check) row of configuration ``index``, for ``checks`` (never raises)."""
     cfg = C.draw_config(seed, index)
     base = {"index": index, **{k: v for k, v in cfg.items() if k != "index"}}
     base["hidden"] = "-".join(map(str, cfg["hidden"]))
@@ -107,12 +108,12 @@ def config_rows(seed: int, index: int, *, threads: int = 1) -> list[dict[str, An
     except Exception as exc:  # noqa: BLE001 - a configuration the harness refused
         return [{**base, "pair": pair, "check": check, "status": "ERROR", "passed": False,
                  "seconds": 0.0, "summary": _first_words(f"{type(exc).__name__}: {exc}")}
-                for pair in C.PAIRS for check in C.CHECKS]
+                for pair in C.PAIRS for check in checks]
     base["dims"] = "-".join(map(str, spec.dims))
     for pair, backends in C.PAIRS.items():
         config = check_config(backends, spec, opt, threads=threads, batch_size=batch,
                               epochs=cfg.get("epochs", C.EPOCHS))
-        for check in C.CHECKS:
+        for check in checks:
             names = None if pair == "scratch-torch" else (backends[1],)
             t0 = time.perf_counter()
             try:
@@ -133,13 +134,16 @@ def config_rows(seed: int, index: int, *, threads: int = 1) -> list[dict[str, An
 
 
 def _chunk(args) -> list[dict[str, Any]]:
-    seed, indices, threads = args
-    return [row for i in indices for row in config_rows(seed, i, threads=threads)]
+    seed, indices, threads, checks = args
+    return [row for i in indices
+            for row in config_rows(seed, i, threads=threads, checks=checks)]
 
 
 def false_alarms(n: int, seed: int, *, threads: int = 1, workers: int = 1,
-                 log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """The rows of ``n`` random correct configurations (``workers`` processes)."""
+                 log: Callable[[str], None] | None = None,
+                 checks: tuple[str, ...] = C.CHECKS) -> list[dict[str, Any]]:
+    """The rows of ``n`` random correct configurations (``workers`` processes) through
+    ``checks``."""
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     step = max(1, min(50, n // 20 or 1))
@@ -156,7 +160,7 @@ def false_alarms(n: int, seed: int, *, threads: int = 1, workers: int = 1,
 
     if workers <= 1:
         for chunk in chunks:
-            rows.extend(_chunk((seed, chunk, threads)))
+            rows.extend(_chunk((seed, chunk, threads, checks)))
             progress(chunk[-1] + 1)
     else:
         from concurrent.futures import ProcessPoolExecutor
@@ -164,7 +168,7 @@ def false_alarms(n: int, seed: int, *, threads: int = 1, workers: int = 1,
         done = 0
         with ProcessPoolExecutor(workers) as pool:
             for chunk, part in zip(chunks, pool.map(
-                    _chunk, [(seed, c, threads) for c in chunks])):
+                    _chunk, [(seed, c, threads, checks) for c in chunks])):
                 rows.extend(part)
                 done += len(chunk)
                 progress(done)

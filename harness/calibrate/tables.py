@@ -215,16 +215,19 @@ def _missed(g: pd.DataFrame, dtype: str, expect: str) -> str | None:
 
 def calibrate(configs: int, seed: int, *, quick: bool = False, threads: int = 1,
               workers: int = 1, command: str = "", bugs: Sequence | None = None,
-              log: Callable[[str], None] | None = None) -> Calibration:
-    """Run the three parts; ``quick``: the catalogue on one case, a coarse bisection."""
+              log: Callable[[str], None] | None = None,
+              checks: Sequence[str] = CHECKS) -> Calibration:
+    """Run the three parts; ``quick``: the catalogue on one case, a coarse bisection;
+    ``checks``: those the configurations go through."""
     settings = {"seed": seed, "configs": configs, "quick": quick, "threads": threads,
                 "workers": workers, "command": command,
-                "pairs": {k: list(v) for k, v in PAIRS.items()}, "checks": list(CHECKS),
+                "pairs": {k: list(v) for k, v in PAIRS.items()}, "checks": list(checks),
                 "cases": [list(c[:1]) + ["-".join(map(str, c[1]))]
                           for c in (R.CASES[:1] if quick else R.CASES)]}
     seconds = {}
     t0 = time.perf_counter()
-    fa = R.false_alarms(configs, seed, threads=threads, workers=workers, log=log)
+    fa = R.false_alarms(configs, seed, threads=threads, workers=workers, log=log,
+                        checks=tuple(checks))
     seconds["false_alarms"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     det = R.detections(CATALOGUE if bugs is None else bugs,

@@ -31,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"a short run: {QUICK_CONFIGS} configurations, the catalogue on one "
                         f"small network, a coarser bisection")
+    p.add_argument("--checks", type=common.csv_names, default=None, metavar="NAMES",
+                   help="the checks the configurations go through, comma-separated: "
+                        "equivalence, gradcheck, training, drift, cv (default: all five; "
+                        "the catalogue always runs whole)")
     common.add_threads_arg(p, default_help="1")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes for the false-alarm configurations (default: 1)")
@@ -54,6 +58,7 @@ def run(args) -> int:
     check_int("seed", args.seed, 0, one_rule=True)
     args.workers = 1 if args.workers is None else args.workers
     check_int("workers", args.workers, 1, one_rule=True)
+    checks = _checks(args.checks)
     threads = common.validate_threads(args) or 1
     out = args.out or f"reports/calibrate-{datetime.now():%Y%m%d-%H%M%S}"
     command = "nn-harness calibrate " + shlex.join(_argv(args, configs, out))
@@ -71,7 +76,8 @@ def run(args) -> int:
                               what="calibration") as folder:
         with limit_threads(threads):
             result = calibrate(configs, args.seed, quick=args.quick, threads=threads,
-                               workers=args.workers, command=command, log=log)
+                               workers=args.workers, command=command, log=log,
+                               checks=checks)
         result.write(folder)
     if args.json:
         output.print_json({**result.summary(), "out": out})
@@ -89,4 +95,17 @@ def _argv(args, configs: int, out: str) -> list[str]:
         argv += ["--threads", str(args.threads)]
     if args.workers != 1:
         argv += ["--workers", str(args.workers)]
+    if args.checks:
+        argv += ["--checks", ",".join(args.checks)]
     return argv + ["--out", out]
+
+
+def _checks(names) -> tuple[str, ...]:
+    """The ``--checks`` asked for (all five by default), each one of them."""
+    from harness.calibrate.configs import CHECKS
+    from harness.errors import ConfigError
+
+    for name in names or ():
+        if name not in CHECKS:
+            raise ConfigError(f"`--checks` names one of {', '.join(CHECKS)}, got {name!r}")
+    return tuple(names) if names else CHECKS
