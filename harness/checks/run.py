@@ -462,8 +462,7 @@ def run_cv(config: CheckConfig, data, *, quiet: bool = True,
         if not passed and witnessed is not None and witnessed >= config.min_agreement and (
                 witnesses < CV_WITNESSES_ON_FAIL):
             return _cv_with_more_witnesses(config, data, quiet, witnessed)
-        if not passed and witnessed is not None and (witnessed < config.min_agreement or (
-                witnesses >= CV_WITNESSES_ON_FAIL and witnessed < 1)):  # _cv_against_witness
+        if not passed and _witnesses_part(witnessed, witnesses, config.min_agreement):
             status, summary = _cv_against_witness(agreement, witnessed, n, summary,
                                                   config.backends[0], witnesses)
             if status == FAIL and witnesses < CV_WITNESSES_ON_FAIL:  # one witness is thin
@@ -518,13 +517,21 @@ def _cv_with_more_witnesses(config: CheckConfig, data, quiet: bool,
     return result
 
 
+def _witnesses_part(witnessed: float | None, witnesses: int, minimum: float) -> bool:
+    """Whether the witnesses' spread judges a CV below the minimum: a witness below it
+    too, or the furthest of :data:`CV_WITNESSES_ON_FAIL` parting from the reference on
+    any prediction."""
+    return witnessed is not None and (witnessed < minimum or (
+        witnesses >= CV_WITNESSES_ON_FAIL and witnessed < 1))
+
+
 def _cv_against_witness(agreement: float, witnessed: float, n: int, summary: str,
                         reference: str, witnesses: int = 1) -> tuple[str, str]:
     """The rule of a CV below the minimum on a workload where a witness is below it too,
     or where the furthest of :data:`CV_WITNESSES_ON_FAIL` parts from the reference at all
-    (calibration index 5557: it one prediction of 120 off, the candidate two): WARN when
-    the candidate disagrees with the reference about as often as the witness does (within
-    :func:`cv_witness_allowance`), FAIL when clearly more often."""
+    (calibration index 5557: that witness one prediction of 120 off, the candidate
+    two): WARN when the candidate disagrees with the reference about as often as the
+    witness does (within :func:`cv_witness_allowance`), FAIL when clearly more often."""
     allowed = cv_witness_allowance(witnessed, n)
     who = ("a witness" if witnesses == 1
            else f"the witnesses, on each fold the furthest of {witnesses},")
